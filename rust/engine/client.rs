@@ -1,0 +1,273 @@
+//! Client configuration and the SDK client behind it (rebuilt in a forked child).
+
+use crate::engine::error::{Error, ErrorKind, Result};
+use aws_config::{BehaviorVersion, Region};
+use aws_credential_types::Credentials;
+use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use std::sync::{Arc, Mutex};
+use tokio::sync::Semaphore;
+
+/// Default part size for ranged GETs: AWS's transfer manager uses 5-8 MiB parts.
+/// Provisional until the benchmark issue measures it on real servers.
+pub const DEFAULT_PART_SIZE: u64 = 8 * 1024 * 1024;
+/// Default bound on HTTP requests in flight per client.
+pub const DEFAULT_MAX_CONCURRENCY: usize = 16;
+/// S3 answers a region-less client from us-east-1, as boto3 assumes.
+const FALLBACK_REGION: &str = "us-east-1";
+
+/// How bucket names go into request URLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PathStyle {
+    /// Virtual-hosted on AWS; path-style when the endpoint is an IP address or localhost,
+    /// where `bucket.host` cannot resolve.
+    #[default]
+    Auto,
+    VirtualHosted,
+    Path,
+}
+
+/// Everything a client is built from. Unset fields come from the AWS environment
+/// (env vars, shared config/credentials files, profiles, web identity, IMDS).
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    pub endpoint_url: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+    pub profile: Option<String>,
+    /// Send unsigned requests (public buckets).
+    pub anonymous: bool,
+    pub path_style: PathStyle,
+    /// Requests in flight per client; 0 means [`DEFAULT_MAX_CONCURRENCY`].
+    pub max_concurrency: usize,
+    /// Bytes per ranged GET; 0 means [`DEFAULT_PART_SIZE`].
+    pub part_size: u64,
+}
+
+impl ClientOptions {
+    fn validate(&self) -> Result<()> {
+        if self.access_key_id.is_some() != self.secret_access_key.is_some() {
+            return Err(Error::invalid(
+                "access_key_id and secret_access_key must be given together",
+            ));
+        }
+        if self.session_token.is_some() && self.access_key_id.is_none() {
+            return Err(Error::invalid("session_token needs access_key_id and secret_access_key"));
+        }
+        if self.anonymous && self.access_key_id.is_some() {
+            return Err(Error::invalid("anonymous=true conflicts with explicit credentials"));
+        }
+        if let Some(url) = &self.endpoint_url {
+            endpoint_host(url)?;
+        }
+        Ok(())
+    }
+
+    /// The endpoint that decides automatic path-style: explicit, else the env vars
+    /// boto3 and the AWS SDKs read.
+    fn effective_endpoint(&self) -> Option<String> {
+        if self.endpoint_url.is_some() {
+            return self.endpoint_url.clone();
+        }
+        let ignore = std::env::var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+            .map(|v| v.eq_ignore_ascii_case("true"))
+            .unwrap_or(false);
+        if ignore {
+            return None;
+        }
+        ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+            .iter()
+            .filter_map(|name| std::env::var(name).ok())
+            .find(|v| !v.is_empty())
+    }
+
+    fn use_path_style(&self) -> bool {
+        match self.path_style {
+            PathStyle::Path => true,
+            PathStyle::VirtualHosted => false,
+            PathStyle::Auto => self
+                .effective_endpoint()
+                .and_then(|url| endpoint_host(&url).ok())
+                .map(|host| host_needs_path_style(&host))
+                .unwrap_or(false),
+        }
+    }
+}
+
+fn endpoint_host(url: &str) -> Result<String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| Error::invalid(format!("endpoint_url {url:?} is not a URL: {e}")))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(host)) => Ok(host.to_string()),
+        _ => Err(Error::invalid(format!(
+            "endpoint_url {url:?} must look like http(s)://host[:port]"
+        ))),
+    }
+}
+
+fn host_needs_path_style(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.parse::<std::net::IpAddr>().is_ok()
+        || bare.eq_ignore_ascii_case("localhost")
+        || bare.to_ascii_lowercase().ends_with(".localhost")
+}
+
+/// The per-process state of a client: SDK client, connection pool, request budget.
+#[derive(Clone)]
+pub(crate) struct Session {
+    pub s3: aws_sdk_s3::Client,
+    /// Bounds requests in flight across every call sharing this client.
+    pub permits: Arc<Semaphore>,
+}
+
+/// An S3 client. Safe to share across threads; calls may run concurrently.
+pub struct Client {
+    options: ClientOptions,
+    part_size: u64,
+    max_concurrency: usize,
+    /// (pid that built it, session). A forked child rebuilds: pooled connections and the
+    /// semaphore's state belong to the parent.
+    session: Mutex<Option<(u32, Session)>>,
+}
+
+impl Client {
+    /// Build a client. Resolves configuration now (blocking on the shared runtime), so bad
+    /// options fail here; credentials themselves are fetched lazily on first request.
+    pub fn new(options: ClientOptions) -> Result<Arc<Client>> {
+        options.validate()?;
+        let client = Client {
+            part_size: if options.part_size == 0 { DEFAULT_PART_SIZE } else { options.part_size },
+            max_concurrency: if options.max_concurrency == 0 {
+                DEFAULT_MAX_CONCURRENCY
+            } else {
+                options.max_concurrency
+            },
+            options,
+            session: Mutex::new(None),
+        };
+        crate::engine::runtime::block_on(client.session())?;
+        Ok(Arc::new(client))
+    }
+
+    pub fn part_size(&self) -> u64 {
+        self.part_size
+    }
+
+    pub fn max_concurrency(&self) -> usize {
+        self.max_concurrency
+    }
+
+    pub fn path_style(&self) -> bool {
+        self.options.use_path_style()
+    }
+
+    /// The session for this process, built on first use and again after fork().
+    pub(crate) async fn session(&self) -> Result<Session> {
+        let pid = std::process::id();
+        {
+            let mut slot = self.session.lock().unwrap_or_else(|p| p.into_inner());
+            match slot.take() {
+                Some((owner, s)) if owner == pid => {
+                    *slot = Some((owner, s.clone()));
+                    return Ok(s);
+                }
+                // Inherited across fork(): leak it, its sockets are the parent's.
+                Some(inherited) => std::mem::forget(inherited),
+                None => {}
+            }
+        }
+        let fresh = self.build_session().await?;
+        let mut slot = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some((pid, fresh.clone()));
+        }
+        Ok(slot.as_ref().map(|(_, s)| s.clone()).unwrap_or(fresh))
+    }
+
+    async fn build_session(&self) -> Result<Session> {
+        let o = &self.options;
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+            .build_https();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http)
+            // Checksums only where S3 requires them: a CRC over every byte would cost more
+            // CPU than the copy itself, and ranged GETs carry no full-object checksum anyway.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        if let Some(profile) = &o.profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(region) = &o.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(url) = &o.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        if o.anonymous {
+            loader = loader.no_credentials();
+        } else if let (Some(ak), Some(sk)) = (&o.access_key_id, &o.secret_access_key) {
+            let creds = Credentials::new(ak, sk, o.session_token.clone(), None, "pyfasts3");
+            loader = loader.credentials_provider(creds);
+        }
+        let sdk = loader.load().await;
+        let region = sdk
+            .region()
+            .cloned()
+            .unwrap_or_else(|| Region::new(FALLBACK_REGION));
+        let conf = aws_sdk_s3::config::Builder::from(&sdk)
+            .region(region)
+            .force_path_style(o.use_path_style())
+            .build();
+        if self.max_concurrency > Semaphore::MAX_PERMITS {
+            return Err(Error::new(ErrorKind::InvalidArgument, "max_concurrency is too large"));
+        }
+        Ok(Session {
+            s3: aws_sdk_s3::Client::from_conf(conf),
+            permits: Arc::new(Semaphore::new(self.max_concurrency)),
+        })
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let slot = self.session.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let Some((owner, session)) = slot.take() {
+            if owner != std::process::id() {
+                // Inherited across fork(): the parent's sockets and runtime, not ours to tear down.
+                std::mem::forget(session);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_style_is_automatic_for_ip_and_localhost() {
+        assert!(host_needs_path_style("127.0.0.1"));
+        assert!(host_needs_path_style("[::1]"));
+        assert!(host_needs_path_style("localhost"));
+        assert!(host_needs_path_style("s3.localhost"));
+        assert!(!host_needs_path_style("s3.us-east-1.amazonaws.com"));
+        assert!(!host_needs_path_style("minio.example.com"));
+    }
+
+    #[test]
+    fn endpoint_must_be_http_url() {
+        assert_eq!(endpoint_host("http://127.0.0.1:9000").unwrap(), "127.0.0.1");
+        assert!(endpoint_host("127.0.0.1:9000").is_err());
+        assert!(endpoint_host("ftp://host").is_err());
+    }
+
+    #[test]
+    fn half_credentials_are_rejected() {
+        let o = ClientOptions { access_key_id: Some("a".into()), ..Default::default() };
+        assert_eq!(o.validate().unwrap_err().kind, ErrorKind::InvalidArgument);
+    }
+}

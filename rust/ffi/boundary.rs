@@ -1,0 +1,161 @@
+//! The panic boundary, the calling thread's last error, and checked pointer conversions.
+
+use crate::engine::{Error, ErrorKind};
+use crate::ffi::status::fasts3_status;
+use std::cell::RefCell;
+use std::ffi::{c_char, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// A failed call: the status to return plus the error to record for this thread.
+pub struct Failure {
+    pub status: fasts3_status,
+    pub error: Error,
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure { status: error.kind.into(), error }
+    }
+}
+
+impl Failure {
+    pub fn null(name: &str) -> Self {
+        Failure {
+            status: fasts3_status::FASTS3_NULL_POINTER,
+            error: Error::invalid(format!("{name} is NULL")),
+        }
+    }
+}
+
+pub type FfiResult<T> = Result<T, Failure>;
+
+struct LastError {
+    message: CString,
+    code: CString,
+    http_status: u16,
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<LastError> = RefCell::new(LastError {
+        message: CString::default(),
+        code: CString::default(),
+        http_status: 0,
+    });
+}
+
+fn to_cstring(s: &str) -> CString {
+    CString::new(s.replace('\0', "\\0")).unwrap_or_default()
+}
+
+pub(crate) fn set_last_error(error: &Error) {
+    LAST_ERROR.with(|slot| {
+        *slot.borrow_mut() = LastError {
+            message: to_cstring(&error.message),
+            code: to_cstring(&error.code),
+            http_status: error.http_status,
+        }
+    });
+}
+
+fn clear_last_error() {
+    LAST_ERROR.with(|slot| {
+        let mut e = slot.borrow_mut();
+        e.message = CString::default();
+        e.code = CString::default();
+        e.http_status = 0;
+    });
+}
+
+pub(crate) fn with_last_error<T>(f: impl FnOnce(&CStr, &CStr, u16) -> T) -> T {
+    LAST_ERROR.with(|slot| {
+        let e = slot.borrow();
+        f(&e.message, &e.code, e.http_status)
+    })
+}
+
+/// Run an export's body: clear this thread's last error, catch panics, map failures to a
+/// status and record their message for this thread.
+pub fn guard(body: impl FnOnce() -> FfiResult<()>) -> fasts3_status {
+    clear_last_error();
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => fasts3_status::FASTS3_OK,
+        Ok(Err(failure)) => {
+            set_last_error(&failure.error);
+            failure.status
+        }
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic payload".into());
+            set_last_error(&Error::new(ErrorKind::Protocol, format!("libfasts3 panicked: {what}")));
+            fasts3_status::FASTS3_PANIC
+        }
+    }
+}
+
+/// For exports that cannot fail (`_free`, getters): swallow panics, since they must not
+/// unwind into C.
+pub fn guard_infallible<T>(fallback: T, body: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
+}
+
+/// Borrow `*ptr`, or fail with NULL_POINTER naming the argument.
+pub unsafe fn deref<'a, T>(ptr: *const T, name: &str) -> FfiResult<&'a T> {
+    ptr.as_ref().ok_or_else(|| Failure::null(name))
+}
+
+/// Write a result through an out-pointer (checked non-NULL by the caller via `out_ptr`).
+pub unsafe fn out_ptr<'a, T>(ptr: *mut T, name: &str) -> FfiResult<&'a mut T> {
+    ptr.as_mut().ok_or_else(|| Failure::null(name))
+}
+
+/// A `(ptr, len)` UTF-8 string. `ptr` may be NULL only when `len` is 0.
+pub unsafe fn utf8<'a>(ptr: *const u8, len: usize, name: &str) -> FfiResult<&'a str> {
+    let bytes = bytes(ptr, len, name)?;
+    std::str::from_utf8(bytes)
+        .map_err(|e| Error::invalid(format!("{name} is not valid UTF-8: {e}")).into())
+}
+
+/// A `(ptr, len)` read-only byte range. `ptr` may be NULL only when `len` is 0.
+pub unsafe fn bytes<'a>(ptr: *const u8, len: usize, name: &str) -> FfiResult<&'a [u8]> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(Failure::null(name));
+    }
+    check_len(len, name)?;
+    Ok(std::slice::from_raw_parts(ptr, len))
+}
+
+/// A `(ptr, len)` caller buffer to fill. `ptr` may be NULL only when `len` is 0.
+pub unsafe fn bytes_mut<'a>(ptr: *mut u8, len: usize, name: &str) -> FfiResult<&'a mut [u8]> {
+    if len == 0 {
+        return Ok(&mut []);
+    }
+    if ptr.is_null() {
+        return Err(Failure::null(name));
+    }
+    check_len(len, name)?;
+    Ok(std::slice::from_raw_parts_mut(ptr, len))
+}
+
+fn check_len(len: usize, name: &str) -> FfiResult<()> {
+    if len > isize::MAX as usize {
+        return Err(Error::invalid(format!("{name} length {len} is too large")).into());
+    }
+    Ok(())
+}
+
+/// A NUL-terminated UTF-8 string that may be NULL (meaning "not set").
+pub unsafe fn optional_cstr<'a>(ptr: *const c_char, name: &str) -> FfiResult<Option<&'a str>> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    CStr::from_ptr(ptr)
+        .to_str()
+        .map(Some)
+        .map_err(|e| Error::invalid(format!("{name} is not valid UTF-8: {e}")).into())
+}

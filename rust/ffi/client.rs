@@ -1,0 +1,148 @@
+//! Client configuration (a key/value builder, so new options never break the ABI) and the
+//! client handle.
+
+use crate::engine::{Client, ClientOptions, Error, PathStyle};
+use crate::ffi::boundary::{deref, guard, guard_infallible, optional_cstr, out_ptr, FfiResult};
+use crate::ffi::status::fasts3_status;
+use std::ffi::c_char;
+use std::sync::Arc;
+
+/// Options for a client, filled with `fasts3_config_set`.
+#[allow(non_camel_case_types)]
+pub struct fasts3_config {
+    options: ClientOptions,
+}
+
+/// An S3 client: configuration, credentials, connection pool and request budget.
+///
+/// Thread safety: a client may be used by any number of threads at once.
+#[allow(non_camel_case_types)]
+pub struct fasts3_client {
+    pub(crate) inner: Arc<Client>,
+}
+
+/// Create an empty configuration (everything from the AWS environment) in `*out`.
+///
+/// Ownership: the caller owns `*out` and releases it with `fasts3_config_free`.
+#[no_mangle]
+pub extern "C" fn fasts3_config_new(out: *mut *mut fasts3_config) -> fasts3_status {
+    guard(|| {
+        let out = unsafe { out_ptr(out, "out") }?;
+        *out = Box::into_raw(Box::new(fasts3_config { options: ClientOptions::default() }));
+        Ok(())
+    })
+}
+
+/// Set one option by name; `value` NULL restores its default. Both are NUL-terminated UTF-8,
+/// borrowed for the duration of the call. Names:
+///
+/// - `endpoint_url`: e.g. `http://127.0.0.1:9000`. Default: AWS_ENDPOINT_URL_S3,
+///   AWS_ENDPOINT_URL, the shared config file, then AWS itself.
+/// - `region`: default from AWS_REGION / AWS_DEFAULT_REGION / the profile, else us-east-1.
+/// - `access_key_id`, `secret_access_key`, `session_token`: explicit credentials.
+/// - `profile`: a named profile of the shared config/credentials files.
+/// - `anonymous`: `true`/`false`: send unsigned requests.
+/// - `path_style`: `auto` (default: path-style for IP/localhost endpoints), `path`, `virtual`.
+/// - `max_concurrency`: requests in flight per client (decimal, >= 1).
+/// - `part_size`: bytes per ranged GET (decimal, >= 1).
+///
+/// Unknown names and unparsable values fail with `FASTS3_INVALID_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn fasts3_config_set(
+    config: *mut fasts3_config,
+    name: *const c_char,
+    value: *const c_char,
+) -> fasts3_status {
+    guard(|| {
+        let config = unsafe { out_ptr(config, "config") }?;
+        let name = unsafe { optional_cstr(name, "name") }?.ok_or_else(|| crate::ffi::boundary::Failure::null("name"))?;
+        let value = unsafe { optional_cstr(value, "value") }?;
+        set_option(&mut config.options, name, value)
+    })
+}
+
+fn set_option(o: &mut ClientOptions, name: &str, value: Option<&str>) -> FfiResult<()> {
+    let text = || value.map(str::to_string);
+    match name {
+        "endpoint_url" => o.endpoint_url = text(),
+        "region" => o.region = text(),
+        "access_key_id" => o.access_key_id = text(),
+        "secret_access_key" => o.secret_access_key = text(),
+        "session_token" => o.session_token = text(),
+        "profile" => o.profile = text(),
+        "anonymous" => {
+            o.anonymous = match value {
+                None | Some("false") | Some("0") => false,
+                Some("true") | Some("1") => true,
+                Some(v) => return Err(Error::invalid(format!("anonymous must be true or false, got {v:?}")).into()),
+            }
+        }
+        "path_style" => {
+            o.path_style = match value {
+                None | Some("auto") => PathStyle::Auto,
+                Some("path") => PathStyle::Path,
+                Some("virtual") => PathStyle::VirtualHosted,
+                Some(v) => return Err(Error::invalid(format!("path_style must be auto, path or virtual, got {v:?}")).into()),
+            }
+        }
+        "max_concurrency" => o.max_concurrency = positive(name, value)? as usize,
+        "part_size" => o.part_size = positive(name, value)?,
+        _ => return Err(Error::invalid(format!("unknown option {name:?}")).into()),
+    }
+    Ok(())
+}
+
+/// A positive decimal integer, or 0 (the default) for NULL.
+fn positive(name: &str, value: Option<&str>) -> FfiResult<u64> {
+    let Some(v) = value else { return Ok(0) };
+    match v.trim().parse::<u64>() {
+        Ok(n) if n >= 1 && n <= u32::MAX as u64 * 1024 => Ok(n),
+        _ => Err(Error::invalid(format!("{name} must be a positive integer, got {v:?}")).into()),
+    }
+}
+
+/// Release a configuration. NULL is ignored. Clients created from it are unaffected.
+#[no_mangle]
+pub extern "C" fn fasts3_config_free(config: *mut fasts3_config) {
+    guard_infallible((), || {
+        if !config.is_null() {
+            drop(unsafe { Box::from_raw(config) });
+        }
+    })
+}
+
+/// Create a client in `*out`. `config` may be NULL (all defaults) and is only read during
+/// the call. Configuration is resolved now; credentials are fetched on first use.
+///
+/// Ownership: the caller owns `*out` and releases it with `fasts3_client_free`.
+/// After `fork()`, a child may keep using a client made by the parent: it transparently
+/// rebuilds its runtime and connection pool.
+#[no_mangle]
+pub extern "C" fn fasts3_client_new(config: *const fasts3_config, out: *mut *mut fasts3_client) -> fasts3_status {
+    guard(|| {
+        let out = unsafe { out_ptr(out, "out") }?;
+        let options = match unsafe { config.as_ref() } {
+            Some(c) => c.options.clone(),
+            None => ClientOptions::default(),
+        };
+        let inner = Client::new(options)?;
+        *out = Box::into_raw(Box::new(fasts3_client { inner }));
+        Ok(())
+    })
+}
+
+/// Release a client. NULL is ignored. Must not be called while another thread is still in
+/// a call on this client. Listing cursors made from it stay valid (they hold their own
+/// reference).
+#[no_mangle]
+pub extern "C" fn fasts3_client_free(client: *mut fasts3_client) {
+    guard_infallible((), || {
+        if !client.is_null() {
+            drop(unsafe { Box::from_raw(client) });
+        }
+    })
+}
+
+pub(crate) unsafe fn client_ref<'a>(client: *const fasts3_client) -> FfiResult<&'a Arc<Client>> {
+    Ok(&deref(client, "client")?.inner)
+}

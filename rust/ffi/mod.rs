@@ -1,0 +1,19 @@
+//! The C ABI. Conventions (after rustls-ffi and hyper's C API):
+//!
+//! - Every fallible function returns a [`fasts3_status`]; results leave only through
+//!   out-parameters, written only on success.
+//! - Every exported body runs inside [`boundary::guard`]: a Rust panic becomes
+//!   `FASTS3_PANIC`, never unwinds into C.
+//! - On failure a message, the S3 error code and HTTP status are kept for the *calling*
+//!   thread (`fasts3_last_error_*`), set after all work of the call has finished.
+//! - Handles are created through `**out` parameters and released by a `_free` that accepts NULL.
+//! - Caller buffers are `(uint8_t *ptr, size_t len)`; no pointer into them is kept after
+//!   the call returns.
+
+pub mod boundary;
+pub mod cancel;
+pub mod client;
+pub mod objects;
+pub mod status;
+pub mod transfer;
+pub mod version;

@@ -1,0 +1,185 @@
+//! Object metadata across the ABI: HEAD, listing cursors, and the page they produce.
+
+use crate::engine::list::{ListCursor, ListRequest};
+use crate::engine::page::{ObjectPage, StringTable};
+use crate::engine::{head, runtime, CancelToken};
+use crate::ffi::boundary::{deref, guard, guard_infallible, optional_cstr, out_ptr, utf8};
+use crate::ffi::cancel::fasts3_cancel_token;
+use crate::ffi::client::{client_ref, fasts3_client};
+use crate::ffi::status::fasts3_status;
+
+/// Metadata of a set of objects: one listing page, or the single object of a HEAD.
+#[allow(non_camel_case_types)]
+pub struct fasts3_object_page {
+    page: ObjectPage,
+}
+
+/// A listing in progress. Not thread-safe: use one cursor from one thread at a time.
+#[allow(non_camel_case_types)]
+pub struct fasts3_list_cursor {
+    cursor: ListCursor,
+}
+
+/// `count` strings packed in `data`: string `i` starts at `data + offsets[i]`, is
+/// NUL-terminated, and is `offsets[i + 1] - offsets[i] - 1` bytes long (UTF-8).
+/// `offsets` has `count + 1` entries; `offsets[count]` is `data_len`.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+pub struct fasts3_strings {
+    pub count: usize,
+    pub data: *const u8,
+    pub data_len: usize,
+    pub offsets: *const usize,
+}
+
+/// A borrowed view of a page's arrays, valid until the page is freed.
+/// Entry `i` of `keys`, `sizes`, `last_modified_ms`, `etags` and `content_types` describe
+/// the same object.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+pub struct fasts3_object_page_view {
+    /// Number of objects.
+    pub count: usize,
+    pub keys: fasts3_strings,
+    pub sizes: *const u64,
+    /// Milliseconds since the Unix epoch (UTC); INT64_MIN when the server gave none.
+    pub last_modified_ms: *const i64,
+    /// ETags as the server sent them (with quotes).
+    pub etags: fasts3_strings,
+    /// Content types (HEAD only; empty strings in listings).
+    pub content_types: fasts3_strings,
+    /// Common prefixes, for listings with a delimiter (each ends with the delimiter).
+    pub common_prefixes: fasts3_strings,
+}
+
+fn strings(t: &StringTable) -> fasts3_strings {
+    fasts3_strings { count: t.len(), data: t.data.as_ptr(), data_len: t.data.len(), offsets: t.offsets.as_ptr() }
+}
+
+/// HEAD one object (`bucket`, `key`: `(ptr, len)` UTF-8) into a one-entry page in `*out`.
+/// `cancel` may be NULL.
+///
+/// Ownership: on success the caller owns `*out` and releases it with
+/// `fasts3_object_page_free`. Thread safety: may run concurrently with other calls on `client`.
+#[no_mangle]
+pub extern "C" fn fasts3_head(
+    client: *const fasts3_client,
+    bucket: *const u8,
+    bucket_len: usize,
+    key: *const u8,
+    key_len: usize,
+    cancel: *const fasts3_cancel_token,
+    out: *mut *mut fasts3_object_page,
+) -> fasts3_status {
+    guard(|| {
+        let client = unsafe { client_ref(client) }?;
+        let bucket = unsafe { utf8(bucket, bucket_len, "bucket") }?;
+        let key = unsafe { utf8(key, key_len, "key") }?;
+        let out = unsafe { out_ptr(out, "out") }?;
+        let token = unsafe { cancel.as_ref() }.map(|c| &c.token);
+        let page = runtime::block_on(CancelToken::run(token, head::head(client, bucket, key)))?;
+        *out = Box::into_raw(Box::new(fasts3_object_page { page }));
+        Ok(())
+    })
+}
+
+/// Start listing `bucket` (`(ptr, len)` UTF-8) under `prefix` (`(ptr, len)`, may be empty).
+/// `delimiter` and `start_after` are NUL-terminated UTF-8 or NULL for none. `page_size` is
+/// S3's max-keys, 1..=1000. No request is sent until `fasts3_list_next`.
+///
+/// Ownership: the caller owns `*out` (release with `fasts3_list_cursor_free`). The cursor
+/// keeps its own reference to the client, so it may outlive `client`'s handle.
+#[no_mangle]
+pub extern "C" fn fasts3_list_cursor_new(
+    client: *const fasts3_client,
+    bucket: *const u8,
+    bucket_len: usize,
+    prefix: *const u8,
+    prefix_len: usize,
+    delimiter: *const std::ffi::c_char,
+    start_after: *const std::ffi::c_char,
+    page_size: i32,
+    out: *mut *mut fasts3_list_cursor,
+) -> fasts3_status {
+    guard(|| {
+        let client = unsafe { client_ref(client) }?.clone();
+        let bucket = unsafe { utf8(bucket, bucket_len, "bucket") }?;
+        let prefix = unsafe { utf8(prefix, prefix_len, "prefix") }?;
+        let delimiter = unsafe { optional_cstr(delimiter, "delimiter") }?;
+        let start_after = unsafe { optional_cstr(start_after, "start_after") }?;
+        let out = unsafe { out_ptr(out, "out") }?;
+        let request = ListRequest {
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+            delimiter: delimiter.map(str::to_string),
+            start_after: start_after.map(str::to_string),
+            page_size,
+        };
+        let cursor = ListCursor::new(client, request)?;
+        *out = Box::into_raw(Box::new(fasts3_list_cursor { cursor }));
+        Ok(())
+    })
+}
+
+/// Fetch the next page into `*out`, or set `*out` to NULL when the listing is complete.
+/// On failure the cursor does not advance, so the call can be retried. `cancel` may be NULL.
+///
+/// Ownership: a non-NULL `*out` belongs to the caller (release with `fasts3_object_page_free`).
+#[no_mangle]
+pub extern "C" fn fasts3_list_next(
+    cursor: *mut fasts3_list_cursor,
+    cancel: *const fasts3_cancel_token,
+    out: *mut *mut fasts3_object_page,
+) -> fasts3_status {
+    guard(|| {
+        let cursor = unsafe { out_ptr(cursor, "cursor") }?;
+        let out = unsafe { out_ptr(out, "out") }?;
+        let token = unsafe { cancel.as_ref() }.map(|c| &c.token);
+        let page = runtime::block_on(CancelToken::run(token, cursor.cursor.next_page()))?;
+        *out = page.map_or(std::ptr::null_mut(), |page| Box::into_raw(Box::new(fasts3_object_page { page })));
+        Ok(())
+    })
+}
+
+/// Release a cursor. NULL is ignored.
+#[no_mangle]
+pub extern "C" fn fasts3_list_cursor_free(cursor: *mut fasts3_list_cursor) {
+    guard_infallible((), || {
+        if !cursor.is_null() {
+            drop(unsafe { Box::from_raw(cursor) });
+        }
+    })
+}
+
+/// Fill `*out` with a view of `page`'s arrays. The pointers in the view borrow from `page`
+/// and stay valid until `fasts3_object_page_free(page)`.
+#[no_mangle]
+pub extern "C" fn fasts3_object_page_view(
+    page: *const fasts3_object_page,
+    out: *mut fasts3_object_page_view,
+) -> fasts3_status {
+    guard(|| {
+        let p = &unsafe { deref(page, "page") }?.page;
+        let out = unsafe { out_ptr(out, "out") }?;
+        *out = fasts3_object_page_view {
+            count: p.len(),
+            keys: strings(&p.keys),
+            sizes: p.sizes.as_ptr(),
+            last_modified_ms: p.last_modified_ms.as_ptr(),
+            etags: strings(&p.etags),
+            content_types: strings(&p.content_types),
+            common_prefixes: strings(&p.common_prefixes),
+        };
+        Ok(())
+    })
+}
+
+/// Release a page. NULL is ignored.
+#[no_mangle]
+pub extern "C" fn fasts3_object_page_free(page: *mut fasts3_object_page) {
+    guard_infallible((), || {
+        if !page.is_null() {
+            drop(unsafe { Box::from_raw(page) });
+        }
+    })
+}

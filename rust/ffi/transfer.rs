@@ -1,0 +1,261 @@
+//! Filling buffers: one object (`fasts3_get_into`, `fasts3_get`) or a batch (`fasts3_get_many`).
+
+use crate::engine::get::{self, Destination, GetRequest};
+use crate::engine::{runtime, CancelToken, Error};
+use crate::ffi::boundary::{bytes_mut, guard, guard_infallible, out_ptr, utf8, Failure, FfiResult};
+use crate::ffi::cancel::fasts3_cancel_token;
+use crate::ffi::client::{client_ref, fasts3_client};
+use crate::ffi::status::fasts3_status;
+
+/// Pass as a length to mean "to the end of the object".
+pub const FASTS3_TO_END: u64 = u64::MAX;
+
+/// A byte buffer allocated by libfasts3 (the result of `fasts3_get`).
+#[allow(non_camel_case_types)]
+pub struct fasts3_bytes {
+    data: Vec<u8>,
+}
+
+fn token<'a>(cancel: *const fasts3_cancel_token) -> Option<&'a CancelToken> {
+    unsafe { cancel.as_ref() }.map(|c| &c.token)
+}
+
+/// Fill `buf[0..buf_len)` with bytes `[offset, offset + buf_len)` of object `key` in
+/// `bucket` (both `(ptr, len)` UTF-8, borrowed for the call), using parallel ranged GETs.
+///
+/// On success `*out_written` is the number of bytes written: `buf_len`, or fewer when the
+/// object ends first, 0 when `offset` is at or past its end. On failure `buf`'s contents
+/// are unspecified and `*out_written` is untouched.
+///
+/// `buf` may be NULL only when `buf_len` is 0 (which checks that the object exists).
+/// `cancel` may be NULL. The caller keeps ownership of `buf`; libfasts3 writes to it only
+/// during the call. Thread safety: any number of calls may share `client`.
+#[no_mangle]
+pub extern "C" fn fasts3_get_into(
+    client: *const fasts3_client,
+    bucket: *const u8,
+    bucket_len: usize,
+    key: *const u8,
+    key_len: usize,
+    offset: u64,
+    buf: *mut u8,
+    buf_len: usize,
+    cancel: *const fasts3_cancel_token,
+    out_written: *mut u64,
+) -> fasts3_status {
+    guard(|| {
+        let client = unsafe { client_ref(client) }?;
+        let bucket = unsafe { utf8(bucket, bucket_len, "bucket") }?;
+        let key = unsafe { utf8(key, key_len, "key") }?;
+        let buf = unsafe { bytes_mut(buf, buf_len, "buf") }?;
+        let out_written = unsafe { out_ptr(out_written, "out_written") }?;
+        check_offset(offset)?;
+        let fetched = runtime::block_on(CancelToken::run(
+            token(cancel),
+            get::get(client, bucket, key, offset, Destination::Caller(buf)),
+        ))?;
+        *out_written = fetched.written;
+        Ok(())
+    })
+}
+
+/// Read up to `length` bytes (`FASTS3_TO_END` for all) of an object from `offset` into a
+/// buffer libfasts3 allocates with exactly the size read, once the first response told it
+/// the object's size. Arguments as for `fasts3_get_into`.
+///
+/// Ownership: on success the caller owns `*out` and releases it with `fasts3_bytes_free`.
+#[no_mangle]
+pub extern "C" fn fasts3_get(
+    client: *const fasts3_client,
+    bucket: *const u8,
+    bucket_len: usize,
+    key: *const u8,
+    key_len: usize,
+    offset: u64,
+    length: u64,
+    cancel: *const fasts3_cancel_token,
+    out: *mut *mut fasts3_bytes,
+) -> fasts3_status {
+    guard(|| {
+        let client = unsafe { client_ref(client) }?;
+        let bucket = unsafe { utf8(bucket, bucket_len, "bucket") }?;
+        let key = unsafe { utf8(key, key_len, "key") }?;
+        let out = unsafe { out_ptr(out, "out") }?;
+        check_offset(offset)?;
+        let fetched = runtime::block_on(CancelToken::run(
+            token(cancel),
+            get::get(client, bucket, key, offset, Destination::Allocate { max_len: length }),
+        ))?;
+        *out = Box::into_raw(Box::new(fasts3_bytes { data: fetched.owned.unwrap_or_default() }));
+        Ok(())
+    })
+}
+
+/// The contents of `bytes`: `*out_data` (never NULL, even when empty) and `*out_len`.
+/// The data stays valid, and writable by the caller, until `fasts3_bytes_free`.
+#[no_mangle]
+pub extern "C" fn fasts3_bytes_data(bytes: *mut fasts3_bytes, out_data: *mut *mut u8, out_len: *mut usize) -> fasts3_status {
+    guard(|| {
+        let bytes = unsafe { out_ptr(bytes, "bytes") }?;
+        let out_data = unsafe { out_ptr(out_data, "out_data") }?;
+        let out_len = unsafe { out_ptr(out_len, "out_len") }?;
+        *out_data = bytes.data.as_mut_ptr();
+        *out_len = bytes.data.len();
+        Ok(())
+    })
+}
+
+/// Release a buffer from `fasts3_get`. NULL is ignored.
+#[no_mangle]
+pub extern "C" fn fasts3_bytes_free(bytes: *mut fasts3_bytes) {
+    guard_infallible((), || {
+        if !bytes.is_null() {
+            drop(unsafe { Box::from_raw(bytes) });
+        }
+    })
+}
+
+/// One read of a `fasts3_get_many` batch. Strings are `(ptr, len)` UTF-8.
+/// With `buf` non-NULL, bytes `[offset, offset + buf_len)` go into the caller's `buf`.
+/// With `buf` NULL, libfasts3 allocates a result of up to `buf_len` bytes (`FASTS3_TO_END`
+/// for the whole rest of the object), returned in the item's `fasts3_get_result.bytes`.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+pub struct fasts3_get_request {
+    pub bucket: *const u8,
+    pub bucket_len: usize,
+    pub key: *const u8,
+    pub key_len: usize,
+    pub offset: u64,
+    pub buf: *mut u8,
+    pub buf_len: u64,
+}
+
+/// Outcome of one read of a batch.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+pub struct fasts3_get_result {
+    pub status: fasts3_status,
+    /// Bytes written (valid when `status` is `FASTS3_OK`).
+    pub written: u64,
+    /// For requests with `buf` NULL and status OK: the allocated result, owned by the caller
+    /// (release with `fasts3_bytes_free`). NULL otherwise.
+    pub bytes: *mut fasts3_bytes,
+}
+
+/// Run `count` reads concurrently, sharing the client's concurrency budget, and write one
+/// `fasts3_get_result` per request into `results` (an array of `count` the caller provides).
+///
+/// Returns `FASTS3_OK` when every read succeeded. Otherwise returns the status of the
+/// lowest-index failed read, whose message (prefixed with its index) becomes this thread's
+/// last error; `results` then tells which reads failed and which succeeded (release the
+/// `bytes` of the successful ones). If the batch itself is invalid (NULL pointers, bad UTF-8,
+/// caller buffers that overlap) nothing is read and `results` is untouched. On cancellation
+/// every result is `FASTS3_CANCELLED` (nothing to release), and no write into any buffer
+/// continues after return.
+#[no_mangle]
+pub extern "C" fn fasts3_get_many(
+    client: *const fasts3_client,
+    requests: *const fasts3_get_request,
+    count: usize,
+    cancel: *const fasts3_cancel_token,
+    results: *mut fasts3_get_result,
+) -> fasts3_status {
+    guard(|| {
+        let client = unsafe { client_ref(client) }?;
+        if count == 0 {
+            return Ok(());
+        }
+        if requests.is_null() {
+            return Err(Failure::null("requests"));
+        }
+        if results.is_null() {
+            return Err(Failure::null("results"));
+        }
+        let raw = unsafe { std::slice::from_raw_parts(requests, count) };
+        check_disjoint(raw)?;
+        let mut batch = Vec::with_capacity(count);
+        for (i, r) in raw.iter().enumerate() {
+            let at = |f: Failure| Failure { status: f.status, error: f.error.context(format!("request {i}")) };
+            let bucket = unsafe { utf8(r.bucket, r.bucket_len, "bucket") }.map_err(at)?;
+            let key = unsafe { utf8(r.key, r.key_len, "key") }.map_err(at)?;
+            check_offset(r.offset).map_err(at)?;
+            let dest = if r.buf.is_null() {
+                Destination::Allocate { max_len: r.buf_len }
+            } else {
+                let len = usize::try_from(r.buf_len)
+                    .map_err(|_| Error::invalid("buf_len too large"))
+                    .map_err(Failure::from)
+                    .map_err(at)?;
+                Destination::Caller(unsafe { bytes_mut(r.buf, len, "buf") }.map_err(at)?)
+            };
+            batch.push(GetRequest { bucket, key, offset: r.offset, dest });
+        }
+        let token = token(cancel);
+        let outcomes = runtime::block_on(async {
+            let reads = get::get_many(client, batch);
+            match token {
+                Some(t) => CancelToken::run(Some(t), async { Ok(reads.await) }).await,
+                None => Ok(reads.await),
+            }
+        });
+        let outcomes = match outcomes {
+            Ok(o) => o,
+            Err(cancelled) => {
+                for i in 0..count {
+                    unsafe { results.add(i).write(fasts3_get_result { status: fasts3_status::FASTS3_CANCELLED, written: 0, bytes: std::ptr::null_mut() }) };
+                }
+                return Err(cancelled.into());
+            }
+        };
+        let mut first_failure: Option<Failure> = None;
+        for (i, outcome) in outcomes.into_iter().enumerate() {
+            let result = match outcome {
+                Ok(f) => fasts3_get_result {
+                    status: fasts3_status::FASTS3_OK,
+                    written: f.written,
+                    bytes: f.owned.map_or(std::ptr::null_mut(), |data| Box::into_raw(Box::new(fasts3_bytes { data }))),
+                },
+                Err(e) => {
+                    let failure = Failure::from(e.context(format!("request {i}")));
+                    let status = failure.status;
+                    first_failure.get_or_insert(failure);
+                    fasts3_get_result { status, written: 0, bytes: std::ptr::null_mut() }
+                }
+            };
+            unsafe { results.add(i).write(result) };
+        }
+        match first_failure {
+            None => Ok(()),
+            Some(f) => Err(f),
+        }
+    })
+}
+
+/// Overlapping caller buffers would be two writers on one memory: refuse the batch.
+fn check_disjoint(requests: &[fasts3_get_request]) -> FfiResult<()> {
+    let mut spans: Vec<(usize, usize, usize)> = requests
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !r.buf.is_null() && r.buf_len > 0)
+        .map(|(i, r)| (r.buf as usize, (r.buf as usize).saturating_add(r.buf_len.min(usize::MAX as u64) as usize), i))
+        .collect();
+    spans.sort_unstable();
+    for pair in spans.windows(2) {
+        if pair[1].0 < pair[0].1 {
+            return Err(Error::invalid(format!(
+                "buffers of requests {} and {} overlap",
+                pair[0].2, pair[1].2
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+fn check_offset(offset: u64) -> FfiResult<()> {
+    if offset > i64::MAX as u64 {
+        return Err(Error::invalid(format!("offset {offset} is out of range")).into());
+    }
+    Ok(())
+}
