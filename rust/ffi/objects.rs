@@ -154,7 +154,7 @@ pub extern "C" fn fasts3_list_cursor_free(cursor: *mut fasts3_list_cursor) {
 /// Fill `*out` with a view of `page`'s arrays. The pointers in the view borrow from `page`
 /// and stay valid until `fasts3_object_page_free(page)`.
 #[no_mangle]
-pub extern "C" fn fasts3_object_page_view(
+pub extern "C" fn fasts3_object_page_get_view(
     page: *const fasts3_object_page,
     out: *mut fasts3_object_page_view,
 ) -> fasts3_status {

@@ -1,0 +1,91 @@
+"""pyfasts3: the fastest way to get S3 objects into Python memory.
+
+A Rust core (aws-sdk-s3 + tokio, behind a C ABI) fills buffers that Python owns with
+parallel ranged GETs; no intermediate copy, no Python in the data path.
+
+    import numpy as np, pyfasts3
+    arr = np.empty(1 << 20, dtype=np.uint8)
+    n = pyfasts3.get_into(arr, "my-bucket/path/to/object")
+
+The module-level functions use a default :class:`Client` configured from the environment
+(created on first use); make your own Client for anything else.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, Iterator, List, Optional, Sequence
+
+import numpy as np
+
+from .client import Client
+from .errors import (
+    AccessDenied,
+    Cancelled,
+    ConfigError,
+    InternalError,
+    InvalidArgument,
+    InvalidRange,
+    LibraryOutOfMemory,
+    NetworkError,
+    NoSuchBucket,
+    NoSuchKey,
+    ObjectChanged,
+    ProtocolError,
+    S3Error,
+    Throttled,
+    Timeout,
+)
+from .types import ObjectInfo
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Client", "ObjectInfo", "default_client",
+    "get_into", "get", "get_many", "head", "list_keys", "list_objects",
+    "S3Error", "NoSuchKey", "NoSuchBucket", "AccessDenied", "ObjectChanged", "Cancelled",
+    "InvalidArgument", "InvalidRange", "Throttled", "NetworkError", "Timeout", "ConfigError",
+    "ProtocolError", "InternalError", "LibraryOutOfMemory",
+]
+
+_default: Optional[Client] = None
+_default_lock = threading.Lock()
+
+
+def default_client() -> Client:
+    """The shared client behind the module-level functions, created from the environment
+    on first use (and again if it was closed)."""
+    global _default
+    with _default_lock:
+        if _default is None or _default.closed:
+            _default = Client()
+        return _default
+
+
+def get_into(buf: Any, path: str, *, offset: int = 0) -> int:
+    """:meth:`Client.get_into` on the default client."""
+    return default_client().get_into(buf, path, offset=offset)
+
+
+def get(path: str, *, offset: int = 0, length: Optional[int] = None) -> np.ndarray:
+    """:meth:`Client.get` on the default client."""
+    return default_client().get(path, offset=offset, length=length)
+
+
+def get_many(paths: Sequence[str]) -> List[np.ndarray]:
+    """:meth:`Client.get_many` on the default client."""
+    return default_client().get_many(paths)
+
+
+def head(path: str) -> ObjectInfo:
+    """:meth:`Client.head` on the default client."""
+    return default_client().head(path)
+
+
+def list_keys(path: str, *, delimiter: Optional[str] = None) -> List[str]:
+    """:meth:`Client.list_keys` on the default client."""
+    return default_client().list_keys(path, delimiter=delimiter)
+
+
+def list_objects(path: str, *, delimiter: Optional[str] = None, page_size: int = 1000) -> Iterator[ObjectInfo]:
+    """:meth:`Client.list_objects` on the default client."""
+    return default_client().list_objects(path, delimiter=delimiter, page_size=page_size)

@@ -1,0 +1,369 @@
+"""The Client: one native client handle and the public operations on it."""
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from . import _interrupt
+from ._lowlevel import TO_END, ffi, last_error, lib, rustcall
+from ._paths import split_object, split_prefix
+from .types import ObjectInfo
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_UNKNOWN_TIME = -(2**63)
+
+
+class _Handle:
+    """Owns the native client pointer. Calls borrow it; close() frees it once the last
+    borrower is done, so closing while another thread is mid-call cannot free memory that
+    call is using. ffi.gc is only the safety net for clients never closed."""
+
+    def __init__(self, raw):
+        self._ptr = ffi.gc(raw, lib.fasts3_client_free)
+        self._lock = threading.Lock()
+        self._users = 0
+        self._closed = False
+
+    @contextmanager
+    def borrow(self):
+        with self._lock:
+            if self._closed:
+                raise ValueError("I/O operation on a closed pyfasts3.Client")
+            self._users += 1
+        try:
+            yield self._ptr
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._closed and self._users == 0:
+                    self._free()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._users == 0:
+                self._free()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _free(self) -> None:
+        if self._ptr is not None:
+            ffi.release(self._ptr)
+            self._ptr = None
+
+
+def _writable_bytes(buf: Any) -> memoryview:
+    """A flat byte view of a writable C-contiguous buffer, or a clear error."""
+    try:
+        view = memoryview(buf)
+    except TypeError:
+        raise TypeError(
+            f"buf must be a writable buffer (numpy array, bytearray, memoryview, mmap), "
+            f"got {type(buf).__name__}"
+        ) from None
+    if view.readonly:
+        raise TypeError(f"buf is read-only ({type(buf).__name__}); pass a writable buffer")
+    if not view.c_contiguous:
+        raise ValueError("buf is not C-contiguous; pass a contiguous array (e.g. np.ascontiguousarray)")
+    return view.cast("B") if view.ndim != 1 or view.format != "B" else view
+
+
+def _non_negative(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    if value >= 2**63:
+        raise ValueError(f"{name} is too large: {value}")
+    return int(value)
+
+
+def _owned_array(handle) -> np.ndarray:
+    """A uint8 array over a fasts3_bytes result without copying; the native buffer is
+    released when the array (and every view of it) is garbage."""
+    data = ffi.new("uint8_t **")
+    size = ffi.new("size_t *")
+    rustcall(lib.fasts3_bytes_data, handle, data, size)
+    if size[0] == 0:
+        lib.fasts3_bytes_free(handle)
+        return np.empty(0, dtype=np.uint8)
+    owner = ffi.gc(data[0], lambda _ptr, h=handle: lib.fasts3_bytes_free(h))
+    return np.frombuffer(ffi.buffer(owner, size[0]), dtype=np.uint8)
+
+
+def _strings(table) -> List[str]:
+    if table.count == 0:
+        return []
+    blob = ffi.buffer(table.data, table.data_len)[:]
+    return blob[:-1].decode("utf-8").split("\0")
+
+
+def _time(ms: int) -> Optional[datetime]:
+    return None if ms == _UNKNOWN_TIME else _EPOCH + timedelta(milliseconds=ms)
+
+
+class _Page:
+    """The decoded arrays of one fasts3_object_page."""
+
+    def __init__(self, page):
+        view = ffi.new("fasts3_object_page_view *")
+        rustcall(lib.fasts3_object_page_get_view, page, view)
+        n = view.count
+        self.keys = _strings(view.keys)
+        self.sizes = ffi.unpack(view.sizes, n) if n else []
+        self.last_modified_ms = ffi.unpack(view.last_modified_ms, n) if n else []
+        self.etags = _strings(view.etags)
+        self.content_types = _strings(view.content_types)
+        self.common_prefixes = _strings(view.common_prefixes)
+
+    def infos(self, bucket: str, with_content_type: bool = False) -> List[ObjectInfo]:
+        return [
+            ObjectInfo(bucket, key, size, etag, _time(ms), ctype if with_content_type else None)
+            for key, size, etag, ms, ctype in zip(
+                self.keys, self.sizes, self.etags, self.last_modified_ms, self.content_types
+            )
+        ]
+
+
+class Client:
+    """An S3 client backed by libfasts3. Safe to share between threads.
+
+    Every argument left as None comes from the environment exactly as boto3 reads it:
+    AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, AWS_REGION / AWS_DEFAULT_REGION, AWS_PROFILE,
+    AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, the shared config and
+    credentials files, web identity and instance metadata.
+
+    Args:
+        endpoint_url: e.g. ``"http://127.0.0.1:9000"`` for an S3-compatible server.
+        region: AWS region; defaults to the environment, else ``us-east-1``.
+        access_key_id, secret_access_key, session_token: explicit credentials.
+        profile: a named profile from the shared config/credentials files.
+        anonymous: send unsigned requests (public buckets).
+        path_style: True for ``host/bucket/key`` URLs, False for ``bucket.host/key``; None
+            (default) picks path-style when the endpoint is an IP address or localhost.
+        max_concurrency: HTTP requests in flight for this client (default 16).
+        part_size: bytes per ranged GET (default 8 MiB).
+    """
+
+    def __init__(
+        self,
+        endpoint_url: Optional[str] = None,
+        region: Optional[str] = None,
+        *,
+        access_key_id: Optional[str] = None,
+        secret_access_key: Optional[str] = None,
+        session_token: Optional[str] = None,
+        profile: Optional[str] = None,
+        anonymous: bool = False,
+        path_style: Optional[bool] = None,
+        max_concurrency: Optional[int] = None,
+        part_size: Optional[int] = None,
+    ):
+        options = {
+            "endpoint_url": endpoint_url,
+            "region": region,
+            "access_key_id": access_key_id,
+            "secret_access_key": secret_access_key,
+            "session_token": session_token,
+            "profile": profile,
+        }
+        for name, value in options.items():
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+        if anonymous:
+            options["anonymous"] = "true"
+        if path_style is not None:
+            options["path_style"] = "path" if path_style else "virtual"
+        for name, value in (("max_concurrency", max_concurrency), ("part_size", part_size)):
+            if value is not None:
+                if _non_negative(name, value) == 0:
+                    raise ValueError(f"{name} must be >= 1, got {value}")
+                options[name] = str(int(value))
+
+        out = ffi.new("fasts3_config **")
+        rustcall(lib.fasts3_config_new, out)
+        config = ffi.gc(out[0], lib.fasts3_config_free)
+        try:
+            for name, value in options.items():
+                if value is not None:
+                    rustcall(lib.fasts3_config_set, config, name.encode(), value.encode())
+            client_out = ffi.new("fasts3_client **")
+            rustcall(lib.fasts3_client_new, config, client_out)
+        finally:
+            ffi.release(config)
+        self._handle = _Handle(client_out[0])
+        self._description = endpoint_url or "environment"
+
+    def __repr__(self) -> str:
+        state = "closed" if self._handle.closed else "open"
+        return f"<pyfasts3.Client {self._description} ({state})>"
+
+    def close(self) -> None:
+        """Release the native client. Further calls raise ValueError. Idempotent."""
+        self._handle.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._handle.closed
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- reading objects ---------------------------------------------------------------
+
+    def get_into(self, buf: Any, path: str, *, offset: int = 0) -> int:
+        """Fill ``buf`` with the object's bytes ``[offset, offset + nbytes(buf))``.
+
+        ``readinto`` semantics: returns how many bytes were written, fewer than
+        ``nbytes(buf)`` only when the object ends first (0 when ``offset`` is at or past
+        the end). ``buf`` is any writable C-contiguous buffer: a numpy array of any dtype
+        and shape, bytearray, memoryview, mmap. The GIL is released during the transfer;
+        Ctrl-C cancels it promptly. On error the buffer's contents are unspecified.
+        """
+        bucket, key = split_object(path)
+        offset = _non_negative("offset", offset)
+        view = _writable_bytes(buf)
+        nbytes = view.nbytes
+        cbuf = ffi.from_buffer("uint8_t[]", view, require_writable=True) if nbytes else ffi.NULL
+        b, k = bucket.encode(), key.encode()
+        written = ffi.new("uint64_t *")
+        with self._handle.borrow() as client:
+            _interrupt.call(lambda cancel: rustcall(
+                lib.fasts3_get_into, client, b, len(b), k, len(k), offset, cbuf, nbytes, cancel, written,
+                bucket=bucket, key=key,
+            ))
+        return int(written[0])
+
+    def get(self, path: str, *, offset: int = 0, length: Optional[int] = None) -> np.ndarray:
+        """The object's bytes from ``offset`` (``length`` of them, or to the end) as a new
+        uint8 numpy array, exactly as long as what was read (shorter than ``length`` only
+        when the object ends first). No copy: the array's memory is where the bytes landed.
+        """
+        bucket, key = split_object(path)
+        offset = _non_negative("offset", offset)
+        max_len = TO_END if length is None else _non_negative("length", length)
+        b, k = bucket.encode(), key.encode()
+        out = ffi.new("fasts3_bytes **")
+        with self._handle.borrow() as client:
+            _interrupt.call(lambda cancel: rustcall(
+                lib.fasts3_get, client, b, len(b), k, len(k), offset, max_len, cancel, out,
+                bucket=bucket, key=key,
+            ))
+        return _owned_array(out[0])
+
+    def get_many(self, paths: Sequence[str]) -> List[np.ndarray]:
+        """Fetch whole objects concurrently (sharing this client's concurrency budget);
+        one uint8 array per path, in order. Raises the error of the first failed path
+        (its ``bucket``/``key`` attributes say which)."""
+        if isinstance(paths, (str, bytes)):
+            raise TypeError("get_many takes a sequence of paths, not a single path")
+        parsed = [split_object(p) for p in paths]
+        n = len(parsed)
+        if n == 0:
+            return []
+        requests = ffi.new("fasts3_get_request[]", n)
+        keepalive = []
+        for req, (bucket, key) in zip(requests, parsed):
+            b = ffi.from_buffer("uint8_t[]", bucket.encode())
+            k = ffi.from_buffer("uint8_t[]", key.encode())
+            keepalive += (b, k)
+            req.bucket, req.bucket_len, req.key, req.key_len = b, len(b), k, len(k)
+            req.buf, req.buf_len = ffi.NULL, TO_END
+        results = ffi.new("fasts3_get_result[]", n)
+
+        def run(cancel):
+            status = lib.fasts3_get_many(client, requests, n, cancel, results)
+            return last_error(status) if status else None
+
+        with self._handle.borrow() as client:
+            error = _interrupt.call(run)
+        arrays = [_owned_array(r.bytes) if r.status == 0 and r.bytes != ffi.NULL else None for r in results]
+        if error is not None:
+            index = next(i for i, r in enumerate(results) if r.status != 0)
+            error.bucket, error.key = parsed[index]
+            raise error
+        return arrays
+
+    def head(self, path: str) -> ObjectInfo:
+        """Size, ETag, last-modified time and content type of one object."""
+        bucket, key = split_object(path)
+        b, k = bucket.encode(), key.encode()
+        out = ffi.new("fasts3_object_page **")
+        with self._handle.borrow() as client:
+            _interrupt.call(lambda cancel: rustcall(
+                lib.fasts3_head, client, b, len(b), k, len(k), cancel, out, bucket=bucket, key=key,
+            ))
+        page = ffi.gc(out[0], lib.fasts3_object_page_free)
+        try:
+            return _Page(page).infos(bucket, with_content_type=True)[0]
+        finally:
+            ffi.release(page)
+
+    # -- listing ---------------------------------------------------------------------
+
+    def _pages(self, path: str, delimiter: Optional[str], page_size: int,
+               start_after: Optional[str] = None) -> Iterator[Tuple[str, _Page]]:
+        bucket, prefix = split_prefix(path)
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= 1000:
+            raise ValueError(f"page_size must be an int between 1 and 1000, got {page_size!r}")
+        if delimiter is not None and (not isinstance(delimiter, str) or not delimiter or "\0" in delimiter):
+            raise ValueError(f"delimiter must be a non-empty str, got {delimiter!r}")
+        b, p = bucket.encode(), prefix.encode()
+        d = delimiter.encode() if delimiter else ffi.NULL
+        s = start_after.encode() if start_after else ffi.NULL
+        out = ffi.new("fasts3_list_cursor **")
+        with self._handle.borrow() as client:
+            rustcall(lib.fasts3_list_cursor_new, client, b, len(b), p, len(p), d, s, page_size, out, bucket=bucket)
+        cursor = ffi.gc(out[0], lib.fasts3_list_cursor_free)
+        try:
+            while True:
+                page_out = ffi.new("fasts3_object_page **")
+                _interrupt.call(lambda cancel: rustcall(lib.fasts3_list_next, cursor, cancel, page_out, bucket=bucket))
+                if page_out[0] == ffi.NULL:
+                    return
+                page = ffi.gc(page_out[0], lib.fasts3_object_page_free)
+                try:
+                    decoded = _Page(page)
+                finally:
+                    ffi.release(page)
+                yield bucket, decoded
+        finally:
+            ffi.release(cursor)
+
+    def list_keys(self, path: str, *, delimiter: Optional[str] = None) -> List[str]:
+        """Keys (without the bucket) starting with the prefix in ``path`` (``"bucket"`` or
+        ``"bucket/prefix"``), in S3's order. With a delimiter: the keys at that level and
+        the common prefixes (each ending in the delimiter), merged in S3's order."""
+        if delimiter is None:
+            keys: List[str] = []
+            for _, page in self._pages(path, None, 1000):
+                keys += page.keys
+            return keys
+        merged: List[str] = []
+        for _, page in self._pages(path, delimiter, 1000):
+            # Within one page, keys and prefixes interleave in UTF-8 byte order.
+            level = page.keys + page.common_prefixes
+            if page.keys and page.common_prefixes:
+                level.sort(key=lambda s: s.encode("utf-8"))
+            merged += level
+        return merged
+
+    def list_objects(self, path: str, *, delimiter: Optional[str] = None,
+                     page_size: int = 1000) -> Iterator[ObjectInfo]:
+        """Iterate over the objects under ``path`` as :class:`ObjectInfo`, fetched one page
+        (``page_size`` keys) at a time, so memory stays flat on huge buckets. With a
+        delimiter, only the objects at that level are yielded (see ``list_keys`` for the
+        common prefixes). ``content_type`` is None: listings do not carry it."""
+        for bucket, page in self._pages(path, delimiter, page_size):
+            yield from page.infos(bucket)
