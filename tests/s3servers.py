@@ -1,0 +1,134 @@
+"""Local S3-compatible servers on 127.0.0.1 for tests, the demo and benchmarks.
+
+- moto's standalone server (ThreadedMotoServer, in-process thread): fast to start, but it
+  does not verify request signatures.
+- versitygw (Apache-2.0) with its posix backend on a temp dir: a separate process that
+  verifies SigV4 exactly as AWS does. Installed by `.ci/run` with `go install`; found on
+  PATH, in $GOBIN or in ~/go/bin.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+VERSITYGW_VERSION = "v1.7.0"
+REGION = "us-east-1"
+
+
+@dataclass
+class S3Server:
+    name: str
+    endpoint_url: str
+    access_key_id: str
+    secret_access_key: str
+    region: str = REGION
+    verifies_signatures: bool = False
+    _stop: Callable[[], None] = field(repr=False, default=lambda: None)
+
+    def stop(self) -> None:
+        self._stop()
+
+    def env(self) -> dict:
+        """Environment variables that point AWS clients (and pyfasts3) at this server."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": self.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
+            "AWS_REGION": self.region,
+        }
+
+    def boto3_client(self):
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=self.secret_access_key,
+            region_name=self.region,
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
+        )
+
+
+def start_moto() -> S3Server:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    _, port = server.get_host_and_port()
+    return S3Server("moto", f"http://127.0.0.1:{port}", "testing", "testing", _stop=server.stop)
+
+
+def find_versitygw() -> Optional[str]:
+    candidates = [shutil.which("versitygw")]
+    gobin = os.environ.get("GOBIN")
+    if gobin:
+        candidates.append(str(Path(gobin) / "versitygw"))
+    candidates.append(str(Path.home() / "go" / "bin" / "versitygw"))
+    return next((c for c in candidates if c and Path(c).exists()), None)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"versitygw exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError(f"versitygw did not listen on 127.0.0.1:{port} within {timeout}s")
+
+
+def start_versitygw(root: Optional[str] = None, access_log: bool = False) -> S3Server:
+    exe = find_versitygw()
+    if exe is None:
+        raise RuntimeError(
+            f"versitygw not found: go install github.com/versity/versitygw/cmd/versitygw@{VERSITYGW_VERSION}"
+        )
+    owned_root = root is None
+    root = root or tempfile.mkdtemp(prefix="pyfasts3-vgw-")
+    port = _free_port()
+    log = Path(root).with_name(Path(root).name + ".log")
+    access, secret = "pyfasts3-test", "pyfasts3-test-secret"
+    cmd = [exe, "--port", f"127.0.0.1:{port}", "--access", access, "--secret", secret, "--region", REGION]
+    if not access_log:
+        cmd.append("--quiet")
+    cmd += ["posix", root]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    _wait_for_port(port, proc, log)
+
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if owned_root:
+            shutil.rmtree(root, ignore_errors=True)
+            log.unlink(missing_ok=True)
+
+    return S3Server("versitygw", f"http://127.0.0.1:{port}", access, secret,
+                    verifies_signatures=True, _stop=stop)
+
+
+def start(name: str) -> S3Server:
+    return {"moto": start_moto, "versitygw": start_versitygw}[name]()
