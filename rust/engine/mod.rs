@@ -10,6 +10,11 @@ pub mod page;
 pub mod path;
 pub mod runtime;
 
+#[cfg(test)]
+mod fake_s3;
+#[cfg(test)]
+mod get_tests;
+
 pub use cancel::CancelToken;
 pub use client::{Client, ClientOptions, PathStyle};
 pub use error::{Error, ErrorKind, Result};

@@ -1,0 +1,187 @@
+//! The GET algorithm against the fake server: request counts, edge behaviours, faults.
+
+use crate::engine::cancel::CancelToken;
+use crate::engine::fake_s3::{self, Behaviour, FakeS3};
+use crate::engine::get::{self, Destination, GetRequest};
+use crate::engine::runtime::{block_on, runtime};
+use crate::engine::{Client, ClientOptions, ErrorKind, PathStyle};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 31 + 7) as u8).collect()
+}
+
+fn serve(data: Vec<u8>, behaviour: Behaviour) -> FakeS3 {
+    runtime().block_on(fake_s3::start(data, behaviour))
+}
+
+fn client(server: &FakeS3, part_size: u64) -> Arc<Client> {
+    Client::new(ClientOptions {
+        endpoint_url: Some(server.endpoint.clone()),
+        region: Some("us-east-1".into()),
+        access_key_id: Some("key".into()),
+        secret_access_key: Some("secret".into()),
+        path_style: PathStyle::Auto,
+        part_size,
+        max_concurrency: 4,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+fn get_into(c: &Client, offset: u64, buf: &mut [u8]) -> crate::engine::Result<u64> {
+    block_on(get::get(c, "bkt", "key", offset, Destination::Caller(buf))).map(|f| f.written)
+}
+
+#[test]
+fn many_parts_arrive_byte_exact_with_one_request_per_part() {
+    let data = pattern(10_500);
+    let s = serve(data.clone(), Behaviour::default());
+    let c = client(&s, 1000);
+    let mut buf = vec![0u8; data.len()];
+    assert_eq!(get_into(&c, 0, &mut buf).unwrap(), 10_500);
+    assert_eq!(buf, data);
+    assert_eq!(s.gets.load(Ordering::SeqCst), 11);
+    assert_eq!(s.heads.load(Ordering::SeqCst), 0, "size discovery must not cost a HEAD");
+}
+
+#[test]
+fn small_object_costs_exactly_one_request() {
+    let s = serve(pattern(100), Behaviour::default());
+    let c = client(&s, 1 << 20);
+    let mut buf = vec![0xAAu8; 4096];
+    assert_eq!(get_into(&c, 0, &mut buf).unwrap(), 100);
+    assert_eq!(&buf[..100], &pattern(100)[..]);
+    assert!(buf[100..].iter().all(|&b| b == 0xAA), "bytes past the object must be untouched");
+    assert_eq!(s.gets.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn offsets_inside_at_and_past_the_end() {
+    let data = pattern(5000);
+    let s = serve(data.clone(), Behaviour::default());
+    let c = client(&s, 1000);
+    let mut buf = vec![0u8; 2500];
+    assert_eq!(get_into(&c, 1234, &mut buf).unwrap(), 2500);
+    assert_eq!(buf, &data[1234..3734]);
+    assert_eq!(get_into(&c, 4000, &mut buf).unwrap(), 1000);
+    assert_eq!(&buf[..1000], &data[4000..]);
+    assert_eq!(get_into(&c, 5000, &mut buf).unwrap(), 0);
+    assert_eq!(get_into(&c, 9999, &mut buf).unwrap(), 0);
+}
+
+#[test]
+fn server_that_ignores_range_still_gives_the_right_window() {
+    let data = pattern(3000);
+    let s = serve(data.clone(), Behaviour { ignore_range: true, ..Default::default() });
+    let c = client(&s, 1000);
+    let mut buf = vec![0u8; 1500];
+    assert_eq!(get_into(&c, 700, &mut buf).unwrap(), 1500);
+    assert_eq!(buf, &data[700..2200]);
+}
+
+#[test]
+fn empty_object_reads_zero_bytes_whether_server_says_416_or_200() {
+    for ignore_range in [false, true] {
+        let s = serve(Vec::new(), Behaviour { ignore_range, ..Default::default() });
+        let c = client(&s, 1000);
+        let mut buf = vec![0u8; 10];
+        assert_eq!(get_into(&c, 0, &mut buf).unwrap(), 0, "ignore_range={ignore_range}");
+        let owned = block_on(get::get(&c, "bkt", "key", 0, Destination::Allocate { max_len: u64::MAX })).unwrap();
+        assert_eq!(owned.owned.unwrap().len(), 0);
+    }
+}
+
+#[test]
+fn truncated_bodies_are_resumed_not_restarted() {
+    let data = pattern(8000);
+    let s = serve(data.clone(), Behaviour { truncate_bodies: 3, ..Default::default() });
+    let c = client(&s, 2000);
+    let mut buf = vec![0u8; data.len()];
+    assert_eq!(get_into(&c, 0, &mut buf).unwrap(), 8000);
+    assert_eq!(buf, data);
+    // 4 parts + 3 resumptions of the missing halves.
+    assert_eq!(s.gets.load(Ordering::SeqCst), 7);
+}
+
+#[test]
+fn endless_truncation_fails_as_network_error() {
+    let s = serve(pattern(4000), Behaviour { truncate_bodies: usize::MAX, ..Default::default() });
+    let c = client(&s, 1000);
+    let mut buf = vec![0u8; 4000];
+    let err = get_into(&c, 0, &mut buf).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Network, "{err}");
+}
+
+#[test]
+fn object_replaced_mid_read_is_detected_not_torn() {
+    let data = pattern(5000);
+    let replacement = vec![0xEEu8; 5000];
+    let s = serve(data, Behaviour { replace_after_first: Some(replacement), ..Default::default() });
+    let c = client(&s, 1000);
+    let mut buf = vec![0u8; 5000];
+    let err = get_into(&c, 0, &mut buf).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::ObjectChanged, "{err}");
+    assert_eq!(err.code, "PreconditionFailed");
+}
+
+#[test]
+fn missing_key_maps_to_no_such_key_with_code_and_status() {
+    let s = serve(pattern(10), Behaviour::default());
+    let c = client(&s, 1000);
+    let mut buf = vec![0u8; 10];
+    let err = block_on(get::get(&c, "bkt", "missing", 0, Destination::Caller(&mut buf))).unwrap_err();
+    assert_eq!((err.kind, err.code.as_str(), err.http_status), (ErrorKind::NoSuchKey, "NoSuchKey", 404));
+    // A zero-length read still reports the missing object (through HEAD).
+    let err = block_on(get::get(&c, "bkt", "missing", 0, Destination::Caller(&mut []))).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NoSuchKey);
+}
+
+#[test]
+fn allocated_destination_is_sized_to_what_was_read() {
+    let data = pattern(3500);
+    let s = serve(data.clone(), Behaviour::default());
+    let c = client(&s, 1000);
+    let all = block_on(get::get(&c, "bkt", "key", 0, Destination::Allocate { max_len: u64::MAX })).unwrap();
+    assert_eq!(all.owned.unwrap(), data);
+    let window = block_on(get::get(&c, "bkt", "key", 3000, Destination::Allocate { max_len: 2000 })).unwrap();
+    assert_eq!(window.owned.unwrap(), &data[3000..]);
+}
+
+#[test]
+fn batch_mixes_caller_buffers_and_allocations_and_reports_each_failure() {
+    let data = pattern(2500);
+    let s = serve(data.clone(), Behaviour::default());
+    let c = client(&s, 1000);
+    let mut buf = vec![0u8; 2500];
+    let requests = vec![
+        GetRequest { bucket: "bkt", key: "a", offset: 0, dest: Destination::Caller(&mut buf) },
+        GetRequest { bucket: "bkt", key: "missing", offset: 0, dest: Destination::Allocate { max_len: u64::MAX } },
+        GetRequest { bucket: "bkt", key: "b", offset: 500, dest: Destination::Allocate { max_len: u64::MAX } },
+    ];
+    let results = block_on(get::get_many(&c, requests));
+    assert_eq!(results[0].as_ref().unwrap().written, 2500);
+    assert_eq!(results[1].as_ref().unwrap_err().kind, ErrorKind::NoSuchKey);
+    assert_eq!(results[2].as_ref().unwrap().owned.as_deref().unwrap(), &data[500..]);
+    assert_eq!(buf, data);
+}
+
+#[test]
+fn cancellation_returns_promptly() {
+    let s = serve(pattern(4000), Behaviour { delay: Duration::from_secs(30), ..Default::default() });
+    let c = client(&s, 1000);
+    let token = CancelToken::new();
+    let trigger = token.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        trigger.cancel();
+    });
+    let mut buf = vec![0u8; 4000];
+    let started = Instant::now();
+    let err = block_on(CancelToken::run(Some(&token), get::get(&c, "bkt", "key", 0, Destination::Caller(&mut buf))))
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Cancelled);
+    assert!(started.elapsed() < Duration::from_secs(10), "cancel took {:?}", started.elapsed());
+}
