@@ -67,8 +67,10 @@ def build_library() -> Path:
     run(["cargo", "build", "--release", "--lib"])
     built = target_dir() / "release" / LIB_NAME
     dest = PACKAGE / LIB_NAME
-    # Copy to a temp name and rename: a running process that mapped the old file keeps it.
-    tmp = dest.with_suffix(".tmp")
+    # Copy to a unique temp name and rename: a process that mapped the old file keeps it,
+    # and concurrent builds do not trip over each other's temp file.
+    fd, tmp = tempfile.mkstemp(dir=PACKAGE, prefix=".libfasts3-", suffix=".tmp")
+    os.close(fd)
     shutil.copy2(built, tmp)
     os.replace(tmp, dest)
     # The Python loader declares the C API from the header shipped inside the package.

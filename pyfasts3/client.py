@@ -61,7 +61,8 @@ class _Handle:
 
 
 def _writable_bytes(buf: Any) -> memoryview:
-    """A flat byte view of a writable C-contiguous buffer, or a clear error."""
+    """A flat byte view of a writable C-contiguous buffer, or a clear error. The caller
+    must release() it (and anything made from it) when the call is over."""
     try:
         view = memoryview(buf)
     except TypeError:
@@ -69,11 +70,12 @@ def _writable_bytes(buf: Any) -> memoryview:
             f"buf must be a writable buffer (numpy array, bytearray, memoryview, mmap), "
             f"got {type(buf).__name__}"
         ) from None
-    if view.readonly:
-        raise TypeError(f"buf is read-only ({type(buf).__name__}); pass a writable buffer")
-    if not view.c_contiguous:
-        raise ValueError("buf is not C-contiguous; pass a contiguous array (e.g. np.ascontiguousarray)")
-    return view.cast("B") if view.ndim != 1 or view.format != "B" else view
+    with view:
+        if view.readonly:
+            raise TypeError(f"buf is read-only ({type(buf).__name__}); pass a writable buffer")
+        if not view.c_contiguous:
+            raise ValueError("buf is not C-contiguous; pass a contiguous array (e.g. np.ascontiguousarray)")
+        return view.cast("B")
 
 
 def _non_negative(name: str, value: Any) -> int:
@@ -233,16 +235,23 @@ class Client:
         """
         bucket, key = split_object(path)
         offset = _non_negative("offset", offset)
-        view = _writable_bytes(buf)
-        nbytes = view.nbytes
-        cbuf = ffi.from_buffer("uint8_t[]", view, require_writable=True) if nbytes else ffi.NULL
         b, k = bucket.encode(), key.encode()
         written = ffi.new("uint64_t *")
-        with self._handle.borrow() as client:
-            _interrupt.call(lambda cancel: rustcall(
-                lib.fasts3_get_into, client, b, len(b), k, len(k), offset, cbuf, nbytes, cancel, written,
-                bucket=bucket, key=key,
-            ))
+        # Release the buffer exports explicitly when the call is over: an exception's
+        # traceback would otherwise keep them in a reference cycle, and the GC clearing a
+        # memoryview that still has a cffi export crashes CPython.
+        with _writable_bytes(buf) as view:
+            nbytes = view.nbytes
+            cbuf = ffi.from_buffer("uint8_t[]", view, require_writable=True) if nbytes else ffi.NULL
+            try:
+                with self._handle.borrow() as client:
+                    _interrupt.call(lambda cancel: rustcall(
+                        lib.fasts3_get_into, client, b, len(b), k, len(k), offset, cbuf, nbytes, cancel, written,
+                        bucket=bucket, key=key,
+                    ))
+            finally:
+                if nbytes:
+                    ffi.release(cbuf)
         return int(written[0])
 
     def get(self, path: str, *, offset: int = 0, length: Optional[int] = None) -> np.ndarray:

@@ -16,7 +16,8 @@ pub extern "C" fn fasts3_abi_version() -> u32 {
 /// Message of the last failed call made from this thread, as NUL-terminated UTF-8.
 /// Never NULL (empty when the last call succeeded).
 ///
-/// Lifetime: the pointer stays valid until the next libfasts3 call from this thread.
+/// Lifetime: the pointer stays valid until the next libfasts3 call from this thread other
+/// than the `fasts3_last_error_*` accessors, which never change the last error.
 #[no_mangle]
 pub extern "C" fn fasts3_last_error_message() -> *const c_char {
     guard_infallible(c"".as_ptr(), || with_last_error(|message, _, _| message.as_ptr()))
