@@ -303,7 +303,8 @@ uint32_t fasts3_abi_version(void);
 // Message of the last failed call made from this thread, as NUL-terminated UTF-8.
 // Never NULL (empty when the last call succeeded).
 //
-// Lifetime: the pointer stays valid until the next libfasts3 call from this thread.
+// Lifetime: the pointer stays valid until the next libfasts3 call from this thread other
+// than the `fasts3_last_error_*` accessors, which never change the last error.
 const char *fasts3_last_error_message(void);
 
 // S3 error code (e.g. "NoSuchKey", "SlowDown") of the last failed call from this thread, or
