@@ -1,0 +1,419 @@
+"""The exception contract: missing keys and buckets, refused credentials, bad arguments and
+malformed paths, each raising the right class with the right attributes."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pyfasts3
+from conftest import make_client
+
+PART = 64 * 1024
+
+
+def _ops_on_object(client):
+    """Every object operation, as (name, call(path))."""
+    return {
+        "get_into": lambda p: client.get_into(np.empty(100, np.uint8), p),
+        "get_into-multipart-buf": lambda p: client.get_into(np.empty(3 * PART, np.uint8), p),
+        "get_into-offset": lambda p: client.get_into(bytearray(10), p, offset=5),
+        "get_into-empty-buf": lambda p: client.get_into(bytearray(), p),
+        "get": lambda p: client.get(p),
+        "get-range": lambda p: client.get(p, offset=10, length=10),
+        "get-length0": lambda p: client.get(p, length=0),
+        "get_many": lambda p: client.get_many([p]),
+        "head": lambda p: client.head(p),
+    }
+
+
+OBJECT_OPS = list(_ops_on_object(None))
+
+
+# -- missing key / bucket ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("op", OBJECT_OPS)
+def test_missing_key(client, put, bucket, op):
+    put("present", b"x")  # the bucket is not empty: only the key is missing
+    with pytest.raises(pyfasts3.NoSuchKey) as ei:
+        _ops_on_object(client)[op](f"{bucket}/dir/missing.bin")
+    e = ei.value
+    assert isinstance(e, FileNotFoundError)
+    assert isinstance(e, pyfasts3.S3Error)
+    assert isinstance(e, OSError)
+    assert e.code == "NoSuchKey"
+    assert e.status == 404
+    assert e.bucket == bucket
+    assert e.key == "dir/missing.bin"
+    assert "dir/missing.bin" in str(e)
+    assert e.message
+
+
+def test_missing_key_in_s3_scheme_path(client, bucket):
+    with pytest.raises(pyfasts3.NoSuchKey) as ei:
+        client.get(f"s3://{bucket}/nope")
+    assert (ei.value.bucket, ei.value.key) == (bucket, "nope")
+
+
+def test_no_such_key_is_catchable_as_file_not_found(client, bucket):
+    try:
+        client.get(f"{bucket}/nope")
+    except FileNotFoundError as e:
+        assert isinstance(e, pyfasts3.NoSuchKey)
+    else:
+        pytest.fail("no exception")
+
+
+@pytest.mark.parametrize("op", OBJECT_OPS)
+def test_missing_bucket_object_ops(client, bucket, op):
+    missing = f"{bucket}-missing"
+    with pytest.raises(pyfasts3.NoSuchBucket) as ei:
+        _ops_on_object(client)[op](f"{missing}/key")
+    e = ei.value
+    assert isinstance(e, FileNotFoundError) and isinstance(e, pyfasts3.S3Error)
+    assert not isinstance(e, pyfasts3.NoSuchKey)
+    assert e.code == "NoSuchBucket"
+    assert e.status == 404
+    assert e.bucket == missing
+    assert missing in str(e)
+
+
+@pytest.mark.parametrize("delimiter", [None, "/"])
+def test_missing_bucket_list_keys(client, bucket, delimiter):
+    missing = f"{bucket}-missing"
+    with pytest.raises(pyfasts3.NoSuchBucket) as ei:
+        client.list_keys(f"{missing}/prefix", delimiter=delimiter)
+    e = ei.value
+    assert isinstance(e, FileNotFoundError)
+    assert e.code == "NoSuchBucket" and e.status == 404
+    assert e.bucket == missing
+    assert missing in str(e)
+
+
+def test_missing_bucket_list_objects(client, bucket):
+    with pytest.raises(pyfasts3.NoSuchBucket) as ei:
+        list(client.list_objects(f"s3://{bucket}-missing"))
+    assert ei.value.bucket == f"{bucket}-missing"
+
+
+def test_failed_get_into_raises_and_returns_nothing(client, bucket):
+    """A failure is an exception, never a short count (which would look like EOF)."""
+    buf = np.full(10, 0xAB, np.uint8)
+    result = "not called"
+    with pytest.raises(pyfasts3.NoSuchKey):
+        result = client.get_into(buf, f"{bucket}/missing")
+    assert result == "not called"
+
+
+# A failed get_into followed by garbage collection, in a fresh interpreter (a crash must fail
+# the test, not kill the run). This crashed CPython until 5f94dac; see also
+# test_regressions.py, which covers the crash alone. Each variant is
+# ordinary user code after which the failed call's frame is unreachable but sits in a
+# reference cycle (the library's own Future/traceback cycle for "except-pass", the caller's
+# local list for the others). The caller's buffer must be released (resizable) once the
+# error is gone, and collecting the garbage must neither crash the interpreter nor report
+# "Exception ignored in tp_clear of memoryview".
+GC_AFTER_FAILED_GET_INTO = {
+    "except-pass": """
+try:
+    client.get_into(buf, path)
+except pyfasts3.NoSuchKey:
+    pass
+""",
+    "error-kept-in-local-list": """
+def attempt():
+    errors = []
+    try:
+        client.get_into(buf, path)
+    except pyfasts3.NoSuchKey as e:
+        errors.append(e)
+    return len(errors)
+assert attempt() == 1
+""",
+    "worker-thread": """
+import threading
+done = []
+def attempt():
+    errors = []
+    try:
+        client.get_into(buf, path)
+    except pyfasts3.NoSuchKey as e:
+        errors.append(e)
+    done.append(len(errors))
+t = threading.Thread(target=attempt)
+t.start(); t.join()
+assert done == [1]
+""",
+    "closed-client": """
+closed = pyfasts3.Client()
+closed.close()
+def attempt():
+    errors = []
+    try:
+        closed.get_into(buf, path)
+    except ValueError as e:
+        errors.append(e)
+    return len(errors)
+assert attempt() == 1
+""",
+}
+
+_GC_SCRIPT_HEAD = """
+import gc, sys
+import pyfasts3
+client = pyfasts3.Client()
+path = sys.argv[1]
+buf = bytearray(100)
+"""
+
+_GC_SCRIPT_TAIL = """
+locked = False
+try:
+    buf.extend(b"!")  # BufferError while an export of buf is still alive
+except BufferError:
+    locked = True
+print("buffer still exported after the failed call:", locked, flush=True)
+for _ in range(3):
+    gc.collect()
+print("survived gc", flush=True)
+sys.exit(1 if locked else 0)
+"""
+
+
+@pytest.mark.parametrize("variant", GC_AFTER_FAILED_GET_INTO)
+def test_failed_get_into_then_gc_does_not_crash(server_env, bucket, variant):
+    """A failed get_into must release the caller's buffer; collecting the garbage it leaves
+    must not crash the interpreter (runs in a subprocess so a crash cannot kill pytest)."""
+    code = _GC_SCRIPT_HEAD + GC_AFTER_FAILED_GET_INTO[variant] + _GC_SCRIPT_TAIL
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(pyfasts3.__file__).resolve().parent.parent),
+                                         env.get("PYTHONPATH", "")])
+    proc = subprocess.run([sys.executable, "-X", "faulthandler", "-c", code, f"{bucket}/missing"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    detail = f"exit status {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr[-3000:]}"
+    assert "survived gc" in proc.stdout, detail
+    assert "Exception ignored" not in proc.stderr, detail
+    assert proc.returncode == 0, detail
+
+
+# -- credentials ---------------------------------------------------------------------------
+
+
+def _require_signature_checks(server):
+    if not server.verifies_signatures:
+        pytest.skip(f"{server.name} does not verify request signatures: any credentials are accepted")
+
+
+WRONG_CREDENTIAL_OPS = {
+    "get_into": lambda c, p: c.get_into(np.empty(10, np.uint8), p),
+    "get_into-empty-buf": lambda c, p: c.get_into(bytearray(), p),
+    "get": lambda c, p: c.get(p),
+    "get_many": lambda c, p: c.get_many([p, p]),
+    "head": lambda c, p: c.head(p),
+    "list_keys": lambda c, p: c.list_keys(p.split("/")[0]),
+    "list_objects": lambda c, p: list(c.list_objects(p.split("/")[0])),
+}
+
+
+@pytest.mark.parametrize("op", WRONG_CREDENTIAL_OPS)
+def test_wrong_secret_key_is_access_denied(server, put, op):
+    _require_signature_checks(server)
+    path = put("obj", b"secret data")
+    c = pyfasts3.Client(server.endpoint_url, region=server.region,
+                        access_key_id=server.access_key_id, secret_access_key="wrong-secret")
+    with c:
+        with pytest.raises(pyfasts3.AccessDenied) as ei:
+            WRONG_CREDENTIAL_OPS[op](c, path)
+    e = ei.value
+    assert isinstance(e, PermissionError) and isinstance(e, pyfasts3.S3Error)
+    assert e.status == 403
+    if not op.startswith(("head", "get_into-empty")):  # HEAD responses carry no error body
+        assert e.code  # SignatureDoesNotMatch, AccessDenied...
+
+
+def test_unknown_access_key_is_refused(server, put):
+    """AWS answers 403 InvalidAccessKeyId. versitygw v1.7.0 answers 404 XAdminUserNotFound,
+    which the library maps to NoSuchKey, so only "refused with an S3Error" is portable."""
+    _require_signature_checks(server)
+    path = put("obj", b"secret data")
+    with pyfasts3.Client(server.endpoint_url, region=server.region,
+                         access_key_id="NOSUCHKEYID", secret_access_key="whatever") as c:
+        with pytest.raises(pyfasts3.S3Error) as ei:
+            c.get(path)
+    assert ei.value.status in (403, 404)
+
+
+def test_wrong_secret_missing_key_is_access_denied_not_no_such_key(server, bucket):
+    """Without valid credentials the server must not reveal whether the key exists."""
+    _require_signature_checks(server)
+    with pyfasts3.Client(server.endpoint_url, region=server.region,
+                         access_key_id=server.access_key_id, secret_access_key="wrong") as c:
+        with pytest.raises(pyfasts3.AccessDenied):
+            c.head(f"{bucket}/missing")
+
+
+# -- invalid arguments ---------------------------------------------------------------------
+# Paths name a bucket that does not exist: ValueError/TypeError (not NoSuchBucket) shows the
+# argument was refused before any request.
+
+
+@pytest.fixture
+def nowhere(bucket):
+    return f"{bucket}-missing/key"
+
+
+@pytest.mark.parametrize("call", [
+    lambda c, p: c.get_into(bytearray(10), p, offset=-1),
+    lambda c, p: c.get_into(bytearray(0), p, offset=-1),
+    lambda c, p: c.get_into(bytearray(10), p, offset=2**63),
+    lambda c, p: c.get(p, offset=-1),
+    lambda c, p: c.get(p, length=-1),
+    lambda c, p: c.get(p, offset=-5, length=10),
+    lambda c, p: c.get(p, length=2**64),
+    lambda c, p: pyfasts3.get_into(bytearray(10), p, offset=-1),
+    lambda c, p: pyfasts3.get(p, length=-1),
+], ids=["get_into-offset-1", "get_into-empty-offset-1", "get_into-offset-2**63", "get-offset-1",
+        "get-length-1", "get-offset-5", "get-length-2**64", "module-get_into", "module-get"])
+def test_negative_or_huge_offset_length_is_value_error(client, server_env, nowhere, call):
+    with pytest.raises(ValueError) as ei:
+        call(client, nowhere)
+    assert not isinstance(ei.value, pyfasts3.NoSuchBucket)
+
+
+@pytest.mark.parametrize("call", [
+    lambda c, p: c.get_into(bytearray(10), p, offset=1.5),
+    lambda c, p: c.get_into(bytearray(10), p, offset="0"),
+    lambda c, p: c.get_into(bytearray(10), p, offset=None),
+    lambda c, p: c.get(p, offset=True),
+    lambda c, p: c.get(p, length=2.0),
+    lambda c, p: c.get(p, length="10"),
+], ids=["float-offset", "str-offset", "none-offset", "bool-offset", "float-length", "str-length"])
+def test_non_int_offset_length_is_type_error(client, nowhere, call):
+    with pytest.raises(TypeError):
+        call(client, nowhere)
+
+
+def test_numpy_integer_offset_and_length_accepted(client, put):
+    path = put("obj", b"0123456789")
+    assert client.get(path, offset=np.int64(2), length=np.uint32(3)).tobytes() == b"234"
+    buf = bytearray(2)
+    assert client.get_into(buf, path, offset=np.int32(8)) == 2 and buf == b"89"
+
+
+@pytest.mark.parametrize("page_size", [0, 1001, -1, 10**6, True, 2.5, "10"])
+def test_bad_page_size_is_value_error(client, bucket, page_size):
+    with pytest.raises(ValueError) as ei:
+        list(client.list_objects(f"{bucket}-missing", page_size=page_size))
+    assert not isinstance(ei.value, pyfasts3.NoSuchBucket)
+
+
+@pytest.mark.parametrize("delimiter", ["", "\0", 5, b"/"])
+def test_bad_delimiter_is_value_error(client, bucket, delimiter):
+    missing = f"{bucket}-missing"
+    with pytest.raises(ValueError):
+        client.list_keys(missing, delimiter=delimiter)
+    with pytest.raises(ValueError):
+        list(client.list_objects(missing, delimiter=delimiter))
+
+
+def test_page_size_boundaries_accepted(client, put, bucket):
+    put("a", b"1")
+    put("b", b"2")
+    assert [o.key for o in client.list_objects(bucket, page_size=1)] == ["a", "b"]
+    assert [o.key for o in client.list_objects(bucket, page_size=1000)] == ["a", "b"]
+
+
+# -- paths ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["bucket", "", "/key", "s3://", "s3://bucket", "bucket/", "s3:///key",
+                                  "s3://bucket/", "/"])
+@pytest.mark.parametrize("op", ["get_into", "get", "head", "get_many"])
+def test_malformed_object_path_is_value_error(client, op, path):
+    calls = {
+        "get_into": lambda: client.get_into(bytearray(4), path),
+        "get": lambda: client.get(path),
+        "head": lambda: client.head(path),
+        "get_many": lambda: client.get_many([path]),
+    }
+    with pytest.raises(ValueError) as ei:
+        calls[op]()
+    assert not isinstance(ei.value, pyfasts3.S3Error) or isinstance(ei.value, pyfasts3.InvalidArgument)
+
+
+@pytest.mark.parametrize("path", ["", "/prefix", "s3://", "s3:///prefix", "/"])
+def test_malformed_list_path_is_value_error(client, path):
+    with pytest.raises(ValueError):
+        client.list_keys(path)
+    with pytest.raises(ValueError):
+        list(client.list_objects(path))
+
+
+@pytest.mark.parametrize("path", [b"bucket/key", None, 42, ["bucket/key"]], ids=["bytes", "none", "int", "list"])
+def test_non_str_path_is_type_error(client, path):
+    with pytest.raises(TypeError):
+        client.get(path)
+    with pytest.raises(TypeError):
+        client.get_into(bytearray(4), path)
+    with pytest.raises(TypeError):
+        client.head(path)
+    with pytest.raises(TypeError):
+        client.list_keys(path)
+    with pytest.raises(TypeError):
+        list(client.list_objects(path))
+
+
+def test_non_str_path_in_get_many_is_type_error(client, put):
+    with pytest.raises(TypeError):
+        client.get_many([put("a", b"a"), b"bucket/key"])
+
+
+def test_key_longer_than_1024_bytes_is_value_error(client, bucket):
+    with pytest.raises(ValueError):
+        client.get(f"{bucket}-missing/" + "k" * 1025)
+
+
+def test_both_path_forms_read_the_same_object(client, put, bucket):
+    data = bytes(range(256)) * 300
+    put("x/y", data)
+    assert client.get(f"{bucket}/x/y").tobytes() == data
+    assert client.get(f"s3://{bucket}/x/y").tobytes() == data
+    assert client.head(f"s3://{bucket}/x/y").size == len(data)
+
+
+# -- exception classes ---------------------------------------------------------------------
+
+
+def test_exception_hierarchy():
+    assert issubclass(pyfasts3.NoSuchKey, FileNotFoundError)
+    assert issubclass(pyfasts3.NoSuchBucket, FileNotFoundError)
+    assert issubclass(pyfasts3.AccessDenied, PermissionError)
+    assert issubclass(pyfasts3.InvalidArgument, ValueError)
+    assert issubclass(pyfasts3.NetworkError, ConnectionError)
+    assert issubclass(pyfasts3.Timeout, TimeoutError)
+    for name in ["NoSuchKey", "NoSuchBucket", "AccessDenied", "ObjectChanged", "Cancelled",
+                 "InvalidArgument", "InvalidRange", "Throttled", "NetworkError", "Timeout",
+                 "ConfigError", "ProtocolError", "InternalError", "LibraryOutOfMemory"]:
+        assert issubclass(getattr(pyfasts3, name), pyfasts3.S3Error), name
+
+
+def test_errors_from_one_client_do_not_leak_into_the_next_call(client, put, bucket):
+    """After a failure, a successful call on the same client is unaffected."""
+    path = put("ok", b"fine")
+    with pytest.raises(pyfasts3.NoSuchKey):
+        client.get(f"{bucket}/missing")
+    assert client.get(path).tobytes() == b"fine"
+    with pytest.raises(pyfasts3.NoSuchBucket):
+        client.head(f"{bucket}-missing/x")
+    assert client.head(path).size == 4
+
+
+def test_separate_client_sees_the_same_errors(server, bucket):
+    with make_client(server) as c:
+        with pytest.raises(pyfasts3.NoSuchKey):
+            c.get(f"{bucket}/missing")
