@@ -73,6 +73,9 @@ def _writable_bytes(buf: Any) -> memoryview:
     with view:
         if view.readonly:
             raise TypeError(f"buf is read-only ({type(buf).__name__}); pass a writable buffer")
+        if view.nbytes == 0:
+            # cast() refuses views with a 0 in their shape; nothing will be written anyway.
+            return memoryview(bytearray())
         if not view.c_contiguous:
             raise ValueError("buf is not C-contiguous; pass a contiguous array (e.g. np.ascontiguousarray)")
         return view.cast("B")
@@ -151,6 +154,8 @@ class Client:
         anonymous: send unsigned requests (public buckets).
         path_style: True for ``host/bucket/key`` URLs, False for ``bucket.host/key``; None
             (default) picks path-style when the endpoint is an IP address or localhost.
+            IP-address endpoints are always path-style (the AWS SDK's endpoint rules: a
+            bucket cannot be a subdomain of an IP address).
         max_concurrency: HTTP requests in flight for this client (default 16).
         part_size: bytes per ranged GET (default 8 MiB).
     """

@@ -83,12 +83,15 @@ impl ClientOptions {
             .find(|v| !v.is_empty())
     }
 
-    fn use_path_style(&self) -> bool {
+    /// `config_endpoint`: what aws-config resolved (it also reads `endpoint_url` from the
+    /// shared config profile, which boto3 honours too).
+    fn use_path_style(&self, config_endpoint: Option<&str>) -> bool {
         match self.path_style {
             PathStyle::Path => true,
             PathStyle::VirtualHosted => false,
             PathStyle::Auto => self
                 .effective_endpoint()
+                .or_else(|| config_endpoint.map(str::to_string))
                 .and_then(|url| endpoint_host(&url).ok())
                 .map(|host| host_needs_path_style(&host))
                 .unwrap_or(false),
@@ -160,10 +163,6 @@ impl Client {
         self.max_concurrency
     }
 
-    pub fn path_style(&self) -> bool {
-        self.options.use_path_style()
-    }
-
     /// The session for this process, built on first use and again after fork().
     pub(crate) async fn session(&self) -> Result<Session> {
         let pid = std::process::id();
@@ -220,7 +219,7 @@ impl Client {
             .unwrap_or_else(|| Region::new(FALLBACK_REGION));
         let conf = aws_sdk_s3::config::Builder::from(&sdk)
             .region(region)
-            .force_path_style(o.use_path_style())
+            .force_path_style(o.use_path_style(sdk.endpoint_url()))
             .build();
         if self.max_concurrency > Semaphore::MAX_PERMITS {
             return Err(Error::new(ErrorKind::InvalidArgument, "max_concurrency is too large"));

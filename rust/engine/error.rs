@@ -95,8 +95,10 @@ pub fn kind_for(code: &str, http_status: u16) -> ErrorKind {
         "InvalidRange" => ErrorKind::InvalidRange,
         "SlowDown" | "Throttling" | "ThrottlingException" | "RequestLimitExceeded"
         | "TooManyRequests" => ErrorKind::Throttled,
+        // Bodiless responses (HEAD) carry no code: the status is all there is. An unknown
+        // code with a 404 is something else (e.g. a server's admin error), not a missing key.
         _ => match http_status {
-            404 => ErrorKind::NoSuchKey,
+            404 if code.is_empty() => ErrorKind::NoSuchKey,
             403 => ErrorKind::AccessDenied,
             412 => ErrorKind::ObjectChanged,
             416 => ErrorKind::InvalidRange,
@@ -109,13 +111,16 @@ pub fn kind_for(code: &str, http_status: u16) -> ErrorKind {
 impl<E, R> From<SdkError<E, R>> for Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: fmt::Debug + HttpStatus,
+    R: fmt::Debug + HttpStatus + 'static,
 {
     fn from(err: SdkError<E, R>) -> Self {
         match &err {
             SdkError::ServiceError(ctx) => {
                 let http_status = ctx.raw().status_u16();
-                let code = ctx.err().code().unwrap_or("").to_string();
+                let code = match ctx.err().code() {
+                    Some(c) if !c.is_empty() => c.to_string(),
+                    _ => code_for_bodiless(http_status).to_string(),
+                };
                 let message = match ctx.err().message() {
                     Some(m) if !m.is_empty() => m.to_string(),
                     _ => default_message(&code, http_status),
@@ -126,9 +131,12 @@ where
                 Error::new(ErrorKind::Timeout, DisplayErrorContext(&err).to_string())
             }
             SdkError::DispatchFailure(d) => {
-                let kind = if d.is_io() || d.is_timeout() {
-                    if d.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Network }
-                } else if d.is_user() {
+                let kind = if d.is_timeout() {
+                    ErrorKind::Timeout
+                } else if d.is_io() {
+                    ErrorKind::Network
+                } else if d.is_user() || caused_by_credentials(&err) {
+                    // Identity resolution fails before anything is sent: not a network issue.
                     ErrorKind::Config
                 } else {
                     ErrorKind::Network
@@ -144,6 +152,29 @@ where
             _ => Error::new(ErrorKind::S3Other, DisplayErrorContext(&err).to_string()),
         }
     }
+}
+
+/// The S3 code a bodiless error response (HEAD) stands for.
+fn code_for_bodiless(http_status: u16) -> &'static str {
+    match http_status {
+        403 => "AccessDenied",
+        404 => "NotFound",
+        412 => "PreconditionFailed",
+        416 => "InvalidRange",
+        503 => "SlowDown",
+        _ => "",
+    }
+}
+
+fn caused_by_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(err);
+    while let Some(e) = source {
+        if e.downcast_ref::<aws_credential_types::provider::error::CredentialsError>().is_some() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 fn default_message(code: &str, http_status: u16) -> String {
