@@ -15,7 +15,8 @@ How the memory checker is set up (and why it is ASan, not valgrind):
   not instrumented, but Rust's global allocator is the system malloc, so every Rust
   allocation goes through ASan's allocator: a libfasts3 object the C side forgets to free
   (page, bytes, cursor, client...) is a leak LeakSanitizer reports, with a Rust stack.
-- ASAN_OPTIONS=detect_leaks=1 turns LeakSanitizer on; with -fno-sanitize-recover UBSan errors
+- ASAN_OPTIONS=detect_leaks=1 turns LeakSanitizer on (fast_unwind_on_malloc=0: the Rust code
+  has no frame pointers, so allocation stacks are unwound from .eh_frame); with -fno-sanitize-recover UBSan errors
   abort the run. No suppressions are needed: libfasts3's one-time global allocations (the
   tokio runtime behind a static Mutex, thread-locals, its worker threads) stay reachable from
   globals and live threads at exit, so LSan does not report them. tests/c/lsan.supp exists
@@ -138,6 +139,9 @@ def sanitizer_env(server: S3Server, bucket: str, etag: str) -> dict:
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "AWS_EC2_METADATA_DISABLED": "true",
         "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:halt_on_error=1:detect_stack_use_after_return=1"
+                        # libfasts3 is built without frame pointers: unwind allocation stacks
+                        # through .eh_frame so leak reports name the Rust frames (fasts3_head...).
+                        ":fast_unwind_on_malloc=0"
                         ":strict_string_checks=1:check_initialization_order=1",
         "LSAN_OPTIONS": f"suppressions={SUPPRESSIONS}:print_suppressions=1:report_objects=1",
         "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
