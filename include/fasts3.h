@@ -165,6 +165,8 @@ enum fasts3_status fasts3_config_new(struct fasts3_config **out);
 // - `path_style`: `auto` (default: path-style for IP/localhost endpoints), `path`, `virtual`.
 // - `max_concurrency`: requests in flight per client (decimal, >= 1).
 // - `part_size`: bytes per ranged GET (decimal, >= 1).
+// - `connect_timeout`, `read_timeout`: seconds (decimal, may have a fraction, > 0).
+//   Read timeout is the wait for response headers; defaults 10 and 60.
 //
 // Unknown names and unparsable values fail with `FASTS3_INVALID_ARGUMENT`.
 enum fasts3_status fasts3_config_set(struct fasts3_config *config,

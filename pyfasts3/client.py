@@ -158,6 +158,9 @@ class Client:
             bucket cannot be a subdomain of an IP address).
         max_concurrency: HTTP requests in flight for this client (default 16).
         part_size: bytes per ranged GET (default 8 MiB).
+        connect_timeout: seconds to establish a connection (default 10).
+        read_timeout: seconds to wait for a response's headers (default 60). A body that
+            stops flowing for 5 s is detected separately and the read resumed.
     """
 
     def __init__(
@@ -173,6 +176,8 @@ class Client:
         path_style: Optional[bool] = None,
         max_concurrency: Optional[int] = None,
         part_size: Optional[int] = None,
+        connect_timeout: Optional[float] = None,
+        read_timeout: Optional[float] = None,
     ):
         options = {
             "endpoint_url": endpoint_url,
@@ -194,6 +199,14 @@ class Client:
                 if _non_negative(name, value) == 0:
                     raise ValueError(f"{name} must be >= 1, got {value}")
                 options[name] = str(int(value))
+
+        for name, value in (("connect_timeout", connect_timeout), ("read_timeout", read_timeout)):
+            if value is not None:
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
+                if not value > 0:
+                    raise ValueError(f"{name} must be > 0, got {value}")
+                options[name] = repr(float(value))
 
         out = ffi.new("fasts3_config **")
         rustcall(lib.fasts3_config_new, out)

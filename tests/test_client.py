@@ -538,3 +538,16 @@ def test_anonymous_reads_public_object(server, s3, bucket):
     s3.put_object(Bucket=bucket, Key="pub", Body=b"public data", ACL="public-read")
     with make_anonymous(server) as c:
         assert c.get(f"{bucket}/pub").tobytes() == b"public data"
+
+
+@pytest.mark.parametrize("bad, exc", [(0, ValueError), (-1.5, ValueError), ("5", TypeError), (True, TypeError)])
+def test_invalid_timeouts_are_refused(server, bad, exc):
+    for name in ("connect_timeout", "read_timeout"):
+        with pytest.raises(exc):
+            make_client(server, **{name: bad})
+
+
+def test_timeouts_are_accepted(server, put):
+    path = put("obj", b"abc")
+    with make_client(server, connect_timeout=2.5, read_timeout=30) as c:
+        assert c.get(path).tobytes() == b"abc"

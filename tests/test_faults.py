@@ -265,14 +265,9 @@ def test_failed_get_into_releases_the_caller_buffer(server, bucket, mode):
     assert proc.returncode == 0 and "gc survived" in proc.stdout, report
 
 
-STALL_GUARD = 120.0
+STALL_GUARD = 60.0
 
 
-@pytest.mark.skipif(
-    not os.environ.get("PYFASTS3_SLOW_TESTS"),
-    reason=f"takes up to {STALL_GUARD:.0f}s per case (set PYFASTS3_SLOW_TESTS=1): libfasts3 has no read "
-           "timeout, so a stalled connection hangs get_into until this guard",
-)
 @pytest.mark.parametrize("stall_at", [1, 40_000], ids=["before-headers", "mid-body"])
 def test_stalled_connection_does_not_hang_forever(server, put, proxy, stall_at):
     """A server that stops sending without closing (a dead peer, a NAT dropping state) must
@@ -282,7 +277,9 @@ def test_stalled_connection_does_not_hang_forever(server, put, proxy, stall_at):
     path = put("obj", data)
     proxy.pause_at(stall_at)  # after that many response bytes, nothing more, connection open
     buf = np.zeros(MULTI, np.uint8)
-    with proxied_client(server, proxy, part_size=PART, max_concurrency=1) as client:
+    # read_timeout bounds the wait for headers; a body stalled mid-way is caught by the SDK's
+    # stalled-stream protection (5 s without progress), then resumed into the same stall.
+    with proxied_client(server, proxy, part_size=PART, max_concurrency=1, read_timeout=1.0) as client:
         out = start_guarded(lambda: client.get_into(buf, path))
         finished = out.done.wait(STALL_GUARD)
         stats = proxy.stats()

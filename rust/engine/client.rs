@@ -1,11 +1,13 @@
 //! Client configuration and the SDK client behind it (rebuilt in a forked child).
 
 use crate::engine::error::{Error, ErrorKind, Result};
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// Default part size for ranged GETs: AWS's transfer manager uses 5-8 MiB parts.
@@ -13,6 +15,12 @@ use tokio::sync::Semaphore;
 pub const DEFAULT_PART_SIZE: u64 = 8 * 1024 * 1024;
 /// Default bound on HTTP requests in flight per client.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 16;
+/// Time allowed to establish a connection.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed from sending a request to its response headers. A body that stops flowing
+/// is caught separately by the SDK's stalled-stream protection (no progress for 5 s) and
+/// resumed. boto3 uses 60 s for both.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// S3 answers a region-less client from us-east-1, as boto3 assumes.
 const FALLBACK_REGION: &str = "us-east-1";
 
@@ -44,6 +52,10 @@ pub struct ClientOptions {
     pub max_concurrency: usize,
     /// Bytes per ranged GET; 0 means [`DEFAULT_PART_SIZE`].
     pub part_size: u64,
+    /// None means [`DEFAULT_CONNECT_TIMEOUT`].
+    pub connect_timeout: Option<Duration>,
+    /// None means [`DEFAULT_READ_TIMEOUT`].
+    pub read_timeout: Option<Duration>,
 }
 
 impl ClientOptions {
@@ -196,7 +208,13 @@ impl Client {
             // Checksums only where S3 requires them: a CRC over every byte would cost more
             // CPU than the copy itself, and ranged GETs carry no full-object checksum anyway.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(o.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT))
+                    .read_timeout(o.read_timeout.unwrap_or(DEFAULT_READ_TIMEOUT))
+                    .build(),
+            );
         if let Some(profile) = &o.profile {
             loader = loader.profile_name(profile);
         }

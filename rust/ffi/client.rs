@@ -6,6 +6,7 @@ use crate::ffi::boundary::{deref, guard, guard_infallible, optional_cstr, out_pt
 use crate::ffi::status::fasts3_status;
 use std::ffi::c_char;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Options for a client, filled with `fasts3_config_set`.
 #[allow(non_camel_case_types)]
@@ -45,6 +46,8 @@ pub extern "C" fn fasts3_config_new(out: *mut *mut fasts3_config) -> fasts3_stat
 /// - `path_style`: `auto` (default: path-style for IP/localhost endpoints), `path`, `virtual`.
 /// - `max_concurrency`: requests in flight per client (decimal, >= 1).
 /// - `part_size`: bytes per ranged GET (decimal, >= 1).
+/// - `connect_timeout`, `read_timeout`: seconds (decimal, may have a fraction, > 0).
+///   Read timeout is the wait for response headers; defaults 10 and 60.
 ///
 /// Unknown names and unparsable values fail with `FASTS3_INVALID_ARGUMENT`.
 #[no_mangle]
@@ -87,6 +90,8 @@ fn set_option(o: &mut ClientOptions, name: &str, value: Option<&str>) -> FfiResu
         }
         "max_concurrency" => o.max_concurrency = positive(name, value)? as usize,
         "part_size" => o.part_size = positive(name, value)?,
+        "connect_timeout" => o.connect_timeout = seconds(name, value)?,
+        "read_timeout" => o.read_timeout = seconds(name, value)?,
         _ => return Err(Error::invalid(format!("unknown option {name:?}")).into()),
     }
     Ok(())
@@ -98,6 +103,15 @@ fn positive(name: &str, value: Option<&str>) -> FfiResult<u64> {
     match v.trim().parse::<u64>() {
         Ok(n) if n >= 1 && n <= u32::MAX as u64 * 1024 => Ok(n),
         _ => Err(Error::invalid(format!("{name} must be a positive integer, got {v:?}")).into()),
+    }
+}
+
+/// A positive number of seconds, or None (the default) for NULL.
+fn seconds(name: &str, value: Option<&str>) -> FfiResult<Option<Duration>> {
+    let Some(v) = value else { return Ok(None) };
+    match v.trim().parse::<f64>() {
+        Ok(s) if s > 0.0 && s.is_finite() && s <= 1e9 => Ok(Some(Duration::from_secs_f64(s))),
+        _ => Err(Error::invalid(format!("{name} must be a positive number of seconds, got {v:?}")).into()),
     }
 }
 
