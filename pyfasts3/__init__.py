@@ -81,11 +81,12 @@ def head(path: str) -> ObjectInfo:
     return default_client().head(path)
 
 
-def list_keys(path: str, *, delimiter: Optional[str] = None) -> List[str]:
+def list_keys(path: str, *, delimiter: Optional[str] = None, parallel: bool = False) -> List[str]:
     """:meth:`Client.list_keys` on the default client."""
-    return default_client().list_keys(path, delimiter=delimiter)
+    return default_client().list_keys(path, delimiter=delimiter, parallel=parallel)
 
 
-def list_objects(path: str, *, delimiter: Optional[str] = None, page_size: int = 1000) -> Iterator[ObjectInfo]:
+def list_objects(path: str, *, delimiter: Optional[str] = None, page_size: int = 1000,
+                 parallel: bool = False) -> Iterator[ObjectInfo]:
     """:meth:`Client.list_objects` on the default client."""
-    return default_client().list_objects(path, delimiter=delimiter, page_size=page_size)
+    return default_client().list_objects(path, delimiter=delimiter, page_size=page_size, parallel=parallel)

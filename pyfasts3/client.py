@@ -344,8 +344,7 @@ class Client:
         bucket, prefix = split_prefix(path)
         if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= 1000:
             raise ValueError(f"page_size must be an int between 1 and 1000, got {page_size!r}")
-        if delimiter is not None and (not isinstance(delimiter, str) or not delimiter or "\0" in delimiter):
-            raise ValueError(f"delimiter must be a non-empty str, got {delimiter!r}")
+        _check_delimiter(delimiter)
         b, p = bucket.encode(), prefix.encode()
         d = delimiter.encode() if delimiter else ffi.NULL
         s = start_after.encode() if start_after else ffi.NULL
@@ -368,29 +367,58 @@ class Client:
         finally:
             ffi.release(cursor)
 
-    def list_keys(self, path: str, *, delimiter: Optional[str] = None) -> List[str]:
+    def _list_all(self, path: str, delimiter: Optional[str], parallel: bool) -> Tuple[str, _Page]:
+        """The whole listing in one native call (pages fetched and concatenated in Rust)."""
+        bucket, prefix = split_prefix(path)
+        _check_delimiter(delimiter)
+        b, p = bucket.encode(), prefix.encode()
+        d = delimiter.encode() if delimiter else ffi.NULL
+        out = ffi.new("fasts3_object_page **")
+        with self._handle.borrow() as client:
+            _interrupt.call(lambda cancel: rustcall(
+                lib.fasts3_list_all, client, b, len(b), p, len(p), d, bool(parallel), cancel, out, bucket=bucket,
+            ))
+        page = ffi.gc(out[0], lib.fasts3_object_page_free)
+        try:
+            return bucket, _Page(page)
+        finally:
+            ffi.release(page)
+
+    def list_keys(self, path: str, *, delimiter: Optional[str] = None, parallel: bool = False) -> List[str]:
         """Keys (without the bucket) starting with the prefix in ``path`` (``"bucket"`` or
         ``"bucket/prefix"``), in S3's order. With a delimiter: the keys at that level and
-        the common prefixes (each ending in the delimiter), merged in S3's order."""
-        if delimiter is None:
-            keys: List[str] = []
-            for _, page in self._pages(path, None, 1000):
-                keys += page.keys
-            return keys
-        merged: List[str] = []
-        for _, page in self._pages(path, delimiter, 1000):
-            # Within one page, keys and prefixes interleave in UTF-8 byte order.
-            level = page.keys + page.common_prefixes
-            if page.keys and page.common_prefixes:
-                level.sort(key=lambda s: s.encode("utf-8"))
-            merged += level
-        return merged
+        the common prefixes (each ending in the delimiter), merged in S3's order.
+
+        ``parallel=True`` (no delimiter) lists the ``/`` tree under the prefix concurrently:
+        each directory's subdirectories are listed at the same time, within the client's
+        ``max_concurrency``, and merged back into S3's order. Same result; much faster on
+        key spaces spread over many directories, no faster on a flat one."""
+        _, page = self._list_all(path, delimiter, parallel)
+        if not page.common_prefixes:
+            return page.keys
+        level = page.keys + page.common_prefixes
+        if page.keys:
+            # Keys and prefixes interleave in UTF-8 byte order.
+            level.sort(key=lambda s: s.encode("utf-8"))
+        return level
 
     def list_objects(self, path: str, *, delimiter: Optional[str] = None,
-                     page_size: int = 1000) -> Iterator[ObjectInfo]:
+                     page_size: int = 1000, parallel: bool = False) -> Iterator[ObjectInfo]:
         """Iterate over the objects under ``path`` as :class:`ObjectInfo`, fetched one page
         (``page_size`` keys) at a time, so memory stays flat on huge buckets. With a
         delimiter, only the objects at that level are yielded (see ``list_keys`` for the
-        common prefixes). ``content_type`` is None: listings do not carry it."""
+        common prefixes). ``content_type`` is None: listings do not carry it.
+
+        ``parallel=True`` (no delimiter) walks the ``/`` tree concurrently as in
+        ``list_keys``; the whole listing is then fetched before the first item is yielded."""
+        if parallel and delimiter is None:
+            bucket, page = self._list_all(path, None, True)
+            yield from page.infos(bucket)
+            return
         for bucket, page in self._pages(path, delimiter, page_size):
             yield from page.infos(bucket)
+
+
+def _check_delimiter(delimiter: Optional[str]) -> None:
+    if delimiter is not None and (not isinstance(delimiter, str) or not delimiter or "\0" in delimiter):
+        raise ValueError(f"delimiter must be a non-empty str, got {delimiter!r}")

@@ -138,6 +138,17 @@ pub(crate) struct Session {
     pub permits: Arc<Semaphore>,
 }
 
+impl Session {
+    /// A slot of the client's request budget, held for one HTTP request (and its body).
+    pub async fn acquire(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        self.permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::new(ErrorKind::Cancelled, "client is shutting down"))
+    }
+}
+
 /// An S3 client. Safe to share across threads; calls may run concurrently.
 pub struct Client {
     options: ClientOptions,

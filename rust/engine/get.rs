@@ -220,7 +220,7 @@ enum FirstResponse {
 }
 
 async fn first_request(session: &Session, bucket: &str, key: &str, offset: u64, len: u64) -> Result<FirstResponse> {
-    let permit = acquire(session).await?;
+    let permit = session.acquire().await?;
     let sent = session
         .s3
         .get_object()
@@ -352,7 +352,7 @@ async fn open_part(
     start: u64,
     len: u64,
 ) -> Result<(ByteStream, OwnedSemaphorePermit)> {
-    let permit = acquire(session).await?;
+    let permit = session.acquire().await?;
     let out = session
         .s3
         .get_object()
@@ -410,15 +410,6 @@ fn body_error(e: aws_smithy_types::byte_stream::error::Error) -> Error {
         ErrorKind::Network,
         format!("reading the body failed: {}", aws_smithy_types::error::display::DisplayErrorContext(&e)),
     )
-}
-
-async fn acquire(session: &Session) -> Result<OwnedSemaphorePermit> {
-    session
-        .permits
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| Error::new(ErrorKind::Cancelled, "client is shutting down"))
 }
 
 fn range_header(start: u64, len: u64) -> String {

@@ -1,10 +1,15 @@
-//! Listing: a cursor over ListObjectsV2 pages.
+//! Listing: ListObjectsV2 pages, walked by a cursor (one page at a time) or collected whole —
+//! sequentially, or in parallel by walking the `/` prefix tree.
 
-use crate::engine::client::Client;
+use crate::engine::client::{Client, Session};
 use crate::engine::error::{Error, Result};
 use crate::engine::page::ObjectPage;
 use crate::engine::path::check_bucket;
+use futures_util::future::{join_all, BoxFuture};
 use std::sync::Arc;
+
+/// The delimiter the parallel walk splits the key space on.
+pub const TREE_DELIMITER: &str = "/";
 
 /// What to list. `page_size` is S3's `max-keys` (S3 caps it at 1000).
 #[derive(Debug, Clone)]
@@ -14,6 +19,19 @@ pub struct ListRequest {
     pub delimiter: Option<String>,
     pub start_after: Option<String>,
     pub page_size: i32,
+}
+
+impl ListRequest {
+    fn validate(&self) -> Result<()> {
+        check_bucket(&self.bucket)?;
+        if !(1..=1000).contains(&self.page_size) {
+            return Err(Error::invalid(format!("page_size must be between 1 and 1000, got {}", self.page_size)));
+        }
+        if self.delimiter.as_deref() == Some("") {
+            return Err(Error::invalid("delimiter must not be empty"));
+        }
+        Ok(())
+    }
 }
 
 /// Walks the pages of one listing. Holds its own reference to the client, so it stays
@@ -27,16 +45,7 @@ pub struct ListCursor {
 
 impl ListCursor {
     pub fn new(client: Arc<Client>, request: ListRequest) -> Result<Self> {
-        check_bucket(&request.bucket)?;
-        if !(1..=1000).contains(&request.page_size) {
-            return Err(Error::invalid(format!(
-                "page_size must be between 1 and 1000, got {}",
-                request.page_size
-            )));
-        }
-        if request.delimiter.as_deref() == Some("") {
-            return Err(Error::invalid("delimiter must not be empty"));
-        }
+        request.validate()?;
         Ok(ListCursor { client, request, continuation: None, finished: false })
     }
 
@@ -51,47 +60,111 @@ impl ListCursor {
             return Ok(None);
         }
         let session = self.client.session().await?;
-        let r = &self.request;
-        let mut call = session
-            .s3
-            .list_objects_v2()
-            .bucket(&r.bucket)
-            .max_keys(r.page_size)
-            .set_delimiter(r.delimiter.clone())
-            .set_continuation_token(self.continuation.clone());
-        if !r.prefix.is_empty() {
-            call = call.prefix(&r.prefix);
-        }
-        if self.continuation.is_none() {
-            call = call.set_start_after(r.start_after.clone());
-        }
-        let out = call
-            .send()
-            .await
-            .map_err(|e| Error::from(e).context(format!("listing s3://{}/{}", r.bucket, r.prefix)))?;
-
-        let mut page = ObjectPage::default();
-        for obj in out.contents() {
-            page.push_object(
-                obj.key().unwrap_or(""),
-                obj.size().unwrap_or(0).max(0) as u64,
-                obj.last_modified(),
-                obj.e_tag().unwrap_or(""),
-                "",
-            );
-        }
-        for p in out.common_prefixes() {
-            page.common_prefixes.push(p.prefix().unwrap_or(""));
-        }
-        match (out.is_truncated().unwrap_or(false), out.next_continuation_token()) {
-            (true, Some(token)) if !token.is_empty() => self.continuation = Some(token.to_string()),
-            (true, _) => {
-                return Err(Error::protocol(
-                    "listing page is truncated but carries no continuation token",
-                ))
-            }
-            (false, _) => self.finished = true,
+        let (page, next) = list_page(&session, &self.request, self.continuation.as_deref()).await?;
+        match next {
+            Some(token) => self.continuation = Some(token),
+            None => self.finished = true,
         }
         Ok(Some(page))
     }
+}
+
+/// One ListObjectsV2 call; returns the page and the continuation token if there is more.
+async fn list_page(session: &Session, r: &ListRequest, continuation: Option<&str>) -> Result<(ObjectPage, Option<String>)> {
+    let mut call = session
+        .s3
+        .list_objects_v2()
+        .bucket(&r.bucket)
+        .max_keys(r.page_size)
+        .set_delimiter(r.delimiter.clone())
+        .set_continuation_token(continuation.map(str::to_string));
+    if !r.prefix.is_empty() {
+        call = call.prefix(&r.prefix);
+    }
+    if continuation.is_none() {
+        call = call.set_start_after(r.start_after.clone());
+    }
+    let _permit = session.acquire().await?;
+    let out = call
+        .send()
+        .await
+        .map_err(|e| Error::from(e).context(format!("listing s3://{}/{}", r.bucket, r.prefix)))?;
+
+    let mut page = ObjectPage::default();
+    for obj in out.contents() {
+        page.push_object(
+            obj.key().unwrap_or(""),
+            obj.size().unwrap_or(0).max(0) as u64,
+            obj.last_modified(),
+            obj.e_tag().unwrap_or(""),
+            "",
+        );
+    }
+    for p in out.common_prefixes() {
+        page.common_prefixes.push(p.prefix().unwrap_or(""));
+    }
+    let next = match (out.is_truncated().unwrap_or(false), out.next_continuation_token()) {
+        (true, Some(token)) if !token.is_empty() => Some(token.to_string()),
+        (true, _) => return Err(Error::protocol("listing page is truncated but carries no continuation token")),
+        (false, _) => None,
+    };
+    Ok((page, next))
+}
+
+/// Every page of a listing, concatenated (S3's order).
+async fn list_sequential(session: &Session, request: &ListRequest) -> Result<ObjectPage> {
+    let (mut all, mut next) = list_page(session, request, None).await?;
+    while let Some(token) = next {
+        let (page, after) = list_page(session, request, Some(&token)).await?;
+        all.append(page);
+        next = after;
+    }
+    Ok(all)
+}
+
+/// The whole listing in one page. With `parallel` (and no delimiter), the key space is split
+/// along the `/` tree: each "directory" is listed with the delimiter, its subdirectories
+/// concurrently (bounded by the client's request budget), and the results are merged back
+/// into S3's order. A flat key space gains nothing from this; a tree of many directories
+/// lists roughly as many pages at once as the client allows requests in flight.
+pub async fn list_all(client: &Client, request: ListRequest, parallel: bool) -> Result<ObjectPage> {
+    request.validate()?;
+    let session = client.session().await?;
+    if parallel && request.delimiter.is_none() && request.start_after.is_none() {
+        let level = ListRequest { delimiter: Some(TREE_DELIMITER.into()), ..request };
+        walk_tree(&session, level).await
+    } else {
+        list_sequential(&session, &request).await
+    }
+}
+
+fn walk_tree(session: &Session, level: ListRequest) -> BoxFuture<'_, Result<ObjectPage>> {
+    Box::pin(async move {
+        let mut here = list_sequential(session, &level).await?;
+        let subdirs = std::mem::take(&mut here.common_prefixes);
+        if subdirs.is_empty() {
+            return Ok(here);
+        }
+        let children = join_all((0..subdirs.len()).map(|i| {
+            walk_tree(session, ListRequest { prefix: subdirs.get(i).to_string(), ..level.clone() })
+        }))
+        .await;
+        let mut merged = ObjectPage::default();
+        let mut direct = 0;
+        for (i, child) in children.into_iter().enumerate() {
+            // A direct key never starts with a subdirectory prefix, so comparing it with the
+            // prefix orders it against every key in that subdirectory.
+            let subdir = subdirs.get(i).as_bytes();
+            while direct < here.len() && here.keys.get(direct).as_bytes() < subdir {
+                merged.push_from(&here, direct);
+                direct += 1;
+            }
+            merged.append(child?);
+        }
+        while direct < here.len() {
+            merged.push_from(&here, direct);
+            direct += 1;
+        }
+        Ok(merged)
+    })
 }

@@ -25,6 +25,13 @@ impl StringTable {
         self.offsets.push(self.data.len());
     }
 
+    /// Move every string of `other` onto the end of this table.
+    pub fn append(&mut self, other: StringTable) {
+        let base = self.data.len();
+        self.data.extend_from_slice(&other.data);
+        self.offsets.extend(other.offsets[1..].iter().map(|o| o + base));
+    }
+
     pub fn len(&self) -> usize {
         self.offsets.len() - 1
     }
@@ -67,6 +74,25 @@ impl ObjectPage {
         self.content_types.push(content_type);
     }
 
+    /// Copy object `i` of `other` onto the end of this page.
+    pub fn push_from(&mut self, other: &ObjectPage, i: usize) {
+        self.keys.push(other.keys.get(i));
+        self.sizes.push(other.sizes[i]);
+        self.last_modified_ms.push(other.last_modified_ms[i]);
+        self.etags.push(other.etags.get(i));
+        self.content_types.push(other.content_types.get(i));
+    }
+
+    /// Move every object and common prefix of `other` onto the end of this page.
+    pub fn append(&mut self, other: ObjectPage) {
+        self.keys.append(other.keys);
+        self.sizes.extend(other.sizes);
+        self.last_modified_ms.extend(other.last_modified_ms);
+        self.etags.append(other.etags);
+        self.content_types.append(other.content_types);
+        self.common_prefixes.append(other.common_prefixes);
+    }
+
     pub fn len(&self) -> usize {
         self.keys.len()
     }
@@ -95,6 +121,11 @@ mod tests {
         assert_eq!(t.offsets, vec![0, 2, 3, 10]);
         assert_eq!(t.get(2), "héllo");
         assert_eq!(t.get(1), "");
+        let mut more = StringTable::default();
+        more.push("xy");
+        t.append(more);
+        assert_eq!((t.len(), t.get(3), t.get(2)), (4, "xy", "héllo"));
+        assert_eq!(*t.offsets.last().unwrap(), t.data.len());
     }
 
     #[test]

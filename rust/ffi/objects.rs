@@ -1,6 +1,6 @@
 //! Object metadata across the ABI: HEAD, listing cursors, and the page they produce.
 
-use crate::engine::list::{ListCursor, ListRequest};
+use crate::engine::list::{self, ListCursor, ListRequest};
 use crate::engine::page::{ObjectPage, StringTable};
 use crate::engine::{head, runtime, CancelToken};
 use crate::ffi::boundary::{deref, guard, guard_infallible, optional_cstr, out_ptr, utf8};
@@ -137,6 +137,49 @@ pub extern "C" fn fasts3_list_next(
         let token = unsafe { cancel.as_ref() }.map(|c| &c.token);
         let page = runtime::block_on(CancelToken::run(token, cursor.cursor.next_page()))?;
         *out = page.map_or(std::ptr::null_mut(), |page| Box::into_raw(Box::new(fasts3_object_page { page })));
+        Ok(())
+    })
+}
+
+/// List everything under `prefix` of `bucket` into one page in `*out` (objects in S3's
+/// order, plus the common prefixes when `delimiter` is given). Arguments as for
+/// `fasts3_list_cursor_new`, with S3's maximum page size.
+///
+/// `parallel`: when true and `delimiter` is NULL, split the key space along the `/` tree and
+/// list directories concurrently (within the client's request budget), merging the results
+/// back into S3's order. Same result as a sequential listing; faster on trees of many
+/// directories, no faster on a flat key space. Ignored when `delimiter` is set.
+///
+/// Ownership: on success the caller owns `*out` (release with `fasts3_object_page_free`).
+/// Thread safety: may run concurrently with other calls on `client`.
+#[no_mangle]
+pub extern "C" fn fasts3_list_all(
+    client: *const fasts3_client,
+    bucket: *const u8,
+    bucket_len: usize,
+    prefix: *const u8,
+    prefix_len: usize,
+    delimiter: *const std::ffi::c_char,
+    parallel: bool,
+    cancel: *const fasts3_cancel_token,
+    out: *mut *mut fasts3_object_page,
+) -> fasts3_status {
+    guard(|| {
+        let client = unsafe { client_ref(client) }?;
+        let bucket = unsafe { utf8(bucket, bucket_len, "bucket") }?;
+        let prefix = unsafe { utf8(prefix, prefix_len, "prefix") }?;
+        let delimiter = unsafe { optional_cstr(delimiter, "delimiter") }?;
+        let out = unsafe { out_ptr(out, "out") }?;
+        let token = unsafe { cancel.as_ref() }.map(|c| &c.token);
+        let request = ListRequest {
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+            delimiter: delimiter.map(str::to_string),
+            start_after: None,
+            page_size: 1000,
+        };
+        let page = runtime::block_on(CancelToken::run(token, list::list_all(client, request, parallel)))?;
+        *out = Box::into_raw(Box::new(fasts3_object_page { page }));
         Ok(())
     })
 }
