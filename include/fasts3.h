@@ -145,6 +145,15 @@ enum fasts3_status fasts3_cancel_token_new(struct fasts3_cancel_token **out);
 // NULL is ignored.
 void fasts3_cancel_token_cancel(const struct fasts3_cancel_token *token);
 
+// Make calls given this token also end (as `FASTS3_CANCELLED`, after all their work on
+// caller buffers has finished) when SIGINT arrives while they run. During such a call a
+// SIGINT handler is installed that records the signal and then runs the handler it
+// replaced (so e.g. CPython still raises KeyboardInterrupt afterwards); it is restored when
+// the call returns. Unix only; meant for the one thread that handles Ctrl-C. Only one call
+// installs the handler at a time; others watching concurrently share its flag. The token
+// itself is not cancelled by SIGINT and can be reused. NULL is ignored.
+void fasts3_cancel_token_watch_sigint(const struct fasts3_cancel_token *token);
+
 // Release a token. NULL is ignored. The token must not be in use by a running call.
 void fasts3_cancel_token_free(struct fasts3_cancel_token *token);
 

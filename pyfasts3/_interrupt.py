@@ -1,76 +1,45 @@
 """Ctrl-C during a native call.
 
-SIGINT is handled by Python only on the main thread, between bytecodes: while the main
-thread sits inside a native call, KeyboardInterrupt cannot be raised. So main-thread calls
-run on a helper thread while the main thread waits (interruptibly). On Ctrl-C we trigger the
-call's cancel token, wait until the native call has returned (so no write into the caller's
-buffer is still going on), then re-raise KeyboardInterrupt. Calls from other threads run
-directly: no signal can reach them anyway.
+CPython raises KeyboardInterrupt only on the main thread, between bytecodes, so a main
+thread blocked inside a native call cannot be interrupted by Python itself. Instead, calls
+made on the main thread (while SIGINT has a Python-level handler) pass a cancel token that
+asks libfasts3 to watch SIGINT: its chaining handler records the signal and runs Python's,
+the call ends as CANCELLED within milliseconds — after every task writing into the caller's
+buffer has finished — and Python runs the handler as soon as control returns (the default
+one raises KeyboardInterrupt; a handler that does not raise leaves pyfasts3.Cancelled).
+No thread hop per call. Calls from other threads pass no token: no signal reaches them.
 """
 from __future__ import annotations
 
 import os
+import signal
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Optional, TypeVar
+from typing import Callable, TypeVar
 
 from ._lowlevel import ffi, lib, rustcall
 
 T = TypeVar("T")
 
-_executor: Optional[ThreadPoolExecutor] = None
-_executor_pid = 0
-_executor_lock = threading.Lock()
+_main_thread = threading.main_thread()
+_token = ffi.NULL
+_token_pid = 0
 
 
-def _helper() -> ThreadPoolExecutor:
-    global _executor, _executor_pid
-    with _executor_lock:
-        # After fork() the child inherits the executor object but not its thread.
-        if _executor is None or _executor_pid != os.getpid():
-            _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pyfasts3-call")
-            _executor_pid = os.getpid()
-        return _executor
-
-
-class CancelToken:
-    """A native cancel token, freed when the call is over."""
-
-    def __init__(self):
+def _sigint_token():
+    """The main thread's SIGINT-watching token (made once per process; SIGINT does not
+    cancel the token itself, so it is reused)."""
+    global _token, _token_pid
+    if _token == ffi.NULL or _token_pid != os.getpid():
         out = ffi.new("fasts3_cancel_token **")
         rustcall(lib.fasts3_cancel_token_new, out)
-        self.ptr = out[0]
-
-    def cancel(self) -> None:
-        lib.fasts3_cancel_token_cancel(self.ptr)
-
-    def free(self) -> None:
-        lib.fasts3_cancel_token_free(self.ptr)
-        self.ptr = ffi.NULL
-
-
-def _wait_out(future: Future) -> None:
-    """Wait for the native call to end, whatever further Ctrl-C presses happen."""
-    while True:
-        try:
-            future.exception()
-            return
-        except KeyboardInterrupt:
-            continue
+        lib.fasts3_cancel_token_watch_sigint(out[0])
+        _token, _token_pid = out[0], os.getpid()
+    return _token
 
 
 def call(native: Callable[[object], T]) -> T:
-    """Run `native(cancel_ptr)`, interruptible by Ctrl-C when on the main thread."""
-    if threading.current_thread() is not threading.main_thread():
-        return native(ffi.NULL)
-    token = CancelToken()
-    try:
-        future = _helper().submit(native, token.ptr)
-        try:
-            return future.result()
-        except KeyboardInterrupt:
-            token.cancel()
-            _wait_out(future)
-            raise
-    finally:
-        token.free()
+    """Run ``native(cancel_token_ptr)``; on the main thread Ctrl-C ends it promptly and
+    KeyboardInterrupt is raised."""
+    if threading.current_thread() is _main_thread and callable(signal.getsignal(signal.SIGINT)):
+        return native(_sigint_token())
+    return native(ffi.NULL)

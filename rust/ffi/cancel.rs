@@ -1,14 +1,41 @@
 //! Cancel tokens: trigger from any thread to stop calls that were given the token.
 
-use crate::engine::CancelToken;
+use crate::engine::{runtime, CancelToken, Error, Result};
 use crate::ffi::boundary::{guard, guard_infallible, out_ptr};
 use crate::ffi::status::fasts3_status;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A cancel token. Create with `fasts3_cancel_token_new`, release with
 /// `fasts3_cancel_token_free`.
 #[allow(non_camel_case_types)]
 pub struct fasts3_cancel_token {
     pub(crate) token: CancelToken,
+    /// Also end calls using this token when SIGINT arrives (see `fasts3_cancel_token_watch_sigint`).
+    watch_sigint: AtomicBool,
+}
+
+/// Run a call's future to completion on the shared runtime, ending it early (as CANCELLED)
+/// when `cancel` fires or, for a SIGINT-watching token, when SIGINT arrives. Either way the
+/// future is dropped on this thread before returning: no write into a caller buffer continues.
+pub(crate) fn block_on_cancellable<T>(
+    cancel: *const fasts3_cancel_token,
+    fut: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    let token = unsafe { cancel.as_ref() };
+    let watch = token
+        .filter(|t| t.watch_sigint.load(Ordering::Relaxed))
+        .map(|_| crate::ffi::interrupt::Watch::start());
+    runtime::block_on(CancelToken::run(token.map(|t| &t.token), async {
+        match &watch {
+            None => fut.await,
+            Some(w) => tokio::select! {
+                biased;
+                _ = w.interrupted() => Err(Error::cancelled().context("interrupted (SIGINT)")),
+                r = fut => r,
+            },
+        }
+    }))
 }
 
 /// Create a cancel token, not yet triggered, in `*out`.
@@ -18,7 +45,10 @@ pub struct fasts3_cancel_token {
 pub extern "C" fn fasts3_cancel_token_new(out: *mut *mut fasts3_cancel_token) -> fasts3_status {
     guard(|| {
         let out = unsafe { out_ptr(out, "out") }?;
-        *out = Box::into_raw(Box::new(fasts3_cancel_token { token: CancelToken::new() }));
+        *out = Box::into_raw(Box::new(fasts3_cancel_token {
+            token: CancelToken::new(),
+            watch_sigint: AtomicBool::new(false),
+        }));
         Ok(())
     })
 }
@@ -34,6 +64,22 @@ pub extern "C" fn fasts3_cancel_token_cancel(token: *const fasts3_cancel_token) 
     guard_infallible((), || {
         if let Some(t) = unsafe { token.as_ref() } {
             t.token.cancel();
+        }
+    })
+}
+
+/// Make calls given this token also end (as `FASTS3_CANCELLED`, after all their work on
+/// caller buffers has finished) when SIGINT arrives while they run. During such a call a
+/// SIGINT handler is installed that records the signal and then runs the handler it
+/// replaced (so e.g. CPython still raises KeyboardInterrupt afterwards); it is restored when
+/// the call returns. Unix only; meant for the one thread that handles Ctrl-C. Only one call
+/// installs the handler at a time; others watching concurrently share its flag. The token
+/// itself is not cancelled by SIGINT and can be reused. NULL is ignored.
+#[no_mangle]
+pub extern "C" fn fasts3_cancel_token_watch_sigint(token: *const fasts3_cancel_token) {
+    guard_infallible((), || {
+        if let Some(t) = unsafe { token.as_ref() } {
+            t.watch_sigint.store(true, Ordering::Relaxed);
         }
     })
 }

@@ -13,6 +13,7 @@
 pub mod boundary;
 pub mod cancel;
 pub mod client;
+pub mod interrupt;
 pub mod objects;
 pub mod status;
 pub mod transfer;

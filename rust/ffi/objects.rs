@@ -2,9 +2,9 @@
 
 use crate::engine::list::{self, ListCursor, ListRequest};
 use crate::engine::page::{ObjectPage, StringTable};
-use crate::engine::{head, runtime, CancelToken};
+use crate::engine::head;
 use crate::ffi::boundary::{deref, guard, guard_infallible, optional_cstr, out_ptr, utf8};
-use crate::ffi::cancel::fasts3_cancel_token;
+use crate::ffi::cancel::{block_on_cancellable, fasts3_cancel_token};
 use crate::ffi::client::{client_ref, fasts3_client};
 use crate::ffi::status::fasts3_status;
 
@@ -76,8 +76,7 @@ pub extern "C" fn fasts3_head(
         let bucket = unsafe { utf8(bucket, bucket_len, "bucket") }?;
         let key = unsafe { utf8(key, key_len, "key") }?;
         let out = unsafe { out_ptr(out, "out") }?;
-        let token = unsafe { cancel.as_ref() }.map(|c| &c.token);
-        let page = runtime::block_on(CancelToken::run(token, head::head(client, bucket, key)))?;
+        let page = block_on_cancellable(cancel, head::head(client, bucket, key))?;
         *out = Box::into_raw(Box::new(fasts3_object_page { page }));
         Ok(())
     })
@@ -134,8 +133,7 @@ pub extern "C" fn fasts3_list_next(
     guard(|| {
         let cursor = unsafe { out_ptr(cursor, "cursor") }?;
         let out = unsafe { out_ptr(out, "out") }?;
-        let token = unsafe { cancel.as_ref() }.map(|c| &c.token);
-        let page = runtime::block_on(CancelToken::run(token, cursor.cursor.next_page()))?;
+        let page = block_on_cancellable(cancel, cursor.cursor.next_page())?;
         *out = page.map_or(std::ptr::null_mut(), |page| Box::into_raw(Box::new(fasts3_object_page { page })));
         Ok(())
     })
@@ -170,7 +168,6 @@ pub extern "C" fn fasts3_list_all(
         let prefix = unsafe { utf8(prefix, prefix_len, "prefix") }?;
         let delimiter = unsafe { optional_cstr(delimiter, "delimiter") }?;
         let out = unsafe { out_ptr(out, "out") }?;
-        let token = unsafe { cancel.as_ref() }.map(|c| &c.token);
         let request = ListRequest {
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
@@ -178,7 +175,7 @@ pub extern "C" fn fasts3_list_all(
             start_after: None,
             page_size: 1000,
         };
-        let page = runtime::block_on(CancelToken::run(token, list::list_all(client, request, parallel)))?;
+        let page = block_on_cancellable(cancel, list::list_all(client, request, parallel))?;
         *out = Box::into_raw(Box::new(fasts3_object_page { page }));
         Ok(())
     })

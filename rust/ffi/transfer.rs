@@ -1,9 +1,9 @@
 //! Filling buffers: one object (`fasts3_get_into`, `fasts3_get`) or a batch (`fasts3_get_many`).
 
 use crate::engine::get::{self, Destination, GetRequest};
-use crate::engine::{runtime, CancelToken, Error};
+use crate::engine::Error;
 use crate::ffi::boundary::{bytes_mut, guard, guard_infallible, out_ptr, utf8, Failure, FfiResult};
-use crate::ffi::cancel::fasts3_cancel_token;
+use crate::ffi::cancel::{block_on_cancellable, fasts3_cancel_token};
 use crate::ffi::client::{client_ref, fasts3_client};
 use crate::ffi::status::fasts3_status;
 
@@ -14,10 +14,6 @@ pub const FASTS3_TO_END: u64 = u64::MAX;
 #[allow(non_camel_case_types)]
 pub struct fasts3_bytes {
     data: Vec<u8>,
-}
-
-fn token<'a>(cancel: *const fasts3_cancel_token) -> Option<&'a CancelToken> {
-    unsafe { cancel.as_ref() }.map(|c| &c.token)
 }
 
 /// Fill `buf[0..buf_len)` with bytes `[offset, offset + buf_len)` of object `key` in
@@ -50,10 +46,7 @@ pub extern "C" fn fasts3_get_into(
         let buf = unsafe { bytes_mut(buf, buf_len, "buf") }?;
         let out_written = unsafe { out_ptr(out_written, "out_written") }?;
         check_offset(offset)?;
-        let fetched = runtime::block_on(CancelToken::run(
-            token(cancel),
-            get::get(client, bucket, key, offset, Destination::Caller(buf)),
-        ))?;
+        let fetched = block_on_cancellable(cancel, get::get(client, bucket, key, offset, Destination::Caller(buf)))?;
         *out_written = fetched.written;
         Ok(())
     })
@@ -82,10 +75,10 @@ pub extern "C" fn fasts3_get(
         let key = unsafe { utf8(key, key_len, "key") }?;
         let out = unsafe { out_ptr(out, "out") }?;
         check_offset(offset)?;
-        let fetched = runtime::block_on(CancelToken::run(
-            token(cancel),
+        let fetched = block_on_cancellable(
+            cancel,
             get::get(client, bucket, key, offset, Destination::Allocate { max_len: length }),
-        ))?;
+        )?;
         *out = Box::into_raw(Box::new(fasts3_bytes { data: fetched.owned.unwrap_or_default() }));
         Ok(())
     })
@@ -191,14 +184,7 @@ pub extern "C" fn fasts3_get_many(
             };
             batch.push(GetRequest { bucket, key, offset: r.offset, dest });
         }
-        let token = token(cancel);
-        let outcomes = runtime::block_on(async {
-            let reads = get::get_many(client, batch);
-            match token {
-                Some(t) => CancelToken::run(Some(t), async { Ok(reads.await) }).await,
-                None => Ok(reads.await),
-            }
-        });
+        let outcomes = block_on_cancellable(cancel, async { Ok(get::get_many(client, batch).await) });
         let outcomes = match outcomes {
             Ok(o) => o,
             Err(cancelled) => {
