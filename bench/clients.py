@@ -16,8 +16,9 @@ so the report can say precisely why a cell is empty.
   up-to-10-way parallelism applies), ``get_async`` under ``asyncio.gather`` (16 at a time),
   ``list`` and ``list_with_delimiter``.
 - curl (the ceiling): parallel ranged GETs into /dev/null with ``--aws-sigv4``, 16 at a
-  time with 8 MiB ranges -- pyfasts3's defaults -- in one ``curl --parallel`` process; its
-  CPU and peak RSS come from its own rusage (os.wait4).
+  time with 8 MiB ranges -- pyfasts3's defaults -- split over one ``curl --parallel``
+  process per core (curl's transfer loop is single-threaded); CPU from their own rusage
+  (os.wait4), peak RSS from their VmHWM.
 
 Run as a script (``python bench/clients.py probe '<json>'``) it fetches one object once in
 a fresh process and prints that process's peak RSS: the harness's fresh-process memory
@@ -155,48 +156,87 @@ def _curl_block(lane, url: str, rng: Optional[str], out: str = "/dev/null") -> L
     return lines
 
 
-def run_curl(config: Path, parallel: bool, expect_status: Sequence[int], expect_bytes: int) -> Out:
-    """Run curl on a config file; ``Out.rusage`` is its own CPU (os.wait4), ``Out.peak_kb``
-    its peak RSS (VmHWM of its /proc/<pid>/status, polled every 2 ms until it exits)."""
+CURL_PROCS = max(1, min(2, os.cpu_count() or 1))   # one curl process per core (2 here)
+
+
+def write_curl_configs(base: Path, blocks: List[List[str]], procs: int) -> List[Path]:
+    """Split per-transfer option blocks round-robin over ``procs`` config files."""
+    paths = []
+    for p in range(procs):
+        mine = blocks[p::procs]
+        if not mine:
+            continue
+        lines: List[str] = []
+        for blk in mine:
+            if lines:
+                lines.append("next")      # per-URL options: each request signed for its own URL/range
+            lines += blk
+        path = base.with_name(f"{base.name}.{p}.cfg")
+        path.write_text("\n".join(lines) + "\n")
+        paths.append(path)
+    return paths
+
+
+def run_curl(configs: List[Path], parallel: bool, expect_status: Sequence[int]) -> Out:
+    """Run one curl process per config file, all at once. ``Out.rusage`` sums their own
+    CPU (os.wait4), ``Out.peak_kb`` sums their peak RSS (VmHWM of /proc/<pid>/status,
+    polled every 2 ms until each exits)."""
     import tempfile
     import threading
+    from types import SimpleNamespace
 
-    cmd = ["curl", "--silent", "--show-error", "--config", str(config)]
-    if parallel:
-        cmd[1:1] = ["--parallel", "--parallel-max", str(CONCURRENCY)]
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
-        peak = [0]
-        done = threading.Event()
+    procs, files = [], []
+    for cfg in configs:
+        cmd = ["curl", "--silent", "--show-error", "--config", str(cfg)]
+        if parallel:
+            cmd[1:1] = ["--parallel", "--parallel-max", str(max(1, CONCURRENCY // len(configs)))]
+        out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+        files += [out, err]
+        procs.append((subprocess.Popen(cmd, stdout=out, stderr=err), out, err))
+    peaks = {p.pid: 0 for p, _, _ in procs}
+    done = threading.Event()
 
-        def poll():
-            while not done.is_set():
-                v = status_kb("VmHWM", proc.pid)
+    def poll():
+        while not done.is_set():
+            for pid in peaks:
+                v = status_kb("VmHWM", pid)
                 if v:
-                    peak[0] = max(peak[0], v)
-                done.wait(0.002)
+                    peaks[pid] = max(peaks[pid], v)
+            done.wait(0.002)
 
-        watcher = threading.Thread(target=poll, daemon=True)
-        watcher.start()
-        stdout = proc.stdout.read()
-        proc.stdout.close()
-        _, status, rusage = os.wait4(proc.pid, 0)
+    watcher = threading.Thread(target=poll, daemon=True)
+    watcher.start()
+    utime = stime = 0.0
+    total, lat, errors = 0, [], []
+    try:
+        for proc, out, err in procs:
+            _, status, ru = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            utime += ru.ru_utime
+            stime += ru.ru_stime
+            if proc.returncode != 0:
+                err.seek(0)
+                errors.append(f"curl exited {proc.returncode}: {err.read().decode(errors='replace')[-300:]}")
+                continue
+            out.seek(0)
+            for line in out.read().decode().split("\n"):
+                if not line.strip():
+                    continue
+                code, size, t = line.split()
+                if int(code) not in expect_status:
+                    errors.append(f"curl got HTTP {code}")
+                    break
+                total += int(size)
+                lat.append(float(t))
+    finally:
         done.set()
         watcher.join()
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
-            err.seek(0)
-            raise RuntimeError(f"curl exited {proc.returncode}: {err.read().decode(errors='replace')[-500:]}")
-    total, lat = 0, []
-    for line in stdout.decode().split("\n"):
-        if not line.strip():
-            continue
-        code, size, t = line.split()
-        if int(code) not in expect_status:
-            raise RuntimeError(f"curl got HTTP {code}")
-        total += int(size)
-        lat.append(float(t))
-    return Out(payload=None, rusage=rusage, latencies=lat, nbytes=total, peak_kb=peak[0])
+        for f in files:
+            f.close()
+    if errors:
+        raise RuntimeError("; ".join(errors))
+    return Out(payload=None, rusage=SimpleNamespace(ru_utime=utime, ru_stime=stime), latencies=lat,
+               nbytes=total, peak_kb=sum(peaks.values()))
 
 
 class Peers:
@@ -384,14 +424,9 @@ class Peers:
             with fs.open(f"{b}/{key}", "rb") as f:
                 return Out(f.read())
 
-        cfg = self.workdir / f"curl-large-{size}.cfg"
-        lines = []
-        for start in range(0, size, PART):
-            if lines:
-                lines.append("next")
-            end = min(start + PART, size) - 1
-            lines += _curl_block(self.lane, f"{self.lane.endpoint_url}/{b}/{key}", f"{start}-{end}")
-        cfg.write_text("\n".join(lines) + "\n")
+        blocks = [_curl_block(self.lane, f"{self.lane.endpoint_url}/{b}/{key}",
+                              f"{start}-{min(start + PART, size) - 1}") for start in range(0, size, PART)]
+        cfgs = write_curl_configs(self.workdir / f"curl-large-{size}", blocks, CURL_PROCS)
 
         entries: List[Entry] = [
             Runner("pyfasts3 get_into", "pyfasts3", get_into, primary=True, prepare=prep_buf,
@@ -415,8 +450,9 @@ class Peers:
             Runner("obstore get_ranges", "obstore", obs_ranges,
                    note="head + 8 MiB ranges, coalesce=0; returns a list of Bytes"),
             Runner("curl --parallel (ceiling)", "curl",
-                   lambda _: run_curl(cfg, True, (206,), size), external=True, ceiling=True,
-                   note="16 parallel 8 MiB ranged GETs into /dev/null"),
+                   lambda _: run_curl(cfgs, True, (206,)), external=True, ceiling=True,
+                   note=f"{CURL_PROCS} curl processes, {CONCURRENCY} parallel 8 MiB ranged GETs in all, "
+                        "into /dev/null"),
         ]
         return entries
 
@@ -435,13 +471,8 @@ class Peers:
             n = fast.get_into(buf, f"{b}/{obj.key}")
             return Out(buf[:n])               # checked right after the call, before the next
 
-        cfg = self.workdir / f"curl-small-{size}.cfg"
-        lines = []
-        for o in objs:
-            if lines:
-                lines.append("next")      # per-URL options (each request signed for its own URL)
-            lines += _curl_block(self.lane, f"{self.lane.endpoint_url}/{b}/{o.key}", None)
-        cfg.write_text("\n".join(lines) + "\n")
+        blocks = [_curl_block(self.lane, f"{self.lane.endpoint_url}/{b}/{o.key}", None) for o in objs]
+        cfgs = write_curl_configs(self.workdir / f"curl-small-{size}", blocks, 1)
 
         return [
             Runner("pyfasts3 get", "pyfasts3", lambda o: Out(fast.get(f"{b}/{o.key}")), primary=True),
@@ -452,7 +483,7 @@ class Peers:
             Runner("s3fs cat_file", "s3fs", lambda o: Out(fs.cat_file(f"{b}/{o.key}"))),
             Runner("obstore get().bytes()", "obstore", lambda o: Out(obstore.get(store, o.key).bytes())),
             Runner("curl sequential (ceiling)", "curl",
-                   lambda _: run_curl(cfg, False, (200,), size * len(objs)), external=True, ceiling=True,
+                   lambda _: run_curl(cfgs, False, (200,)), external=True, ceiling=True,
                    note="one curl process, one connection, the same keys in order"),
         ]
 
@@ -486,15 +517,8 @@ class Peers:
 
             return await asyncio.gather(*(one(k) for k in keys))
 
-        cfg = self.workdir / "curl-batch.cfg"
-        lines = []
-        for o in objs:
-            if lines:
-                lines.append("next")
-            lines += _curl_block(self.lane, f"{self.lane.endpoint_url}/{b}/{o.key}", None)
-        cfg.write_text("\n".join(lines) + "\n")
-        total = sum(o.size for o in objs)
-
+        blocks = [_curl_block(self.lane, f"{self.lane.endpoint_url}/{b}/{o.key}", None) for o in objs]
+        cfgs = write_curl_configs(self.workdir / "curl-batch", blocks, CURL_PROCS)
         return [
             Runner("pyfasts3 get_many", "pyfasts3", lambda _: Out(fast.get_many(paths)), primary=True),
             Runner("boto3 get_object() sequential", "boto3", lambda _: Out([boto_one(k) for k in keys])),
@@ -504,8 +528,9 @@ class Peers:
             Runner("obstore get_async gather", "obstore",
                    lambda _: Out(self.loop.run_until_complete(obs_gather())),
                    note="asyncio.gather, 16 in flight (semaphore)"),
-            Runner("curl --parallel (ceiling)", "curl", lambda _: run_curl(cfg, True, (200,), total),
-                   external=True, ceiling=True, note="16 in flight, into /dev/null"),
+            Runner("curl --parallel (ceiling)", "curl", lambda _: run_curl(cfgs, True, (200,)),
+                   external=True, ceiling=True,
+                   note=f"{CURL_PROCS} curl processes, {CONCURRENCY} in flight in all, into /dev/null"),
         ]
 
     # -- listing ------------------------------------------------------------------
@@ -578,8 +603,16 @@ class Peers:
                 Runner("s3fs walk()", "s3fs", s3fs_walk),
                 Runner("obstore list_with_delimiter()", "obstore", obs_walk),
             ]
+        import inspect
+
+        extra: List[Entry] = []
+        if "parallel" in inspect.signature(fast.list_keys).parameters:
+            extra.append(Runner("pyfasts3 list_keys(parallel=True)", "pyfasts3",
+                                lambda _: Out(fast.list_keys(f"{b}/{prefix}", parallel=True)),
+                                note="lists the / tree's directories concurrently (max_concurrency 16)"))
         return [
             Runner("pyfasts3 list_keys", "pyfasts3", fast_flat, primary=True),
+            *extra,
             Runner("boto3 list_objects_v2 paginator", "boto3",
                    lambda _: Out(boto_pages(prefix, False)[0])),
             Runner("s3fs find()", "s3fs", s3fs_find),

@@ -142,6 +142,7 @@ def status_cell(r) -> Optional[str]:
 def table(doc, lane: str, workload: str) -> List[str]:
     lines = []
     for param, rows in groups_of(doc, lane, workload).items():
+        rows = [r for r in rows if r["status"] != "unavailable"] + [r for r in rows if r["status"] == "unavailable"]
         lines.append(f"**{param}**" + (f" — {rows[0].get('requests')} sequential GETs per rep"
                                         if workload == "small" else ""))
         lines.append("")
@@ -158,7 +159,7 @@ def table(doc, lane: str, workload: str) -> List[str]:
                          "| server CPU s per 1k keys | client / server cores | RSS growth MiB |")
             lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
         for r in rows:
-            name = r["client"] + (" **(ceiling)**" if r.get("ceiling") else "")
+            name = f"**{r['client']}**" if r.get("primary") else r["client"]
             bad = status_cell(r)
             ncols = 7 if workload in ("large", "batch") else 8
             if bad:
@@ -227,20 +228,26 @@ def bounds(doc) -> List[str]:
     for lane in ("versitygw", "nginx"):
         for wl in ("large", "small", "batch", "list", "list-walk"):
             for param, rows in groups_of(doc, lane, wl).items():
-                picks = [r for r in rows if (r.get("primary") or r.get("ceiling")) and "summary" in r]
+                picks = [r for r in rows if (r.get("primary") or r.get("ceiling") or wl.startswith("list"))
+                         and "summary" in r]
                 for r in picks:
                     s = r["summary"]
                     c, sv = s["client_cores"], s["server_cores"]
                     total = c + sv
                     if total >= 0.8 * cores:
                         who = "server" if sv > c else "client"
-                        reading = f"CPU-saturated; the {who} uses the larger share"
-                    elif sv >= 0.85:
-                        reading = "server near one core busy; latency-bound hand-offs"
-                    elif c >= 0.85:
-                        reading = "client near one core busy"
+                        reading = f"CPU-saturated (both cores busy); the {who} spends the larger share"
+                    elif wl == "small":
+                        reading = "sequential: client and server take turns (sum ≈ 1); per-request CPU sets the rate"
+                    elif wl.startswith("list") and sv >= 0.75:
+                        reading = ("server-bound: pages are sequential (each needs the previous page's token) "
+                                   "and versitygw keeps about one core busy")
+                    elif sv >= 0.8:
+                        reading = "server-bound: about one core busy in the server"
+                    elif c >= 0.8:
+                        reading = "client-bound: about one core busy in the client"
                     else:
-                        reading = "neither saturated: latency / request round trips"
+                        reading = "neither side saturated: waiting on the other / round trips"
                     lines.append(f"| {lane} | {WORKLOAD_SHORT[wl]} {param} | {r['client']} | {f2(c)} | {f2(sv)} | {f2(total)} "
                                  f"| {reading} |")
     return lines
@@ -400,7 +407,9 @@ def render(doc, pngs: List[str]) -> str:
                      "with sendfile; clients send unsigned requests (pyfasts3 `anonymous=True`, boto3 "
                      "`signature_version=UNSIGNED`, s3fs `anon=True`, obstore `skip_signature=True`). "
                      "Not S3: GET workloads only. pyfasts3's multi-part GET sends `If-Match` with nginx's ETag "
-                     "and is checked byte for byte like every other result.")
+                     "and is checked byte for byte like every other result. nginx is cheap but not free here: on loopback "
+                     "the TCP send path (and sendfile's page handling) runs in its process, so its CPU grows with "
+                     "the bytes sent.")
             L.append("")
         for wl in ("large", "small", "batch", "list", "list-walk"):
             if not any(r["lane"] == lane and r["workload"] == wl for r in doc["results"]):
@@ -411,19 +420,21 @@ def render(doc, pngs: List[str]) -> str:
     if meta.get("rss_probe"):
         L.append("## Peak memory in a fresh process (largest object, versitygw)")
         L.append("")
-        L.append("Each client fetched the object once in a new Python process (`python bench/clients.py probe`); "
-                 "growth = peak RSS (`ru_maxrss`) minus the RSS after imports and client construction. For "
-                 "`pyfasts3 get_into` the growth includes allocating the destination array. curl: its whole "
-                 "process peak (it writes to /dev/null).")
+        L.append("Each client fetched the object once in a new Python process (`python bench/clients.py probe`): "
+                 "the RSS high-water mark was reset just before the call, so 'peak' is the process's largest RSS "
+                 "during it and 'growth' is that minus the RSS at its start (after imports and client "
+                 "construction). For `pyfasts3 get_into` the growth includes allocating the destination array. "
+                 "curl: the peak of its processes (they write to /dev/null).")
         L.append("")
-        L.append("| client | peak RSS MiB | growth MiB | wall s |")
+        L.append("| client | peak RSS MiB | growth MiB | growth / object size |")
         L.append("|---|---:|---:|---:|")
+        size_mib = meta["rss_probe_bytes"] / (1 << 20) if meta.get("rss_probe_bytes") else None
         for p in meta["rss_probe"]:
             if "error" in p:
                 L.append(f"| {p['client']} | FAILED: {p['error']} | | |")
             else:
-                L.append(f"| {p['client']} | {f0(p['peak_rss_kb'] / 1024)} | {f0(p['growth_kb'] / 1024)} "
-                         f"| {f2(p['wall'])} |")
+                rel = f"{p['growth_kb'] / 1024 / size_mib:.2f}" if size_mib else "–"
+                L.append(f"| {p['client']} | {f0(p['peak_rss_kb'] / 1024)} | {f0(p['growth_kb'] / 1024)} | {rel} |")
         L.append("")
     L.append("## How it is measured")
     L.append("")
@@ -445,7 +456,9 @@ def render(doc, pngs: List[str]) -> str:
     L.append("- Small objects: each request is timed alone; req/s = requests / sum of request times; "
              "p50/p99 pool all measured requests. curl's times are its own `%{time_total}` per transfer.")
     L.append("- Large objects: pyfasts3 uses its defaults (8 MiB parts, 16 in flight); curl's ceiling uses "
-             "the same (16 parallel 8 MiB ranged GETs, SigV4-signed on versitygw).")
+             "the same (16 parallel 8 MiB ranged GETs, SigV4-signed on versitygw), split over one "
+             "`curl --parallel` process per core, since curl's transfer loop is single-threaded. Batch: the "
+             "same 16 in flight over the same processes. Small objects: one curl process, one connection.")
     L.append("- Listing: the tree is `list/dNNNN/` × 1,000 keys each (400 directories). versitygw's posix "
              "backend re-reads and sorts the whole directory for every 1,000-key page, so a flat "
              "400,000-entry directory makes its cost quadratic in the key count; the tree keeps each page "

@@ -331,6 +331,7 @@ def main() -> int:
         # fresh-process peak RSS for the largest object, S3 lane
         if "large" in wanted:
             meta["rss_probe"] = rss_probe(vgw, ds, run_dir, harness)
+            meta["rss_probe_bytes"] = max(ds.large)
         peers_vgw.close()
     except Exception:  # noqa: BLE001
         traceback.print_exc()
