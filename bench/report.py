@@ -50,6 +50,8 @@ def summarize(row: Dict[str, Any]) -> Dict[str, Any]:
     score = [m["server_cpu"] / m["wall"] for m in reps if m["wall"] > 0]
     s["client_cores"] = _med(cores)
     s["server_cores"] = _med(score)
+    other = [m["other_cpu"] / m["elapsed"] for m in reps if "other_cpu" in m and m.get("elapsed")]
+    s["other_cores"] = _med(other) if other else None
     s["rss_mb"] = max(m["rss_kb"] for m in reps) / 1024
     if wl in ("large", "batch"):
         nbytes = row["bytes"]
@@ -223,8 +225,9 @@ def headline(doc) -> List[str]:
 def bounds(doc) -> List[str]:
     """Who used the CPU: the pyfasts3 call and the ceiling (or fastest peer), per group."""
     cores = doc["meta"]["machine"].get("cores", 2)
-    lines = [f"| lane | workload | client | client cores | server cores | sum (of {cores}) | reading |",
-             "|---|---|---|---:|---:|---:|---|"]
+    lines = [f"| lane | workload | client | client cores | server cores | sum (of {cores}) "
+             "| other processes, cores | reading |",
+             "|---|---|---|---:|---:|---:|---:|---|"]
     for lane in ("versitygw", "nginx"):
         for wl in ("large", "small", "batch", "list", "list-walk"):
             for param, rows in groups_of(doc, lane, wl).items():
@@ -249,8 +252,41 @@ def bounds(doc) -> List[str]:
                     else:
                         reading = "neither side saturated: waiting on the other / round trips"
                     lines.append(f"| {lane} | {WORKLOAD_SHORT[wl]} {param} | {r['client']} | {f2(c)} | {f2(sv)} | {f2(total)} "
-                                 f"| {reading} |")
+                                 f"| {f2(s.get('other_cores'))} | {reading} |")
     return lines
+
+
+PALETTE = {
+    "pyfasts3": ["#08306b", "#2171b5"],
+    "boto3": ["#006d2c", "#41ab5d", "#a1d99b"],
+    "s3fs": ["#a63603", "#fd8d3c"],
+    "obstore": ["#54278f", "#9e9ac8"],
+    "curl": ["#252525", "#737373"],
+}
+
+
+def _style(name: str):
+    lib = name.split()[0]
+    names = _style.seen.setdefault(lib, [])
+    if name not in names:
+        names.append(name)
+    colors = PALETTE.get(lib, ["#999999"])
+    color = colors[names.index(name) % len(colors)]
+    if lib == "pyfasts3":
+        return color, "-", 2.4
+    if lib == "curl":
+        return color, "--", 1.3
+    return color, ":" if names.index(name) else "-.", 1.4
+
+
+_style.seen = {}
+
+
+def _size_label(n: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:g} {unit}"
+    return f"{n} B"
 
 
 def plots(doc, out_dir: Path) -> List[str]:
@@ -274,12 +310,16 @@ def plots(doc, out_dir: Path) -> List[str]:
             series.setdefault(r["client"], []).append((r["bytes"], mbs))
         for name, pts in series.items():
             pts.sort()
-            style = "-" if "pyfasts3" in name else ("--" if "curl" in name else ":")
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", markersize=3,
-                    linewidth=2.2 if "pyfasts3" in name else 1.2, label=name)
+            color, style, width = _style(name)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, color=color, marker="o", markersize=3,
+                    linewidth=width, label=name)
+        ticks = sorted({p[0] for pts in series.values() for p in pts})
         ax.set_xscale("log", base=2)
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([_size_label(t) for t in ticks], fontsize=8)
+        ax.minorticks_off()
         ax.set_yscale("log")
-        ax.set_xlabel("object size (bytes, log2)")
+        ax.set_xlabel("object size")
         ax.set_ylabel("MB/s (median)")
         ax.set_title(LANE_LABEL[lane] + "\n≤1 MiB: sequential GETs; ≥64 MiB: one object, each client's own strategy",
                      fontsize=9)
@@ -374,6 +414,13 @@ def render(doc, pngs: List[str]) -> str:
         mc = meta["memcpy"]
         L.append(f"- Ceiling, memory: single-threaded numpy copy of {mc['bytes'] >> 20} MiB: "
                  f"**{f0(mc['median_mb_s'])} MB/s** (median of {len(mc['mb_s'])}).")
+    others = [m["other_cpu"] / m["elapsed"] for r in doc["results"] if r["status"] == "ok"
+              for m in r["reps"] if "other_cpu" in m and m.get("elapsed")]
+    if others:
+        others.sort()
+        L.append(f"- Noise: other processes on the machine (busy CPU from /proc/stat minus this benchmark's and "
+                 f"the server's) used a median of {others[len(others) // 2]:.2f} cores during the measured calls "
+                 f"(90th percentile {others[int(len(others) * 0.9)]:.2f}, max {others[-1]:.2f}).")
     if meta.get("failures"):
         L.append("")
         L.append("**FAILURES in this run:**")
@@ -393,7 +440,9 @@ def render(doc, pngs: List[str]) -> str:
     L.append("CPU cores used during the call (CPU seconds / wall seconds, medians): the client process "
              "(all its threads; curl: its own rusage) and the server process(es) (psutil on the "
              "versitygw pid, or nginx master + worker). Both share the machine's cores, so a sum near "
-             f"{m.get('cores')} means the machine's CPU is the limit and the larger share says who spends it.")
+             f"{m.get('cores')} means the machine's CPU is the limit and the larger share says who spends it. "
+             "'other processes' is the machine's busy CPU (/proc/stat) minus the client's and the server's during "
+             "the same calls: anything else running on the machine (noise).")
     L.append("")
     L += bounds(doc)
     L.append("")

@@ -43,10 +43,21 @@ def log(msg: str) -> None:
 
 # -- measurement -----------------------------------------------------------------------
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (all cores; /proc/stat, not idle/iowait)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / _TICK     # user nice system [idle iowait] irq softirq steal
+
+
 def measure(lane, runner: Runner, arg) -> (Dict[str, float], Out):
     """One timed call: wall seconds, client CPU seconds (this process, all threads; or the
     child's own rusage for external clients), server CPU seconds, RSS growth."""
     with PeakRss() as rss:
+        b0 = machine_busy()
         s0 = lane.cpu_seconds()
         c0 = time.process_time()
         t0 = time.perf_counter()
@@ -54,13 +65,19 @@ def measure(lane, runner: Runner, arg) -> (Dict[str, float], Out):
         t1 = time.perf_counter()
         c1 = time.process_time()
         s1 = lane.cpu_seconds()
-    m = {"wall": t1 - t0, "server_cpu": s1 - s0}
+        b1 = machine_busy()
+    m = {"wall": t1 - t0, "server_cpu": s1 - s0, "busy": b1 - b0}
     if runner.external:
         m["cpu"] = out.rusage.ru_utime + out.rusage.ru_stime
         m["rss_kb"] = out.peak_kb                     # the child's whole peak RSS
+        mine = m["cpu"] + (c1 - c0)
     else:
         m["cpu"] = c1 - c0
         m["rss_kb"] = rss.growth_kb
+        mine = m["cpu"]
+    # CPU that neither this benchmark nor the server used: other processes on the machine
+    m["other_cpu"] = max(0.0, m["busy"] - mine - m["server_cpu"])
+    m["elapsed"] = m["wall"]
     return m, out
 
 
@@ -68,7 +85,10 @@ def measure_sequential(lane, runner: Runner, objs) -> (Dict[str, Any], None):
     """Sequential GETs of ``objs``: each call timed on its own and checked right after it
     (the check is outside the per-request time and CPU)."""
     lat, cpu = [], 0.0
+    t_start = time.perf_counter()
+    p_start = time.process_time()
     with PeakRss() as rss:
+        b0 = machine_busy()
         s0 = lane.cpu_seconds()
         for o in objs:
             c0 = time.process_time()
@@ -80,8 +100,14 @@ def measure_sequential(lane, runner: Runner, objs) -> (Dict[str, Any], None):
             workloads.check_bytes(out.payload, o, runner.client)
             del out
         s1 = lane.cpu_seconds()
+        b1 = machine_busy()
+    # busy/elapsed cover the whole loop (checks included): they only feed the "other
+    # processes" estimate, which subtracts this process's whole CPU over the same span.
+    proc_all = time.process_time() - p_start
     return {"wall": sum(lat), "req_time": sum(lat), "cpu": cpu, "server_cpu": s1 - s0,
-            "rss_kb": rss.growth_kb, "lat": lat}, None
+            "rss_kb": rss.growth_kb, "lat": lat, "busy": b1 - b0,
+            "other_cpu": max(0.0, (b1 - b0) - proc_all - (s1 - s0)),
+            "elapsed": time.perf_counter() - t_start}, None
 
 
 def rotate(seq: List, k: int) -> List:
