@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The two commands a newcomer needs:
-#   ./dev.sh demo   build, start a local S3 server on 127.0.0.1, upload sample objects and
-#                   fetch them with pyfasts3 and with boto3, printing sizes and MB/s
-#   ./dev.sh test   build and run every test (this is what .ci/run calls)
-# Both install what they need first (pip packages, cbindgen, versitygw, the Rust build).
+#   ./dev.sh bench  the main job: build, start versitygw (real S3) and nginx (static files) on
+#                   127.0.0.1, seed them, fetch with pyfasts3 and every peer (boto3, s3fs,
+#                   obstore, curl), check every byte, write bench/RESULTS.md + plots
+#   ./dev.sh test   build and run every test, plus the benchmark's quick correctness mode
+#                   (this is what .ci/run calls)
+# and a short one: ./dev.sh demo (pyfasts3 vs boto3 side by side, about a minute).
+# All install what they need first (pip packages, cbindgen, versitygw, nginx, the Rust build).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -18,12 +21,20 @@ export PATH="$HOME/.cargo/bin:$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bi
 step() { printf '\n==> %s\n' "$*"; }
 
 install_tools() {
-    step "Python packages (requirements-dev.txt)"
-    "$PYTHON" -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+    step "Python packages (bench/requirements.txt: the test pins plus the benchmark peers)"
+    "$PYTHON" -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 
     if [[ "$(cbindgen --version 2>/dev/null)" != "cbindgen $CBINDGEN_VERSION" ]]; then
         step "cbindgen $CBINDGEN_VERSION"
         cargo install cbindgen --version "$CBINDGEN_VERSION" --locked
+    fi
+
+    if ! command -v nginx >/dev/null && [[ -x /usr/sbin/nginx ]]; then
+        export PATH="$PATH:/usr/sbin"
+    fi
+    if ! command -v nginx >/dev/null; then
+        step "nginx (Debian package; the benchmark's client-bound static-file lane)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx
     fi
 
     if ! go version -m "$(command -v versitygw || echo /nonexistent)" 2>/dev/null \
@@ -45,6 +56,8 @@ run_tests() {
     cargo test --release --lib
     step "pytest: Python API (moto + versitygw lanes), C ABI under AddressSanitizer"
     "$PYTHON" -m pytest -q tests
+    step "benchmark harness, quick mode (correctness of every client, not speed)"
+    "$PYTHON" bench/run.py --quick
 }
 
 case "${1:-}" in
@@ -54,13 +67,19 @@ case "${1:-}" in
         step "demo"
         "$PYTHON" bench/demo.py "${@:2}"
         ;;
+    bench)
+        install_tools
+        build
+        step "benchmark"
+        "$PYTHON" bench/run.py "${@:2}"
+        ;;
     test)
         install_tools
         build
         run_tests
         ;;
     *)
-        echo "usage: ./dev.sh demo | test" >&2
+        echo "usage: ./dev.sh bench [--quick] | test | demo" >&2
         exit 2
         ;;
 esac
