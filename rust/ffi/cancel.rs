@@ -18,9 +18,9 @@ pub struct fasts3_cancel_token {
 /// Run a call's future to completion on the shared runtime, ending it early (as CANCELLED)
 /// when `cancel` fires or, for a SIGINT-watching token, when SIGINT arrives. Either way the
 /// future is dropped on this thread before returning: no write into a caller buffer continues.
-pub(crate) fn block_on_cancellable<T>(
+pub(crate) fn block_on_cancellable<T: Send + 'static>(
     cancel: *const fasts3_cancel_token,
-    fut: impl Future<Output = Result<T>>,
+    fut: impl Future<Output = Result<T>> + Send,
 ) -> Result<T> {
     let token = unsafe { cancel.as_ref() };
     let watch = token
