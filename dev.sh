@@ -23,6 +23,7 @@ step() { printf '\n==> %s\n' "$*"; }
 install_tools() {
     step "Python packages (bench/requirements.txt: the test pins plus the benchmark peers)"
     "$PYTHON" -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+    "$PYTHON" -m pip check
 
     if [[ "$(cbindgen --version 2>/dev/null)" != "cbindgen $CBINDGEN_VERSION" ]]; then
         step "cbindgen $CBINDGEN_VERSION"
@@ -34,7 +35,7 @@ install_tools() {
     fi
     if ! command -v nginx >/dev/null; then
         step "nginx (Debian package; the benchmark's client-bound static-file lane)"
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx
     fi
 
     if ! go version -m "$(command -v versitygw || echo /nonexistent)" 2>/dev/null \
