@@ -34,7 +34,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from s3servers import REGION, VERSITYGW_VERSION, find_versitygw  # noqa: E402
+from s3servers import REGION, VERSITYGW_VERSION, find_versitygw, free_port, wait_for_port  # noqa: E402
 
 ACCESS_KEY = "pyfasts3-bench"
 SECRET_KEY = "pyfasts3-bench-secret"
@@ -69,27 +69,6 @@ class Lane:
 
     def stop(self) -> None:
         self._stop()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, proc: subprocess.Popen, name: str, log: Path, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            text = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-            raise RuntimeError(f"{name} exited with {proc.returncode}:\n{text}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError(f"{name} did not listen on 127.0.0.1:{port} within {timeout}s")
 
 
 def _die_with_parent() -> None:

@@ -2,7 +2,7 @@
 
 CPython raises KeyboardInterrupt only on the main thread, between bytecodes, so a main
 thread blocked inside a native call cannot be interrupted by Python itself. Instead, calls
-made on the main thread (while SIGINT has a Python-level handler) pass a cancel token that
+made on the main thread pass a cancel token that
 asks libfasts3 to watch SIGINT: its chaining handler records the signal and runs Python's,
 the call ends as CANCELLED within milliseconds — after every task writing into the caller's
 buffer has finished — and Python runs the handler as soon as control returns (the default

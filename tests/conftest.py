@@ -12,6 +12,7 @@ import uuid
 import pytest
 
 import pyfasts3
+from faultproxy import FaultProxy
 from s3servers import S3Server, start
 
 SERVERS = [s for s in os.environ.get("PYFASTS3_TEST_SERVERS", "moto,versitygw").split(",") if s]
@@ -80,3 +81,10 @@ def server_env(server, monkeypatch):
     yield server
     if pyfasts3._default is not None:
         pyfasts3._default.close()
+
+
+@pytest.fixture
+def proxy(server):
+    """A fault-injecting TCP proxy in front of the server (see faultproxy.py)."""
+    with FaultProxy(server.endpoint_url) as p:
+        yield p

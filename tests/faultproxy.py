@@ -392,3 +392,10 @@ def run_guarded(fn: Callable[[], Any], timeout: float = 60.0) -> Outcome:
     if not out.done.wait(timeout):
         raise AssertionError(f"call still running after the {timeout:.0f}s hang guard")
     return out
+
+
+def random_bytes(n: int, seed: int) -> bytes:
+    """Reproducible test data."""
+    import numpy as np
+
+    return np.random.default_rng(seed).integers(0, 256, n, dtype=np.uint8).tobytes()

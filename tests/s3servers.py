@@ -76,24 +76,27 @@ def find_versitygw() -> Optional[str]:
     return next((c for c in candidates if c and Path(c).exists()), None)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 20.0) -> None:
+def wait_for_port(port: int, proc: subprocess.Popen, name: str, log: Path, timeout: float = 20.0) -> None:
+    """Return once something listens on 127.0.0.1:port; raise (with the log's tail) if
+    `proc` exits first or nothing listens within `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"versitygw exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
+            text = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise RuntimeError(f"{name} exited with {proc.returncode}:\n{text}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return
         except OSError:
             time.sleep(0.05)
     proc.kill()
-    raise RuntimeError(f"versitygw did not listen on 127.0.0.1:{port} within {timeout}s")
+    raise RuntimeError(f"{name} did not listen on 127.0.0.1:{port} within {timeout}s")
 
 
 def start_versitygw(root: Optional[str] = None, access_log: bool = False) -> S3Server:
@@ -104,7 +107,7 @@ def start_versitygw(root: Optional[str] = None, access_log: bool = False) -> S3S
         )
     owned_root = root is None
     root = root or tempfile.mkdtemp(prefix="pyfasts3-vgw-")
-    port = _free_port()
+    port = free_port()
     log = Path(root).with_name(Path(root).name + ".log")
     access, secret = "pyfasts3-test", "pyfasts3-test-secret"
     cmd = [exe, "--port", f"127.0.0.1:{port}", "--access", access, "--secret", secret, "--region", REGION]
@@ -113,7 +116,7 @@ def start_versitygw(root: Optional[str] = None, access_log: bool = False) -> S3S
     cmd += ["posix", root]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    _wait_for_port(port, proc, log)
+    wait_for_port(port, proc, "versitygw", log)
 
     def stop() -> None:
         proc.terminate()

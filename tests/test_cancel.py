@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faultproxy import FaultProxy, proxied_client, run_guarded, start_guarded
+from faultproxy import FaultProxy, proxied_client, run_guarded, start_guarded, random_bytes
 from pyfasts3._lowlevel import ffi, lib
 
 PART = 64 * 1024
@@ -31,14 +31,7 @@ HANG_GUARD = 60.0
 SENTINEL = 0xDEADBEEF
 
 
-def _data(n: int, seed: int) -> bytes:
-    return np.random.default_rng(seed).integers(0, 256, n, dtype=np.uint8).tobytes()
-
-
-@pytest.fixture
-def proxy(server):
-    with FaultProxy(server.endpoint_url) as p:
-        yield p
+_data = random_bytes
 
 
 class Token:

@@ -19,7 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 import pyfasts3
-from faultproxy import FaultProxy, proxied_client, run_guarded, start_guarded
+from faultproxy import FaultProxy, proxied_client, run_guarded, start_guarded, random_bytes
 from pyfasts3._lowlevel import ffi, lib
 
 PART = 64 * 1024
@@ -29,14 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 HANG_GUARD = 60.0
 
 
-def _data(n: int, seed: int) -> bytes:
-    return np.random.default_rng(seed).integers(0, 256, n, dtype=np.uint8).tobytes()
-
-
-@pytest.fixture
-def proxy(server):
-    with FaultProxy(server.endpoint_url) as p:
-        yield p
+_data = random_bytes
 
 
 def _read(client, path: str, size: int, op: str) -> bytes:

@@ -11,9 +11,10 @@
 //!    byte, not restarted. Request-level failures (5xx, SlowDown, connect errors) are retried
 //!    by the SDK's standard retry strategy before they reach us.
 //!
-//! All part futures run inside the caller's future (a `FuturesUnordered`, not spawned tasks):
-//! when the call returns — success, error or cancellation — no write into the buffer can
-//! still be in flight, and the code stays free of raw pointers.
+//! All part futures of a read run inside one future (a `FuturesUnordered`, not separate
+//! tasks), which `runtime::block_on` joins before the call returns: after success, error or
+//! cancellation no write into the buffer can still be in flight, and the code stays free of
+//! raw pointers.
 
 use crate::engine::client::{Client, Session};
 use crate::engine::error::{Error, ErrorKind, Result};
