@@ -6,7 +6,9 @@ use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
-use std::sync::{Arc, Mutex};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
@@ -130,7 +132,9 @@ fn host_needs_path_style(host: &str) -> bool {
         || bare.to_ascii_lowercase().ends_with(".localhost")
 }
 
-/// The per-process state of a client: SDK client, connection pool, request budget.
+/// The state a client's requests run with: SDK client, connection pool, request budget.
+/// One per process for the shared runtime's workers, plus one per calling thread (sharing
+/// the budget and the credentials cache), whose connections live on that thread's runtime.
 #[derive(Clone)]
 pub(crate) struct Session {
     pub s3: aws_sdk_s3::Client,
@@ -157,6 +161,21 @@ pub struct Client {
     /// (pid that built it, session). A forked child rebuilds: pooled connections and the
     /// semaphore's state belong to the parent.
     session: Mutex<Option<(u32, Session)>>,
+    /// Identifies this client's per-thread sessions; they are dropped once this is gone.
+    id: u64,
+    alive: Arc<()>,
+}
+
+thread_local! {
+    /// This thread's sessions, one per live client it has called (see `Client::session`).
+    static THREAD_SESSIONS: RefCell<Vec<ThreadSession>> = const { RefCell::new(Vec::new()) };
+}
+
+struct ThreadSession {
+    client_id: u64,
+    client_alive: Weak<()>,
+    pid: u32,
+    session: Session,
 }
 
 impl Client {
@@ -173,8 +192,10 @@ impl Client {
             },
             options,
             session: Mutex::new(None),
+            id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
+            alive: Arc::new(()),
         };
-        crate::engine::runtime::block_on(client.session())?;
+        crate::engine::runtime::block_on(client.shared_session())?;
         Ok(Arc::new(client))
     }
 
@@ -186,8 +207,50 @@ impl Client {
         self.max_concurrency
     }
 
-    /// The session for this process, built on first use and again after fork().
+    /// The session for code running here: this thread's own when on the calling thread's
+    /// runtime (its connections must be driven by this thread), else the shared one.
     pub(crate) async fn session(&self) -> Result<Session> {
+        let shared = self.shared_session().await?;
+        if !crate::engine::runtime::on_calling_thread() {
+            return Ok(shared);
+        }
+        Ok(self.thread_session(&shared))
+    }
+
+    /// This thread's session, made on first use from the shared one's configuration with an
+    /// HTTP client (connection pool) of its own.
+    fn thread_session(&self, shared: &Session) -> Session {
+        THREAD_SESSIONS.with(|cell| {
+            let mut sessions = cell.borrow_mut();
+            let pid = std::process::id();
+            if sessions.iter().any(|s| s.pid != pid) {
+                // Inherited across fork(): the parent's sockets; never drop them here.
+                std::mem::forget(std::mem::take(&mut *sessions));
+            }
+            // Close the connections of clients that are gone.
+            sessions.retain(|s| s.client_alive.strong_count() > 0);
+            if let Some(found) = sessions.iter().find(|s| s.client_id == self.id) {
+                return found.session.clone();
+            }
+            let conf = shared.s3.config().to_builder().http_client(http_client()).build();
+            let session = Session { s3: aws_sdk_s3::Client::from_conf(conf), permits: shared.permits.clone() };
+            sessions.push(ThreadSession {
+                client_id: self.id,
+                client_alive: Arc::downgrade(&self.alive),
+                pid,
+                session: session.clone(),
+            });
+            session
+        })
+    }
+
+    /// The session for work handed to the shared runtime's workers (`runtime::on_workers`).
+    pub(crate) async fn session_on_workers(&self) -> Result<Session> {
+        self.shared_session().await
+    }
+
+    /// The session of the shared runtime, built on first use and again after fork().
+    async fn shared_session(&self) -> Result<Session> {
         let pid = std::process::id();
         {
             let mut slot = self.session.lock().unwrap_or_else(|p| p.into_inner());
@@ -211,11 +274,8 @@ impl Client {
 
     async fn build_session(&self) -> Result<Session> {
         let o = &self.options;
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-            .build_https();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http)
+            .http_client(http_client())
             // Checksums only where S3 requires them: a CRC over every byte would cost more
             // CPU than the copy itself, and ranged GETs carry no full-object checksum anyway.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
@@ -258,6 +318,15 @@ impl Client {
             permits: Arc::new(Semaphore::new(self.max_concurrency)),
         })
     }
+}
+
+static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// An HTTP client with a connection pool of its own (HTTPS through rustls).
+fn http_client() -> aws_sdk_s3::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https()
 }
 
 impl Drop for Client {

@@ -17,8 +17,10 @@ pub struct Behaviour {
     pub truncate_bodies: usize,
     /// After the first GET, replace the object with this content (new ETag).
     pub replace_after_first: Option<Vec<u8>>,
-    /// Wait this long before each response.
+    /// Wait this long before each response...
     pub delay: Duration,
+    /// ...from this request on (counting from 0; GETs and HEADs counted separately).
+    pub delay_from: usize,
 }
 
 pub struct FakeS3 {
@@ -82,7 +84,7 @@ async fn serve(sock: tokio::net::TcpStream, state: Arc<Mutex<State>>, gets: Arc<
         }
         let is_head = request_line.starts_with("HEAD");
         let path = request_line.split_whitespace().nth(1).unwrap_or("").to_string();
-        let (status, headers, body, cut) = {
+        let (status, headers, body, cut, n) = {
             let mut st = state.lock().unwrap();
             let n = if is_head { heads.fetch_add(1, Ordering::SeqCst) } else { gets.fetch_add(1, Ordering::SeqCst) };
             let answer = respond(&st, is_head, &path, range.as_deref(), if_match.as_deref());
@@ -96,9 +98,12 @@ async fn serve(sock: tokio::net::TcpStream, state: Arc<Mutex<State>>, gets: Arc<
             if cut {
                 st.behaviour.truncate_bodies -= 1;
             }
-            (answer.0, answer.1, answer.2, cut)
+            (answer.0, answer.1, answer.2, cut, n)
         };
-        let delay = state.lock().unwrap().behaviour.delay;
+        let delay = {
+            let behaviour = &state.lock().unwrap().behaviour;
+            if n >= behaviour.delay_from { behaviour.delay } else { Duration::ZERO }
+        };
         tokio::time::sleep(delay).await;
         // HEAD announces the object's length without sending it.
         let length = headers

@@ -20,6 +20,7 @@ use crate::engine::client::{Client, Session};
 use crate::engine::error::{Error, ErrorKind, Result};
 use crate::engine::head;
 use crate::engine::path::{check_bucket, check_key};
+use crate::engine::runtime;
 use aws_sdk_s3::primitives::ByteStream;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::time::Duration;
@@ -126,25 +127,50 @@ async fn get_with_session(
 
     let n = want.min(first.total - offset);
     let mut target = Target::new(dest, n)?;
-    let (first_buf, mut rest) = target.slice().split_at_mut(first_len.min(n) as usize);
+    let (first_buf, rest) = target.slice().split_at_mut(first_len.min(n) as usize);
     let object = ObjectVersion { bucket, key, etag: first.etag.as_deref(), total: first.total };
 
+    let first_part = fill_part(session, object, offset, first_buf, Some((first.body, permit)));
+    let rest_start = offset + first_len;
+    if rest.is_empty() {
+        first_part.await?;
+    } else if runtime::on_calling_thread() {
+        // The first body keeps streaming on this thread's connection; the other parts go to
+        // the shared workers so a large object is received (and, over TLS, decrypted) on
+        // every core, not only on the calling thread.
+        let shared = client.session_on_workers().await?;
+        let rest_parts = runtime::on_workers(async {
+            fill_parts(&shared, object, rest_start, rest, part_size).await
+        });
+        futures_util::future::try_join(first_part, rest_parts).await?;
+    } else {
+        futures_util::future::try_join(first_part, fill_parts(session, object, rest_start, rest, part_size)).await?;
+    }
+    Ok(target.finish())
+}
+
+/// Fill `buf` with object bytes from `start` on, one ranged GET per `part_size` bytes, all in
+/// flight at once (bounded by the session's request budget).
+async fn fill_parts(
+    session: &Session,
+    object: ObjectVersion<'_>,
+    mut start: u64,
+    mut buf: &mut [u8],
+    part_size: u64,
+) -> Result<()> {
     let mut parts = FuturesUnordered::new();
-    parts.push(fill_part(session, object, offset, first_buf, Some((first.body, permit))));
-    let mut start = offset + first_len;
-    while !rest.is_empty() {
-        let len = (rest.len() as u64).min(part_size) as usize;
-        let (slice, tail) = rest.split_at_mut(len);
+    while !buf.is_empty() {
+        let len = (buf.len() as u64).min(part_size) as usize;
+        let (slice, tail) = buf.split_at_mut(len);
         parts.push(fill_part(session, object, start, slice, None));
         start += len as u64;
-        rest = tail;
+        buf = tail;
     }
     while let Some(done) = parts.next().await {
         // On the first failure, returning drops every other part future right here.
         done?;
     }
-    drop(parts);
-    Ok(target.finish())
+    Ok(())
 }
 
 impl Fetched {

@@ -3,7 +3,7 @@
 use crate::engine::cancel::CancelToken;
 use crate::engine::fake_s3::{self, Behaviour, FakeS3};
 use crate::engine::get::{self, Destination, GetRequest};
-use crate::engine::runtime::{block_on, runtime};
+use crate::engine::runtime::{block_on, block_on_here, runtime};
 use crate::engine::{Client, ClientOptions, ErrorKind, PathStyle};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -31,7 +31,14 @@ fn client(server: &FakeS3, part_size: u64) -> Arc<Client> {
     .unwrap()
 }
 
+/// A read as the C ABI runs it: on the calling thread's runtime, parts after the first
+/// handed to the shared workers.
 fn get_into(c: &Client, offset: u64, buf: &mut [u8]) -> crate::engine::Result<u64> {
+    block_on_here(get::get(c, "bkt", "key", offset, Destination::Caller(buf))).map(|f| f.written)
+}
+
+/// The same read run entirely on the shared workers (as reads in a batch are).
+fn get_into_on_workers(c: &Client, offset: u64, buf: &mut [u8]) -> crate::engine::Result<u64> {
     block_on(get::get(c, "bkt", "key", offset, Destination::Caller(buf))).map(|f| f.written)
 }
 
@@ -40,10 +47,12 @@ fn many_parts_arrive_byte_exact_with_one_request_per_part() {
     let data = pattern(10_500);
     let s = serve(data.clone(), Behaviour::default());
     let c = client(&s, 1000);
-    let mut buf = vec![0u8; data.len()];
-    assert_eq!(get_into(&c, 0, &mut buf).unwrap(), 10_500);
-    assert_eq!(buf, data);
-    assert_eq!(s.gets.load(Ordering::SeqCst), 11);
+    for (round, read) in [get_into, get_into_on_workers].into_iter().enumerate() {
+        let mut buf = vec![0u8; data.len()];
+        assert_eq!(read(&c, 0, &mut buf).unwrap(), 10_500);
+        assert_eq!(buf, data);
+        assert_eq!(s.gets.load(Ordering::SeqCst), 11 * (round + 1));
+    }
     assert_eq!(s.heads.load(Ordering::SeqCst), 0, "size discovery must not cost a HEAD");
 }
 
@@ -184,4 +193,31 @@ fn cancellation_returns_promptly() {
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Cancelled);
     assert!(started.elapsed() < Duration::from_secs(10), "cancel took {:?}", started.elapsed());
+}
+
+#[test]
+fn cancelling_while_later_parts_run_on_the_workers_waits_for_them() {
+    // The first part arrives at once; the others hang on the shared workers until cancelled.
+    let data = pattern(4000);
+    let s = serve(data.clone(), Behaviour { delay: Duration::from_secs(30), delay_from: 1, ..Default::default() });
+    let c = client(&s, 1000);
+    let token = CancelToken::new();
+    let trigger = token.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        trigger.cancel();
+    });
+    let mut buf = vec![0u8; 4000];
+    let started = Instant::now();
+    let err = block_on_here(CancelToken::run(Some(&token), get::get(&c, "bkt", "key", 0, Destination::Caller(&mut buf))))
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Cancelled);
+    assert!(started.elapsed() < Duration::from_secs(10), "cancel took {:?}", started.elapsed());
+    assert_eq!(&buf[..1000], &data[..1000], "the first part had arrived");
+    assert_eq!(s.gets.load(Ordering::SeqCst), 4, "the other parts were in flight");
+    // The same thread's runtime and session still work after the cancelled call.
+    let quick = serve(data.clone(), Behaviour::default());
+    let c2 = client(&quick, 1000);
+    assert_eq!(get_into(&c2, 0, &mut buf).unwrap(), 4000);
+    assert_eq!(buf, data);
 }

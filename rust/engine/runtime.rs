@@ -1,4 +1,11 @@
-//! The one shared tokio runtime, created lazily and re-created after `fork()`.
+//! Where calls run: the shared multi-thread runtime, or a runtime owned by the calling thread.
+//!
+//! - The shared runtime's workers carry work that wants every core: batches, parallel
+//!   listings, and the parts of a large object after its first request.
+//! - Each calling thread also gets its own current-thread runtime (built on its first call)
+//!   for single requests: the thread that asked drives the socket itself, so a small GET
+//!   costs no hand-off to a worker and back. Cross-thread wake-ups were the largest part of a
+//!   small GET's CPU time; see `block_on_here`.
 //!
 //! A forked child inherits the parent's memory but none of its threads, so the parent's
 //! runtime is unusable there (its workers are gone) and must not be dropped either (dropping
@@ -6,10 +13,11 @@
 //! We remember the pid that built the runtime; a different pid means we are in a child and
 //! the old runtime is deliberately leaked. This is the pid-check approach s3torchconnector uses.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use tokio::runtime::Runtime;
+use std::sync::{Arc, Condvar, Mutex};
+use tokio::runtime::{Runtime, RuntimeFlavor};
 
 static RUNTIME: Mutex<Option<(u32, Arc<Runtime>)>> = Mutex::new(None);
 
@@ -38,6 +46,7 @@ pub fn runtime() -> Arc<Runtime> {
 }
 
 /// Run `fut` to completion on the shared runtime, blocking the calling thread.
+/// For batches and other work that spreads across cores.
 ///
 /// The future runs as a task on the runtime's workers, next to the connection tasks it talks
 /// to (polling it on the calling thread instead costs a cross-thread wake-up for every
@@ -69,5 +78,113 @@ where
         Ok(output) => output,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(e) => panic!("libfasts3 task was cancelled unexpectedly: {e}"),
+    }
+}
+
+thread_local! {
+    /// (pid that built it, runtime) for calls made on this thread; see `block_on_here`.
+    static HERE: RefCell<Option<(u32, Runtime)>> = const { RefCell::new(None) };
+}
+
+/// Run `fut` to completion on this thread's own current-thread runtime.
+///
+/// The future, the connections it opens and their I/O are all driven by the calling thread
+/// while it waits, so a single request needs no wake-up of another thread. Connections made
+/// here belong to this thread's runtime and are only usable from it: code running here must
+/// use the per-thread session (`Client::session` picks it) and hand work meant for the
+/// shared workers over with [`on_workers`].
+pub fn block_on_here<F: Future>(fut: F) -> F::Output {
+    assert!(
+        tokio::runtime::Handle::try_current().is_err(),
+        "libfasts3 was called from inside a tokio runtime; call it from a plain thread"
+    );
+    HERE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let pid = std::process::id();
+        if slot.as_ref().is_some_and(|(owner, _)| *owner != pid) {
+            // Inherited across fork(): its epoll and sockets are the parent's; never drop it.
+            std::mem::forget(slot.take());
+        }
+        let (_, rt) = slot.get_or_insert_with(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("failed to build this thread's tokio runtime");
+            (pid, rt)
+        });
+        let output = rt.block_on(fut);
+        // A call that ended early (cancelled, failed, or done with a body it did not read to
+        // the end) dropped requests whose connection tasks live here: let them run now and
+        // close those sockets, instead of leaving them open until this thread's next call.
+        rt.block_on(async {
+            for _ in 0..2 {
+                tokio::task::yield_now().await;
+            }
+        });
+        output
+    })
+}
+
+/// Whether the running code is on a calling thread's own runtime (see `block_on_here`).
+pub fn on_calling_thread() -> bool {
+    tokio::runtime::Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::CurrentThread)
+}
+
+/// Run `fut` as a task on the shared runtime's workers and wait for it, from any runtime.
+///
+/// `fut` may borrow from the caller, as in `block_on`: if this future is dropped before the
+/// task finished (cancellation, or a sibling failing first), the drop aborts the task and
+/// blocks until the task's future is gone, so no borrow outlives it. The wait is short (an
+/// aborted task is dropped at its next poll) and cannot deadlock: the task's I/O is driven by
+/// the shared workers, never by the thread waiting here.
+pub async fn on_workers<'a, T: Send + 'static>(fut: impl Future<Output = T> + Send + 'a) -> T {
+    let finished = Arc::new((Mutex::new(false), Condvar::new()));
+    let signal = FinishedSignal(finished.clone());
+    let task = async move {
+        let _signal = signal; // dropped with the task's future, however it ends
+        fut.await
+    };
+    let boxed: Pin<Box<dyn Future<Output = T> + Send + 'a>> = Box::pin(task);
+    // SAFETY: as in `block_on`, only the borrows' lifetime is extended; `WaitOnDrop` keeps
+    // this function from ending (by completion or by being dropped) before the task's future,
+    // and with it every borrow, has been dropped.
+    let task: Pin<Box<dyn Future<Output = T> + Send + 'static>> = unsafe { std::mem::transmute(boxed) };
+    let mut guard = WaitOnDrop { handle: Some(runtime().spawn(task)), finished };
+    let joined = guard.handle.as_mut().expect("handle present until joined").await;
+    guard.handle = None; // completed: its future is already gone
+    match joined {
+        Ok(output) => output,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => panic!("libfasts3 task was cancelled unexpectedly: {e}"),
+    }
+}
+
+/// Set when a task's future is dropped.
+struct FinishedSignal(Arc<(Mutex<bool>, Condvar)>);
+
+impl Drop for FinishedSignal {
+    fn drop(&mut self) {
+        let (done, cvar) = &*self.0;
+        *done.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        cvar.notify_all();
+    }
+}
+
+/// Aborts a still-running task on drop and waits until its future has been dropped.
+struct WaitOnDrop<T> {
+    handle: Option<tokio::task::JoinHandle<T>>,
+    finished: Arc<(Mutex<bool>, Condvar)>,
+}
+
+impl<T> Drop for WaitOnDrop<T> {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.abort();
+            let (done, cvar) = &*self.finished;
+            let mut finished = done.lock().unwrap_or_else(|p| p.into_inner());
+            while !*finished {
+                finished = cvar.wait(finished).unwrap_or_else(|p| p.into_inner());
+            }
+        }
     }
 }

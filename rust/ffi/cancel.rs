@@ -15,18 +15,28 @@ pub struct fasts3_cancel_token {
     watch_sigint: AtomicBool,
 }
 
-/// Run a call's future to completion on the shared runtime, ending it early (as CANCELLED)
-/// when `cancel` fires or, for a SIGINT-watching token, when SIGINT arrives. Either way the
-/// future is dropped on this thread before returning: no write into a caller buffer continues.
+/// Which runtime drives a call (see `engine::runtime`).
+#[derive(Clone, Copy)]
+pub(crate) enum RunOn {
+    /// The calling thread's own runtime: single requests (GET, HEAD, a listing page).
+    CallingThread,
+    /// The shared runtime's workers: batches and parallel listings, which use every core.
+    Workers,
+}
+
+/// Run a call's future to completion, ending it early (as CANCELLED) when `cancel` fires or,
+/// for a SIGINT-watching token, when SIGINT arrives. Either way the future is dropped before
+/// returning: no write into a caller buffer continues.
 pub(crate) fn block_on_cancellable<T: Send + 'static>(
     cancel: *const fasts3_cancel_token,
+    run_on: RunOn,
     fut: impl Future<Output = Result<T>> + Send,
 ) -> Result<T> {
     let token = unsafe { cancel.as_ref() };
     let watch = token
         .filter(|t| t.watch_sigint.load(Ordering::Relaxed))
         .map(|_| crate::ffi::interrupt::Watch::start());
-    runtime::block_on(CancelToken::run(token.map(|t| &t.token), async {
+    let call = CancelToken::run(token.map(|t| &t.token), async {
         match &watch {
             None => fut.await,
             Some(w) => tokio::select! {
@@ -35,7 +45,11 @@ pub(crate) fn block_on_cancellable<T: Send + 'static>(
                 r = fut => r,
             },
         }
-    }))
+    });
+    match run_on {
+        RunOn::CallingThread => runtime::block_on_here(call),
+        RunOn::Workers => runtime::block_on(call),
+    }
 }
 
 /// Create a cancel token, not yet triggered, in `*out`.

@@ -4,7 +4,7 @@ use crate::engine::list::{self, ListCursor, ListRequest};
 use crate::engine::page::{ObjectPage, StringTable};
 use crate::engine::head;
 use crate::ffi::boundary::{deref, guard, guard_infallible, optional_cstr, out_ptr, utf8};
-use crate::ffi::cancel::{block_on_cancellable, fasts3_cancel_token};
+use crate::ffi::cancel::{block_on_cancellable, fasts3_cancel_token, RunOn};
 use crate::ffi::client::{client_ref, fasts3_client};
 use crate::ffi::status::fasts3_status;
 
@@ -76,7 +76,7 @@ pub extern "C" fn fasts3_head(
         let bucket = unsafe { utf8(bucket, bucket_len, "bucket") }?;
         let key = unsafe { utf8(key, key_len, "key") }?;
         let out = unsafe { out_ptr(out, "out") }?;
-        let page = block_on_cancellable(cancel, head::head(client, bucket, key))?;
+        let page = block_on_cancellable(cancel, RunOn::CallingThread, head::head(client, bucket, key))?;
         *out = Box::into_raw(Box::new(fasts3_object_page { page }));
         Ok(())
     })
@@ -133,7 +133,7 @@ pub extern "C" fn fasts3_list_next(
     guard(|| {
         let cursor = unsafe { out_ptr(cursor, "cursor") }?;
         let out = unsafe { out_ptr(out, "out") }?;
-        let page = block_on_cancellable(cancel, cursor.cursor.next_page())?;
+        let page = block_on_cancellable(cancel, RunOn::CallingThread, cursor.cursor.next_page())?;
         *out = page.map_or(std::ptr::null_mut(), |page| Box::into_raw(Box::new(fasts3_object_page { page })));
         Ok(())
     })
@@ -175,7 +175,10 @@ pub extern "C" fn fasts3_list_all(
             start_after: None,
             page_size: 1000,
         };
-        let page = block_on_cancellable(cancel, list::list_all(client, request, parallel))?;
+        // A parallel listing keeps many requests in flight and parses pages on every core; a
+        // sequential one is a chain of single requests.
+        let run_on = if parallel { RunOn::Workers } else { RunOn::CallingThread };
+        let page = block_on_cancellable(cancel, run_on, list::list_all(client, request, parallel))?;
         *out = Box::into_raw(Box::new(fasts3_object_page { page }));
         Ok(())
     })

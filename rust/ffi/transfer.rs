@@ -3,7 +3,7 @@
 use crate::engine::get::{self, Destination, GetRequest};
 use crate::engine::Error;
 use crate::ffi::boundary::{bytes_mut, guard, guard_infallible, out_ptr, utf8, Failure, FfiResult};
-use crate::ffi::cancel::{block_on_cancellable, fasts3_cancel_token};
+use crate::ffi::cancel::{block_on_cancellable, fasts3_cancel_token, RunOn};
 use crate::ffi::client::{client_ref, fasts3_client};
 use crate::ffi::status::fasts3_status;
 
@@ -46,7 +46,7 @@ pub extern "C" fn fasts3_get_into(
         let buf = unsafe { bytes_mut(buf, buf_len, "buf") }?;
         let out_written = unsafe { out_ptr(out_written, "out_written") }?;
         check_offset(offset)?;
-        let fetched = block_on_cancellable(cancel, get::get(client, bucket, key, offset, Destination::Caller(buf)))?;
+        let fetched = block_on_cancellable(cancel, RunOn::CallingThread, get::get(client, bucket, key, offset, Destination::Caller(buf)))?;
         *out_written = fetched.written;
         Ok(())
     })
@@ -77,6 +77,7 @@ pub extern "C" fn fasts3_get(
         check_offset(offset)?;
         let fetched = block_on_cancellable(
             cancel,
+            RunOn::CallingThread,
             get::get(client, bucket, key, offset, Destination::Allocate { max_len: length }),
         )?;
         *out = Box::into_raw(Box::new(fasts3_bytes { data: fetched.owned.unwrap_or_default() }));
@@ -184,7 +185,7 @@ pub extern "C" fn fasts3_get_many(
             };
             batch.push(GetRequest { bucket, key, offset: r.offset, dest });
         }
-        let outcomes = block_on_cancellable(cancel, async { Ok(get::get_many(client, batch).await) });
+        let outcomes = block_on_cancellable(cancel, RunOn::Workers, async { Ok(get::get_many(client, batch).await) });
         let outcomes = match outcomes {
             Ok(o) => o,
             Err(cancelled) => {
