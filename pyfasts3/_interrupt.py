@@ -13,35 +13,39 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Callable, TypeVar
 
 from ._lowlevel import ffi, lib, rustcall
 
-T = TypeVar("T")
-
-_main_thread = threading.main_thread()
+_main_thread_id = threading.main_thread().ident
 _token = ffi.NULL
-_token_pid = 0
 
 
-def _sigint_token():
-    """The main thread's SIGINT-watching token (made once per process; SIGINT does not
-    cancel the token itself, so it is reused)."""
-    global _token, _token_pid
-    if _token == ffi.NULL or _token_pid != os.getpid():
+def _forget_token_in_child() -> None:
+    # The parent's token is not ours after fork(), and the thread that forked is now the
+    # child's main thread.
+    global _token, _main_thread_id
+    _token = ffi.NULL
+    _main_thread_id = threading.get_ident()
+
+
+os.register_at_fork(after_in_child=_forget_token_in_child)
+
+
+def cancel_token():
+    """The cancel token to pass to a native call made on this thread: on the main thread, a
+    token that watches SIGINT (made once per process; SIGINT does not cancel the token
+    itself, so it is reused); elsewhere NULL (no signal reaches other threads).
+
+    No look at Python's SIGINT handler here (signal.getsignal costs more than the rest of a
+    small read's Python path): libfasts3 only chains to whatever handler is installed, and
+    does nothing while SIGINT is ignored.
+    """
+    global _token
+    if threading.get_ident() != _main_thread_id:
+        return ffi.NULL
+    if _token == ffi.NULL:
         out = ffi.new("fasts3_cancel_token **")
         rustcall(lib.fasts3_cancel_token_new, out)
         lib.fasts3_cancel_token_watch_sigint(out[0])
-        _token, _token_pid = out[0], os.getpid()
+        _token = out[0]
     return _token
-
-
-def call(native: Callable[[object], T]) -> T:
-    """Run ``native(cancel_token_ptr)``; on the main thread Ctrl-C ends it promptly and
-    KeyboardInterrupt is raised."""
-    # No need to look at Python's SIGINT handler here (signal.getsignal costs more than the
-    # rest of this path): libfasts3 only chains to whatever handler is installed, and does
-    # nothing while SIGINT is ignored.
-    if threading.current_thread() is _main_thread:
-        return native(_sigint_token())
-    return native(ffi.NULL)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
@@ -28,19 +27,24 @@ class _Handle:
         self._users = 0
         self._closed = False
 
-    @contextmanager
-    def borrow(self):
+    def borrow(self) -> "_Handle":
+        """``with handle.borrow() as ptr:`` keeps the native client alive for the block.
+        (A class-based context manager: the per-call path is kept short on purpose, since
+        small reads pay for every Python step.)"""
+        return self
+
+    def __enter__(self):
         with self._lock:
             if self._closed:
                 raise ValueError("I/O operation on a closed pyfasts3.Client")
             self._users += 1
-        try:
-            yield self._ptr
-        finally:
-            with self._lock:
-                self._users -= 1
-                if self._closed and self._users == 0:
-                    self._free()
+            return self._ptr
+
+    def __exit__(self, *exc_info) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._closed and self._users == 0:
+                self._free()
 
     def close(self) -> None:
         with self._lock:
@@ -263,10 +267,8 @@ class Client:
             cbuf = ffi.from_buffer("uint8_t[]", view, require_writable=True) if nbytes else ffi.NULL
             try:
                 with self._handle.borrow() as client:
-                    _interrupt.call(lambda cancel: rustcall(
-                        lib.fasts3_get_into, client, b, len(b), k, len(k), offset, cbuf, nbytes, cancel, written,
-                        bucket=bucket, key=key,
-                    ))
+                    rustcall(lib.fasts3_get_into, client, b, len(b), k, len(k), offset, cbuf, nbytes,
+                             _interrupt.cancel_token(), written, bucket=bucket, key=key)
             finally:
                 if nbytes:
                     ffi.release(cbuf)
@@ -283,10 +285,8 @@ class Client:
         b, k = bucket.encode(), key.encode()
         out = ffi.new("fasts3_bytes **")
         with self._handle.borrow() as client:
-            _interrupt.call(lambda cancel: rustcall(
-                lib.fasts3_get, client, b, len(b), k, len(k), offset, max_len, cancel, out,
-                bucket=bucket, key=key,
-            ))
+            rustcall(lib.fasts3_get, client, b, len(b), k, len(k), offset, max_len, _interrupt.cancel_token(), out,
+                     bucket=bucket, key=key)
         return _owned_array(out[0])
 
     def get_many(self, paths: Sequence[str]) -> List[np.ndarray]:
@@ -309,12 +309,9 @@ class Client:
             req.buf, req.buf_len = ffi.NULL, TO_END
         results = ffi.new("fasts3_get_result[]", n)
 
-        def run(cancel):
-            status = lib.fasts3_get_many(client, requests, n, cancel, results)
-            return last_error(status) if status else None
-
         with self._handle.borrow() as client:
-            error = _interrupt.call(run)
+            status = lib.fasts3_get_many(client, requests, n, _interrupt.cancel_token(), results)
+        error = last_error(status) if status else None
         arrays = [_owned_array(r.bytes) if r.status == 0 and r.bytes != ffi.NULL else None for r in results]
         if error is not None:
             index = next(i for i, r in enumerate(results) if r.status != 0)
@@ -328,9 +325,8 @@ class Client:
         b, k = bucket.encode(), key.encode()
         out = ffi.new("fasts3_object_page **")
         with self._handle.borrow() as client:
-            _interrupt.call(lambda cancel: rustcall(
-                lib.fasts3_head, client, b, len(b), k, len(k), cancel, out, bucket=bucket, key=key,
-            ))
+            rustcall(lib.fasts3_head, client, b, len(b), k, len(k), _interrupt.cancel_token(), out,
+                     bucket=bucket, key=key)
         page = ffi.gc(out[0], lib.fasts3_object_page_free)
         try:
             return _Page(page).infos(bucket, with_content_type=True)[0]
@@ -355,7 +351,7 @@ class Client:
         try:
             while True:
                 page_out = ffi.new("fasts3_object_page **")
-                _interrupt.call(lambda cancel: rustcall(lib.fasts3_list_next, cursor, cancel, page_out, bucket=bucket))
+                rustcall(lib.fasts3_list_next, cursor, _interrupt.cancel_token(), page_out, bucket=bucket)
                 if page_out[0] == ffi.NULL:
                     return
                 page = ffi.gc(page_out[0], lib.fasts3_object_page_free)
@@ -375,9 +371,8 @@ class Client:
         d = delimiter.encode() if delimiter else ffi.NULL
         out = ffi.new("fasts3_object_page **")
         with self._handle.borrow() as client:
-            _interrupt.call(lambda cancel: rustcall(
-                lib.fasts3_list_all, client, b, len(b), p, len(p), d, bool(parallel), cancel, out, bucket=bucket,
-            ))
+            rustcall(lib.fasts3_list_all, client, b, len(b), p, len(p), d, bool(parallel), _interrupt.cancel_token(),
+                     out, bucket=bucket)
         page = ffi.gc(out[0], lib.fasts3_object_page_free)
         try:
             return bucket, _Page(page)

@@ -241,8 +241,8 @@ def test_failed_get_into_releases_the_caller_buffer(server, bucket, mode):
     longer exported (a bytearray can be resized) and a garbage collection is safe.
 
     Runs in a subprocess because the failure mode is a segfault of the interpreter: if the
-    error's traceback sits in a reference cycle (pyfasts3's own main-thread Future path
-    makes one: error -> traceback -> _interrupt.call frame -> future -> error), the frame of
+    error's traceback sits in a reference cycle (an earlier main-thread Future path of
+    pyfasts3 made one: error -> traceback -> frame -> future -> error), the frame of
     get_into keeps its memoryview `view` exported by the cffi buffer `cbuf`; the collector
     may clear the memoryview first (BufferError "memoryview has 1 exported buffer", ignored)
     and CPython then crashes when the cffi buffer releases it."""
