@@ -6,7 +6,7 @@ defaults in rust/engine/client.rs (see bench/README.md, "Defaults").
 Both benchmark lanes (versitygw, nginx), the same objects, every (part size, concurrency)
 pair interleaved within each rep so machine noise hits all of them alike. Prints MB/s
 medians per object size and writes them as JSON. ``adaptive`` is the library's own choice
-(no part_size / max_concurrency given), measured in the same rotation.
+(no part_size / max_concurrency given: rust/engine/parts.rs), measured in the same rotation.
 """
 from __future__ import annotations
 
@@ -31,14 +31,14 @@ import workloads  # noqa: E402
 
 BUCKET = "tune"
 MIB = 1024 * 1024
-PART_SIZES_MIB = [2, 4, 8, 16, 32]
-CONCURRENCIES = [8, 16, 32]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--sizes", default="16,64,256,1024", help="object sizes in MiB")
+    parser.add_argument("--parts", default="2,4,8,16,32", help="fixed part sizes to try, MiB")
+    parser.add_argument("--concurrency", default="8,16,32", help="max_concurrency values to try")
     parser.add_argument("--out", default=str(HERE / "tune_parts.json"))
     args = parser.parse_args()
     sizes = [int(s) * MIB for s in args.sizes.split(",")]
@@ -57,7 +57,8 @@ def main() -> int:
         payload = np.frombuffer(rng.bytes(size), dtype=np.uint8)
         objs[size] = (workloads._obj(data / BUCKET, f"obj-{size // MIB}M", payload), payload)
     configs = [("adaptive", None, None)] + [
-        (f"{p}MiB x{c}", p * MIB, c) for p in PART_SIZES_MIB for c in CONCURRENCIES
+        (f"{p}MiB x{c}", p * MIB, c)
+        for p in map(int, args.parts.split(",")) for c in map(int, args.concurrency.split(","))
     ]
     results = {"command": "python bench/tune_parts.py" + "".join(f" {a}" for a in sys.argv[1:]),
                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "reps": args.reps, "lanes": {}}

@@ -161,7 +161,8 @@ class Client:
             IP-address endpoints are always path-style (the AWS SDK's endpoint rules: a
             bucket cannot be a subdomain of an IP address).
         max_concurrency: HTTP requests in flight for this client (default 16).
-        part_size: bytes per ranged GET (default 8 MiB).
+        part_size: bytes per ranged GET (default: adaptive -- a 4 MiB first request, then
+            parts of about 1/8 of the object, 2-16 MiB; see bench/README.md, "Defaults").
         connect_timeout: seconds to establish a connection (default 10).
         read_timeout: seconds to wait for a response's headers (default 60). A body that
             stops flowing for 5 s is detected separately and the read resumed.

@@ -1,6 +1,7 @@
 //! Client configuration and the SDK client behind it (rebuilt in a forked child).
 
 use crate::engine::error::{Error, ErrorKind, Result};
+use crate::engine::parts::PartPlan;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
@@ -12,9 +13,6 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
-/// Default part size for ranged GETs: AWS's transfer manager uses 5-8 MiB parts.
-/// Provisional until the benchmark issue measures it on real servers.
-pub const DEFAULT_PART_SIZE: u64 = 8 * 1024 * 1024;
 /// Default bound on HTTP requests in flight per client.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 16;
 /// Time allowed to establish a connection.
@@ -52,7 +50,7 @@ pub struct ClientOptions {
     pub path_style: PathStyle,
     /// Requests in flight per client; 0 means [`DEFAULT_MAX_CONCURRENCY`].
     pub max_concurrency: usize,
-    /// Bytes per ranged GET; 0 means [`DEFAULT_PART_SIZE`].
+    /// Bytes per ranged GET; 0 means adaptive (see `engine::parts`).
     pub part_size: u64,
     /// None means [`DEFAULT_CONNECT_TIMEOUT`].
     pub connect_timeout: Option<Duration>,
@@ -156,7 +154,7 @@ impl Session {
 /// An S3 client. Safe to share across threads; calls may run concurrently.
 pub struct Client {
     options: ClientOptions,
-    part_size: u64,
+    parts: PartPlan,
     max_concurrency: usize,
     /// (pid that built it, session). A forked child rebuilds: pooled connections and the
     /// semaphore's state belong to the parent.
@@ -184,7 +182,7 @@ impl Client {
     pub fn new(options: ClientOptions) -> Result<Arc<Client>> {
         options.validate()?;
         let client = Client {
-            part_size: if options.part_size == 0 { DEFAULT_PART_SIZE } else { options.part_size },
+            parts: if options.part_size == 0 { PartPlan::adaptive() } else { PartPlan::fixed(options.part_size) },
             max_concurrency: if options.max_concurrency == 0 {
                 DEFAULT_MAX_CONCURRENCY
             } else {
@@ -199,8 +197,8 @@ impl Client {
         Ok(Arc::new(client))
     }
 
-    pub fn part_size(&self) -> u64 {
-        self.part_size
+    pub fn parts(&self) -> PartPlan {
+        self.parts
     }
 
     pub fn max_concurrency(&self) -> usize {

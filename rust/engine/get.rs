@@ -110,8 +110,7 @@ async fn get_with_session(
         head::head_object(session, bucket, key).await?;
         return Ok(Fetched::empty(&dest));
     }
-    let part_size = client.part_size();
-    let first_len = want.min(part_size);
+    let first_len = want.min(client.parts().first());
 
     let (first, permit) = match first_request(session, bucket, key, offset, first_len).await? {
         FirstResponse::PastEnd => return Ok(Fetched::empty(&dest)),
@@ -132,6 +131,7 @@ async fn get_with_session(
 
     let first_part = fill_part(session, object, offset, first_buf, Some((first.body, permit)));
     let rest_start = offset + first_len;
+    let part_size = client.parts().rest(n);
     if rest.is_empty() {
         first_part.await?;
     } else if runtime::on_calling_thread() {

@@ -7,6 +7,7 @@ pub mod get;
 pub mod head;
 pub mod list;
 pub mod page;
+pub mod parts;
 pub mod path;
 pub mod runtime;
 

@@ -45,7 +45,7 @@ pub extern "C" fn fasts3_config_new(out: *mut *mut fasts3_config) -> fasts3_stat
 /// - `anonymous`: `true`/`false`: send unsigned requests.
 /// - `path_style`: `auto` (default: path-style for IP/localhost endpoints), `path`, `virtual`.
 /// - `max_concurrency`: requests in flight per client (decimal, >= 1).
-/// - `part_size`: bytes per ranged GET (decimal, >= 1).
+/// - `part_size`: bytes per ranged GET (decimal, >= 1). Unset: adaptive, from the object's size.
 /// - `connect_timeout`, `read_timeout`: seconds (decimal, may have a fraction, > 0).
 ///   Read timeout is the wait for response headers; defaults 10 and 60.
 ///
