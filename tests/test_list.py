@@ -64,6 +64,22 @@ def test_list_keys_utf8_byte_order(client, s3, bucket):
     assert got[0] == " space" and got[-1] == "\U0001F600"
 
 
+def test_list_keys_xml_special_characters_and_edge_spaces(client, s3, bucket):
+    """Keys that the listing XML must escape (& < > " '), and leading/trailing spaces and
+    tabs, come back exactly, in the same order boto3 sees, with the same sizes and ETags."""
+    keys = ["a&b", "a<b>", 'q"uote', "apos'", " lead", "trail ", "mid  dle", "tab\there", "&amp;literal",
+            "d/&/x", "d/<x>/y"]
+    seed(s3, bucket, keys, body=lambda k: k.encode() * 3)
+    assert client.list_keys(bucket) == utf8_sorted(keys)
+    ref = {o["Key"]: o for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    for parallel in (False, True):
+        infos = list(client.list_objects(bucket, parallel=parallel))
+        assert [o.key for o in infos] == utf8_sorted(keys)
+        for o in infos:
+            assert o.size == ref[o.key]["Size"] and o.etag == ref[o.key]["ETag"], o
+    assert client.list_keys(f"{bucket}/d/", delimiter="/") == ["d/&/", "d/<x>/"]
+
+
 def test_list_keys_more_than_1000(client, big_bucket):
     bucket, keys, _ = big_bucket
     got = client.list_keys(bucket)

@@ -2,11 +2,18 @@
 //! sequentially, or in parallel by walking the `/` prefix tree.
 
 use crate::engine::client::{Client, Session};
-use crate::engine::error::{Error, Result};
+use crate::engine::error::{Error, ErrorKind, Result};
+use crate::engine::list_xml;
 use crate::engine::page::ObjectPage;
 use crate::engine::path::check_bucket;
+use aws_sdk_s3::config::interceptors::BeforeDeserializationInterceptorContextMut;
+use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_s3::error::BoxError;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_smithy_types::body::SdkBody;
 use futures_util::future::{join_all, BoxFuture};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// The delimiter the parallel walk splits the key space on.
 pub const TREE_DELIMITER: &str = "/";
@@ -69,46 +76,82 @@ impl ListCursor {
     }
 }
 
-/// One ListObjectsV2 call; returns the page and the continuation token if there is more.
-async fn list_page(session: &Session, r: &ListRequest, continuation: Option<&str>) -> Result<(ObjectPage, Option<String>)> {
-    let mut call = session
-        .s3
-        .list_objects_v2()
-        .bucket(&r.bucket)
-        .max_keys(r.page_size)
-        .set_delimiter(r.delimiter.clone())
-        .set_continuation_token(continuation.map(str::to_string));
-    if !r.prefix.is_empty() {
-        call = call.prefix(&r.prefix);
-    }
-    if continuation.is_none() {
-        call = call.set_start_after(r.start_after.clone());
-    }
-    let _permit = session.acquire().await?;
-    let out = call
-        .send()
-        .await
-        .map_err(|e| Error::from(e).context(format!("listing s3://{}/{}", r.bucket, r.prefix)))?;
+/// How many times a page whose body broke off mid-way is asked for again (request-level
+/// failures are retried by the SDK before they reach us).
+const MAX_BODY_RETRIES: u32 = 3;
+const BODY_RETRY_BACKOFF: Duration = Duration::from_millis(50);
 
-    let mut page = ObjectPage::default();
-    for obj in out.contents() {
-        page.push_object(
-            obj.key().unwrap_or(""),
-            obj.size().unwrap_or(0).max(0) as u64,
-            obj.last_modified(),
-            obj.e_tag().unwrap_or(""),
-            "",
-        );
-    }
-    for p in out.common_prefixes() {
-        page.common_prefixes.push(p.prefix().unwrap_or(""));
-    }
-    let next = match (out.is_truncated().unwrap_or(false), out.next_continuation_token()) {
-        (true, Some(token)) if !token.is_empty() => Some(token.to_string()),
+/// One ListObjectsV2 page; returns it and the continuation token if there is more.
+async fn list_page(session: &Session, r: &ListRequest, continuation: Option<&str>) -> Result<(ObjectPage, Option<String>)> {
+    let context = || format!("listing s3://{}/{}", r.bucket, r.prefix);
+    let _permit = session.acquire().await?;
+    let mut retries = 0;
+    let body = loop {
+        let mut call = session
+            .s3
+            .list_objects_v2()
+            .bucket(&r.bucket)
+            .max_keys(r.page_size)
+            .set_delimiter(r.delimiter.clone())
+            .set_continuation_token(continuation.map(str::to_string));
+        if !r.prefix.is_empty() {
+            call = call.prefix(&r.prefix);
+        }
+        if continuation.is_none() {
+            call = call.set_start_after(r.start_after.clone());
+        }
+        let taken = TakeListBody::default();
+        call.customize()
+            .interceptor(taken.clone())
+            .send()
+            .await
+            .map_err(|e| Error::from(e).context(context()))?;
+        let body = taken.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let body = body.ok_or_else(|| Error::protocol("the listing's response body was not captured"))?;
+        match ByteStream::new(body).collect().await {
+            Ok(bytes) => break bytes.into_bytes(),
+            Err(_) if retries < MAX_BODY_RETRIES => {
+                retries += 1;
+                tokio::time::sleep(BODY_RETRY_BACKOFF * retries).await;
+            }
+            Err(e) => {
+                return Err(Error::new(ErrorKind::Network, format!("reading the listing failed: {e}")).context(context()))
+            }
+        }
+    };
+    let parsed = list_xml::parse_list_objects_v2(&body).map_err(|e| e.context(context()))?;
+    let next = match (parsed.is_truncated, parsed.next_continuation_token) {
+        (true, Some(token)) if !token.is_empty() => Some(token),
         (true, _) => return Err(Error::protocol("listing page is truncated but carries no continuation token")),
         (false, _) => None,
     };
-    Ok((page, next))
+    Ok((parsed.page, next))
+}
+
+/// Takes a successful ListObjectsV2 response's body before the SDK deserializes it, leaving
+/// an empty `ListBucketResult` in its place: `list_xml` parses the real one (see there for
+/// why). Error responses are left alone, so the SDK still maps them to its error types.
+#[derive(Debug, Default, Clone)]
+struct TakeListBody(Arc<Mutex<Option<SdkBody>>>);
+
+impl Intercept for TakeListBody {
+    fn name(&self) -> &'static str {
+        "fasts3::TakeListBody"
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> std::result::Result<(), BoxError> {
+        let response = context.response_mut();
+        if response.status().is_success() {
+            let body = std::mem::replace(response.body_mut(), SdkBody::from("<ListBucketResult></ListBucketResult>"));
+            *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(body);
+        }
+        Ok(())
+    }
 }
 
 /// Every page of a listing, concatenated (S3's order).

@@ -6,6 +6,7 @@ pub mod error;
 pub mod get;
 pub mod head;
 pub mod list;
+mod list_xml;
 pub mod page;
 pub mod parts;
 pub mod path;

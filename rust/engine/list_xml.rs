@@ -1,0 +1,199 @@
+//! Parsing a ListObjectsV2 response body (`ListBucketResult`) straight into an [`ObjectPage`].
+//!
+//! The SDK still sends the request (signing, retries, errors); only a successful page's
+//! body is taken before the SDK deserializes it (see `list::TakeListBody`) and parsed here
+//! with quick-xml. Why: profiled on a 400,000-key listing, the SDK's XML deserializer (and
+//! the `memcmp` of its tag matching) was about 90% of the client's CPU, and in a sequential
+//! listing every millisecond of client CPU per page adds to the wall time. This reads only
+//! what a page carries for us: keys, sizes, times, ETags, common prefixes, and the
+//! truncation flag and continuation token.
+
+use crate::engine::error::{Error, Result};
+use crate::engine::page::ObjectPage;
+use aws_smithy_types::date_time::{DateTime, Format};
+use quick_xml::events::Event;
+use quick_xml::Reader;
+
+/// One parsed page.
+#[derive(Debug, Default)]
+pub struct ListPage {
+    pub page: ObjectPage,
+    pub is_truncated: bool,
+    pub next_continuation_token: Option<String>,
+}
+
+/// The element whose text is being collected.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Key,
+    Size,
+    LastModified,
+    ETag,
+    CommonPrefix,
+    IsTruncated,
+    NextContinuationToken,
+}
+
+#[derive(Default)]
+struct Object {
+    key: Option<String>,
+    size: u64,
+    last_modified: Option<DateTime>,
+    etag: String,
+}
+
+pub fn parse_list_objects_v2(body: &[u8]) -> Result<ListPage> {
+    let text = std::str::from_utf8(body).map_err(|e| bad(format!("not UTF-8: {e}")))?;
+    let mut reader = Reader::from_str(text);
+    // Keys may begin or end with spaces: keep text exactly as sent.
+    reader.config_mut().trim_text(false);
+
+    let mut out = ListPage::default();
+    let mut depth = 0usize; // 1 = ListBucketResult, 2 = its children, 3 = inside Contents etc.
+    let mut in_contents = false;
+    let mut in_common_prefixes = false;
+    let mut object = Object::default();
+    let mut field: Option<Field> = None;
+    let mut value = String::new();
+    loop {
+        let event = reader.read_event().map_err(|e| bad(format!("at byte {}: {e}", reader.buffer_position())))?;
+        match event {
+            Event::Start(start) => {
+                depth += 1;
+                let name = start.local_name();
+                let name = name.as_ref();
+                field = None;
+                match depth {
+                    1 if name != "ListBucketResult" => return Err(bad(format!("root element is {name}"))),
+                    2 => match name {
+                        "Contents" => {
+                            in_contents = true;
+                            object = Object::default();
+                        }
+                        "CommonPrefixes" => in_common_prefixes = true,
+                        "IsTruncated" => field = Some(Field::IsTruncated),
+                        "NextContinuationToken" => field = Some(Field::NextContinuationToken),
+                        _ => {}
+                    },
+                    3 if in_contents => {
+                        field = match name {
+                            "Key" => Some(Field::Key),
+                            "Size" => Some(Field::Size),
+                            "LastModified" => Some(Field::LastModified),
+                            "ETag" => Some(Field::ETag),
+                            _ => None,
+                        }
+                    }
+                    3 if in_common_prefixes && name == "Prefix" => field = Some(Field::CommonPrefix),
+                    _ => {}
+                }
+                value.clear();
+            }
+            Event::Text(t) if field.is_some() => value.push_str(&t.xml10_content()),
+            Event::CData(c) if field.is_some() => value.push_str(&c.xml10_content()),
+            Event::GeneralRef(r) if field.is_some() => {
+                if r.is_char_ref() {
+                    let c = r.resolve_char_ref().map_err(|e| bad(e.to_string()))?;
+                    value.push(c.ok_or_else(|| bad("empty character reference"))?);
+                } else {
+                    let name = r.xml10_content();
+                    let resolved = quick_xml::escape::resolve_predefined_entity(&name)
+                        .ok_or_else(|| bad(format!("unknown entity &{name};")))?;
+                    value.push_str(resolved);
+                }
+            }
+            Event::End(_) => {
+                if let Some(f) = field.take() {
+                    store(f, std::mem::take(&mut value), &mut object, &mut out)?;
+                } else if depth == 2 && in_contents {
+                    let key = object.key.take().ok_or_else(|| bad("Contents without a Key"))?;
+                    out.page.push_object(&key, object.size, object.last_modified.as_ref(), &object.etag, "");
+                    in_contents = false;
+                } else if depth == 2 && in_common_prefixes {
+                    in_common_prefixes = false;
+                }
+                depth = depth.checked_sub(1).ok_or_else(|| bad("unbalanced end tag"))?;
+            }
+            Event::Empty(_) => {} // e.g. <Owner/>: nothing we read is ever empty
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if depth != 0 {
+        return Err(bad("truncated document"));
+    }
+    Ok(out)
+}
+
+fn store(field: Field, value: String, object: &mut Object, out: &mut ListPage) -> Result<()> {
+    match field {
+        Field::Key => object.key = Some(value),
+        Field::Size => {
+            object.size = value.trim().parse().map_err(|_| bad(format!("Size {value:?}")))?;
+        }
+        Field::LastModified => {
+            let parsed = DateTime::from_str(value.trim(), Format::DateTime)
+                .map_err(|e| bad(format!("LastModified {value:?}: {e}")))?;
+            object.last_modified = Some(parsed);
+        }
+        Field::ETag => object.etag = value,
+        Field::CommonPrefix => out.page.common_prefixes.push(&value),
+        Field::IsTruncated => out.is_truncated = value.trim() == "true",
+        Field::NextContinuationToken => out.next_continuation_token = Some(value),
+    }
+    Ok(())
+}
+
+fn bad(what: impl std::fmt::Display) -> Error {
+    Error::protocol(format!("cannot parse the ListObjectsV2 response: {what}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAGE: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>bkt</Name><Prefix>a/</Prefix><KeyCount>3</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated><NextContinuationToken>tok&amp;en==</NextContinuationToken>
+  <Contents><Key>a/ x&lt;y&gt; &amp; &#233;&#x4E2D; </Key><LastModified>2026-11-27T09:12:13.456Z</LastModified><ETag>&quot;abc&quot;</ETag><ChecksumAlgorithm>CRC32</ChecksumAlgorithm><Size>12</Size><Owner><ID>x</ID></Owner><StorageClass>STANDARD</StorageClass></Contents>
+  <Contents><Key>a/plain</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified><ETag>"e2"</ETag><Size>0</Size><StorageClass/></Contents>
+  <CommonPrefixes><Prefix>a/dir/</Prefix></CommonPrefixes><CommonPrefixes><Prefix>a/z/</Prefix></CommonPrefixes>
+</ListBucketResult>"#;
+
+    #[test]
+    fn reads_objects_prefixes_and_token_and_unescapes_text() {
+        let parsed = parse_list_objects_v2(PAGE.as_bytes()).unwrap();
+        let p = &parsed.page;
+        assert_eq!(p.len(), 2);
+        assert_eq!(p.keys.get(0), "a/ x<y> & é中 ", "entities and spaces kept exactly");
+        assert_eq!(p.keys.get(1), "a/plain");
+        assert_eq!(p.sizes, vec![12, 0]);
+        assert_eq!(p.etags.get(0), "\"abc\"");
+        assert_eq!(p.last_modified_ms[0], 1_795_770_733_456);
+        assert_eq!(p.common_prefixes.len(), 2);
+        assert_eq!(p.common_prefixes.get(1), "a/z/");
+        assert!(parsed.is_truncated);
+        assert_eq!(parsed.next_continuation_token.as_deref(), Some("tok&en=="));
+    }
+
+    #[test]
+    fn root_prefix_is_not_a_common_prefix_and_last_page_has_no_token() {
+        let xml = "<ListBucketResult><Prefix>p/</Prefix><IsTruncated>false</IsTruncated></ListBucketResult>";
+        let parsed = parse_list_objects_v2(xml.as_bytes()).unwrap();
+        assert!(parsed.page.is_empty() && parsed.page.common_prefixes.is_empty());
+        assert!(!parsed.is_truncated && parsed.next_continuation_token.is_none());
+    }
+
+    #[test]
+    fn malformed_pages_are_protocol_errors() {
+        for xml in [
+            "<Error><Code>x</Code></Error>",
+            "<ListBucketResult><Contents><Key>k</Key><Size>big</Size></Contents></ListBucketResult>",
+            "<ListBucketResult><Contents><Size>1</Size></Contents></ListBucketResult>",
+            "<ListBucketResult><Contents><Key>k</Key>",
+            "<ListBucketResult><Contents><Key>&bogus;</Key></Contents></ListBucketResult>",
+        ] {
+            let err = parse_list_objects_v2(xml.as_bytes()).unwrap_err();
+            assert_eq!(err.kind, crate::engine::ErrorKind::Protocol, "{xml}: {err}");
+        }
+    }
+}
