@@ -289,6 +289,9 @@ _CTRL_C_CHILD = textwrap.dedent(
             "threads": sorted(t.name for t in threading.enumerate()),
         }
         print("interrupted " + json.dumps(report), flush=True)
+        # The parent checks that the interrupted transfer's connections are closed before
+        # this opens a new one (it says "go").
+        sys.stdin.readline()
         # The client still works after an interrupted call.
         info = client.head(path)
         print("head " + str(info.size), flush=True)
@@ -339,7 +342,7 @@ def test_ctrl_c_interrupts_a_main_thread_read(server, put, proxy, op, fault):
     proc = subprocess.Popen(
         [sys.executable, "-c", _CTRL_C_CHILD, proxy.url, server.region, server.access_key_id,
          server.secret_access_key, path, str(size), op],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
         lines = _lines(proc)
@@ -360,6 +363,8 @@ def test_ctrl_c_interrupts_a_main_thread_read(server, put, proxy, op, fault):
         assert proxy.wait_for(lambda p: p.active == 0, 10), f"connections still open: {proxy.stats()}"
 
         proxy.resume()
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
         line = _next_line(lines, proc, "head")
         assert line == f"head {size}", f"child: {line!r}"
         proc.wait(HANG_GUARD)
