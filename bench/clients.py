@@ -16,7 +16,7 @@ so the report can say precisely why a cell is empty.
   up-to-10-way parallelism applies), ``get_async`` under ``asyncio.gather`` (16 at a time),
   ``list`` and ``list_with_delimiter``.
 - curl (the ceiling): parallel ranged GETs into /dev/null with ``--aws-sigv4``, 16 at a
-  time with 8 MiB ranges -- pyfasts3's defaults -- split over one ``curl --parallel``
+  time with 8 MiB ranges (pyfasts3's former fixed parts) split over one ``curl --parallel``
   process per core (curl's transfer loop is single-threaded); CPU from their own rusage
   (os.wait4), peak RSS from their VmHWM.
 
@@ -47,8 +47,8 @@ if str(ROOT) not in sys.path:
 
 import pyfasts3  # noqa: E402
 
-PART = 8 << 20          # pyfasts3's default part size ...
-CONCURRENCY = 16        # ... and requests in flight; curl's ceiling uses the same
+PART = 8 << 20          # ranged GET size for curl's ceiling and obstore's get_ranges ...
+CONCURRENCY = 16        # ... and requests in flight (pyfasts3's default concurrency)
 
 
 @dataclass

@@ -504,8 +504,8 @@ def render(doc, pngs: List[str]) -> str:
              "`ru_maxrss` is not usable, it inherits the parent's size across fork+exec).")
     L.append("- Small objects: each request is timed alone; req/s = requests / sum of request times; "
              "p50/p99 pool all measured requests. curl's times are its own `%{time_total}` per transfer.")
-    L.append("- Large objects: pyfasts3 uses its defaults (8 MiB parts, 16 in flight); curl's ceiling uses "
-             "the same (16 parallel 8 MiB ranged GETs, SigV4-signed on versitygw), split over one "
+    L.append("- Large objects: pyfasts3 uses its defaults (adaptive parts, 16 in flight; bench/README.md "
+             "'Defaults'); curl's ceiling uses 16 parallel 8 MiB ranged GETs (SigV4-signed on versitygw), split over one "
              "`curl --parallel` process per core, since curl's transfer loop is single-threaded. Batch: the "
              "same 16 in flight over the same processes. Small objects: one curl process, one connection.")
     L.append("- Listing: the tree is `list/dNNNN/` × 1,000 keys each (400 directories). versitygw's posix "

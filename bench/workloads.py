@@ -74,7 +74,7 @@ FULL = Spec(
     warmup=True,
 )
 
-# Correctness only: multi-part objects (> the 8 MiB part size, so parallel ranged GETs
+# Correctness only: multi-part objects (> the 4 MiB first part, so parallel ranged GETs
 # with If-Match run on both lanes), pagination (> 1000 keys), a small batch.
 QUICK = Spec(
     large_sizes=[1 * MiB, 20 * MiB],
