@@ -173,7 +173,7 @@ enum fasts3_status fasts3_config_new(struct fasts3_config **out);
 // - `anonymous`: `true`/`false`: send unsigned requests.
 // - `path_style`: `auto` (default: path-style for IP/localhost endpoints), `path`, `virtual`.
 // - `max_concurrency`: requests in flight per client (decimal, >= 1).
-// - `part_size`: bytes per ranged GET (decimal, >= 1).
+// - `part_size`: bytes per ranged GET (decimal, >= 1). Unset: adaptive, from the object's size.
 // - `connect_timeout`, `read_timeout`: seconds (decimal, may have a fraction, > 0).
 //   Read timeout is the wait for response headers; defaults 10 and 60.
 //

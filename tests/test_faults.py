@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,23 @@ def test_truncated_bodies_are_resumed(server, put, proxy, size, op):
         assert r.headers.get("if-match"), f"a later part or a resume went out without If-Match: {r}"
         etag = etag or r.headers["if-match"]
         assert r.headers["if-match"] == etag
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["sequential", "parallel"])
+def test_listing_page_cut_mid_body_is_asked_for_again(server, s3, bucket, proxy, parallel):
+    """pyfasts3 reads listing bodies itself (the SDK never sees them), so a page whose body
+    breaks off must be requested again by pyfasts3, not surface as an error or a short list."""
+    keys = [f"d{i % 3}/k{i:04d}" for i in range(1200)]  # the sequential listing takes 2 pages
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda k: s3.put_object(Bucket=bucket, Key=k, Body=b""), keys))
+    # The first 2 connections that carry 20,000 response bytes (well inside a page of ~400
+    # entries or more) are closed right there.
+    proxy.cut(after=20_000, connections=2)
+    with proxied_client(server, proxy) as client:
+        out = run_guarded(lambda: client.list_keys(bucket, parallel=parallel), HANG_GUARD)
+    assert out.error is None, f"listing failed although only 2 connections were cut: {out.error!r}"
+    assert out.value == sorted(keys)
+    assert proxy.cuts == 2, "the faults were not all injected: the test proves nothing"
 
 
 @pytest.mark.parametrize(

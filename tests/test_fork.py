@@ -9,9 +9,11 @@ deadlock fails the test instead of hanging CI.
 from __future__ import annotations
 
 import hashlib
+import http.server
 import multiprocessing
 import os
 import signal
+import threading
 import time
 import traceback
 
@@ -189,3 +191,60 @@ def test_multiprocessing_fork_pool(server_env, client, put):
     for path in blobs:
         assert _sha(client.get(path)) == expected[path]
         assert _sha(pyfasts3.get(path)) == expected[path]
+
+
+class _KeepAliveHandler(http.server.BaseHTTPRequestHandler):
+    """Answers every GET with the same 4 KiB body and keeps the connection open (the S3
+    servers the other tests use close idle connections, so nothing would be pooled)."""
+
+    protocol_version = "HTTP/1.1"
+    body = bytes(range(256)) * 16
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.send_header("ETag", '"keepalive"')
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_child_exiting_through_exit_leaves_the_parents_connections_alone():
+    """A child that ends with C exit() (as a forked Python program does when it simply ends)
+    runs the destructors of the forking thread's thread-locals. That thread's runtime and
+    pooled connections live there, and they are the parent's: tearing them down in the child
+    deregisters the sockets from the epoll instance both processes share, and the parent's
+    next read on a pooled connection stalls until its read timeout (measured before the fix:
+    the child's EPOLL_CTL_DEL, then a 3 s stall in the parent)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _KeepAliveHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    body = _KeepAliveHandler.body
+    try:
+        client = pyfasts3.Client(f"http://127.0.0.1:{server.server_address[1]}", anonymous=True, read_timeout=5)
+        buf = np.zeros(len(body), np.uint8)
+        assert client.get_into(buf, "bkt/key") == len(body)  # this thread's pool now holds it
+        pid = os.fork()
+        if pid == 0:
+            import ctypes
+
+            ctypes.CDLL(None).exit(0)  # unlike os._exit, runs thread-local destructors
+            os._exit(3)  # not reached
+        deadline = time.monotonic() + CHILD_GUARD
+        while not os.waitpid(pid, os.WNOHANG)[0]:
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                pytest.fail("the child hung in exit()")
+            time.sleep(0.05)
+        started = time.monotonic()
+        for _ in range(3):
+            buf[:] = 0
+            assert client.get_into(buf, "bkt/key") == len(body)
+            assert buf.tobytes() == body
+        assert time.monotonic() - started < 2, "the parent's reads stalled after the child exited"
+        client.close()
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -2,6 +2,7 @@
 
 use crate::engine::error::{Error, ErrorKind, Result};
 use crate::engine::parts::PartPlan;
+use crate::engine::runtime::PidBound;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
@@ -13,6 +14,9 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
+/// Largest part_size accepted (S3's largest single PUT; keeps range arithmetic far from
+/// overflow).
+const MAX_PART_SIZE: u64 = 5 << 30;
 /// Default bound on HTTP requests in flight per client.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 16;
 /// Time allowed to establish a connection.
@@ -73,6 +77,9 @@ impl ClientOptions {
         }
         if let Some(url) = &self.endpoint_url {
             endpoint_host(url)?;
+        }
+        if self.part_size > MAX_PART_SIZE {
+            return Err(Error::invalid(format!("part_size must be at most 5 GiB, got {}", self.part_size)));
         }
         Ok(())
     }
@@ -159,20 +166,20 @@ pub struct Client {
     /// (pid that built it, session). A forked child rebuilds: pooled connections and the
     /// semaphore's state belong to the parent.
     session: Mutex<Option<(u32, Session)>>,
-    /// Identifies this client's per-thread sessions; they are dropped once this is gone.
+    /// Identifies this client's per-thread sessions. Once the client is gone, each thread
+    /// drops its session (closing its idle connections) at its next call or when it exits.
     id: u64,
     alive: Arc<()>,
 }
 
 thread_local! {
     /// This thread's sessions, one per live client it has called (see `Client::session`).
-    static THREAD_SESSIONS: RefCell<Vec<ThreadSession>> = const { RefCell::new(Vec::new()) };
+    static THREAD_SESSIONS: RefCell<Vec<PidBound<ThreadSession>>> = const { RefCell::new(Vec::new()) };
 }
 
 struct ThreadSession {
     client_id: u64,
     client_alive: Weak<()>,
-    pid: u32,
     session: Session,
 }
 
@@ -220,24 +227,19 @@ impl Client {
     fn thread_session(&self, shared: &Session) -> Session {
         THREAD_SESSIONS.with(|cell| {
             let mut sessions = cell.borrow_mut();
-            let pid = std::process::id();
-            if sessions.iter().any(|s| s.pid != pid) {
-                // Inherited across fork(): the parent's sockets; never drop them here.
-                std::mem::forget(std::mem::take(&mut *sessions));
-            }
-            // Close the connections of clients that are gone.
-            sessions.retain(|s| s.client_alive.strong_count() > 0);
+            // Close the connections of clients that are gone; the parent's, inherited across
+            // fork(), are leaked instead (see PidBound).
+            sessions.retain(|s| s.is_ours() && s.client_alive.strong_count() > 0);
             if let Some(found) = sessions.iter().find(|s| s.client_id == self.id) {
                 return found.session.clone();
             }
             let conf = shared.s3.config().to_builder().http_client(http_client()).build();
             let session = Session { s3: aws_sdk_s3::Client::from_conf(conf), permits: shared.permits.clone() };
-            sessions.push(ThreadSession {
+            sessions.push(PidBound::new(ThreadSession {
                 client_id: self.id,
                 client_alive: Arc::downgrade(&self.alive),
-                pid,
                 session: session.clone(),
-            });
+            }));
             session
         })
     }
@@ -272,8 +274,11 @@ impl Client {
 
     async fn build_session(&self) -> Result<Session> {
         let o = &self.options;
+        // Credential providers (IMDS, STS, SSO...) get an HTTP client that keeps no idle
+        // connections: they load inline on whichever runtime asks, and a pooled connection
+        // made on one calling thread's runtime would stall when another thread reused it.
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http_client())
+            .http_client(unpooled_http_client())
             // Checksums only where S3 requires them: a CRC over every byte would cost more
             // CPU than the copy itself, and ranged GETs carry no full-object checksum anyway.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
@@ -305,6 +310,7 @@ impl Client {
             .cloned()
             .unwrap_or_else(|| Region::new(FALLBACK_REGION));
         let conf = aws_sdk_s3::config::Builder::from(&sdk)
+            .http_client(http_client())
             .region(region)
             .force_path_style(o.use_path_style(sdk.endpoint_url()))
             .build();
@@ -323,6 +329,14 @@ static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
 /// An HTTP client with a connection pool of its own (HTTPS through rustls).
 fn http_client() -> aws_sdk_s3::config::SharedHttpClient {
     aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
+/// An HTTP client that closes every connection after its request.
+fn unpooled_http_client() -> aws_sdk_s3::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .pool_max_idle_per_host(0)
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .build_https()
 }
@@ -364,5 +378,13 @@ mod tests {
     fn half_credentials_are_rejected() {
         let o = ClientOptions { access_key_id: Some("a".into()), ..Default::default() };
         assert_eq!(o.validate().unwrap_err().kind, ErrorKind::InvalidArgument);
+    }
+
+    #[test]
+    fn part_size_is_capped_at_5_gib() {
+        let ok = ClientOptions { part_size: 5 << 30, ..Default::default() };
+        assert!(ok.validate().is_ok());
+        let too_big = ClientOptions { part_size: (5 << 30) + 1, ..Default::default() };
+        assert_eq!(too_big.validate().unwrap_err().kind, ErrorKind::InvalidArgument);
     }
 }

@@ -11,10 +11,12 @@
 //!    byte, not restarted. Request-level failures (5xx, SlowDown, connect errors) are retried
 //!    by the SDK's standard retry strategy before they reach us.
 //!
-//! All part futures of a read run inside one future (a `FuturesUnordered`, not separate
-//! tasks), which `runtime::block_on` joins before the call returns: after success, error or
-//! cancellation no write into the buffer can still be in flight, and the code stays free of
-//! raw pointers.
+//! A read runs on the calling thread's runtime (`runtime::block_on_here`): the first part
+//! streams there, and the other parts run together in one future (a `FuturesUnordered`)
+//! handed to the shared workers (`runtime::on_workers`), which the read awaits — or, if the
+//! read ends early, aborts and waits for. In a batch, everything runs on the shared workers.
+//! Either way, after success, error or cancellation no write into the buffer can still be in
+//! flight, and the code stays free of raw pointers.
 
 use crate::engine::client::{Client, Session};
 use crate::engine::error::{Error, ErrorKind, Result};
@@ -139,9 +141,10 @@ async fn get_with_session(
         // the shared workers so a large object is received (and, over TLS, decrypted) on
         // every core, not only on the calling thread.
         let shared = client.session_on_workers().await?;
-        let rest_parts = runtime::on_workers(async {
-            fill_parts(&shared, object, rest_start, rest, part_size).await
-        });
+        // SAFETY: awaited right below by try_join, which polls it to completion or drops it.
+        let rest_parts = unsafe {
+            runtime::on_workers(async { fill_parts(&shared, object, rest_start, rest, part_size).await })
+        };
         futures_util::future::try_join(first_part, rest_parts).await?;
     } else {
         futures_util::future::try_join(first_part, fill_parts(session, object, rest_start, rest, part_size)).await?;

@@ -55,6 +55,7 @@ pub fn parse_list_objects_v2(body: &[u8]) -> Result<ListPage> {
     let mut object = Object::default();
     let mut field: Option<Field> = None;
     let mut value = String::new();
+    let mut saw_root = false;
     loop {
         let event = reader.read_event().map_err(|e| bad(format!("at byte {}: {e}", reader.buffer_position())))?;
         match event {
@@ -65,6 +66,7 @@ pub fn parse_list_objects_v2(body: &[u8]) -> Result<ListPage> {
                 field = None;
                 match depth {
                     1 if name != "ListBucketResult" => return Err(bad(format!("root element is {name}"))),
+                    1 => saw_root = true,
                     2 => match name {
                         "Contents" => {
                             in_contents = true;
@@ -114,13 +116,25 @@ pub fn parse_list_objects_v2(body: &[u8]) -> Result<ListPage> {
                 }
                 depth = depth.checked_sub(1).ok_or_else(|| bad("unbalanced end tag"))?;
             }
-            Event::Empty(_) => {} // e.g. <Owner/>: nothing we read is ever empty
+            // <ListBucketResult/>: an empty listing. Elsewhere (e.g. <Owner/>) nothing we read.
+            Event::Empty(e) if depth == 0 => {
+                let name = e.local_name();
+                if name.as_ref() != "ListBucketResult" {
+                    return Err(bad(format!("root element is {}", name.as_ref())));
+                }
+                saw_root = true;
+            }
+            Event::Empty(_) => {}
             Event::Eof => break,
             _ => {}
         }
     }
     if depth != 0 {
         return Err(bad("truncated document"));
+    }
+    if !saw_root {
+        // An empty or root-less 200 must not pass for the last page of a listing.
+        return Err(bad("no ListBucketResult element"));
     }
     Ok(out)
 }
@@ -181,6 +195,14 @@ mod tests {
         let parsed = parse_list_objects_v2(xml.as_bytes()).unwrap();
         assert!(parsed.page.is_empty() && parsed.page.common_prefixes.is_empty());
         assert!(!parsed.is_truncated && parsed.next_continuation_token.is_none());
+        let empty = parse_list_objects_v2(b"<ListBucketResult/>").unwrap();
+        assert!(empty.page.is_empty() && !empty.is_truncated);
+    }
+
+    #[test]
+    fn escaped_carriage_returns_survive() {
+        let xml = "<ListBucketResult><Contents><Key>a&#13;b&#xD;</Key><Size>1</Size></Contents></ListBucketResult>";
+        assert_eq!(parse_list_objects_v2(xml.as_bytes()).unwrap().page.keys.get(0), "a\rb\r");
     }
 
     #[test]
@@ -191,6 +213,9 @@ mod tests {
             "<ListBucketResult><Contents><Size>1</Size></Contents></ListBucketResult>",
             "<ListBucketResult><Contents><Key>k</Key>",
             "<ListBucketResult><Contents><Key>&bogus;</Key></Contents></ListBucketResult>",
+            "",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>",
+            "<Error/>",
         ] {
             let err = parse_list_objects_v2(xml.as_bytes()).unwrap_err();
             assert_eq!(err.kind, crate::engine::ErrorKind::Protocol, "{xml}: {err}");

@@ -9,11 +9,11 @@
 //! several parts in flight (6 MiB on nginx: two streams 4.3 GB/s, one 2.0).
 
 /// Length of the first ranged GET: an object up to this size costs one request.
-pub const FIRST_PART: u64 = 4 * 1024 * 1024;
+pub(crate) const FIRST_PART: u64 = 4 * 1024 * 1024;
 /// Smallest part after the first: below this, per-request cost outweighs parallelism.
-pub const MIN_PART: u64 = 2 * 1024 * 1024;
+pub(crate) const MIN_PART: u64 = 2 * 1024 * 1024;
 /// Largest part: bounds how long one slow connection can hold up the read.
-pub const MAX_PART: u64 = 16 * 1024 * 1024;
+pub(crate) const MAX_PART: u64 = 16 * 1024 * 1024;
 /// Aim for about this many parts per object (within the bounds above).
 const TARGET_PARTS: u64 = 8;
 

@@ -15,7 +15,9 @@
 
 use std::cell::RefCell;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::sync::{Arc, Condvar, Mutex};
 use tokio::runtime::{Runtime, RuntimeFlavor};
 
@@ -81,9 +83,46 @@ where
     }
 }
 
+/// A value owned by the process that made it: dropped normally there, leaked in a forked
+/// child. A child inherits the parent's thread-locals, and they may be destroyed when it
+/// exits (glibc runs them for the main thread at `exit()`); dropping the parent's runtime or
+/// connections there would deregister the parent's sockets from the epoll instance both
+/// share, or wait for threads that do not exist in the child.
+pub(crate) struct PidBound<T> {
+    pid: u32,
+    value: ManuallyDrop<T>,
+}
+
+impl<T> PidBound<T> {
+    pub fn new(value: T) -> Self {
+        PidBound { pid: std::process::id(), value: ManuallyDrop::new(value) }
+    }
+
+    /// Whether this process made the value (false in a forked child).
+    pub fn is_ours(&self) -> bool {
+        self.pid == std::process::id()
+    }
+}
+
+impl<T> std::ops::Deref for PidBound<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T> Drop for PidBound<T> {
+    fn drop(&mut self) {
+        if self.is_ours() {
+            // SAFETY: dropped exactly once, here; `value` is not used afterwards.
+            unsafe { ManuallyDrop::drop(&mut self.value) }
+        }
+    }
+}
+
 thread_local! {
-    /// (pid that built it, runtime) for calls made on this thread; see `block_on_here`.
-    static HERE: RefCell<Option<(u32, Runtime)>> = const { RefCell::new(None) };
+    /// The runtime for calls made on this thread; see `block_on_here`.
+    static HERE: RefCell<Option<PidBound<Runtime>>> = const { RefCell::new(None) };
 }
 
 /// Run `fut` to completion on this thread's own current-thread runtime.
@@ -100,22 +139,22 @@ pub fn block_on_here<F: Future>(fut: F) -> F::Output {
     );
     HERE.with(|cell| {
         let mut slot = cell.borrow_mut();
-        let pid = std::process::id();
-        if slot.as_ref().is_some_and(|(owner, _)| *owner != pid) {
-            // Inherited across fork(): its epoll and sockets are the parent's; never drop it.
-            std::mem::forget(slot.take());
+        if slot.as_ref().is_some_and(|rt| !rt.is_ours()) {
+            slot.take(); // inherited across fork(): leaked, see PidBound
         }
-        let (_, rt) = slot.get_or_insert_with(|| {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("failed to build this thread's tokio runtime");
-            (pid, rt)
+        let rt = slot.get_or_insert_with(|| {
+            PidBound::new(
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("failed to build this thread's tokio runtime"),
+            )
         });
         let output = rt.block_on(fut);
         // A call that ended early (cancelled, failed, or done with a body it did not read to
-        // the end) dropped requests whose connection tasks live here: let them run now and
-        // close those sockets, instead of leaving them open until this thread's next call.
+        // the end) dropped requests whose connection tasks live here. Dropping a request
+        // wakes its connection task, which closes the socket when next polled: poll it now,
+        // instead of leaving the socket open until this thread's next call.
         rt.block_on(async {
             for _ in 0..2 {
                 tokio::task::yield_now().await;
@@ -130,25 +169,29 @@ pub fn on_calling_thread() -> bool {
     tokio::runtime::Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::CurrentThread)
 }
 
-/// Run `fut` as a task on the shared runtime's workers and wait for it, from any runtime.
+/// Run `fut` as a task on the shared runtime's workers and wait for it, from a calling
+/// thread's runtime (see `block_on_here`).
 ///
 /// `fut` may borrow from the caller, as in `block_on`: if this future is dropped before the
 /// task finished (cancellation, or a sibling failing first), the drop aborts the task and
 /// blocks until the task's future is gone, so no borrow outlives it. The wait is short (an
-/// aborted task is dropped at its next poll) and cannot deadlock: the task's I/O is driven by
-/// the shared workers, never by the thread waiting here.
-pub async fn on_workers<'a, T: Send + 'static>(fut: impl Future<Output = T> + Send + 'a) -> T {
+/// aborted task is dropped at its next poll by a shared worker) and cannot deadlock, because
+/// the waiting thread is not one of those workers.
+///
+/// # Safety
+///
+/// The returned future must be polled to completion or dropped, never leaked
+/// (`mem::forget`, `Box::leak`): a leaked one would let the task keep using `fut`'s borrows
+/// after they ended.
+pub(crate) async unsafe fn on_workers<'a, T: Send + 'static>(fut: impl Future<Output = T> + Send + 'a) -> T {
+    debug_assert!(on_calling_thread(), "on_workers blocks when dropped: call it from a calling thread");
     let finished = Arc::new((Mutex::new(false), Condvar::new()));
-    let signal = FinishedSignal(finished.clone());
-    let task = async move {
-        let _signal = signal; // dropped with the task's future, however it ends
-        fut.await
-    };
-    let boxed: Pin<Box<dyn Future<Output = T> + Send + 'a>> = Box::pin(task);
+    let boxed: Pin<Box<dyn Future<Output = T> + Send + 'a>> = Box::pin(fut);
     // SAFETY: as in `block_on`, only the borrows' lifetime is extended; `WaitOnDrop` keeps
     // this function from ending (by completion or by being dropped) before the task's future,
-    // and with it every borrow, has been dropped.
-    let task: Pin<Box<dyn Future<Output = T> + Send + 'static>> = unsafe { std::mem::transmute(boxed) };
+    // and with it every borrow, has been dropped — `SignalWhenDropped` signals only after.
+    let boxed: Pin<Box<dyn Future<Output = T> + Send + 'static>> = unsafe { std::mem::transmute(boxed) };
+    let task = SignalWhenDropped { fut: boxed, _signal: FinishedSignal(finished.clone()) };
     let mut guard = WaitOnDrop { handle: Some(runtime().spawn(task)), finished };
     let joined = guard.handle.as_mut().expect("handle present until joined").await;
     guard.handle = None; // completed: its future is already gone
@@ -156,6 +199,20 @@ pub async fn on_workers<'a, T: Send + 'static>(fut: impl Future<Output = T> + Se
         Ok(output) => output,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(e) => panic!("libfasts3 task was cancelled unexpectedly: {e}"),
+    }
+}
+
+/// A task's future, then its signal: fields drop in declaration order, so the signal fires
+/// only once the future (and every borrow it holds) is gone.
+struct SignalWhenDropped<T> {
+    fut: Pin<Box<dyn Future<Output = T> + Send + 'static>>,
+    _signal: FinishedSignal,
+}
+
+impl<T> Future for SignalWhenDropped<T> {
+    type Output = T;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        self.fut.as_mut().poll(cx)
     }
 }
 
