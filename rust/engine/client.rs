@@ -163,9 +163,9 @@ pub struct Client {
     options: ClientOptions,
     parts: PartPlan,
     max_concurrency: usize,
-    /// (pid that built it, session). A forked child rebuilds: pooled connections and the
+    /// The shared runtime's session. A forked child rebuilds it: pooled connections and the
     /// semaphore's state belong to the parent.
-    session: Mutex<Option<(u32, Session)>>,
+    session: Mutex<Option<PidBound<Session>>>,
     /// Identifies this client's per-thread sessions. Once the client is gone, each thread
     /// drops its session (closing its idle connections) at its next call or when it exits.
     id: u64,
@@ -215,61 +215,56 @@ impl Client {
     /// The session for code running here: this thread's own when on the calling thread's
     /// runtime (its connections must be driven by this thread), else the shared one.
     pub(crate) async fn session(&self) -> Result<Session> {
-        let shared = self.shared_session().await?;
         if !crate::engine::runtime::on_calling_thread() {
-            return Ok(shared);
+            return self.shared_session().await;
         }
-        Ok(self.thread_session(&shared))
+        if let Some(session) = self.thread_session() {
+            return Ok(session);
+        }
+        let shared = self.shared_session().await?;
+        Ok(self.add_thread_session(&shared))
     }
 
-    /// This thread's session, made on first use from the shared one's configuration with an
-    /// HTTP client (connection pool) of its own.
-    fn thread_session(&self, shared: &Session) -> Session {
+    /// This thread's session, if it made one already.
+    fn thread_session(&self) -> Option<Session> {
         THREAD_SESSIONS.with(|cell| {
             let mut sessions = cell.borrow_mut();
             // Close the connections of clients that are gone; the parent's, inherited across
             // fork(), are leaked instead (see PidBound).
             sessions.retain(|s| s.is_ours() && s.client_alive.strong_count() > 0);
-            if let Some(found) = sessions.iter().find(|s| s.client_id == self.id) {
-                return found.session.clone();
-            }
-            let conf = shared.s3.config().to_builder().http_client(http_client()).build();
-            let session = Session { s3: aws_sdk_s3::Client::from_conf(conf), permits: shared.permits.clone() };
-            sessions.push(PidBound::new(ThreadSession {
-                client_id: self.id,
-                client_alive: Arc::downgrade(&self.alive),
-                session: session.clone(),
-            }));
-            session
+            sessions.iter().find(|s| s.client_id == self.id).map(|s| s.session.clone())
         })
     }
 
-    /// The session for work handed to the shared runtime's workers (`runtime::on_workers`).
-    pub(crate) async fn session_on_workers(&self) -> Result<Session> {
-        self.shared_session().await
+    /// Make this thread's session from the shared one's configuration, with an HTTP client
+    /// (connection pool) of its own.
+    fn add_thread_session(&self, shared: &Session) -> Session {
+        let conf = shared.s3.config().to_builder().http_client(http_client()).build();
+        let session = Session { s3: aws_sdk_s3::Client::from_conf(conf), permits: shared.permits.clone() };
+        THREAD_SESSIONS.with(|cell| {
+            cell.borrow_mut().push(PidBound::new(ThreadSession {
+                client_id: self.id,
+                client_alive: Arc::downgrade(&self.alive),
+                session: session.clone(),
+            }))
+        });
+        session
     }
 
-    /// The session of the shared runtime, built on first use and again after fork().
-    async fn shared_session(&self) -> Result<Session> {
-        let pid = std::process::id();
+    /// The session of the shared runtime (for work on its workers, e.g. `runtime::on_workers`),
+    /// built on first use and again after fork().
+    pub(crate) async fn shared_session(&self) -> Result<Session> {
         {
             let mut slot = self.session.lock().unwrap_or_else(|p| p.into_inner());
-            match slot.take() {
-                Some((owner, s)) if owner == pid => {
-                    *slot = Some((owner, s.clone()));
-                    return Ok(s);
-                }
-                // Inherited across fork(): leak it, its sockets are the parent's.
-                Some(inherited) => std::mem::forget(inherited),
-                None => {}
+            match slot.as_ref() {
+                Some(session) if session.is_ours() => return Ok(Session::clone(session)),
+                _ => drop(slot.take()), // inherited across fork(): leaked, see PidBound
             }
         }
         let fresh = self.build_session().await?;
         let mut slot = self.session.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.is_none() {
-            *slot = Some((pid, fresh.clone()));
-        }
-        Ok(slot.as_ref().map(|(_, s)| s.clone()).unwrap_or(fresh))
+        // Another call may have built one meanwhile: everyone uses the first.
+        Ok(Session::clone(slot.get_or_insert_with(|| PidBound::new(fresh))))
     }
 
     async fn build_session(&self) -> Result<Session> {
@@ -339,18 +334,6 @@ fn unpooled_http_client() -> aws_sdk_s3::config::SharedHttpClient {
         .pool_max_idle_per_host(0)
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .build_https()
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        let slot = self.session.get_mut().unwrap_or_else(|p| p.into_inner());
-        if let Some((owner, session)) = slot.take() {
-            if owner != std::process::id() {
-                // Inherited across fork(): the parent's sockets and runtime, not ours to tear down.
-                std::mem::forget(session);
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -140,7 +140,7 @@ async fn get_with_session(
         // The first body keeps streaming on this thread's connection; the other parts go to
         // the shared workers so a large object is received (and, over TLS, decrypted) on
         // every core, not only on the calling thread.
-        let shared = client.session_on_workers().await?;
+        let shared = client.shared_session().await?;
         // SAFETY: awaited right below by try_join, which polls it to completion or drops it.
         let rest_parts = unsafe {
             runtime::on_workers(async { fill_parts(&shared, object, rest_start, rest, part_size).await })

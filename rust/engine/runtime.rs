@@ -8,10 +8,10 @@
 //!   small GET's CPU time; see `block_on_here`.
 //!
 //! A forked child inherits the parent's memory but none of its threads, so the parent's
-//! runtime is unusable there (its workers are gone) and must not be dropped either (dropping
-//! would try to join threads that do not exist and touch the parent's epoll/socket state).
-//! We remember the pid that built the runtime; a different pid means we are in a child and
-//! the old runtime is deliberately leaked. This is the pid-check approach s3torchconnector uses.
+//! runtimes are unusable there (their workers are gone) and must not be dropped either
+//! (dropping would try to join threads that do not exist and touch the parent's epoll/socket
+//! state). Everything tied to them is held in a [`PidBound`]: a child sees it is not the owner,
+//! builds its own, and leaks the parent's. This is the pid-check approach s3torchconnector uses.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -21,30 +21,27 @@ use std::task::{Context, Poll};
 use std::sync::{Arc, Condvar, Mutex};
 use tokio::runtime::{Runtime, RuntimeFlavor};
 
-static RUNTIME: Mutex<Option<(u32, Arc<Runtime>)>> = Mutex::new(None);
+/// Name of the shared runtime's worker threads.
+const WORKER_NAME: &str = "fasts3-io";
 
-/// The runtime for this process, built on first use (and again in a forked child).
+static RUNTIME: Mutex<Option<PidBound<Arc<Runtime>>>> = Mutex::new(None);
+
+/// The shared runtime of this process, built on first use (and again in a forked child).
 pub fn runtime() -> Arc<Runtime> {
-    let pid = std::process::id();
     let mut slot = RUNTIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some((owner, rt)) = slot.as_ref() {
-        if *owner == pid {
-            return rt.clone();
-        }
+    if slot.as_ref().is_some_and(|rt| !rt.is_ours()) {
+        slot.take(); // inherited across fork(): leaked, see PidBound
     }
-    if let Some((_, inherited)) = slot.take() {
-        // Inherited from the parent across fork(): never drop it here.
-        std::mem::forget(inherited);
-    }
-    let rt = Arc::new(
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .thread_name("fasts3-io")
-            .build()
-            .expect("failed to build the tokio runtime"),
-    );
-    *slot = Some((pid, rt.clone()));
-    rt
+    let rt = slot.get_or_insert_with(|| {
+        PidBound::new(Arc::new(
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name(WORKER_NAME)
+                .build()
+                .expect("failed to build the tokio runtime"),
+        ))
+    });
+    Arc::clone(rt)
 }
 
 /// Run `fut` to completion on the shared runtime, blocking the calling thread.
@@ -67,20 +64,9 @@ where
         tokio::runtime::Handle::try_current().is_err(),
         "libfasts3 was called from inside a tokio runtime; call it from a plain thread"
     );
-    let rt = runtime();
-    let boxed: Pin<Box<dyn Future<Output = F::Output> + Send + 'a>> = Box::pin(fut);
-    // SAFETY: the only thing that makes this 'static is a lie about the borrows' lifetime.
-    // It holds because we wait below for the task to complete — a JoinHandle resolves only
-    // after the task's future has finished or been dropped (panics included) — and nothing
-    // else can end this function early: the wait cannot be cancelled, and a panic in the task
-    // is only re-raised after the join.
-    let task: Pin<Box<dyn Future<Output = F::Output> + Send + 'static>> = unsafe { std::mem::transmute(boxed) };
-    let handle = rt.spawn(task);
-    match rt.block_on(handle) {
-        Ok(output) => output,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => panic!("libfasts3 task was cancelled unexpectedly: {e}"),
-    }
+    // SAFETY: `Runtime::block_on` polls the future to completion on this thread; it is never
+    // dropped early or leaked (a panic in the task is re-raised only after the join).
+    runtime().block_on(unsafe { on_workers(fut) })
 }
 
 /// A value owned by the process that made it: dropped normally there, leaked in a forked
@@ -169,8 +155,8 @@ pub fn on_calling_thread() -> bool {
     tokio::runtime::Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::CurrentThread)
 }
 
-/// Run `fut` as a task on the shared runtime's workers and wait for it, from a calling
-/// thread's runtime (see `block_on_here`).
+/// Run `fut` as a task on the shared runtime's workers and wait for it, from any thread that
+/// is not one of those workers (a calling thread's own runtime, or `block_on`).
 ///
 /// `fut` may borrow from the caller, as in `block_on`: if this future is dropped before the
 /// task finished (cancellation, or a sibling failing first), the drop aborts the task and
@@ -184,7 +170,10 @@ pub fn on_calling_thread() -> bool {
 /// (`mem::forget`, `Box::leak`): a leaked one would let the task keep using `fut`'s borrows
 /// after they ended.
 pub(crate) async unsafe fn on_workers<'a, T: Send + 'static>(fut: impl Future<Output = T> + Send + 'a) -> T {
-    debug_assert!(on_calling_thread(), "on_workers blocks when dropped: call it from a calling thread");
+    debug_assert!(
+        std::thread::current().name() != Some(WORKER_NAME),
+        "on_workers blocks when dropped: never call it from a shared worker"
+    );
     let finished = Arc::new((Mutex::new(false), Condvar::new()));
     let boxed: Pin<Box<dyn Future<Output = T> + Send + 'a>> = Box::pin(fut);
     // SAFETY: as in `block_on`, only the borrows' lifetime is extended; `WaitOnDrop` keeps
