@@ -108,6 +108,16 @@ def _owned_array(handle) -> np.ndarray:
     return np.frombuffer(ffi.buffer(owner, size[0]), dtype=np.uint8)
 
 
+def _take_page(raw) -> "_Page":
+    """Decode a fasts3_object_page the caller owns into Python lists, then free it (also
+    when decoding fails)."""
+    page = ffi.gc(raw, lib.fasts3_object_page_free)
+    try:
+        return _Page(page)
+    finally:
+        ffi.release(page)
+
+
 def _strings(table) -> List[str]:
     if table.count == 0:
         return []
@@ -315,8 +325,11 @@ class Client:
         error = last_error(status) if status else None
         arrays = [_owned_array(r.bytes) if r.status == 0 and r.bytes != ffi.NULL else None for r in results]
         if error is not None:
-            index = next(i for i, r in enumerate(results) if r.status != 0)
-            error.bucket, error.key = parsed[index]
+            # A failure of the batch itself (not of one read) leaves every result untouched:
+            # then no path is to blame, and the error is raised as it is.
+            index = next((i for i, r in enumerate(results) if r.status != 0), None)
+            if index is not None:
+                error.bucket, error.key = parsed[index]
             raise error
         return arrays
 
@@ -328,11 +341,7 @@ class Client:
         with self._handle.borrow() as client:
             rustcall(lib.fasts3_head, client, b, len(b), k, len(k), _interrupt.cancel_token(), out,
                      bucket=bucket, key=key)
-        page = ffi.gc(out[0], lib.fasts3_object_page_free)
-        try:
-            return _Page(page).infos(bucket, with_content_type=True)[0]
-        finally:
-            ffi.release(page)
+        return _take_page(out[0]).infos(bucket, with_content_type=True)[0]
 
     # -- listing ---------------------------------------------------------------------
 
@@ -355,12 +364,7 @@ class Client:
                 rustcall(lib.fasts3_list_next, cursor, _interrupt.cancel_token(), page_out, bucket=bucket)
                 if page_out[0] == ffi.NULL:
                     return
-                page = ffi.gc(page_out[0], lib.fasts3_object_page_free)
-                try:
-                    decoded = _Page(page)
-                finally:
-                    ffi.release(page)
-                yield bucket, decoded
+                yield bucket, _take_page(page_out[0])
         finally:
             ffi.release(cursor)
 
@@ -374,11 +378,7 @@ class Client:
         with self._handle.borrow() as client:
             rustcall(lib.fasts3_list_all, client, b, len(b), p, len(p), d, bool(parallel), _interrupt.cancel_token(),
                      out, bucket=bucket)
-        page = ffi.gc(out[0], lib.fasts3_object_page_free)
-        try:
-            return bucket, _Page(page)
-        finally:
-            ffi.release(page)
+        return bucket, _take_page(out[0])
 
     def list_keys(self, path: str, *, delimiter: Optional[str] = None, parallel: bool = False) -> List[str]:
         """Keys (without the bucket) starting with the prefix in ``path`` (``"bucket"`` or
