@@ -325,11 +325,7 @@ def plots(doc, out_dir: Path) -> List[str]:
                      fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    p = out_dir / "throughput_vs_size.png"
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    written.append(p.name)
+    written.append(_save(fig, out_dir / "throughput_vs_size.png"))
 
     rows = [r for r in doc["results"] if r["workload"].startswith("list") and "summary" in r]
     if rows:
@@ -343,18 +339,9 @@ def plots(doc, out_dir: Path) -> List[str]:
         ax.barh([i - 0.27 for i in y], secs, height=0.27, label="wall time (median)")
         ax.barh(y, client, height=0.27, label="client CPU s")
         ax.barh([i + 0.27 for i in y], server, height=0.27, label="server (versitygw) CPU s")
-        ax.set_yticks(y)
-        ax.set_yticklabels(labels, fontsize=7)
-        ax.invert_yaxis()
-        ax.set_xlabel("seconds")
-        ax.set_title(f"Listing {rows[0]['keys']:,} keys from versitygw", fontsize=10)
+        _label_bars(ax, labels, "seconds", f"Listing {rows[0]['keys']:,} keys from versitygw")
         ax.legend(fontsize=8)
-        ax.grid(True, axis="x", alpha=0.3)
-        fig.tight_layout()
-        p = out_dir / "listing.png"
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        written.append(p.name)
+        written.append(_save(fig, out_dir / "listing.png"))
 
     rows = [r for r in doc["results"] if r["workload"] == "batch" and "summary" in r]
     if rows:
@@ -363,18 +350,28 @@ def plots(doc, out_dir: Path) -> List[str]:
         y = list(range(len(rows)))
         ax.barh(y, [r["summary"]["rate"] for r in rows],
                 color=["tab:blue" if r["lane"] == "versitygw" else "tab:orange" for r in rows])
-        ax.set_yticks(y)
-        ax.set_yticklabels(labels, fontsize=7)
-        ax.invert_yaxis()
-        ax.set_xlabel("MB/s (median)")
-        ax.set_title(f"Batch: {rows[0]['param']} (blue: versitygw, orange: nginx)", fontsize=10)
-        ax.grid(True, axis="x", alpha=0.3)
-        fig.tight_layout()
-        p = out_dir / "batch.png"
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        written.append(p.name)
+        _label_bars(ax, labels, "MB/s (median)", f"Batch: {rows[0]['param']} (blue: versitygw, orange: nginx)")
+        written.append(_save(fig, out_dir / "batch.png"))
     return written
+
+
+def _label_bars(ax, labels: List[str], xlabel: str, title: str) -> None:
+    """Axes of a horizontal bar chart: one labelled row per bar, top to bottom."""
+    ax.set_yticks(list(range(len(labels))))
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, axis="x", alpha=0.3)
+
+
+def _save(fig, path: Path) -> str:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
 
 
 def render(doc, pngs: List[str]) -> str:

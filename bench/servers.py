@@ -34,7 +34,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from s3servers import REGION, VERSITYGW_VERSION, find_versitygw, free_port, wait_for_port  # noqa: E402
+from s3servers import REGION, VERSITYGW_VERSION, find_versitygw, free_port, terminate, wait_for_port  # noqa: E402
 
 ACCESS_KEY = "pyfasts3-bench"
 SECRET_KEY = "pyfasts3-bench-secret"
@@ -83,16 +83,6 @@ def _die_with_parent() -> None:
         pass
 
 
-def _terminate(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 # -- versitygw ----------------------------------------------------------------------------
 
 def versitygw_version(exe: str) -> str:
@@ -131,7 +121,7 @@ def start_versitygw(root: Path, log: Path) -> Lane:
         s3=True,
         version=versitygw_version(exe),
         processes=[psutil.Process(proc.pid)],
-        _stop=lambda: _terminate(proc),
+        _stop=lambda: terminate(proc),
     )
 
 
@@ -217,7 +207,7 @@ def start_nginx(docroot: Path, prefix: Path) -> Lane:
         time.sleep(0.05)
     workers = master.children()
     if len(workers) != 1:
-        _terminate(proc)
+        terminate(proc)
         raise RuntimeError(f"expected one nginx worker, found {len(workers)}")
     return Lane(
         name="nginx",
@@ -227,7 +217,7 @@ def start_nginx(docroot: Path, prefix: Path) -> Lane:
         s3=False,
         version=nginx_version(exe),
         processes=[master] + workers,
-        _stop=lambda: _terminate(proc),
+        _stop=lambda: terminate(proc),
     )
 
 

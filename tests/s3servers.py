@@ -58,6 +58,17 @@ class S3Server:
         )
 
 
+def terminate(proc: subprocess.Popen) -> None:
+    """Stop a server process: SIGTERM, then SIGKILL if it has not exited within 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def start_moto() -> S3Server:
     from moto.server import ThreadedMotoServer
 
@@ -119,12 +130,7 @@ def start_versitygw(root: Optional[str] = None, access_log: bool = False) -> S3S
     wait_for_port(port, proc, "versitygw", log)
 
     def stop() -> None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc)
         if owned_root:
             shutil.rmtree(root, ignore_errors=True)
             log.unlink(missing_ok=True)

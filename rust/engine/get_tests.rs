@@ -177,16 +177,22 @@ fn batch_mixes_caller_buffers_and_allocations_and_reports_each_failure() {
     assert_eq!(buf, data);
 }
 
+/// A token another thread cancels after `delay`.
+fn cancelled_after(delay: Duration) -> CancelToken {
+    let token = CancelToken::new();
+    let trigger = token.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(delay);
+        trigger.cancel();
+    });
+    token
+}
+
 #[test]
 fn cancellation_returns_promptly() {
     let s = serve(pattern(4000), Behaviour { delay: Duration::from_secs(30), ..Default::default() });
     let c = client(&s, 1000);
-    let token = CancelToken::new();
-    let trigger = token.clone();
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(200));
-        trigger.cancel();
-    });
+    let token = cancelled_after(Duration::from_millis(200));
     let mut buf = vec![0u8; 4000];
     let started = Instant::now();
     let err = block_on(CancelToken::run(Some(&token), get::get(&c, "bkt", "key", 0, Destination::Caller(&mut buf))))
@@ -201,12 +207,7 @@ fn cancelling_while_later_parts_run_on_the_workers_waits_for_them() {
     let data = pattern(4000);
     let s = serve(data.clone(), Behaviour { delay: Duration::from_secs(30), delay_from: 1, ..Default::default() });
     let c = client(&s, 1000);
-    let token = CancelToken::new();
-    let trigger = token.clone();
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
-        trigger.cancel();
-    });
+    let token = cancelled_after(Duration::from_millis(300));
     let mut buf = vec![0u8; 4000];
     let started = Instant::now();
     let err = block_on_here(CancelToken::run(Some(&token), get::get(&c, "bkt", "key", 0, Destination::Caller(&mut buf))))
