@@ -21,6 +21,8 @@ from .client import Client
 from .errors import (
     AccessDenied,
     Cancelled,
+    ChecksumMismatch,
+    ChecksumUnavailable,
     ConfigError,
     InternalError,
     InvalidArgument,
@@ -44,7 +46,7 @@ __all__ = [
     "get_into", "get", "get_many", "head", "list_keys", "list_objects",
     "S3Error", "NoSuchKey", "NoSuchBucket", "AccessDenied", "ObjectChanged", "Cancelled",
     "InvalidArgument", "InvalidRange", "Throttled", "NetworkError", "Timeout", "ConfigError",
-    "ProtocolError", "InternalError", "LibraryOutOfMemory",
+    "ProtocolError", "InternalError", "LibraryOutOfMemory", "ChecksumMismatch", "ChecksumUnavailable",
 ]
 
 _default: Optional[Client] = None

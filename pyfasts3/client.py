@@ -176,6 +176,12 @@ class Client:
         connect_timeout: seconds to establish a connection (default 10).
         read_timeout: seconds to wait for a response's headers (default 60). A body that
             stops flowing for 5 s is detected separately and the read resumed.
+        checksum: verification of the ``x-amz-checksum-*`` values the server returns.
+            ``"when_available"`` (default): every read asks for them and verifies one that
+            covers exactly the bytes read (a whole object), else reads unverified;
+            ``"required"``: a read that cannot be verified fails with ChecksumUnavailable
+            (a whole object read in parts is verified against the checksum a HEAD returns);
+            ``"off"``: never asked for, never verified. A mismatch raises ChecksumMismatch.
     """
 
     def __init__(
@@ -193,6 +199,7 @@ class Client:
         part_size: Optional[int] = None,
         connect_timeout: Optional[float] = None,
         read_timeout: Optional[float] = None,
+        checksum: Optional[str] = None,
     ):
         options = {
             "endpoint_url": endpoint_url,
@@ -201,6 +208,7 @@ class Client:
             "secret_access_key": secret_access_key,
             "session_token": session_token,
             "profile": profile,
+            "checksum": checksum,
         }
         for name, value in options.items():
             if value is not None and not isinstance(value, str):

@@ -56,6 +56,16 @@ class ObjectChanged(S3Error):
     """The object was replaced while it was being read in parts (its ETag changed)."""
 
 
+class ChecksumMismatch(S3Error):
+    """The bytes received do not match the checksum the server sent for them
+    (``x-amz-checksum-*``): corrupted in transit or at rest. Nothing is returned."""
+
+
+class ChecksumUnavailable(S3Error):
+    """``checksum="required"`` and the server sent no full-object checksum that covers the
+    bytes read (e.g. a byte range, or an object uploaded without a checksum)."""
+
+
 class Throttled(S3Error):
     """The server kept asking us to slow down (SlowDown / 503) after retries."""
 
@@ -98,6 +108,8 @@ _BY_STATUS = {
     202: AccessDenied,
     203: InvalidRange,
     204: ObjectChanged,
+    205: ChecksumMismatch,
+    206: ChecksumUnavailable,
     300: Throttled,
     301: NetworkError,
     302: Timeout,
