@@ -37,6 +37,12 @@ typedef enum fasts3_status {
   FASTS3_INVALID_RANGE = 203,
   // The object was replaced during a multi-part read (`If-Match` failed, HTTP 412).
   FASTS3_OBJECT_CHANGED = 204,
+  // The bytes received do not match the checksum (`x-amz-checksum-*`) the server sent for
+  // the object: corrupted in transit or at rest. The buffer's contents are unspecified.
+  FASTS3_CHECKSUM_MISMATCH = 205,
+  // The client requires verified reads (`checksum=required`) and the server sent no
+  // full-object checksum covering the bytes read (a byte range, a composite checksum...).
+  FASTS3_CHECKSUM_UNAVAILABLE = 206,
   // The server asked us to slow down and retries were exhausted (SlowDown, HTTP 503).
   FASTS3_THROTTLED = 300,
   // Connection or I/O failure, including bodies cut short, after retries.
@@ -176,6 +182,10 @@ enum fasts3_status fasts3_config_new(struct fasts3_config **out);
 // - `part_size`: bytes per ranged GET (decimal, >= 1). Unset: adaptive, from the object's size.
 // - `connect_timeout`, `read_timeout`: seconds (decimal, may have a fraction, > 0).
 //   Read timeout is the wait for response headers; defaults 10 and 60.
+// - `checksum`: `when_available` (default: reads ask for `x-amz-checksum-*` and verify one
+//   that covers the bytes read), `required` (a read nothing can verify fails with
+//   `FASTS3_CHECKSUM_UNAVAILABLE`), `off` (neither asked for nor verified). A mismatch fails
+//   with `FASTS3_CHECKSUM_MISMATCH`.
 //
 // Unknown names and unparsable values fail with `FASTS3_INVALID_ARGUMENT`.
 enum fasts3_status fasts3_config_set(struct fasts3_config *config,

@@ -1,5 +1,6 @@
 //! Client configuration and the SDK client behind it (rebuilt in a forked child).
 
+use crate::engine::checksum::ChecksumMode;
 use crate::engine::error::{Error, ErrorKind, Result};
 use crate::engine::parts::PartPlan;
 use crate::engine::runtime::PidBound;
@@ -60,6 +61,8 @@ pub struct ClientOptions {
     pub connect_timeout: Option<Duration>,
     /// None means [`DEFAULT_READ_TIMEOUT`].
     pub read_timeout: Option<Duration>,
+    /// Whether reads ask for and verify `x-amz-checksum-*` values (see `engine::checksum`).
+    pub checksum: ChecksumMode,
 }
 
 impl ClientOptions {
@@ -206,6 +209,10 @@ impl Client {
 
     pub fn parts(&self) -> PartPlan {
         self.parts
+    }
+
+    pub fn checksum_mode(&self) -> ChecksumMode {
+        self.options.checksum
     }
 
     pub fn max_concurrency(&self) -> usize {

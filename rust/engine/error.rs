@@ -18,6 +18,10 @@ pub enum ErrorKind {
     InvalidRange,
     /// The object changed between the first and a later ranged GET (`If-Match` failed).
     ObjectChanged,
+    /// The bytes received do not match the checksum the server sent for them.
+    ChecksumMismatch,
+    /// `checksum="required"` and nothing the server sent can verify the bytes read.
+    ChecksumUnavailable,
     Throttled,
     Network,
     Timeout,
@@ -40,11 +44,15 @@ pub struct Error {
     pub message: String,
     /// HTTP status of the failing response, 0 when there was none.
     pub http_status: u16,
+    /// The request failed before any response arrived, in a way the SDK does not retry
+    /// (e.g. what came back on a reused connection did not parse): another attempt, on a
+    /// fresh connection, may succeed.
+    pub retry_on_fresh_connection: bool,
 }
 
 impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error { kind, code: String::new(), message: message.into(), http_status: 0 }
+        Error { kind, code: String::new(), message: message.into(), http_status: 0, retry_on_fresh_connection: false }
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {
@@ -125,7 +133,7 @@ where
                     Some(m) if !m.is_empty() => m.to_string(),
                     _ => default_message(&code, http_status),
                 };
-                Error { kind: kind_for(&code, http_status), code, message, http_status }
+                Error { kind: kind_for(&code, http_status), code, message, http_status, retry_on_fresh_connection: false }
             }
             SdkError::TimeoutError(_) => {
                 Error::new(ErrorKind::Timeout, DisplayErrorContext(&err).to_string())
@@ -141,7 +149,9 @@ where
                 } else {
                     ErrorKind::Network
                 };
-                Error::new(kind, DisplayErrorContext(&err).to_string())
+                let mut error = Error::new(kind, DisplayErrorContext(&err).to_string());
+                error.retry_on_fresh_connection = kind == ErrorKind::Network && d.is_other();
+                error
             }
             SdkError::ResponseError(_) => {
                 Error::new(ErrorKind::Network, DisplayErrorContext(&err).to_string())

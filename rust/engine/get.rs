@@ -1,15 +1,24 @@
 //! The GET algorithm: fill a caller buffer from `[offset, offset + len)` of an object.
 //!
 //! 1. The first request is a ranged GET of the first part. Its `Content-Range` gives the
-//!    object's total size and its ETag pins the version: no HEAD round trip, and an object
-//!    that fits in one part costs exactly one request.
-//! 2. The remaining parts go out concurrently with `If-Match: <etag>`, so an object replaced
-//!    mid-download fails with `ObjectChanged` instead of arriving torn.
+//!    object's total size and its ETag (else Last-Modified) pins the version: no HEAD round
+//!    trip, and an object that fits in one part costs exactly one request.
+//! 2. The remaining parts go out concurrently with `If-Match: <etag>`, and every response's
+//!    ETag / Last-Modified is compared with the first's whether or not the server honoured
+//!    `If-Match`: an object replaced mid-download fails with `ObjectChanged`, never arrives
+//!    torn. A server that sends neither validator gets the window in one request.
 //! 3. Every part streams its body chunks straight into its own disjoint slice of the caller's
-//!    buffer (one memcpy per byte) and must deliver exactly the bytes it asked for.
+//!    buffer (one memcpy per byte) and must deliver exactly the bytes it asked for; a part is
+//!    done when its slice is full.
 //! 4. A body that breaks off mid-way (reset, truncation) is resumed from the first missing
 //!    byte, not restarted. Request-level failures (5xx, SlowDown, connect errors) are retried
-//!    by the SDK's standard retry strategy before they reach us.
+//!    by the SDK's standard retry strategy before they reach us; one that failed before any
+//!    response byte in a way the SDK does not retry gets another attempt on a fresh
+//!    connection (`get_request`).
+//! 5. A server that ignores Range answers 200 with the whole object, perhaps chunked with no
+//!    length: that body is counted to its end, never taken as empty.
+//! 6. A full-object checksum the server announces (`x-amz-checksum-*`) is verified when the
+//!    read covers the whole object (`engine::checksum`).
 //!
 //! A read runs on the calling thread's runtime (`runtime::block_on_here`): the first part
 //! streams there, and the other parts run together in one future (a `FuturesUnordered`)
@@ -18,8 +27,10 @@
 //! Either way, after success, error or cancellation no write into the buffer can still be in
 //! flight, and the code stays free of raw pointers.
 
+use crate::engine::checksum::{self, ChecksumMode, Verifier};
 use crate::engine::client::{Client, Session};
 use crate::engine::error::{Error, ErrorKind, Result};
+use crate::engine::get_request::{self, Response, Validator};
 use crate::engine::head;
 use crate::engine::path::{check_bucket, check_key};
 use crate::engine::runtime;
@@ -112,25 +123,64 @@ async fn get_with_session(
         head::head_object(session, bucket, key).await?;
         return Ok(Fetched::empty(&dest));
     }
+    let mode = client.checksum_mode();
     let first_len = want.min(client.parts().first());
 
-    let (first, permit) = match first_request(session, bucket, key, offset, first_len).await? {
+    let (first, permit) = match first_request(session, bucket, key, offset, first_len, mode).await? {
         FirstResponse::PastEnd => return Ok(Fetched::empty(&dest)),
-        FirstResponse::WholeObject { body, total, permit } => {
-            // The server ignored the Range (or the object is empty): one stream holds it all.
-            let n = want.min(total.saturating_sub(offset));
-            let mut target = Target::new(dest, n)?;
-            copy_window(body, total, offset, target.slice(), permit).await?;
-            return Ok(target.finish());
-        }
-        FirstResponse::Partial(first, permit) => (first, permit),
+        FirstResponse::Opened(first, permit) => (first, permit),
     };
+    let Some(range) = first.range else {
+        // 200: the server ignored the Range. This one response holds the whole object.
+        return read_whole_body(first, permit, offset, dest, mode).await;
+    };
+    if range.start != offset {
+        return Err(Error::protocol(format!(
+            "asked for bytes from {offset}, server sent Content-Range bytes {}-{}/{}",
+            range.start, range.end, range.total
+        )));
+    }
+    let total = range.total;
+    let n = want.min(total - offset);
+    let whole_object = offset == 0 && n == total;
+    let multi_request = n > first_len;
+    let mut announced = match mode {
+        ChecksumMode::Off => None,
+        _ if whole_object => first.checksum.clone(),
+        _ => None,
+    };
+    if mode == ChecksumMode::Required && announced.is_none() {
+        if !whole_object {
+            return Err(checksum::unavailable(
+                "a byte range cannot be verified: S3 checksums describe whole objects",
+            ));
+        }
+        if first.checksum_present {
+            return Err(checksum::unavailable(
+                "the object has only a composite checksum (a checksum of its upload's part \
+                 checksums), which a read cannot recompute",
+            ));
+        }
+        if first.validator.is_empty() && multi_request {
+            return Err(checksum::unavailable(
+                "the server sends neither ETag nor Last-Modified, so no checksum fetched \
+                 separately can be tied to the bytes read",
+            ));
+        }
+    }
 
-    let n = want.min(first.total - offset);
     let mut target = Target::new(dest, n)?;
-    let (first_buf, rest) = target.slice().split_at_mut(first_len.min(n) as usize);
-    let object = ObjectVersion { bucket, key, etag: first.etag.as_deref(), total: first.total };
+    if first.validator.is_empty() && multi_request {
+        // No ETag and no Last-Modified: parts of two versions could not be told apart. Read
+        // the window with one request instead (one response is one version), unresumed.
+        drop((first, permit));
+        let object = ObjectVersion { bucket, key, pin: None, total, checksum: mode };
+        fill_part(session, object, offset, target.slice(), None).await?;
+        return Ok(target.finish());
+    }
 
+    let object = ObjectVersion { bucket, key, pin: Some(&first.validator), total, checksum: mode };
+    let (first_buf, rest) = target.slice().split_at_mut(first_len.min(n) as usize);
     let first_part = fill_part(session, object, offset, first_buf, Some((first.body, permit)));
     let rest_start = offset + first_len;
     let part_size = client.parts().rest(n);
@@ -148,6 +198,14 @@ async fn get_with_session(
         futures_util::future::try_join(first_part, rest_parts).await?;
     } else {
         futures_util::future::try_join(first_part, fill_parts(session, object, rest_start, rest, part_size)).await?;
+    }
+
+    if mode == ChecksumMode::Required && announced.is_none() {
+        // Ranged GETs carry no checksum on AWS: ask HEAD, pinned to the same version.
+        announced = Some(head::full_object_checksum(session, bucket, key, object.pin).await?);
+    }
+    if let Some(announced) = announced {
+        announced.verify(target.slice())?;
     }
     Ok(target.finish())
 }
@@ -251,113 +309,134 @@ fn advise_huge_pages(ptr: *mut u8, n: usize) {
     }
 }
 
-/// What the first ranged GET told us.
-struct FirstPart {
-    body: ByteStream,
-    total: u64,
-    etag: Option<String>,
-}
-
 enum FirstResponse {
-    /// 206: the object is at least partly in range; `total` known.
-    Partial(FirstPart, OwnedSemaphorePermit),
-    /// 200 to a ranged request: the body is the whole object of `total` bytes.
-    WholeObject { body: ByteStream, total: u64, permit: OwnedSemaphorePermit },
+    /// The first request's response, body not yet read.
+    Opened(Response, OwnedSemaphorePermit),
     /// `offset` is at or past the end of the object.
     PastEnd,
 }
 
-async fn first_request(session: &Session, bucket: &str, key: &str, offset: u64, len: u64) -> Result<FirstResponse> {
+async fn first_request(
+    session: &Session,
+    bucket: &str,
+    key: &str,
+    offset: u64,
+    len: u64,
+    mode: ChecksumMode,
+) -> Result<FirstResponse> {
     let permit = session.acquire().await?;
-    let sent = session
-        .s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .range(range_header(offset, len))
-        .send()
-        .await;
-    let out = match sent {
-        Ok(out) => out,
-        Err(e) => {
-            let err = Error::from(e);
-            if err.kind == ErrorKind::InvalidRange {
-                // 416: the range starts at or past the end (always so for a 0-byte object on
-                // servers that answer ranged GETs of empty objects with 416). Confirm with HEAD.
-                drop(permit);
-                let size = head::head_object(session, bucket, key).await?.sizes[0];
-                if offset >= size {
-                    return Ok(FirstResponse::PastEnd);
-                }
-                return Err(err);
-            }
-            return Err(err);
-        }
-    };
-    let etag = out.e_tag().map(str::to_string);
-    match out.content_range() {
-        Some(cr) => {
-            let range = ContentRange::parse(cr)?;
-            if range.start != offset {
-                return Err(Error::protocol(format!(
-                    "asked for bytes from {offset}, server sent Content-Range {cr:?}"
-                )));
-            }
-            Ok(FirstResponse::Partial(FirstPart { body: out.body, total: range.total, etag }, permit))
-        }
-        None => {
-            let total = out.content_length().unwrap_or(0).max(0) as u64;
-            if offset >= total && total > 0 {
+    match get_request::send(session, bucket, key, offset, len, None, mode).await {
+        Ok(response) => Ok(FirstResponse::Opened(response, permit)),
+        Err(err) if err.kind == ErrorKind::InvalidRange => {
+            // 416: the range starts at or past the end (always so for a 0-byte object on
+            // servers that answer ranged GETs of empty objects with 416). Confirm with HEAD.
+            drop(permit);
+            let size = head::head_object(session, bucket, key).await?.sizes[0];
+            if offset >= size {
                 return Ok(FirstResponse::PastEnd);
             }
-            Ok(FirstResponse::WholeObject { body: out.body, total, permit })
+            Err(err)
         }
+        Err(err) => Err(err),
     }
 }
 
-/// Copy `[offset, offset + buf.len())` out of a body holding the whole object.
-async fn copy_window(
-    mut body: ByteStream,
-    total: u64,
-    offset: u64,
-    buf: &mut [u8],
+/// Read a response whose body is the whole object (a 200 to a ranged request), keeping
+/// `[offset, offset + want)`. Its length may be unknown (chunked): then the body is counted
+/// to its end, never taken as empty. A checksum it announces is verified over every byte.
+async fn read_whole_body(
+    response: Response,
     _permit: OwnedSemaphorePermit,
-) -> Result<u64> {
-    let end = (offset + buf.len() as u64).min(total);
-    if end <= offset {
-        return Ok(0);
+    offset: u64,
+    dest: Destination<'_>,
+    mode: ChecksumMode,
+) -> Result<Fetched> {
+    let announced = if mode.requested() { response.checksum.clone() } else { None };
+    if mode == ChecksumMode::Required && announced.is_none() {
+        return Err(checksum::unavailable("the server sent no full-object checksum with the object"));
     }
-    let mut pos: u64 = 0; // absolute position of the next body byte
-    while pos < end {
-        let chunk = match body.next().await {
-            Some(c) => c.map_err(body_error)?,
-            None => break,
-        };
+    let mut verifier = announced.map(Verifier::new);
+    let window_end = offset.saturating_add(dest.max_len());
+    let mut target = match (dest, response.length) {
+        (Destination::Caller(buf), _) => WholeTarget::Fixed(Target::Caller(buf)),
+        (dest @ Destination::Allocate { .. }, Some(total)) => {
+            WholeTarget::Fixed(Target::new(dest, window_end.min(total).saturating_sub(offset))?)
+        }
+        (Destination::Allocate { .. }, None) => WholeTarget::Growing(Vec::new()),
+    };
+    let mut body = response.body;
+    let mut pos: u64 = 0; // object position of the next body byte
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(body_error)?;
+        if let Some(v) = verifier.as_mut() {
+            v.update(&chunk);
+        }
         let (chunk_start, chunk_end) = (pos, pos + chunk.len() as u64);
-        let lo = chunk_start.max(offset);
-        let hi = chunk_end.min(end);
+        let (lo, hi) = (chunk_start.max(offset), chunk_end.min(window_end));
         if lo < hi {
-            buf[(lo - offset) as usize..(hi - offset) as usize]
-                .copy_from_slice(&chunk[(lo - chunk_start) as usize..(hi - chunk_start) as usize]);
+            let piece = &chunk[(lo - chunk_start) as usize..(hi - chunk_start) as usize];
+            target.put((lo - offset) as usize, piece)?;
         }
         pos = chunk_end;
+        if pos >= window_end && verifier.is_none() {
+            break; // the window is full and nothing needs the rest
+        }
     }
-    if pos < end {
-        return Err(Error::new(
-            ErrorKind::Network,
-            format!("body ended after {pos} of {total} bytes"),
-        ));
+    if let Some(expected) = response.length.filter(|&total| pos < window_end.min(total)) {
+        return Err(Error::new(ErrorKind::Network, format!("body ended after {pos} of {expected} bytes")));
     }
-    Ok(end - offset)
+    if let Some(v) = verifier {
+        v.finish()?;
+    }
+    let written = window_end.min(pos).saturating_sub(offset);
+    Ok(target.finish(written))
 }
 
-/// Identity of the object version every part must come from.
+/// Where a whole-object body's window goes: a buffer of known size, or (for an allocating
+/// read whose length the server did not send) one that grows as bytes arrive.
+enum WholeTarget<'a> {
+    Fixed(Target<'a>),
+    Growing(Vec<u8>),
+}
+
+impl WholeTarget<'_> {
+    /// Put `piece` at window position `at` (pieces arrive in order, without gaps).
+    fn put(&mut self, at: usize, piece: &[u8]) -> Result<()> {
+        match self {
+            WholeTarget::Fixed(t) => t.slice()[at..at + piece.len()].copy_from_slice(piece),
+            WholeTarget::Growing(v) => {
+                debug_assert_eq!(v.len(), at);
+                v.try_reserve(piece.len()).map_err(|_| {
+                    Error::new(ErrorKind::OutOfMemory, format!("cannot allocate {} bytes", at + piece.len()))
+                })?;
+                v.extend_from_slice(piece);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self, written: u64) -> Fetched {
+        match self {
+            WholeTarget::Fixed(Target::Caller(_)) => Fetched { written, owned: None },
+            WholeTarget::Fixed(Target::Owned(mut v)) | WholeTarget::Growing(mut v) => {
+                v.truncate(written as usize);
+                Fetched { written: v.len() as u64, owned: Some(v) }
+            }
+        }
+    }
+}
+
+/// The object version every part of a read must come from.
 #[derive(Clone, Copy)]
 struct ObjectVersion<'a> {
     bucket: &'a str,
     key: &'a str,
-    etag: Option<&'a str>,
+    /// The first response's ETag / Last-Modified. None: the server sent neither, so this
+    /// read is one request, and a body that breaks off cannot be resumed (a second response
+    /// could be of another version).
+    pin: Option<&'a Validator>,
     total: u64,
+    checksum: ChecksumMode,
 }
 
 /// Fill `slice` with object bytes `[start, start + slice.len())`, resuming broken bodies.
@@ -369,29 +448,33 @@ async fn fill_part(
     slice: &mut [u8],
     mut first: Option<(ByteStream, OwnedSemaphorePermit)>,
 ) -> Result<()> {
+    let max_resumes = if object.pin.is_some() { MAX_BODY_RESUMES } else { 0 };
     let mut filled = 0usize;
     let mut resumes = 0u32;
-    loop {
+    // A part is done when its slice is full, even if the connection then failed (e.g. a
+    // chunked body missing its terminator): never ask for zero bytes.
+    while filled < slice.len() {
         let (body, _permit) = match first.take() {
             Some(opened) => opened,
             None => open_part(session, object, start + filled as u64, (slice.len() - filled) as u64).await?,
         };
-        match stream_into(body, &mut slice[filled..]).await {
-            Ok(()) => return Ok(()),
-            Err((got, err)) => {
-                filled += got;
-                if !err.is_transient() || resumes >= MAX_BODY_RESUMES {
-                    return Err(err.context(format!(
-                        "bytes {}-{} (after {resumes} resumes)",
-                        start,
-                        start + slice.len() as u64 - 1
-                    )));
-                }
-                resumes += 1;
-                tokio::time::sleep(RESUME_BACKOFF * resumes).await;
-            }
+        let (got, result) = stream_into(body, &mut slice[filled..]).await;
+        filled += got;
+        let Err(err) = result else { continue };
+        if filled == slice.len() {
+            break;
         }
+        if !err.is_transient() || resumes >= max_resumes {
+            return Err(err.context(format!(
+                "bytes {}-{} (after {resumes} resumes)",
+                start,
+                start + slice.len() as u64 - 1
+            )));
+        }
+        resumes += 1;
+        tokio::time::sleep(RESUME_BACKOFF * resumes).await;
     }
+    Ok(())
 }
 
 async fn open_part(
@@ -401,19 +484,10 @@ async fn open_part(
     len: u64,
 ) -> Result<(ByteStream, OwnedSemaphorePermit)> {
     let permit = session.acquire().await?;
-    let out = session
-        .s3
-        .get_object()
-        .bucket(object.bucket)
-        .key(object.key)
-        .range(range_header(start, len))
-        .set_if_match(object.etag.map(str::to_string))
-        .send()
-        .await?;
-    let cr = out
-        .content_range()
+    let response = get_request::send(session, object.bucket, object.key, start, len, object.pin, object.checksum).await?;
+    let range = response
+        .range
         .ok_or_else(|| Error::protocol("ranged GET answered without Content-Range"))?;
-    let range = ContentRange::parse(cr)?;
     if range.total != object.total {
         return Err(Error::new(
             ErrorKind::ObjectChanged,
@@ -422,35 +496,37 @@ async fn open_part(
     }
     if range.start != start || range.end != start + len - 1 {
         return Err(Error::protocol(format!(
-            "asked for bytes {start}-{}, server sent Content-Range {cr:?}",
-            start + len - 1
+            "asked for bytes {start}-{}, server sent Content-Range bytes {}-{}/{}",
+            start + len - 1,
+            range.start,
+            range.end,
+            range.total
         )));
     }
-    Ok((out.body, permit))
+    Ok((response.body, permit))
 }
 
-/// Copy a body into `dst`, which it must fill exactly. On failure, report how many bytes
-/// landed so the caller can resume after them.
-async fn stream_into(mut body: ByteStream, dst: &mut [u8]) -> std::result::Result<(), (usize, Error)> {
+/// Copy a body into `dst`, which it must fill exactly. Returns how many bytes landed (so a
+/// failed part can resume after them) and whether the body ended cleanly at exactly `dst`'s
+/// length.
+async fn stream_into(mut body: ByteStream, dst: &mut [u8]) -> (usize, Result<()>) {
     let mut got = 0usize;
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| (got, body_error(e)))?;
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => return (got, Err(body_error(e))),
+        };
         let end = got + chunk.len();
         if end > dst.len() {
-            return Err((got, Error::protocol(format!(
-                "body is longer than the {} bytes requested", dst.len()
-            ))));
+            return (got, Err(Error::protocol(format!("body is longer than the {} bytes requested", dst.len()))));
         }
         dst[got..end].copy_from_slice(&chunk);
         got = end;
     }
     if got < dst.len() {
-        return Err((got, Error::new(
-            ErrorKind::Network,
-            format!("body ended after {got} of {} bytes", dst.len()),
-        )));
+        return (got, Err(Error::new(ErrorKind::Network, format!("body ended after {got} of {} bytes", dst.len()))));
     }
-    Ok(())
+    (got, Ok(()))
 }
 
 fn body_error(e: aws_smithy_types::byte_stream::error::Error) -> Error {
@@ -458,58 +534,4 @@ fn body_error(e: aws_smithy_types::byte_stream::error::Error) -> Error {
         ErrorKind::Network,
         format!("reading the body failed: {}", aws_smithy_types::error::display::DisplayErrorContext(&e)),
     )
-}
-
-fn range_header(start: u64, len: u64) -> String {
-    debug_assert!(len > 0);
-    format!("bytes={}-{}", start, start + len - 1)
-}
-
-/// A parsed `Content-Range: bytes START-END/TOTAL` (206 responses always carry a total).
-#[derive(Debug, PartialEq, Eq)]
-struct ContentRange {
-    start: u64,
-    end: u64,
-    total: u64,
-}
-
-impl ContentRange {
-    fn parse(header: &str) -> Result<Self> {
-        let bad = || Error::protocol(format!("cannot parse Content-Range {header:?}"));
-        let rest = header.trim().strip_prefix("bytes ").ok_or_else(bad)?;
-        let (range, total) = rest.split_once('/').ok_or_else(bad)?;
-        let (start, end) = range.split_once('-').ok_or_else(bad)?;
-        let parsed = ContentRange {
-            start: start.trim().parse().map_err(|_| bad())?,
-            end: end.trim().parse().map_err(|_| bad())?,
-            total: total.trim().parse().map_err(|_| bad())?,
-        };
-        if parsed.start > parsed.end || parsed.end >= parsed.total {
-            return Err(bad());
-        }
-        Ok(parsed)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn content_range_parses() {
-        assert_eq!(
-            ContentRange::parse("bytes 0-99/1000").unwrap(),
-            ContentRange { start: 0, end: 99, total: 1000 }
-        );
-        assert!(ContentRange::parse("bytes 0-99/*").is_err());
-        assert!(ContentRange::parse("bytes 5-4/10").is_err());
-        assert!(ContentRange::parse("bytes 0-10/10").is_err());
-        assert!(ContentRange::parse("items 0-1/2").is_err());
-    }
-
-    #[test]
-    fn range_header_is_inclusive() {
-        assert_eq!(range_header(0, 1), "bytes=0-0");
-        assert_eq!(range_header(10, 5), "bytes=10-14");
-    }
 }

@@ -1,7 +1,9 @@
 //! HEAD: size, ETag, last-modified and content type of one object.
 
+use crate::engine::checksum::{self, Announced};
 use crate::engine::client::{Client, Session};
 use crate::engine::error::{Error, ErrorKind, Result};
+use crate::engine::get_request::Validator;
 use crate::engine::page::ObjectPage;
 use crate::engine::path::{check_bucket, check_key};
 
@@ -20,15 +22,64 @@ pub(crate) async fn head_object(session: &Session, bucket: &str, key: &str) -> R
         Ok(out) => out,
         Err(e) => return Err(disambiguate_not_found(session, bucket, Error::from(e)).await),
     };
+    // A missing length is never read as 0: a HEAD cannot stream, so there is no size.
+    let size = match out.content_length() {
+        Some(n) if n >= 0 => n as u64,
+        _ => {
+            return Err(Error::protocol(
+                "the HEAD response has no valid Content-Length, so the object's size is unknown",
+            ))
+        }
+    };
     let mut page = ObjectPage::default();
     page.push_object(
         key,
-        out.content_length().unwrap_or(0).max(0) as u64,
+        size,
         out.last_modified(),
         out.e_tag().unwrap_or(""),
         out.content_type().unwrap_or(""),
     );
     Ok(page)
+}
+
+/// The full-object checksum of the version `pin` identifies, from a HEAD with
+/// `x-amz-checksum-mode: ENABLED` (AWS returns none on ranged GETs). `ChecksumUnavailable`
+/// when the server has none (or only a composite one); `ObjectChanged` when the version moved.
+pub(crate) async fn full_object_checksum(
+    session: &Session,
+    bucket: &str,
+    key: &str,
+    pin: Option<&Validator>,
+) -> Result<Announced> {
+    let mut request = session
+        .s3
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled);
+    if let Some(pin) = pin {
+        request = match (&pin.etag, &pin.last_modified) {
+            (Some(etag), _) => request.if_match(etag),
+            (None, Some(modified)) => request.if_unmodified_since(*modified),
+            (None, None) => request,
+        };
+    }
+    let out = request.send().await?;
+    if let Some(pin) = pin {
+        pin.check(&Validator {
+            etag: out.e_tag().filter(|e| !e.is_empty()).map(str::to_string),
+            last_modified: out.last_modified().copied(),
+        })?;
+    }
+    Announced::pick(
+        !matches!(out.checksum_type(), Some(aws_sdk_s3::types::ChecksumType::Composite)),
+        out.checksum_crc64_nvme(),
+        out.checksum_crc32_c(),
+        out.checksum_crc32(),
+        out.checksum_sha1(),
+        out.checksum_sha256(),
+    )
+    .ok_or_else(|| checksum::unavailable("the server has no full-object checksum for this object"))
 }
 
 /// A HEAD response has no body, so a 404 cannot say whether the key or the bucket is

@@ -1,9 +1,11 @@
 //! The S3 engine: usable and testable from Rust without touching raw pointers.
 
 pub mod cancel;
+pub mod checksum;
 pub mod client;
 pub mod error;
 pub mod get;
+mod get_request;
 pub mod head;
 pub mod list;
 mod list_xml;
@@ -18,6 +20,7 @@ mod fake_s3;
 mod get_tests;
 
 pub use cancel::CancelToken;
+pub use checksum::ChecksumMode;
 pub use client::{Client, ClientOptions, PathStyle};
 pub use error::{Error, ErrorKind, Result};
 pub use page::ObjectPage;

@@ -1,7 +1,7 @@
 //! Client configuration (a key/value builder, so new options never break the ABI) and the
 //! client handle.
 
-use crate::engine::{Client, ClientOptions, Error, PathStyle};
+use crate::engine::{ChecksumMode, Client, ClientOptions, Error, PathStyle};
 use crate::ffi::boundary::{deref, guard, guard_infallible, optional_cstr, out_ptr, FfiResult};
 use crate::ffi::status::fasts3_status;
 use std::ffi::c_char;
@@ -48,6 +48,10 @@ pub extern "C" fn fasts3_config_new(out: *mut *mut fasts3_config) -> fasts3_stat
 /// - `part_size`: bytes per ranged GET (decimal, >= 1). Unset: adaptive, from the object's size.
 /// - `connect_timeout`, `read_timeout`: seconds (decimal, may have a fraction, > 0).
 ///   Read timeout is the wait for response headers; defaults 10 and 60.
+/// - `checksum`: `when_available` (default: reads ask for `x-amz-checksum-*` and verify one
+///   that covers the bytes read), `required` (a read nothing can verify fails with
+///   `FASTS3_CHECKSUM_UNAVAILABLE`), `off` (neither asked for nor verified). A mismatch fails
+///   with `FASTS3_CHECKSUM_MISMATCH`.
 ///
 /// Unknown names and unparsable values fail with `FASTS3_INVALID_ARGUMENT`.
 #[no_mangle]
@@ -92,6 +96,7 @@ fn set_option(o: &mut ClientOptions, name: &str, value: Option<&str>) -> FfiResu
         "part_size" => o.part_size = positive(name, value)?,
         "connect_timeout" => o.connect_timeout = seconds(name, value)?,
         "read_timeout" => o.read_timeout = seconds(name, value)?,
+        "checksum" => o.checksum = ChecksumMode::parse(value.unwrap_or("when_available"))?,
         _ => return Err(Error::invalid(format!("unknown option {name:?}")).into()),
     }
     Ok(())

@@ -26,6 +26,12 @@ pub enum fasts3_status {
     FASTS3_INVALID_RANGE = 203,
     /// The object was replaced during a multi-part read (`If-Match` failed, HTTP 412).
     FASTS3_OBJECT_CHANGED = 204,
+    /// The bytes received do not match the checksum (`x-amz-checksum-*`) the server sent for
+    /// the object: corrupted in transit or at rest. The buffer's contents are unspecified.
+    FASTS3_CHECKSUM_MISMATCH = 205,
+    /// The client requires verified reads (`checksum=required`) and the server sent no
+    /// full-object checksum covering the bytes read (a byte range, a composite checksum...).
+    FASTS3_CHECKSUM_UNAVAILABLE = 206,
     /// The server asked us to slow down and retries were exhausted (SlowDown, HTTP 503).
     FASTS3_THROTTLED = 300,
     /// Connection or I/O failure, including bodies cut short, after retries.
@@ -55,6 +61,8 @@ impl From<ErrorKind> for fasts3_status {
             ErrorKind::AccessDenied => FASTS3_ACCESS_DENIED,
             ErrorKind::InvalidRange => FASTS3_INVALID_RANGE,
             ErrorKind::ObjectChanged => FASTS3_OBJECT_CHANGED,
+            ErrorKind::ChecksumMismatch => FASTS3_CHECKSUM_MISMATCH,
+            ErrorKind::ChecksumUnavailable => FASTS3_CHECKSUM_UNAVAILABLE,
             ErrorKind::Throttled => FASTS3_THROTTLED,
             ErrorKind::Network => FASTS3_NETWORK,
             ErrorKind::Timeout => FASTS3_TIMEOUT,
