@@ -54,6 +54,14 @@ pub enum Destination<'a> {
 }
 
 impl Destination<'_> {
+    /// The same destination, borrowed again (for a second attempt of a read).
+    fn reborrow(&mut self) -> Destination<'_> {
+        match self {
+            Destination::Caller(buf) => Destination::Caller(buf),
+            Destination::Allocate { max_len } => Destination::Allocate { max_len: *max_len },
+        }
+    }
+
     fn max_len(&self) -> u64 {
         match self {
             Destination::Caller(buf) => buf.len() as u64,
@@ -109,7 +117,28 @@ pub async fn get_many(client: &Client, requests: Vec<GetRequest<'_>>) -> Vec<Res
     futures_util::future::join_all(reads).await
 }
 
+/// How many times a whole read is attempted when a response turns out not to belong to it
+/// (see `confirm_whole_object`).
+const READ_ATTEMPTS: u32 = 2;
+
 async fn get_with_session(
+    client: &Client,
+    session: &Session,
+    bucket: &str,
+    key: &str,
+    offset: u64,
+    mut dest: Destination<'_>,
+) -> Result<Fetched> {
+    let mut attempt = 1;
+    loop {
+        match read_once(client, session, bucket, key, offset, dest.reborrow()).await {
+            Err(e) if e.retry_on_fresh_connection && attempt < READ_ATTEMPTS => attempt += 1,
+            result => return result,
+        }
+    }
+}
+
+async fn read_once(
     client: &Client,
     session: &Session,
     bucket: &str,
@@ -132,7 +161,9 @@ async fn get_with_session(
     };
     let Some(range) = first.range else {
         // 200: the server ignored the Range. This one response holds the whole object.
-        return read_whole_body(first, permit, offset, dest, mode).await;
+        let (fetched, seen) = read_whole_body(first, permit, offset, dest, mode).await?;
+        confirm_whole_object(session, bucket, key, seen).await?;
+        return Ok(fetched);
     };
     if range.start != offset {
         return Err(Error::protocol(format!(
@@ -344,13 +375,14 @@ async fn first_request(
 /// Read a response whose body is the whole object (a 200 to a ranged request), keeping
 /// `[offset, offset + want)`. Its length may be unknown (chunked): then the body is counted
 /// to its end, never taken as empty. A checksum it announces is verified over every byte.
+/// Also returns what the response said about the object, for `confirm_whole_object`.
 async fn read_whole_body(
     response: Response,
     _permit: OwnedSemaphorePermit,
     offset: u64,
     dest: Destination<'_>,
     mode: ChecksumMode,
-) -> Result<Fetched> {
+) -> Result<(Fetched, WholeObjectSeen)> {
     let announced = if mode.requested() { response.checksum.clone() } else { None };
     if mode == ChecksumMode::Required && announced.is_none() {
         return Err(checksum::unavailable("the server sent no full-object checksum with the object"));
@@ -378,8 +410,8 @@ async fn read_whole_body(
             target.put((lo - offset) as usize, piece)?;
         }
         pos = chunk_end;
-        if pos >= window_end && verifier.is_none() {
-            break; // the window is full and nothing needs the rest
+        if pos >= window_end && verifier.is_none() && response.length.is_some() {
+            break; // the window is full, the size is known, nothing needs the rest
         }
     }
     if let Some(expected) = response.length.filter(|&total| pos < window_end.min(total)) {
@@ -389,7 +421,43 @@ async fn read_whole_body(
         v.finish()?;
     }
     let written = window_end.min(pos).saturating_sub(offset);
-    Ok(target.finish(written))
+    let seen = WholeObjectSeen { size: response.length.unwrap_or(pos), validator: response.validator };
+    Ok((target.finish(written), seen))
+}
+
+/// What a 200 answer said about the object: its size and version.
+struct WholeObjectSeen {
+    size: u64,
+    validator: Validator,
+}
+
+/// A 200 to a ranged GET is what a server that ignores Range sends, but it is also what a
+/// stale response left on a reused connection by a misbehaving server looks like (such a
+/// connection answers each request with the previous one's response), and nothing in it
+/// says which request it answers. So it is checked against a HEAD: same size, same ETag
+/// (Last-Modified) where both carry one. A mismatch fails the read with an error that asks
+/// for one more attempt from scratch. This costs one HEAD per read, on servers that ignore
+/// Range only.
+async fn confirm_whole_object(session: &Session, bucket: &str, key: &str, seen: WholeObjectSeen) -> Result<()> {
+    let (size, head) = head::identity(session, bucket, key).await?;
+    let same_version = match (&seen.validator.etag, &head.etag) {
+        (Some(a), Some(b)) => a == b,
+        _ => match (&seen.validator.last_modified, &head.last_modified) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        },
+    };
+    if size == seen.size && same_version {
+        return Ok(());
+    }
+    let mut err = Error::protocol(format!(
+        "a 200 answer to a ranged GET ({} bytes, ETag {:?}) does not match the object's HEAD \
+         ({} bytes, ETag {:?}): the server ignored Range and the object changed, or a stale \
+         response was left on a reused connection",
+        seen.size, seen.validator.etag, size, head.etag
+    ));
+    err.retry_on_fresh_connection = true;
+    Err(err)
 }
 
 /// Where a whole-object body's window goes: a buffer of known size, or (for an allocating

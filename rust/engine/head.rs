@@ -6,6 +6,7 @@ use crate::engine::error::{Error, ErrorKind, Result};
 use crate::engine::get_request::Validator;
 use crate::engine::page::ObjectPage;
 use crate::engine::path::{check_bucket, check_key};
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 
 /// HEAD one object; the result is a one-entry page.
 pub async fn head(client: &Client, bucket: &str, key: &str) -> Result<ObjectPage> {
@@ -18,28 +19,43 @@ pub async fn head(client: &Client, bucket: &str, key: &str) -> Result<ObjectPage
 }
 
 pub(crate) async fn head_object(session: &Session, bucket: &str, key: &str) -> Result<ObjectPage> {
-    let out = match session.s3.head_object().bucket(bucket).key(key).send().await {
-        Ok(out) => out,
-        Err(e) => return Err(disambiguate_not_found(session, bucket, Error::from(e)).await),
-    };
-    // A missing length is never read as 0: a HEAD cannot stream, so there is no size.
-    let size = match out.content_length() {
-        Some(n) if n >= 0 => n as u64,
-        _ => {
-            return Err(Error::protocol(
-                "the HEAD response has no valid Content-Length, so the object's size is unknown",
-            ))
-        }
-    };
+    let out = send_head(session, bucket, key).await?;
     let mut page = ObjectPage::default();
     page.push_object(
         key,
-        size,
+        size_of(&out)?,
         out.last_modified(),
         out.e_tag().unwrap_or(""),
         out.content_type().unwrap_or(""),
     );
     Ok(page)
+}
+
+/// The object's size and version (ETag, Last-Modified), from a HEAD.
+pub(crate) async fn identity(session: &Session, bucket: &str, key: &str) -> Result<(u64, Validator)> {
+    let out = send_head(session, bucket, key).await?;
+    let validator = Validator {
+        etag: out.e_tag().filter(|e| !e.is_empty()).map(str::to_string),
+        last_modified: out.last_modified().copied(),
+    };
+    Ok((size_of(&out)?, validator))
+}
+
+async fn send_head(session: &Session, bucket: &str, key: &str) -> Result<HeadObjectOutput> {
+    match session.s3.head_object().bucket(bucket).key(key).send().await {
+        Ok(out) => Ok(out),
+        Err(e) => Err(disambiguate_not_found(session, bucket, Error::from(e)).await),
+    }
+}
+
+/// A missing length is never read as 0: a HEAD cannot stream, so there is no size.
+fn size_of(out: &HeadObjectOutput) -> Result<u64> {
+    match out.content_length() {
+        Some(n) if n >= 0 => Ok(n as u64),
+        _ => Err(Error::protocol(
+            "the HEAD response has no valid Content-Length, so the object's size is unknown",
+        )),
+    }
 }
 
 /// The full-object checksum of the version `pin` identifies, from a HEAD with
