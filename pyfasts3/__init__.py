@@ -12,6 +12,7 @@ The module-level functions use a default :class:`Client` configured from the env
 """
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any, Iterator, List, Optional, Sequence
 
@@ -51,6 +52,15 @@ __all__ = [
 
 _default: Optional[Client] = None
 _default_lock = threading.Lock()
+
+
+def _reset_default_lock_in_child() -> None:
+    # Another thread may have held it at fork() time; only the forking thread survives.
+    global _default_lock
+    _default_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_default_lock_in_child)
 
 
 def default_client() -> Client:

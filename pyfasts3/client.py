@@ -1,7 +1,9 @@
 """The Client: one native client handle and the public operations on it."""
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
@@ -26,6 +28,13 @@ class _Handle:
         self._lock = threading.Lock()
         self._users = 0
         self._closed = False
+        _LIVE_HANDLES.add(self)
+
+    def _after_fork_in_child(self) -> None:
+        # Only the thread that forked exists in the child: borrows by other threads are
+        # gone, and a lock one of them held at fork() time would never be released.
+        self._lock = threading.Lock()
+        self._users = 0
 
     def borrow(self) -> "_Handle":
         """``with handle.borrow() as ptr:`` keeps the native client alive for the block.
@@ -62,6 +71,17 @@ class _Handle:
         if self._ptr is not None:
             ffi.release(self._ptr)
             self._ptr = None
+
+
+_LIVE_HANDLES: "weakref.WeakSet[_Handle]" = weakref.WeakSet()
+
+
+def _reset_handles_in_child() -> None:
+    for handle in list(_LIVE_HANDLES):
+        handle._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_reset_handles_in_child)
 
 
 def _writable_bytes(buf: Any) -> memoryview:

@@ -248,3 +248,28 @@ def test_child_exiting_through_exit_leaves_the_parents_connections_alone():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_fork_while_another_thread_holds_the_wrappers_locks(server_env, client, objects):
+    """A thread that is inside the wrapper's critical sections at fork() time (the client
+    handle's borrow lock, the default client's lock) does not exist in the child: the child
+    must not inherit those locks held, or its first call deadlocks."""
+    _check_reads(client, objects)
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold_locks():
+        with client._handle._lock, pyfasts3._default_lock:
+            held.set()
+            release.wait(CHILD_GUARD)
+
+    holder = threading.Thread(target=hold_locks, daemon=True)
+    holder.start()
+    assert held.wait(10)
+    try:
+        status, report = _in_forked_child(lambda: (_check_reads(client, objects),
+                                                   _check_reads(pyfasts3.default_client(), objects)))
+    finally:
+        release.set()
+        holder.join(10)
+    assert status == 0, report
