@@ -75,6 +75,17 @@ def crc32c(data: bytes) -> int:
 
 def checksum_value(algorithm: str, data: bytes) -> str:
     """The x-amz-checksum-<algorithm> header value of `data`."""
+    key = (algorithm, len(data), hashlib.md5(data).digest())
+    value = _CHECKSUMS.get(key)
+    if value is None:
+        value = _CHECKSUMS[key] = _checksum_value(algorithm, data)
+    return value
+
+
+_CHECKSUMS: Dict[Tuple[str, int, bytes], str] = {}  # the crc32c loop is slow on a MiB: computed once
+
+
+def _checksum_value(algorithm: str, data: bytes) -> str:
     if algorithm == "crc32":
         digest = (zlib.crc32(data) & 0xFFFFFFFF).to_bytes(4, "big")
     elif algorithm == "crc32c":
@@ -338,7 +349,7 @@ class FakeS3:
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind(("127.0.0.1", 0))
         self._listener.listen(128)
-        self._listener.settimeout(0.1)
+        self._listener.settimeout(0.02)  # how soon close() stops the acceptor
         self.port = self._listener.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._acceptor = threading.Thread(target=self._accept_loop, name="fakes3-accept", daemon=True)
