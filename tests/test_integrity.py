@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import socket
-from typing import Callable, Optional, Tuple, Type, Union
+from typing import Callable, Tuple, Type, Union
 
 import numpy as np
 import pytest
