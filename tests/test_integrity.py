@@ -384,6 +384,29 @@ def test_garbage_after_body_on_keep_alive(fake, garbage, delay):
     assert fake.connections > 1, "the garbage never broke a connection: the test proves nothing"
 
 
+@pytest.mark.parametrize("delay", [0.0, 0.2], ids=["at-once", "late"])
+def test_stale_response_left_on_a_connection_is_never_returned(fake, delay):
+    """After every response the server leaves a complete, well-formed but stale response
+    (200, 3 bytes, no Content-Range) on the connection, so a request sent on it reads that
+    stale answer as its own: indistinguishable by itself from a server that ignores Range.
+    Whatever happens, no GET may return those 3 bytes as the 3,000-byte object: every
+    result is the object's bytes or a typed error."""
+    data = random_bytes(3000, 14)
+    fake.put(PATH, data)
+    fake.behave(garbage_after_body=b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbad", extra_bytes_delay=delay)
+    with make_client(fake, max_concurrency=1) as client:
+        # One thread: its GETs reuse the connections the stale responses were left on.
+        out = guarded(lambda: repeated_gets(client, PATH, 21))
+    assert out.error is None, repr(out.error)
+    results = out.value
+    for i, out in enumerate(results):
+        if out.error is None:
+            assert out.value == data, f"GET {i + 1} returned WRONG BYTES as success ({len(out.value)} bytes)"
+        else:
+            assert isinstance(out.error, pyfasts3.S3Error), repr(out.error)
+    assert any(out.error is None for out in results), [r.error for r in results]
+
+
 # -- chunked 206 without its terminator ---------------------------------------------------
 
 

@@ -206,18 +206,30 @@ async fn read_once(
         // the window with one request instead (one response is one version), unresumed.
         drop((first, permit));
         let object = ObjectVersion { bucket, key, pin: None, total, checksum: mode };
-        fill_part(session, object, offset, target.slice(), None).await?;
+        fill_part(session, object, offset, target.slice(), None, None).await?;
         return Ok(target.finish());
     }
 
     let object = ObjectVersion { bucket, key, pin: Some(&first.validator), total, checksum: mode };
     let (first_buf, rest) = target.slice().split_at_mut(first_len.min(n) as usize);
-    let first_part = fill_part(session, object, offset, first_buf, Some((first.body, permit)));
     let rest_start = offset + first_len;
     let part_size = client.parts().rest(n);
     if rest.is_empty() {
-        first_part.await?;
-    } else if runtime::on_calling_thread() {
+        // One part: a checksum is computed as the bytes stream in, while they are in cache.
+        let mut verifier = announced.take().map(Verifier::new);
+        fill_part(session, object, offset, first_buf, Some((first.body, permit)), verifier.as_mut()).await?;
+        match verifier {
+            Some(verifier) => verifier.finish()?,
+            None if mode == ChecksumMode::Required => {
+                let announced = head::full_object_checksum(session, bucket, key, object.pin).await?;
+                announced.verify(target.slice())?;
+            }
+            None => {}
+        }
+        return Ok(target.finish());
+    }
+    let first_part = fill_part(session, object, offset, first_buf, Some((first.body, permit)), None);
+    if runtime::on_calling_thread() {
         // The first body keeps streaming on this thread's connection; the other parts go to
         // the shared workers so a large object is received (and, over TLS, decrypted) on
         // every core, not only on the calling thread.
@@ -254,7 +266,7 @@ async fn fill_parts(
     while !buf.is_empty() {
         let len = (buf.len() as u64).min(part_size) as usize;
         let (slice, tail) = buf.split_at_mut(len);
-        parts.push(fill_part(session, object, start, slice, None));
+        parts.push(fill_part(session, object, start, slice, None, None));
         start += len as u64;
         buf = tail;
     }
@@ -508,13 +520,15 @@ struct ObjectVersion<'a> {
 }
 
 /// Fill `slice` with object bytes `[start, start + slice.len())`, resuming broken bodies.
-/// `first` is the already-open response of the first request, if this is that part.
+/// `first` is the already-open response of the first request, if this is that part;
+/// `verifier` sees every byte of the slice, in order.
 async fn fill_part(
     session: &Session,
     object: ObjectVersion<'_>,
     start: u64,
     slice: &mut [u8],
     mut first: Option<(ByteStream, OwnedSemaphorePermit)>,
+    mut verifier: Option<&mut Verifier>,
 ) -> Result<()> {
     let max_resumes = if object.pin.is_some() { MAX_BODY_RESUMES } else { 0 };
     let mut filled = 0usize;
@@ -526,7 +540,7 @@ async fn fill_part(
             Some(opened) => opened,
             None => open_part(session, object, start + filled as u64, (slice.len() - filled) as u64).await?,
         };
-        let (got, result) = stream_into(body, &mut slice[filled..]).await;
+        let (got, result) = stream_into(body, &mut slice[filled..], verifier.as_deref_mut()).await;
         filled += got;
         let Err(err) = result else { continue };
         if filled == slice.len() {
@@ -577,7 +591,7 @@ async fn open_part(
 /// Copy a body into `dst`, which it must fill exactly. Returns how many bytes landed (so a
 /// failed part can resume after them) and whether the body ended cleanly at exactly `dst`'s
 /// length.
-async fn stream_into(mut body: ByteStream, dst: &mut [u8]) -> (usize, Result<()>) {
+async fn stream_into(mut body: ByteStream, dst: &mut [u8], mut verifier: Option<&mut Verifier>) -> (usize, Result<()>) {
     let mut got = 0usize;
     while let Some(chunk) = body.next().await {
         let chunk = match chunk {
@@ -589,6 +603,9 @@ async fn stream_into(mut body: ByteStream, dst: &mut [u8]) -> (usize, Result<()>
             return (got, Err(Error::protocol(format!("body is longer than the {} bytes requested", dst.len()))));
         }
         dst[got..end].copy_from_slice(&chunk);
+        if let Some(v) = verifier.as_deref_mut() {
+            v.update(&chunk);
+        }
         got = end;
     }
     if got < dst.len() {
