@@ -314,8 +314,13 @@ impl Client {
         let conf = aws_sdk_s3::config::Builder::from(&sdk)
             .http_client(http_client())
             .region(region)
-            .force_path_style(o.use_path_style(sdk.endpoint_url()))
-            .build();
+            .force_path_style(o.use_path_style(sdk.endpoint_url()));
+        let conf = if o.checksum.requested() {
+            conf.interceptor(crate::engine::get_request::AskForChecksums)
+        } else {
+            conf
+        };
+        let conf = conf.build();
         if self.max_concurrency > Semaphore::MAX_PERMITS {
             return Err(Error::new(ErrorKind::InvalidArgument, "max_concurrency is too large"));
         }

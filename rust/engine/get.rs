@@ -155,7 +155,7 @@ async fn read_once(
     let mode = client.checksum_mode();
     let first_len = want.min(client.parts().first());
 
-    let (first, permit) = match first_request(session, bucket, key, offset, first_len, mode).await? {
+    let (first, permit) = match first_request(session, bucket, key, offset, first_len).await? {
         FirstResponse::PastEnd => return Ok(Fetched::empty(&dest)),
         FirstResponse::Opened(first, permit) => (first, permit),
     };
@@ -205,12 +205,12 @@ async fn read_once(
         // No ETag and no Last-Modified: parts of two versions could not be told apart. Read
         // the window with one request instead (one response is one version), unresumed.
         drop((first, permit));
-        let object = ObjectVersion { bucket, key, pin: None, total, checksum: mode };
+        let object = ObjectVersion { bucket, key, pin: None, total };
         fill_part(session, object, offset, target.slice(), None, None).await?;
         return Ok(target.finish());
     }
 
-    let object = ObjectVersion { bucket, key, pin: Some(&first.validator), total, checksum: mode };
+    let object = ObjectVersion { bucket, key, pin: Some(&first.validator), total };
     let (first_buf, rest) = target.slice().split_at_mut(first_len.min(n) as usize);
     let rest_start = offset + first_len;
     let part_size = client.parts().rest(n);
@@ -365,10 +365,9 @@ async fn first_request(
     key: &str,
     offset: u64,
     len: u64,
-    mode: ChecksumMode,
 ) -> Result<FirstResponse> {
     let permit = session.acquire().await?;
-    match get_request::send(session, bucket, key, offset, len, None, mode).await {
+    match get_request::send(session, bucket, key, offset, len, None).await {
         Ok(response) => Ok(FirstResponse::Opened(response, permit)),
         Err(err) if err.kind == ErrorKind::InvalidRange => {
             // 416: the range starts at or past the end (always so for a 0-byte object on
@@ -516,7 +515,6 @@ struct ObjectVersion<'a> {
     /// could be of another version).
     pin: Option<&'a Validator>,
     total: u64,
-    checksum: ChecksumMode,
 }
 
 /// Fill `slice` with object bytes `[start, start + slice.len())`, resuming broken bodies.
@@ -566,7 +564,7 @@ async fn open_part(
     len: u64,
 ) -> Result<(ByteStream, OwnedSemaphorePermit)> {
     let permit = session.acquire().await?;
-    let response = get_request::send(session, object.bucket, object.key, start, len, object.pin, object.checksum).await?;
+    let response = get_request::send(session, object.bucket, object.key, start, len, object.pin).await?;
     let range = response
         .range
         .ok_or_else(|| Error::protocol("ranged GET answered without Content-Range"))?;

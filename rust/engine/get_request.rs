@@ -1,9 +1,12 @@
 //! One GET request of a read: how it is sent (range, version pin, checksum mode, a retry on a
 //! fresh connection) and what its response headers say about the bytes that follow.
 
-use crate::engine::checksum::{Announced, ChecksumMode};
+use crate::engine::checksum::Announced;
 use crate::engine::client::Session;
 use crate::engine::error::{Error, ErrorKind, Result};
+use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextMut;
+use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_s3::error::BoxError;
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::ChecksumType;
@@ -71,7 +74,8 @@ pub(crate) struct Response {
 
 /// GET `len` bytes from `start` (`len` > 0). `pin`: the version every response must come
 /// from (sent as `If-Match`, or `If-Unmodified-Since` when only Last-Modified is known, and
-/// checked on the answer either way).
+/// checked on the answer either way). Checksums are asked for by the client's
+/// [`AskForChecksums`] interceptor when its checksum mode wants them.
 pub(crate) async fn send(
     session: &Session,
     bucket: &str,
@@ -79,7 +83,6 @@ pub(crate) async fn send(
     start: u64,
     len: u64,
     pin: Option<&Validator>,
-    checksum: ChecksumMode,
 ) -> Result<Response> {
     let mut attempt = 0;
     let out = loop {
@@ -91,19 +94,7 @@ pub(crate) async fn send(
                 (None, None) => request,
             };
         }
-        let sent = if checksum.requested() {
-            // The header alone: the SDK's own validation (checksum_mode) would check a ranged
-            // body against a whole-object value, and fail the body stream mid-read.
-            request
-                .customize()
-                .mutate_request(|req| {
-                    req.headers_mut().insert("x-amz-checksum-mode", "ENABLED");
-                })
-                .send()
-                .await
-        } else {
-            request.send().await
-        };
+        let sent = request.send().await;
         match sent {
             Ok(out) => break out,
             Err(e) => {
@@ -121,6 +112,32 @@ pub(crate) async fn send(
         pin.check(&response.validator)?;
     }
     Ok(response)
+}
+
+/// Adds `x-amz-checksum-mode: ENABLED` to every ranged GET (our reads; listings and HEADs
+/// have no Range), before signing, so the header is signed as S3 requires of `x-amz-*`.
+/// Only the header: the SDK's own validation (`checksum_mode`) would check a ranged body
+/// against a whole-object value and fail the stream mid-read; `engine::checksum` verifies.
+#[derive(Debug)]
+pub(crate) struct AskForChecksums;
+
+impl Intercept for AskForChecksums {
+    fn name(&self) -> &'static str {
+        "fasts3::AskForChecksums"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> std::result::Result<(), BoxError> {
+        let request = context.request_mut();
+        if request.method() == "GET" && request.headers().contains_key("range") {
+            request.headers_mut().insert("x-amz-checksum-mode", "ENABLED");
+        }
+        Ok(())
+    }
 }
 
 impl Response {
