@@ -57,6 +57,10 @@ typedef enum fasts3_status {
   FASTS3_CONFIG = 402,
   // The server's response broke the protocol (wrong range, oversized body...).
   FASTS3_PROTOCOL = 403,
+  // A TLS handshake failed: the server's certificate is not trusted (unknown CA,
+  // self-signed), not valid for the host or expired, or the endpoint does not speak TLS.
+  // Not retried; the message names the host, the failure and how to trust a CA.
+  FASTS3_TLS = 404,
   // Any other error response from S3; see the error code and message.
   FASTS3_S3_ERROR = 500,
 } fasts3_status;

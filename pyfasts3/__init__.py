@@ -37,6 +37,7 @@ from .errors import (
     S3Error,
     Throttled,
     Timeout,
+    TlsError,
 )
 from .types import ObjectInfo
 
@@ -48,6 +49,7 @@ __all__ = [
     "S3Error", "NoSuchKey", "NoSuchBucket", "AccessDenied", "ObjectChanged", "Cancelled",
     "InvalidArgument", "InvalidRange", "Throttled", "NetworkError", "Timeout", "ConfigError",
     "ProtocolError", "InternalError", "LibraryOutOfMemory", "ChecksumMismatch", "ChecksumUnavailable",
+    "TlsError",
 ]
 
 _default: Optional[Client] = None

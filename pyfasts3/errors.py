@@ -78,6 +78,13 @@ class Timeout(S3Error, TimeoutError):
     """A connect or operation timeout elapsed."""
 
 
+class TlsError(S3Error, ConnectionError):
+    """A TLS handshake failed: the server's certificate is not trusted (unknown or
+    self-signed CA), not valid for the host or expired, or the endpoint does not speak TLS.
+    Not retried: retrying cannot fix it. The message names the host and the failure; to
+    trust a private CA, set SSL_CERT_FILE to a PEM file holding it before the first call."""
+
+
 class Cancelled(S3Error):
     """The operation was cancelled."""
 
@@ -117,6 +124,7 @@ _BY_STATUS = {
     401: InternalError,
     402: ConfigError,
     403: ProtocolError,
+    404: TlsError,
     500: S3Error,
 }
 

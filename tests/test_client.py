@@ -551,3 +551,69 @@ def test_timeouts_are_accepted(server, put):
     path = put("obj", b"abc")
     with make_client(server, connect_timeout=2.5, read_timeout=30) as c:
         assert c.get(path).tobytes() == b"abc"
+
+
+# -- region and endpoint validation ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("region", ["us east 1", "us-east-1!", "-us-east-1", "us..east", "us.", "",
+                                    "x" * 64, "us_east_1", "\u00fcs-east-1", "us-east-1\n", "us/east"])
+def test_invalid_region_is_config_error_at_construction(region):
+    """What the AWS endpoint rules accept as a region is a DNS name (host labels of letters,
+    digits and '-', not starting with '-', 1-63 long, joined by dots). Anything else is a
+    configuration error when the client is made, not a network error on first use."""
+    with pytest.raises(pyfasts3.ConfigError) as ei:
+        pyfasts3.Client("http://127.0.0.1:9", region=region, access_key_id="a", secret_access_key="b")
+    assert ei.value.fasts3_status == 402
+    assert "region" in str(ei.value) and repr(region) in str(ei.value).replace('"', "'"), str(ei.value)
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "eu-central-1", "us-gov-west-1", "cn-north-1", "local",
+                                    "garage", "x" * 63, "a.b-c.d1", "1"])
+def test_valid_regions_are_accepted(region):
+    pyfasts3.Client("http://127.0.0.1:9", region=region, access_key_id="a", secret_access_key="b").close()
+
+
+def test_invalid_region_from_environment_is_config_error(server_env, monkeypatch):
+    monkeypatch.setenv("AWS_REGION", "us east 1")
+    with pytest.raises(pyfasts3.ConfigError, match="region"):
+        pyfasts3.Client()
+
+
+SECRET = "s3cr3t-Pa55"
+
+
+@pytest.mark.parametrize("url", [
+    f"http://user:{SECRET}@127.0.0.1:9",
+    f"http://user:{SECRET}@127.0.0.1:9/",
+    f"https://{SECRET}@example.com",
+    f"http://user:{SECRET}@",
+    f"http://us er:{SECRET}@127.0.0.1:9",
+    f"ftp://user:{SECRET}@127.0.0.1",
+    f"user:{SECRET}@127.0.0.1:9",
+    f"http://user:{SECRET}@[::1",
+])
+def test_credentials_in_endpoint_url_are_refused_and_never_echoed(url):
+    """userinfo in endpoint_url is refused (keys go in access_key_id/secret_access_key),
+    and the secret appears nowhere in the exception."""
+    with pytest.raises(pyfasts3.InvalidArgument) as ei:
+        pyfasts3.Client(url, access_key_id="a", secret_access_key="b")
+    e = ei.value
+    for text in (str(e), repr(e), e.message, *map(str, e.args)):
+        assert SECRET not in text, text
+    assert "endpoint_url" in str(e)
+
+
+def test_credentials_in_endpoint_from_environment_are_refused_and_never_echoed(server_env, monkeypatch):
+    url = server_env.endpoint_url.replace("http://", f"http://user:{SECRET}@")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+    with pytest.raises(pyfasts3.S3Error) as ei:
+        c = pyfasts3.Client()
+        try:
+            c.list_keys("bkt")
+        finally:
+            assert SECRET not in repr(c)
+            c.close()
+    assert isinstance(ei.value, (pyfasts3.ConfigError, pyfasts3.InvalidArgument))
+    assert SECRET not in str(ei.value) and SECRET not in repr(ei.value)
+    assert "credentials" in str(ei.value) or "user" in str(ei.value)

@@ -396,7 +396,9 @@ def test_exception_hierarchy():
     assert issubclass(pyfasts3.InvalidArgument, ValueError)
     assert issubclass(pyfasts3.NetworkError, ConnectionError)
     assert issubclass(pyfasts3.Timeout, TimeoutError)
-    for name in ["NoSuchKey", "NoSuchBucket", "AccessDenied", "ObjectChanged", "Cancelled",
+    assert issubclass(pyfasts3.TlsError, ConnectionError)
+    assert not issubclass(pyfasts3.TlsError, pyfasts3.NetworkError)
+    for name in ["TlsError", "NoSuchKey", "NoSuchBucket", "AccessDenied", "ObjectChanged", "Cancelled",
                  "InvalidArgument", "InvalidRange", "Throttled", "NetworkError", "Timeout",
                  "ConfigError", "ProtocolError", "InternalError", "LibraryOutOfMemory"]:
         assert issubclass(getattr(pyfasts3, name), pyfasts3.S3Error), name
@@ -417,3 +419,115 @@ def test_separate_client_sees_the_same_errors(server, bucket):
     with make_client(server) as c:
         with pytest.raises(pyfasts3.NoSuchKey):
             c.get(f"{bucket}/missing")
+
+
+# -- TLS: a certificate the client does not trust -------------------------------------------
+
+import datetime as _dt
+import socket
+import ssl
+import threading
+
+
+def _write_pki(tmp: Path):
+    """A private CA and a leaf certificate for 127.0.0.1 signed by it (PEM files)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    import ipaddress
+
+    now = _dt.datetime.now(_dt.timezone.utc)
+
+    def make(subject, issuer, key, signer, ca):
+        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - _dt.timedelta(hours=1)).not_valid_after(now + _dt.timedelta(days=1))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if not ca:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pyfasts3 test CA")])
+    leaf_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    ca = make(ca_name, ca_name, ca_key, ca_key, True)
+    leaf = make(leaf_name, ca_name, leaf_key, ca_key, False)
+    pem = serialization.Encoding.PEM
+    (tmp / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (tmp / "leaf.pem").write_bytes(leaf.public_bytes(pem))
+    (tmp / "leaf.key").write_bytes(leaf_key.private_bytes(
+        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return tmp / "ca.pem"
+
+
+class _TlsServer:
+    """HTTPS on 127.0.0.1 with a certificate from a private CA. Counts connections; a request
+    that gets through the handshake is answered 404 with no body."""
+
+    def __init__(self, tmp: Path):
+        self.ca = _write_pki(tmp)
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(tmp / "leaf.pem", tmp / "leaf.key")
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            try:
+                with self.context.wrap_socket(conn, server_side=True) as tls:
+                    tls.settimeout(5)
+                    while tls.recv(65536):
+                        tls.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+            except (OSError, ssl.SSLError):
+                conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    server = _TlsServer(tmp_path)
+    yield server
+    server.close()
+
+
+def test_untrusted_certificate_is_tls_error_not_retried(tls_server):
+    """A certificate the client does not trust raises TlsError (status 404), not a generic
+    NetworkError; the message names the host and the verification failure and says how to
+    pass a CA; the handshake is not retried (one connection per call)."""
+    host = f"127.0.0.1:{tls_server.port}"
+    with pyfasts3.Client(f"https://{host}", region="us-east-1", access_key_id="a",
+                         secret_access_key="b") as c:
+        for call in (lambda: c.head("bkt/key"), lambda: c.get("bkt/key"), lambda: c.list_keys("bkt")):
+            before = tls_server.connections
+            with pytest.raises(pyfasts3.TlsError) as ei:
+                call()
+            e = ei.value
+            assert e.fasts3_status == 404 and isinstance(e, pyfasts3.S3Error) and isinstance(e, ConnectionError)
+            assert not isinstance(e, pyfasts3.NetworkError)
+            text = str(e)
+            assert host in text and "UnknownIssuer" in text and "SSL_CERT_FILE" in text, text
+            assert tls_server.connections - before == 1, "a failed certificate check must not be retried"
+
+
+def test_ssl_cert_file_trusts_a_private_ca(tls_server):
+    """The remedy the TlsError message gives works: with SSL_CERT_FILE naming the CA, the
+    handshake succeeds and the server's own answer (404) comes through."""
+    code = ("import pyfasts3, sys\n"
+            f"c = pyfasts3.Client('https://127.0.0.1:{tls_server.port}', region='us-east-1',"
+            " access_key_id='a', secret_access_key='b')\n"
+            "try:\n    c.head('bkt/key')\nexcept pyfasts3.S3Error as e:\n    print(type(e).__name__, e)\n")
+    env = dict(os.environ, SSL_CERT_FILE=str(tls_server.ca), PYTHONPATH=str(Path(__file__).parent.parent))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[0] in ("NoSuchKey", "NoSuchBucket"), out.stdout

@@ -227,3 +227,76 @@ def test_module_level_list_objects_is_generator(server_env, bucket):
     it = pyfasts3.list_objects(f"{bucket}-missing")
     with pytest.raises(pyfasts3.NoSuchBucket):
         next(it)
+
+
+# -- keys XML cannot carry as they are -------------------------------------------------------
+
+def _xml10_char(c: str) -> bool:
+    """Whether XML 1.0 can carry the character at all (as text or as a character reference)."""
+    o = ord(c)
+    return o in (0x9, 0xA, 0xD) or 0x20 <= o <= 0xD7FF or 0xE000 <= o <= 0xFFFD or o >= 0x10000
+
+
+# Every control character, CR and CRLF in every position, '%' and '+' (which a URL-decoder
+# must not mangle), spaces, unicode, XML-invalid characters, and all of these in "directory"
+# names too (the parallel walk lists them back as common prefixes).
+HOSTILE_KEYS = (
+    [f"ctl-{c:02x}-{chr(c)}-end" for c in range(0x01, 0x20)]
+    + ["del-\x7f", "cr\rkey", "crlf\r\nkey", "trailing-cr\r", "\rleading-cr", "lf\nkey",
+       "pct%41", "pct%", "pct%%2B%zz", "plus+key", "plus+%2B+", "sp ace", "  two-lead", "trail  ",
+       "uni-\u00e9\u4e2d\U0001F600", "nc-\ufffe", "nc-\uffff", "amp&lt;", "d\r/k", "d%41/k", "d+ /k",
+       "d\x01/k", "d\u00e9/k\r\n"]
+)
+
+
+def _seed_hostile(s3, bucket):
+    """Upload HOSTILE_KEYS (body: the key's UTF-8 bytes); return the keys the server stored.
+    A server may refuse some keys (moto cannot route a key with a line feed): those are left
+    out, but the issue's own case (a CR) must be stored everywhere."""
+    stored = []
+    for key in HOSTILE_KEYS:
+        try:
+            s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
+        except Exception:  # noqa: BLE001 -- a refusal, recorded by leaving the key out
+            continue
+        stored.append(key)
+    assert "cr\rkey" in stored and "pct%41" in stored and "plus+key" in stored, stored
+    return stored
+
+
+def test_list_round_trips_keys_xml_cannot_carry(client, s3, bucket):
+    """Keys holding control characters, CR/CRLF, '%', '+', spaces, unicode and XML-invalid
+    characters come back from every form of listing exactly as stored, and each listed key
+    can be read back. The listing asks for encoding-type=url and decodes only when the
+    server says it encoded (a server that ignores the request sends keys raw, and decoding
+    those would turn 'pct%41' into 'pctA')."""
+    stored = _seed_hostile(s3, bucket)
+    raw = s3.list_objects_v2(Bucket=bucket, EncodingType="url")  # boto3 leaves these encoded
+    if raw.get("EncodingType") != "url":
+        # versitygw 1.7 ignores encoding-type, and its XML writer replaces the characters XML
+        # cannot carry with U+FFFD: the server's listing loses those keys (boto3 sees the
+        # same). Check that it is the server, drop them, and test every other key.
+        lost = [k for k in utf8_sorted(stored) if not all(map(_xml10_char, k))]
+        assert len(lost) > 20
+        mangled = ["".join(c if _xml10_char(c) else "\ufffd" for c in k) for k in lost]
+        assert [k for k in (o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]) if k in mangled] \
+            == mangled
+        for key in lost:
+            s3.delete_object(Bucket=bucket, Key=key)
+        stored = [k for k in stored if k not in lost]
+    expected = utf8_sorted(stored)
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == expected
+
+    assert client.list_keys(bucket) == expected
+    assert client.list_keys(bucket, parallel=True) == expected
+    assert [o.key for o in client.list_objects(bucket, page_size=7)] == expected
+    assert [o.key for o in client.list_objects(bucket, parallel=True)] == expected
+    dirs = sorted({k.split("/")[0] + "/" for k in expected if "/" in k}, key=lambda s: s.encode())
+    level = client.list_keys(bucket, delimiter="/")
+    assert [x for x in level if x.endswith("/")] == dirs
+    for d in dirs:  # each listed common prefix lists its own keys
+        assert client.list_keys(f"{bucket}/{d}") == [k for k in expected if k.startswith(d)]
+
+    for key in expected:
+        assert client.head(f"{bucket}/{key}").size == len(key.encode()), repr(key)
+        assert client.get(f"{bucket}/{key}").tobytes() == key.encode(), repr(key)

@@ -4,10 +4,11 @@ use crate::engine::checksum::ChecksumMode;
 use crate::engine::error::{Error, ErrorKind, Result};
 use crate::engine::parts::PartPlan;
 use crate::engine::runtime::PidBound;
+use crate::engine::tls::TlsAwareHttpClient;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
-use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation, SharedHttpClient};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -80,6 +81,10 @@ impl ClientOptions {
         }
         if let Some(url) = &self.endpoint_url {
             endpoint_host(url)?;
+            refuse_userinfo(url).map_err(|m| Error::invalid(format!("endpoint_url {m}")))?;
+        }
+        if let Some(region) = &self.region {
+            check_region(region)?;
         }
         if self.part_size > MAX_PART_SIZE {
             return Err(Error::invalid(format!("part_size must be at most 5 GiB, got {}", self.part_size)));
@@ -122,15 +127,62 @@ impl ClientOptions {
 }
 
 fn endpoint_host(url: &str) -> Result<String> {
+    let shown = redact_userinfo(url);
     let uri: http::Uri = url
         .parse()
-        .map_err(|e| Error::invalid(format!("endpoint_url {url:?} is not a URL: {e}")))?;
+        .map_err(|e| Error::invalid(format!("endpoint_url {shown:?} is not a URL: {e}")))?;
     match (uri.scheme_str(), uri.host()) {
         (Some("http" | "https"), Some(host)) => Ok(host.to_string()),
         _ => Err(Error::invalid(format!(
-            "endpoint_url {url:?} must look like http(s)://host[:port]"
+            "endpoint_url {shown:?} must look like http(s)://host[:port]"
         ))),
     }
+}
+
+/// `url` with any `user:password@` replaced by `***@`, for messages. Textual, so that it
+/// also covers strings that do not parse as URLs.
+pub(crate) fn redact_userinfo(url: &str) -> std::borrow::Cow<'_, str> {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let authority_end = url[start..].find(['/', '?', '#']).map_or(url.len(), |i| start + i);
+    match url[start..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]).into(),
+        None => url.into(),
+    }
+}
+
+/// Credentials in an endpoint URL (`http://user:secret@host`) are refused rather than
+/// stripped: S3 would ignore them (requests are signed with the access keys), and a secret
+/// in a URL ends up in logs and reprs. The message never repeats the secret.
+fn refuse_userinfo(url: &str) -> std::result::Result<(), String> {
+    let shown = redact_userinfo(url);
+    if shown == url {
+        return Ok(());
+    }
+    Err(format!(
+        "{shown:?} holds credentials (user:password@), which S3 does not use: remove them and \
+         give keys as access_key_id/secret_access_key or through the AWS environment"
+    ))
+}
+
+/// What the AWS endpoint rules accept as a region (`isValidHostLabel(Region, true)`):
+/// dot-separated labels of 1-63 ASCII letters, digits and '-', none starting with '-'.
+/// Anything else would fail, or worse build a URL for another host, on the first request.
+fn check_region(region: &str) -> Result<()> {
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && !l.starts_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if region.split('.').all(label_ok) {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::Config,
+        format!(
+            "region {region:?} is not a valid region name: expected labels of letters, digits \
+             and '-' (e.g. \"us-east-1\"), 1-63 characters each, separated by dots"
+        ),
+    ))
 }
 
 fn host_needs_path_style(host: &str) -> bool {
@@ -307,10 +359,15 @@ impl Client {
             loader = loader.credentials_provider(creds);
         }
         let sdk = loader.load().await;
+        // Also what came from the environment or the shared config file.
+        if let Some(url) = sdk.endpoint_url() {
+            refuse_userinfo(url).map_err(|m| Error::new(ErrorKind::Config, format!("the configured endpoint URL {m}")))?;
+        }
         let region = sdk
             .region()
             .cloned()
             .unwrap_or_else(|| Region::new(FALLBACK_REGION));
+        check_region(region.as_ref())?;
         let conf = aws_sdk_s3::config::Builder::from(&sdk)
             .http_client(http_client())
             .region(region)
@@ -334,18 +391,20 @@ impl Client {
 static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// An HTTP client with a connection pool of its own (HTTPS through rustls).
-fn http_client() -> aws_sdk_s3::config::SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
+fn http_client() -> SharedHttpClient {
+    let client = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https()
+        .build_https();
+    SharedHttpClient::new(TlsAwareHttpClient(client))
 }
 
 /// An HTTP client that closes every connection after its request.
-fn unpooled_http_client() -> aws_sdk_s3::config::SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
+fn unpooled_http_client() -> SharedHttpClient {
+    let client = aws_smithy_http_client::Builder::new()
         .pool_max_idle_per_host(0)
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https()
+        .build_https();
+    SharedHttpClient::new(TlsAwareHttpClient(client))
 }
 
 #[cfg(test)]
@@ -367,6 +426,30 @@ mod tests {
         assert_eq!(endpoint_host("http://127.0.0.1:9000").unwrap(), "127.0.0.1");
         assert!(endpoint_host("127.0.0.1:9000").is_err());
         assert!(endpoint_host("ftp://host").is_err());
+    }
+
+    #[test]
+    fn userinfo_is_redacted_and_refused() {
+        assert_eq!(redact_userinfo("http://u:secret@h:9/p@q"), "http://***@h:9/p@q");
+        assert_eq!(redact_userinfo("u:secret@h"), "***@h");
+        assert_eq!(redact_userinfo("http://a@b:secret@h"), "http://***@h");
+        assert_eq!(redact_userinfo("http://h:9/x?y=a@b"), "http://h:9/x?y=a@b");
+        for url in ["http://u:pw-S3cr3t@127.0.0.1:9", "http://us er:pw-S3cr3t@h", "ftp://u:pw-S3cr3t@h"] {
+            let o = ClientOptions { endpoint_url: Some(url.into()), ..Default::default() };
+            let err = o.validate().unwrap_err();
+            assert_eq!(err.kind, ErrorKind::InvalidArgument, "{url}");
+            assert!(!err.message.contains("S3cr3t"), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn regions_must_be_host_labels() {
+        for ok in ["us-east-1", "eu-central-1", "local", "a.b-c.d1", "1"] {
+            assert!(check_region(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "us east 1", "us-east-1!", "-us", "us..east", "us.", "us_east", "\u{fc}s", &"x".repeat(64)] {
+            assert_eq!(check_region(bad).unwrap_err().kind, ErrorKind::Config, "{bad:?}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! One error type for the whole engine: a kind (which becomes the C status), plus the S3
 //! error code, message and HTTP status when the server supplied them.
 
+use crate::engine::tls;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_types::error::display::DisplayErrorContext;
 use std::fmt;
@@ -25,6 +26,9 @@ pub enum ErrorKind {
     Throttled,
     Network,
     Timeout,
+    /// A TLS handshake failed: a certificate the client does not trust (or not valid for the
+    /// host, or expired), or an endpoint that does not speak TLS. Not retried.
+    Tls,
     Cancelled,
     /// Credentials, region or profile could not be resolved.
     Config,
@@ -139,6 +143,13 @@ where
                 Error::new(ErrorKind::Timeout, DisplayErrorContext(&err).to_string())
             }
             SdkError::DispatchFailure(d) => {
+                if let Some(failure) = tls::find_tls_failure(&err) {
+                    return failure.to_error();
+                }
+                if let Some(cause) = tls::handshake_failure(&err) {
+                    // From a connector that is not ours (e.g. a credential provider's).
+                    return tls::TlsFailure::new("the server", cause.clone()).to_error();
+                }
                 let kind = if d.is_timeout() {
                     ErrorKind::Timeout
                 } else if d.is_io() {

@@ -10,6 +10,7 @@ use aws_sdk_s3::config::interceptors::BeforeDeserializationInterceptorContextMut
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::BoxError;
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::EncodingType;
 use aws_smithy_types::body::SdkBody;
 use futures_util::future::{join_all, BoxFuture};
 use std::sync::{Arc, Mutex};
@@ -92,6 +93,10 @@ async fn list_page(session: &Session, r: &ListRequest, continuation: Option<&str
             .list_objects_v2()
             .bucket(&r.bucket)
             .max_keys(r.page_size)
+            // Keys may hold characters XML 1.0 cannot carry (most control characters) or
+            // that XML parsers rewrite (a CR becomes a LF): ask for them URL-encoded, as
+            // boto3 does; list_xml decodes them if the server did encode.
+            .encoding_type(EncodingType::Url)
             .set_delimiter(r.delimiter.clone())
             .set_continuation_token(continuation.map(str::to_string));
         if !r.prefix.is_empty() {

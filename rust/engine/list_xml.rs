@@ -7,9 +7,15 @@
 //! listing every millisecond of client CPU per page adds to the wall time. This reads only
 //! what a page carries for us: keys, sizes, times, ETags, common prefixes, and the
 //! truncation flag and continuation token.
+//!
+//! Keys arrive URL-encoded when the server honoured `encoding-type=url` (and says so with
+//! `<EncodingType>url</EncodingType>`, which may come after the keys): they are decoded
+//! then, and only then, since a server that ignores the request sends `%` and `+` as they
+//! are. Text is taken without XML's end-of-line normalization: from a server that sends
+//! keys raw, a CR in a key is a CR, not a line break to turn into LF.
 
 use crate::engine::error::{Error, Result};
-use crate::engine::page::ObjectPage;
+use crate::engine::page::{ObjectPage, StringTable};
 use aws_smithy_types::date_time::{DateTime, Format};
 use quick_xml::events::Event;
 use quick_xml::Reader;
@@ -32,6 +38,7 @@ enum Field {
     CommonPrefix,
     IsTruncated,
     NextContinuationToken,
+    EncodingType,
 }
 
 #[derive(Default)]
@@ -56,6 +63,7 @@ pub fn parse_list_objects_v2(body: &[u8]) -> Result<ListPage> {
     let mut field: Option<Field> = None;
     let mut value = String::new();
     let mut saw_root = false;
+    let mut url_encoded = false;
     loop {
         let event = reader.read_event().map_err(|e| bad(format!("at byte {}: {e}", reader.buffer_position())))?;
         match event {
@@ -75,6 +83,7 @@ pub fn parse_list_objects_v2(body: &[u8]) -> Result<ListPage> {
                         "CommonPrefixes" => in_common_prefixes = true,
                         "IsTruncated" => field = Some(Field::IsTruncated),
                         "NextContinuationToken" => field = Some(Field::NextContinuationToken),
+                        "EncodingType" => field = Some(Field::EncodingType),
                         _ => {}
                     },
                     3 if in_contents => {
@@ -91,8 +100,8 @@ pub fn parse_list_objects_v2(body: &[u8]) -> Result<ListPage> {
                 }
                 value.clear();
             }
-            Event::Text(t) if field.is_some() => value.push_str(&t.xml10_content()),
-            Event::CData(c) if field.is_some() => value.push_str(&c.xml10_content()),
+            Event::Text(t) if field.is_some() => value.push_str(&t),
+            Event::CData(c) if field.is_some() => value.push_str(&c),
             Event::GeneralRef(r) if field.is_some() => {
                 if r.is_char_ref() {
                     let c = r.resolve_char_ref().map_err(|e| bad(e.to_string()))?;
@@ -106,7 +115,11 @@ pub fn parse_list_objects_v2(body: &[u8]) -> Result<ListPage> {
             }
             Event::End(_) => {
                 if let Some(f) = field.take() {
-                    store(f, std::mem::take(&mut value), &mut object, &mut out)?;
+                    if f == Field::EncodingType {
+                        url_encoded = value.trim() == "url";
+                    } else {
+                        store(f, std::mem::take(&mut value), &mut object, &mut out)?;
+                    }
                 } else if depth == 2 && in_contents {
                     let key = object.key.take().ok_or_else(|| bad("Contents without a Key"))?;
                     out.page.push_object(&key, object.size, object.last_modified.as_ref(), &object.etag, "");
@@ -136,7 +149,56 @@ pub fn parse_list_objects_v2(body: &[u8]) -> Result<ListPage> {
         // An empty or root-less 200 must not pass for the last page of a listing.
         return Err(bad("no ListBucketResult element"));
     }
+    if url_encoded {
+        out.page.keys = url_decode_all(std::mem::take(&mut out.page.keys), "Key")?;
+        out.page.common_prefixes = url_decode_all(std::mem::take(&mut out.page.common_prefixes), "Prefix")?;
+    }
     Ok(out)
+}
+
+/// Every string of `table` URL-decoded (`field` names them in errors).
+fn url_decode_all(table: StringTable, field: &str) -> Result<StringTable> {
+    if !table.data.iter().any(|&b| b == b'%' || b == b'+') {
+        return Ok(table); // nothing encoded: the common case, no copy
+    }
+    let mut decoded = StringTable::default();
+    for i in 0..table.len() {
+        let raw = table.get(i);
+        let text = url_decode(raw).ok_or_else(|| bad(format!("{field} {raw:?} is not valid URL encoding")))?;
+        if text.contains('\0') {
+            // Strings cross the C ABI NUL-terminated: such a key cannot be represented.
+            return Err(bad(format!("{field} {raw:?} decodes to a string holding NUL")));
+        }
+        decoded.push(&text);
+    }
+    Ok(decoded)
+}
+
+/// Decode S3's `encoding-type=url` form, as boto3 does (`unquote_plus`): `%XX` is a byte,
+/// `+` a space. None when a `%` is not followed by two hex digits or the bytes are not UTF-8.
+fn url_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 fn store(field: Field, value: String, object: &mut Object, out: &mut ListPage) -> Result<()> {
@@ -154,6 +216,7 @@ fn store(field: Field, value: String, object: &mut Object, out: &mut ListPage) -
         Field::CommonPrefix => out.page.common_prefixes.push(&value),
         Field::IsTruncated => out.is_truncated = value.trim() == "true",
         Field::NextContinuationToken => out.next_continuation_token = Some(value),
+        Field::EncodingType => {}
     }
     Ok(())
 }
@@ -203,6 +266,45 @@ mod tests {
     fn escaped_carriage_returns_survive() {
         let xml = "<ListBucketResult><Contents><Key>a&#13;b&#xD;</Key><Size>1</Size></Contents></ListBucketResult>";
         assert_eq!(parse_list_objects_v2(xml.as_bytes()).unwrap().page.keys.get(0), "a\rb\r");
+    }
+
+    #[test]
+    fn raw_carriage_returns_are_kept_not_normalized() {
+        // A server that ignores encoding-type may send a CR (or CRLF) in a key as it is.
+        let xml = "<ListBucketResult><Contents><Key>a\rb\r\nc\r</Key><Size>1</Size></Contents></ListBucketResult>";
+        assert_eq!(parse_list_objects_v2(xml.as_bytes()).unwrap().page.keys.get(0), "a\rb\r\nc\r");
+    }
+
+    #[test]
+    fn url_encoded_keys_and_prefixes_are_decoded_when_the_server_says_so() {
+        // EncodingType after the keys, as moto sends it; '+' is a space, %2B a '+'.
+        let xml = "<ListBucketResult><Contents><Key>a%0Db%0D%0A%01+x%2B%25%E4%B8%AD</Key><Size>1</Size></Contents>\
+                   <Contents><Key>plain</Key><Size>2</Size></Contents>\
+                   <CommonPrefixes><Prefix>d%0D/</Prefix></CommonPrefixes>\
+                   <EncodingType>url</EncodingType></ListBucketResult>";
+        let page = parse_list_objects_v2(xml.as_bytes()).unwrap().page;
+        assert_eq!(page.keys.get(0), "a\rb\r\n\u{1} x+%中");
+        assert_eq!(page.keys.get(1), "plain");
+        assert_eq!(page.sizes, vec![1, 2]);
+        assert_eq!(page.common_prefixes.get(0), "d\r/");
+    }
+
+    #[test]
+    fn keys_are_not_decoded_when_the_server_did_not_encode() {
+        let xml = "<ListBucketResult><Contents><Key>pct%41+plus</Key><Size>1</Size></Contents>\
+                   <CommonPrefixes><Prefix>d%41/</Prefix></CommonPrefixes></ListBucketResult>";
+        let page = parse_list_objects_v2(xml.as_bytes()).unwrap().page;
+        assert_eq!(page.keys.get(0), "pct%41+plus");
+        assert_eq!(page.common_prefixes.get(0), "d%41/");
+    }
+
+    #[test]
+    fn bad_url_encoding_is_a_protocol_error() {
+        for key in ["a%zz", "a%4", "a%", "%FF", "a%00b"] {
+            let xml = format!("<ListBucketResult><EncodingType>url</EncodingType><Contents><Key>{key}</Key><Size>1</Size></Contents></ListBucketResult>");
+            let err = parse_list_objects_v2(xml.as_bytes()).unwrap_err();
+            assert_eq!(err.kind, crate::engine::ErrorKind::Protocol, "{key}: {err}");
+        }
     }
 
     #[test]

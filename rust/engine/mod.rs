@@ -13,6 +13,7 @@ pub mod page;
 pub mod parts;
 pub mod path;
 pub mod runtime;
+mod tls;
 
 #[cfg(test)]
 mod fake_s3;

@@ -46,6 +46,10 @@ pub enum fasts3_status {
     FASTS3_CONFIG = 402,
     /// The server's response broke the protocol (wrong range, oversized body...).
     FASTS3_PROTOCOL = 403,
+    /// A TLS handshake failed: the server's certificate is not trusted (unknown CA,
+    /// self-signed), not valid for the host or expired, or the endpoint does not speak TLS.
+    /// Not retried; the message names the host, the failure and how to trust a CA.
+    FASTS3_TLS = 404,
     /// Any other error response from S3; see the error code and message.
     FASTS3_S3_ERROR = 500,
 }
@@ -69,6 +73,7 @@ impl From<ErrorKind> for fasts3_status {
             ErrorKind::Cancelled => FASTS3_CANCELLED,
             ErrorKind::Config => FASTS3_CONFIG,
             ErrorKind::Protocol => FASTS3_PROTOCOL,
+            ErrorKind::Tls => FASTS3_TLS,
             ErrorKind::S3Other => FASTS3_S3_ERROR,
         }
     }

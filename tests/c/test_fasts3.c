@@ -96,6 +96,7 @@ static const char *status_name(fasts3_status s) {
     case FASTS3_PANIC: return "PANIC";
     case FASTS3_CONFIG: return "CONFIG";
     case FASTS3_PROTOCOL: return "PROTOCOL";
+    case FASTS3_TLS: return "TLS";
     case FASTS3_S3_ERROR: return "S3_ERROR";
     }
     return "(unknown status)";
