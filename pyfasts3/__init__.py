@@ -26,6 +26,7 @@ from .errors import (
     ConfigError,
     InternalError,
     InvalidArgument,
+    InvalidHandle,
     InvalidRange,
     LibraryOutOfMemory,
     NetworkError,
@@ -47,6 +48,7 @@ __all__ = [
     "S3Error", "NoSuchKey", "NoSuchBucket", "AccessDenied", "ObjectChanged", "Cancelled",
     "InvalidArgument", "InvalidRange", "Throttled", "NetworkError", "Timeout", "ConfigError",
     "ProtocolError", "InternalError", "LibraryOutOfMemory", "ChecksumMismatch", "ChecksumUnavailable",
+    "InvalidHandle",
 ]
 
 _default: Optional[Client] = None

@@ -16,6 +16,9 @@ pub enum fasts3_status {
     FASTS3_NULL_POINTER = 101,
     /// A result buffer could not be allocated.
     FASTS3_OUT_OF_MEMORY = 102,
+    /// A handle argument is not a live handle of its type: already freed (use after free),
+    /// not made by libfasts3, or a handle of another type. Nothing was done.
+    FASTS3_INVALID_HANDLE = 103,
     /// The key does not exist (HTTP 404).
     FASTS3_NO_SUCH_KEY = 200,
     /// The bucket does not exist (HTTP 404).
