@@ -11,11 +11,15 @@
  *   get_many(client, NULL, 0)    client lookup + the panic boundary, nothing else
  *   get_many(client, 0, token)   ... plus a cancel-token lookup
  *   token_new + token_free       a handle's registration and removal
+ *   get_into(cancelled watching token)  a call that ends at once: the SIGINT watch's install
+ *                                and restore (the Python main thread's per-call path) plus
+ *                                entering the calling thread's runtime
  */
 #define _POSIX_C_SOURCE 200809L
 #include "fasts3.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -27,7 +31,7 @@ static double now(void) {
 }
 
 static fasts3_client *g_client;
-static fasts3_cancel_token *g_token;
+static fasts3_cancel_token *g_token, *g_watching_cancelled;
 enum { CALLS = 2000000 };
 
 static void *empty_batches(void *arg) {
@@ -67,6 +71,15 @@ static void run_token_lifecycle(long calls) {
     }
 }
 
+static void run_watched_cancelled(long calls) {
+    uint8_t buf[16];
+    uint64_t written;
+    for (long i = 0; i < calls; i++) {
+        if (fasts3_get_into(g_client, (const uint8_t *)"b", 1, (const uint8_t *)"k", 1, 0, buf, sizeof buf,
+                            g_watching_cancelled, &written) != FASTS3_CANCELLED) abort();
+    }
+}
+
 int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 64;
     fasts3_config *config = NULL;
@@ -80,10 +93,14 @@ int main(int argc, char **argv) {
     }
     fasts3_config_free(config);
     if (fasts3_cancel_token_new(&g_token) != FASTS3_OK) return 1;
+    if (fasts3_cancel_token_new(&g_watching_cancelled) != FASTS3_OK) return 1;
+    fasts3_cancel_token_watch_sigint(g_watching_cancelled);
+    fasts3_cancel_token_cancel(g_watching_cancelled);
 
     per_call("get_many(client, count 0), 1 thread", CALLS, run_empty);
     per_call("get_many(client, count 0, token), 1 thread", CALLS, run_with_token);
     per_call("cancel_token_new + cancel_token_free", CALLS, run_token_lifecycle);
+    per_call("get_into(cancelled SIGINT-watching token)", CALLS / 10, run_watched_cancelled);
 
     pthread_t *tid = malloc(sizeof *tid * (size_t)threads);
     long each = CALLS / threads;
@@ -99,6 +116,7 @@ int main(int argc, char **argv) {
     printf("(%d threads sharing one client)\n", threads);
     free(tid);
     fasts3_cancel_token_free(g_token);
+    fasts3_cancel_token_free(g_watching_cancelled);
     fasts3_client_free(g_client);
     return 0;
 }

@@ -215,27 +215,37 @@ impl Registry {
         Registry { shards: [const { Shard(RwLock::new(AddressSet { addresses: HashSet::with_hasher(BuildHasherDefault::new()) })) }; SHARDS] }
     }
 
-    fn shard(&self, address: usize) -> &RwLock<AddressSet> {
-        &self.shards[(mix(address) >> 60) as usize % SHARDS].0
+    fn shard(&self, key: usize) -> &RwLock<AddressSet> {
+        &self.shards[(mix(key) >> 60) as usize % SHARDS].0
     }
 
     fn contains(&self, address: usize) -> bool {
+        let key = hidden(address);
         // Nothing panics while a shard is locked; a poisoned lock's set is still consistent.
-        self.shard(address).read().unwrap_or_else(PoisonError::into_inner).addresses.contains(&address)
+        self.shard(key).read().unwrap_or_else(PoisonError::into_inner).addresses.contains(&key)
     }
 
     fn insert(&self, address: usize) -> bool {
         install_fork_hooks();
-        self.shard(address).write().unwrap_or_else(PoisonError::into_inner).addresses.insert(address)
+        let key = hidden(address);
+        self.shard(key).write().unwrap_or_else(PoisonError::into_inner).addresses.insert(key)
     }
 
     fn remove(&self, address: usize) -> bool {
-        self.shard(address).write().unwrap_or_else(PoisonError::into_inner).addresses.remove(&address)
+        let key = hidden(address);
+        self.shard(key).write().unwrap_or_else(PoisonError::into_inner).addresses.remove(&key)
     }
 }
 
-/// A multiplicative hash of an address: heap addresses share their low (alignment) and high
-/// bits, so both the table index and the shard need the middle bits spread out.
+/// Addresses are stored complemented, so the registry holds no value that looks like a
+/// pointer: leak checkers (LeakSanitizer, valgrind) scanning it must still report a handle
+/// the caller never freed, instead of finding it "reachable" from here.
+fn hidden(address: usize) -> usize {
+    !address
+}
+
+/// A multiplicative hash of a (hidden) address: heap addresses share their low (alignment)
+/// and high bits, so both the table index and the shard need the middle bits spread out.
 fn mix(address: usize) -> u64 {
     let h = (address as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     h ^ (h >> 29)
@@ -331,7 +341,7 @@ mod tests {
         let things: Vec<*mut Thing> = (0..256).map(|i| into_handle(Thing(i))).collect();
         let mut used = [0usize; SHARDS];
         for &t in &things {
-            used[(mix(t as usize) >> 60) as usize % SHARDS] += 1;
+            used[(mix(hidden(t as usize)) >> 60) as usize % SHARDS] += 1;
         }
         assert!(used.iter().all(|&n| n > 0), "some shard unused: {used:?}");
         for t in things {

@@ -17,7 +17,9 @@
 //! - While ours is left in another library's chain, a new first watcher does not install
 //!   ours on top of that library's handler (ours would chain to it and it back to ours, a
 //!   loop); it relies on that library chaining down to ours. It does install when SIGINT's
-//!   disposition is SIG_DFL again, and simply resumes when ours is SIGINT's handler again.
+//!   handler is SIG_DFL or the very handler ours replaced (that one predates ours, so it
+//!   cannot chain to it: e.g. CPython's, after `signal.signal` replaced the other library's),
+//!   and simply resumes when ours is SIGINT's handler again.
 //! - While SIGINT is ignored (SIG_IGN), nothing is installed and no SIGINT is watched.
 //! - fork(): the child has only the forking thread, which is not inside a call, so the
 //!   parent's watchers are not the child's: the first watch in the child sees the recorded
@@ -120,9 +122,11 @@ impl Installation {
         if handler == libc::SIG_IGN {
             return false;
         }
-        if self.replaced.is_some() && handler != libc::SIG_DFL {
-            // Ours is left in the chain of the handler now installed: see the module doc.
-            return true;
+        if let Some(replaced) = &self.replaced {
+            if handler != libc::SIG_DFL && handler != replaced.sa_sigaction {
+                // Ours is left in the chain of another library's handler: see the module doc.
+                return true;
+            }
         }
         set_chain_target(&current);
         self.replaced = Some(current);

@@ -1196,6 +1196,34 @@ static void test_sigint_watchers(void) {
             CHECK(sigint_handler() == app, "once ours is on top again, the last watcher restores the application's handler");
         }
     }
+
+    /* Ours left in another library's chain, then the application puts its own handler back
+     * (as CPython's signal.signal would): the next watcher must install ours again. */
+    if (start_stalled(&a, &ta, client)) {
+        wait_handler_replaced(app, 5);
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = other_library_on_sigint;
+        sa.sa_flags = SA_SIGINFO;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, &g_other_replaced);
+        fasts3_cancel_token_cancel(a.token);
+        ended_within(&a, 5);
+        finish_stalled(&a, ta);
+        set_sigint(app_on_sigint);
+        if (start_stalled(&b, &tb, client)) {
+            CHECK(wait_handler_replaced(app, 5),
+                  "after the application reinstalled its handler, a new watching call installs ours again");
+            int app_before = atomic_load(&g_app_sigints);
+            kill(getpid(), SIGINT);
+            bool ended = ended_within(&b, 3);
+            CHECK(ended && b.status == FASTS3_CANCELLED && atomic_load(&g_app_sigints) == app_before + 1,
+                  "  SIGINT cancels it (%s) and reaches the application's handler",
+                  ended ? status_name(b.status) : "still running");
+            finish_stalled(&b, tb);
+            CHECK(sigint_handler() == app, "  and its end restores the application's handler");
+        }
+    }
     set_sigint(SIG_DFL);
     fasts3_client_free(client);
     close(server);
