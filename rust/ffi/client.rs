@@ -62,6 +62,7 @@ pub extern "C" fn fasts3_config_set(
     value: *const c_char,
 ) -> fasts3_status {
     guard(|| {
+        // SAFETY: checked live; not freed nor set from another thread during the call (documented).
         let config = unsafe { handle_mut(config, "config") }?;
         let name = unsafe { optional_cstr(name, "name") }?.ok_or_else(|| crate::ffi::boundary::Failure::null("name"))?;
         let value = unsafe { optional_cstr(value, "value") }?;
@@ -140,6 +141,7 @@ pub extern "C" fn fasts3_config_free(config: *mut fasts3_config) {
 pub extern "C" fn fasts3_client_new(config: *const fasts3_config, out: *mut *mut fasts3_client) -> fasts3_status {
     guard(|| {
         let out = unsafe { out_ptr(out, "out") }?;
+        // SAFETY: checked live; not freed during the call.
         let options = match unsafe { optional_handle(config, "config") }? {
             Some(c) => c.options.clone(),
             None => ClientOptions::default(),

@@ -78,6 +78,7 @@ pub extern "C" fn fasts3_head(
         let client = unsafe { client_ref(client) }?;
         let bucket = unsafe { utf8(bucket, bucket_len, "bucket") }?;
         let key = unsafe { utf8(key, key_len, "key") }?;
+        // SAFETY: a live token is not freed while a call uses it (its `_free` contract).
         let cancel = unsafe { cancel_ref(cancel) }?;
         let out = unsafe { out_ptr(out, "out") }?;
         let page = block_on_cancellable(cancel, RunOn::CallingThread, head::head(client, bucket, key))?;
@@ -137,6 +138,7 @@ pub extern "C" fn fasts3_list_next(
     guard(|| {
         // SAFETY: the cursor is not freed, nor used by another thread, during the call.
         let cursor = unsafe { handle_mut(cursor, "cursor") }?;
+        // SAFETY: a live token is not freed while a call uses it (its `_free` contract).
         let cancel = unsafe { cancel_ref(cancel) }?;
         let out = unsafe { out_ptr(out, "out") }?;
         let page = block_on_cancellable(cancel, RunOn::CallingThread, cursor.cursor.next_page())?;
@@ -173,6 +175,7 @@ pub extern "C" fn fasts3_list_all(
         let bucket = unsafe { utf8(bucket, bucket_len, "bucket") }?;
         let prefix = unsafe { utf8(prefix, prefix_len, "prefix") }?;
         let delimiter = unsafe { optional_cstr(delimiter, "delimiter") }?;
+        // SAFETY: a live token is not freed while a call uses it (its `_free` contract).
         let cancel = unsafe { cancel_ref(cancel) }?;
         let out = unsafe { out_ptr(out, "out") }?;
         let request = ListRequest {

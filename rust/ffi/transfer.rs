@@ -46,6 +46,7 @@ pub extern "C" fn fasts3_get_into(
         let bucket = unsafe { utf8(bucket, bucket_len, "bucket") }?;
         let key = unsafe { utf8(key, key_len, "key") }?;
         let buf = unsafe { bytes_mut(buf, buf_len, "buf") }?;
+        // SAFETY: a live token is not freed while a call uses it (its `_free` contract).
         let cancel = unsafe { cancel_ref(cancel) }?;
         let out_written = unsafe { out_ptr(out_written, "out_written") }?;
         check_offset(offset)?;
@@ -76,6 +77,7 @@ pub extern "C" fn fasts3_get(
         let client = unsafe { client_ref(client) }?;
         let bucket = unsafe { utf8(bucket, bucket_len, "bucket") }?;
         let key = unsafe { utf8(key, key_len, "key") }?;
+        // SAFETY: a live token is not freed while a call uses it (its `_free` contract).
         let cancel = unsafe { cancel_ref(cancel) }?;
         let out = unsafe { out_ptr(out, "out") }?;
         check_offset(offset)?;
@@ -161,6 +163,7 @@ pub extern "C" fn fasts3_get_many(
 ) -> fasts3_status {
     guard(|| {
         let client = unsafe { client_ref(client) }?;
+        // SAFETY: a live token is not freed while a call uses it (its `_free` contract).
         let cancel = unsafe { cancel_ref(cancel) }?;
         if count == 0 {
             return Ok(());
