@@ -27,6 +27,12 @@ typedef enum fasts3_status {
   FASTS3_NULL_POINTER = 101,
   // A result buffer could not be allocated.
   FASTS3_OUT_OF_MEMORY = 102,
+  // A handle argument is not a live handle of its type: already freed (use after free),
+  // not made by libfasts3, or a handle of another type. Nothing was done. Best effort: a
+  // stale pointer whose address a new handle of the same type has since reused is taken
+  // for that new handle, and freeing a handle while another thread's call still uses it
+  // stays undefined behaviour.
+  FASTS3_INVALID_HANDLE = 103,
   // The key does not exist (HTTP 404).
   FASTS3_NO_SUCH_KEY = 200,
   // The bucket does not exist (HTTP 404).
@@ -152,19 +158,30 @@ enum fasts3_status fasts3_cancel_token_new(struct fasts3_cancel_token **out);
 // triggered; use a new token for new calls.
 //
 // Thread safety: may be called from any thread, concurrently with calls using the token.
-// NULL is ignored.
+// NULL is ignored; a pointer that is not a live token (already freed) is reported on stderr
+// and otherwise ignored (debug builds of libfasts3 abort instead).
 void fasts3_cancel_token_cancel(const struct fasts3_cancel_token *token);
 
 // Make calls given this token also end (as `FASTS3_CANCELLED`, after all their work on
 // caller buffers has finished) when SIGINT arrives while they run. During such a call a
 // SIGINT handler is installed that records the signal and then runs the handler it
-// replaced (so e.g. CPython still raises KeyboardInterrupt afterwards); it is restored when
-// the call returns. Unix only; meant for the one thread that handles Ctrl-C. Only one call
-// installs the handler at a time; others watching concurrently share its flag. The token
-// itself is not cancelled by SIGINT and can be reused. NULL is ignored.
+// replaced (so e.g. CPython still raises KeyboardInterrupt afterwards). Unix only.
+//
+// The handler is installed once per process, however many calls watch at once (from any
+// threads): the first watching call installs it, every watching call sees each SIGINT that
+// arrives while it runs, and the last one to return restores the replaced handler, unless
+// another library has installed its own SIGINT handler meanwhile: that one is left in
+// place (ours stays callable from its chain). While SIGINT is ignored nothing is installed.
+// After fork() the child counts only its own watching calls.
+//
+// The token itself is not cancelled by SIGINT and can be reused. NULL is ignored; a pointer
+// that is not a live token is reported on stderr and otherwise ignored (debug builds of
+// libfasts3 abort instead).
 void fasts3_cancel_token_watch_sigint(const struct fasts3_cancel_token *token);
 
 // Release a token. NULL is ignored. The token must not be in use by a running call.
+// A pointer that is not a live token (a double free) is reported on stderr and otherwise
+// ignored (debug builds of libfasts3 abort instead).
 void fasts3_cancel_token_free(struct fasts3_cancel_token *token);
 
 // Create an empty configuration (everything from the AWS environment) in `*out`.
@@ -191,16 +208,21 @@ enum fasts3_status fasts3_config_new(struct fasts3_config **out);
 //   `FASTS3_CHECKSUM_UNAVAILABLE`), `off` (neither asked for nor verified). A mismatch fails
 //   with `FASTS3_CHECKSUM_MISMATCH`.
 //
-// Unknown names and unparsable values fail with `FASTS3_INVALID_ARGUMENT`.
+// Unknown names and unparsable values fail with `FASTS3_INVALID_ARGUMENT`; a `config` that
+// is not a live configuration (e.g. already freed) with `FASTS3_INVALID_HANDLE`.
+// Not thread-safe: do not set options of one config from two threads at once.
 enum fasts3_status fasts3_config_set(struct fasts3_config *config,
                                      const char *name,
                                      const char *value);
 
 // Release a configuration. NULL is ignored. Clients created from it are unaffected.
+// A pointer that is not a live configuration (a double free) is reported on stderr and
+// otherwise ignored (debug builds of libfasts3 abort instead).
 void fasts3_config_free(struct fasts3_config *config);
 
 // Create a client in `*out`. `config` may be NULL (all defaults) and is only read during
 // the call. Configuration is resolved now; credentials are fetched on first use.
+// A non-NULL `config` that is not a live configuration fails with `FASTS3_INVALID_HANDLE`.
 //
 // Ownership: the caller owns `*out` and releases it with `fasts3_client_free`.
 // After `fork()`, a child may keep using a client made by the parent: it transparently
@@ -210,7 +232,8 @@ enum fasts3_status fasts3_client_new(const struct fasts3_config *config,
 
 // Release a client. NULL is ignored. Must not be called while another thread is still in
 // a call on this client. Listing cursors made from it stay valid (they hold their own
-// reference).
+// reference). A pointer that is not a live client (a double free) is reported on stderr
+// and otherwise ignored (debug builds of libfasts3 abort instead).
 void fasts3_client_free(struct fasts3_client *client);
 
 // HEAD one object (`bucket`, `key`: `(ptr, len)` UTF-8) into a one-entry page in `*out`.
@@ -271,7 +294,8 @@ enum fasts3_status fasts3_list_all(const struct fasts3_client *client,
                                    const struct fasts3_cancel_token *cancel,
                                    struct fasts3_object_page **out);
 
-// Release a cursor. NULL is ignored.
+// Release a cursor. NULL is ignored. A pointer that is not a live cursor (a double free)
+// is reported on stderr and otherwise ignored (debug builds of libfasts3 abort instead).
 void fasts3_list_cursor_free(struct fasts3_list_cursor *cursor);
 
 // Fill `*out` with a view of `page`'s arrays. The pointers in the view borrow from `page`
@@ -279,7 +303,8 @@ void fasts3_list_cursor_free(struct fasts3_list_cursor *cursor);
 enum fasts3_status fasts3_object_page_get_view(const struct fasts3_object_page *page,
                                                struct fasts3_object_page_view *out);
 
-// Release a page. NULL is ignored.
+// Release a page. NULL is ignored. A pointer that is not a live page (a double free) is
+// reported on stderr and otherwise ignored (debug builds of libfasts3 abort instead).
 void fasts3_object_page_free(struct fasts3_object_page *page);
 
 // Fill `buf[0..buf_len)` with bytes `[offset, offset + buf_len)` of object `key` in
@@ -324,7 +349,9 @@ enum fasts3_status fasts3_bytes_data(struct fasts3_bytes *bytes,
                                      uint8_t **out_data,
                                      size_t *out_len);
 
-// Release a buffer from `fasts3_get`. NULL is ignored.
+// Release a buffer from `fasts3_get` or `fasts3_get_many`. NULL is ignored. A pointer that
+// is not a live buffer (a double free) is reported on stderr and otherwise ignored (debug
+// builds of libfasts3 abort instead).
 void fasts3_bytes_free(struct fasts3_bytes *bytes);
 
 // Run `count` reads concurrently, sharing the client's concurrency budget, and write one

@@ -27,6 +27,7 @@ from .errors import (
     ConfigError,
     InternalError,
     InvalidArgument,
+    InvalidHandle,
     InvalidRange,
     LibraryOutOfMemory,
     NetworkError,
@@ -50,6 +51,7 @@ __all__ = [
     "InvalidArgument", "InvalidRange", "Throttled", "NetworkError", "Timeout", "ConfigError",
     "ProtocolError", "InternalError", "LibraryOutOfMemory", "ChecksumMismatch", "ChecksumUnavailable",
     "TlsError",
+    "InvalidHandle",
 ]
 
 _default: Optional[Client] = None

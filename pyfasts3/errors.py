@@ -36,6 +36,11 @@ class InvalidArgument(S3Error, ValueError):
     """The library refused an argument before sending anything."""
 
 
+class InvalidHandle(InvalidArgument):
+    """A native handle was not live: freed already (use after free / double free) or not
+    made by libfasts3. Reaching this through the public API is a bug in pyfasts3."""
+
+
 class NoSuchKey(S3Error, FileNotFoundError):
     """The object does not exist."""
 
@@ -110,6 +115,7 @@ _BY_STATUS = {
     100: InvalidArgument,
     101: InvalidArgument,
     102: LibraryOutOfMemory,
+    103: InvalidHandle,
     200: NoSuchKey,
     201: NoSuchBucket,
     202: AccessDenied,

@@ -394,14 +394,29 @@ def test_exception_hierarchy():
     assert issubclass(pyfasts3.NoSuchBucket, FileNotFoundError)
     assert issubclass(pyfasts3.AccessDenied, PermissionError)
     assert issubclass(pyfasts3.InvalidArgument, ValueError)
+    assert issubclass(pyfasts3.InvalidHandle, pyfasts3.InvalidArgument)
     assert issubclass(pyfasts3.NetworkError, ConnectionError)
     assert issubclass(pyfasts3.Timeout, TimeoutError)
     assert issubclass(pyfasts3.TlsError, ConnectionError)
     assert not issubclass(pyfasts3.TlsError, pyfasts3.NetworkError)
     for name in ["TlsError", "NoSuchKey", "NoSuchBucket", "AccessDenied", "ObjectChanged", "Cancelled",
                  "InvalidArgument", "InvalidRange", "Throttled", "NetworkError", "Timeout",
-                 "ConfigError", "ProtocolError", "InternalError", "LibraryOutOfMemory"]:
+                 "ConfigError", "ProtocolError", "InternalError", "LibraryOutOfMemory", "InvalidHandle"]:
         assert issubclass(getattr(pyfasts3, name), pyfasts3.S3Error), name
+
+
+def test_freed_native_handle_raises_invalid_handle():
+    """A freed handle handed to libfasts3 (a bug in whatever holds it) is refused with
+    InvalidHandle naming its type, instead of being written through."""
+    from pyfasts3._lowlevel import ffi, lib, rustcall
+
+    out = ffi.new("fasts3_config **")
+    rustcall(lib.fasts3_config_new, out)
+    lib.fasts3_config_free(out[0])
+    with pytest.raises(pyfasts3.InvalidHandle, match="config is not a live fasts3_config") as info:
+        rustcall(lib.fasts3_config_set, out[0], b"region", b"us-east-1")
+    assert info.value.fasts3_status == 103
+    assert isinstance(info.value, ValueError)
 
 
 def test_errors_from_one_client_do_not_leak_into_the_next_call(client, put, bucket):

@@ -101,12 +101,8 @@ pub fn guard_infallible<T>(fallback: T, body: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
 }
 
-/// Borrow `*ptr`, or fail with NULL_POINTER naming the argument.
-pub unsafe fn deref<'a, T>(ptr: *const T, name: &str) -> FfiResult<&'a T> {
-    ptr.as_ref().ok_or_else(|| Failure::null(name))
-}
-
-/// Write a result through an out-pointer (checked non-NULL by the caller via `out_ptr`).
+/// Write a result through an out-pointer (NULL fails with NULL_POINTER). Handles are not
+/// out-pointers: borrow them through `handles::handle_ref` / `handle_mut`, which check them.
 pub unsafe fn out_ptr<'a, T>(ptr: *mut T, name: &str) -> FfiResult<&'a mut T> {
     ptr.as_mut().ok_or_else(|| Failure::null(name))
 }

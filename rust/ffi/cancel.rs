@@ -1,7 +1,8 @@
 //! Cancel tokens: trigger from any thread to stop calls that were given the token.
 
 use crate::engine::{runtime, CancelToken, Error, Result};
-use crate::ffi::boundary::{guard, guard_infallible, out_ptr};
+use crate::ffi::boundary::{guard, guard_infallible, out_ptr, FfiResult};
+use crate::ffi::handles::{free_handle, handle_or_report, handle_type, into_handle, optional_handle};
 use crate::ffi::status::fasts3_status;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,6 +14,16 @@ pub struct fasts3_cancel_token {
     pub(crate) token: CancelToken,
     /// Also end calls using this token when SIGINT arrives (see `fasts3_cancel_token_watch_sigint`).
     watch_sigint: AtomicBool,
+}
+handle_type!(fasts3_cancel_token, CancelToken);
+
+/// The token behind a `cancel` argument (NULL: none), or INVALID_HANDLE.
+///
+/// # Safety
+/// `cancel` must not be freed during the call (the `_free` contract).
+pub(crate) unsafe fn cancel_ref<'a>(cancel: *const fasts3_cancel_token) -> FfiResult<Option<&'a fasts3_cancel_token>> {
+    // SAFETY: forwarded contract.
+    unsafe { optional_handle(cancel, "cancel") }
 }
 
 /// Which runtime drives a call (see `engine::runtime`).
@@ -28,11 +39,10 @@ pub(crate) enum RunOn {
 /// for a SIGINT-watching token, when SIGINT arrives. Either way the future is dropped before
 /// returning: no write into a caller buffer continues.
 pub(crate) fn block_on_cancellable<T: Send + 'static>(
-    cancel: *const fasts3_cancel_token,
+    token: Option<&fasts3_cancel_token>,
     run_on: RunOn,
     fut: impl Future<Output = Result<T>> + Send,
 ) -> Result<T> {
-    let token = unsafe { cancel.as_ref() };
     let watch = token
         .filter(|t| t.watch_sigint.load(Ordering::Relaxed))
         .map(|_| crate::ffi::interrupt::Watch::start());
@@ -59,10 +69,10 @@ pub(crate) fn block_on_cancellable<T: Send + 'static>(
 pub extern "C" fn fasts3_cancel_token_new(out: *mut *mut fasts3_cancel_token) -> fasts3_status {
     guard(|| {
         let out = unsafe { out_ptr(out, "out") }?;
-        *out = Box::into_raw(Box::new(fasts3_cancel_token {
+        *out = into_handle(fasts3_cancel_token {
             token: CancelToken::new(),
             watch_sigint: AtomicBool::new(false),
-        }));
+        });
         Ok(())
     })
 }
@@ -72,11 +82,13 @@ pub extern "C" fn fasts3_cancel_token_new(out: *mut *mut fasts3_cancel_token) ->
 /// triggered; use a new token for new calls.
 ///
 /// Thread safety: may be called from any thread, concurrently with calls using the token.
-/// NULL is ignored.
+/// NULL is ignored; a pointer that is not a live token (already freed) is reported on stderr
+/// and otherwise ignored (debug builds of libfasts3 abort instead).
 #[no_mangle]
 pub extern "C" fn fasts3_cancel_token_cancel(token: *const fasts3_cancel_token) {
     guard_infallible((), || {
-        if let Some(t) = unsafe { token.as_ref() } {
+        // SAFETY: the token is not freed during the call (the `_free` contract).
+        if let Some(t) = unsafe { handle_or_report(token, "fasts3_cancel_token_cancel") } {
             t.token.cancel();
         }
     })
@@ -85,25 +97,33 @@ pub extern "C" fn fasts3_cancel_token_cancel(token: *const fasts3_cancel_token) 
 /// Make calls given this token also end (as `FASTS3_CANCELLED`, after all their work on
 /// caller buffers has finished) when SIGINT arrives while they run. During such a call a
 /// SIGINT handler is installed that records the signal and then runs the handler it
-/// replaced (so e.g. CPython still raises KeyboardInterrupt afterwards); it is restored when
-/// the call returns. Unix only; meant for the one thread that handles Ctrl-C. Only one call
-/// installs the handler at a time; others watching concurrently share its flag. The token
-/// itself is not cancelled by SIGINT and can be reused. NULL is ignored.
+/// replaced (so e.g. CPython still raises KeyboardInterrupt afterwards). Unix only.
+///
+/// The handler is installed once per process, however many calls watch at once (from any
+/// threads): the first watching call installs it, every watching call sees each SIGINT that
+/// arrives while it runs, and the last one to return restores the replaced handler, unless
+/// another library has installed its own SIGINT handler meanwhile: that one is left in
+/// place (ours stays callable from its chain). While SIGINT is ignored nothing is installed.
+/// After fork() the child counts only its own watching calls.
+///
+/// The token itself is not cancelled by SIGINT and can be reused. NULL is ignored; a pointer
+/// that is not a live token is reported on stderr and otherwise ignored (debug builds of
+/// libfasts3 abort instead).
 #[no_mangle]
 pub extern "C" fn fasts3_cancel_token_watch_sigint(token: *const fasts3_cancel_token) {
     guard_infallible((), || {
-        if let Some(t) = unsafe { token.as_ref() } {
+        // SAFETY: the token is not freed during the call (the `_free` contract).
+        if let Some(t) = unsafe { handle_or_report(token, "fasts3_cancel_token_watch_sigint") } {
             t.watch_sigint.store(true, Ordering::Relaxed);
         }
     })
 }
 
 /// Release a token. NULL is ignored. The token must not be in use by a running call.
+/// A pointer that is not a live token (a double free) is reported on stderr and otherwise
+/// ignored (debug builds of libfasts3 abort instead).
 #[no_mangle]
 pub extern "C" fn fasts3_cancel_token_free(token: *mut fasts3_cancel_token) {
-    guard_infallible((), || {
-        if !token.is_null() {
-            drop(unsafe { Box::from_raw(token) });
-        }
-    })
+    // SAFETY: the caller gives up `token`; an unknown pointer is not touched.
+    guard_infallible((), || unsafe { free_handle(token, "fasts3_cancel_token_free") })
 }

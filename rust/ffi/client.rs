@@ -2,7 +2,8 @@
 //! client handle.
 
 use crate::engine::{ChecksumMode, Client, ClientOptions, Error, PathStyle};
-use crate::ffi::boundary::{deref, guard, guard_infallible, optional_cstr, out_ptr, FfiResult};
+use crate::ffi::boundary::{guard, guard_infallible, optional_cstr, out_ptr, FfiResult};
+use crate::ffi::handles::{free_handle, handle_mut, handle_ref, handle_type, into_handle, optional_handle};
 use crate::ffi::status::fasts3_status;
 use std::ffi::c_char;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use std::time::Duration;
 pub struct fasts3_config {
     options: ClientOptions,
 }
+handle_type!(fasts3_config, Config);
 
 /// An S3 client: configuration, credentials, connection pool and request budget.
 ///
@@ -21,6 +23,7 @@ pub struct fasts3_config {
 pub struct fasts3_client {
     pub(crate) inner: Arc<Client>,
 }
+handle_type!(fasts3_client, Client);
 
 /// Create an empty configuration (everything from the AWS environment) in `*out`.
 ///
@@ -29,7 +32,7 @@ pub struct fasts3_client {
 pub extern "C" fn fasts3_config_new(out: *mut *mut fasts3_config) -> fasts3_status {
     guard(|| {
         let out = unsafe { out_ptr(out, "out") }?;
-        *out = Box::into_raw(Box::new(fasts3_config { options: ClientOptions::default() }));
+        *out = into_handle(fasts3_config { options: ClientOptions::default() });
         Ok(())
     })
 }
@@ -53,7 +56,9 @@ pub extern "C" fn fasts3_config_new(out: *mut *mut fasts3_config) -> fasts3_stat
 ///   `FASTS3_CHECKSUM_UNAVAILABLE`), `off` (neither asked for nor verified). A mismatch fails
 ///   with `FASTS3_CHECKSUM_MISMATCH`.
 ///
-/// Unknown names and unparsable values fail with `FASTS3_INVALID_ARGUMENT`.
+/// Unknown names and unparsable values fail with `FASTS3_INVALID_ARGUMENT`; a `config` that
+/// is not a live configuration (e.g. already freed) with `FASTS3_INVALID_HANDLE`.
+/// Not thread-safe: do not set options of one config from two threads at once.
 #[no_mangle]
 pub extern "C" fn fasts3_config_set(
     config: *mut fasts3_config,
@@ -61,7 +66,8 @@ pub extern "C" fn fasts3_config_set(
     value: *const c_char,
 ) -> fasts3_status {
     guard(|| {
-        let config = unsafe { out_ptr(config, "config") }?;
+        // SAFETY: checked live; not freed nor set from another thread during the call (documented).
+        let config = unsafe { handle_mut(config, "config") }?;
         let name = unsafe { optional_cstr(name, "name") }?.ok_or_else(|| crate::ffi::boundary::Failure::null("name"))?;
         let value = unsafe { optional_cstr(value, "value") }?;
         set_option(&mut config.options, name, value)
@@ -121,17 +127,17 @@ fn seconds(name: &str, value: Option<&str>) -> FfiResult<Option<Duration>> {
 }
 
 /// Release a configuration. NULL is ignored. Clients created from it are unaffected.
+/// A pointer that is not a live configuration (a double free) is reported on stderr and
+/// otherwise ignored (debug builds of libfasts3 abort instead).
 #[no_mangle]
 pub extern "C" fn fasts3_config_free(config: *mut fasts3_config) {
-    guard_infallible((), || {
-        if !config.is_null() {
-            drop(unsafe { Box::from_raw(config) });
-        }
-    })
+    // SAFETY: the caller gives up `config`; an unknown pointer is not touched.
+    guard_infallible((), || unsafe { free_handle(config, "fasts3_config_free") })
 }
 
 /// Create a client in `*out`. `config` may be NULL (all defaults) and is only read during
 /// the call. Configuration is resolved now; credentials are fetched on first use.
+/// A non-NULL `config` that is not a live configuration fails with `FASTS3_INVALID_HANDLE`.
 ///
 /// Ownership: the caller owns `*out` and releases it with `fasts3_client_free`.
 /// After `fork()`, a child may keep using a client made by the parent: it transparently
@@ -140,28 +146,32 @@ pub extern "C" fn fasts3_config_free(config: *mut fasts3_config) {
 pub extern "C" fn fasts3_client_new(config: *const fasts3_config, out: *mut *mut fasts3_client) -> fasts3_status {
     guard(|| {
         let out = unsafe { out_ptr(out, "out") }?;
-        let options = match unsafe { config.as_ref() } {
+        // SAFETY: checked live; not freed during the call.
+        let options = match unsafe { optional_handle(config, "config") }? {
             Some(c) => c.options.clone(),
             None => ClientOptions::default(),
         };
         let inner = Client::new(options)?;
-        *out = Box::into_raw(Box::new(fasts3_client { inner }));
+        *out = into_handle(fasts3_client { inner });
         Ok(())
     })
 }
 
 /// Release a client. NULL is ignored. Must not be called while another thread is still in
 /// a call on this client. Listing cursors made from it stay valid (they hold their own
-/// reference).
+/// reference). A pointer that is not a live client (a double free) is reported on stderr
+/// and otherwise ignored (debug builds of libfasts3 abort instead).
 #[no_mangle]
 pub extern "C" fn fasts3_client_free(client: *mut fasts3_client) {
-    guard_infallible((), || {
-        if !client.is_null() {
-            drop(unsafe { Box::from_raw(client) });
-        }
-    })
+    // SAFETY: the caller gives up `client`; an unknown pointer is not touched.
+    guard_infallible((), || unsafe { free_handle(client, "fasts3_client_free") })
 }
 
+/// The engine client behind a `client` argument: NULL_POINTER or INVALID_HANDLE otherwise.
+///
+/// # Safety
+/// `client` must not be freed during the call (the `_free` contract).
 pub(crate) unsafe fn client_ref<'a>(client: *const fasts3_client) -> FfiResult<&'a Arc<Client>> {
-    Ok(&deref(client, "client")?.inner)
+    // SAFETY: forwarded contract.
+    Ok(&unsafe { handle_ref(client, "client") }?.inner)
 }

@@ -7,12 +7,15 @@
 //! - On failure a message, the S3 error code and HTTP status are kept for the *calling*
 //!   thread (`fasts3_last_error_*`), set after all work of the call has finished.
 //! - Handles are created through `**out` parameters and released by a `_free` that accepts NULL.
+//!   Every handle argument is checked against a registry of live handles ([`handles`]):
+//!   a freed or foreign pointer is `FASTS3_INVALID_HANDLE`, a double free is reported.
 //! - Caller buffers are `(uint8_t *ptr, size_t len)`; no pointer into them is kept after
 //!   the call returns.
 
 pub mod boundary;
 pub mod cancel;
 pub mod client;
+pub mod handles;
 pub mod interrupt;
 pub mod objects;
 pub mod status;

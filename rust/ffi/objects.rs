@@ -3,9 +3,10 @@
 use crate::engine::list::{self, ListCursor, ListRequest};
 use crate::engine::page::{ObjectPage, StringTable};
 use crate::engine::head;
-use crate::ffi::boundary::{deref, guard, guard_infallible, optional_cstr, out_ptr, utf8};
-use crate::ffi::cancel::{block_on_cancellable, fasts3_cancel_token, RunOn};
+use crate::ffi::boundary::{guard, guard_infallible, optional_cstr, out_ptr, utf8};
+use crate::ffi::cancel::{block_on_cancellable, cancel_ref, fasts3_cancel_token, RunOn};
 use crate::ffi::client::{client_ref, fasts3_client};
+use crate::ffi::handles::{free_handle, handle_mut, handle_ref, handle_type, into_handle};
 use crate::ffi::status::fasts3_status;
 
 /// Metadata of a set of objects: one listing page, or the single object of a HEAD.
@@ -13,12 +14,14 @@ use crate::ffi::status::fasts3_status;
 pub struct fasts3_object_page {
     page: ObjectPage,
 }
+handle_type!(fasts3_object_page, ObjectPage);
 
 /// A listing in progress. Not thread-safe: use one cursor from one thread at a time.
 #[allow(non_camel_case_types)]
 pub struct fasts3_list_cursor {
     cursor: ListCursor,
 }
+handle_type!(fasts3_list_cursor, ListCursor);
 
 /// `count` strings packed in `data`: string `i` starts at `data + offsets[i]`, is
 /// NUL-terminated, and is `offsets[i + 1] - offsets[i] - 1` bytes long (UTF-8).
@@ -75,9 +78,11 @@ pub extern "C" fn fasts3_head(
         let client = unsafe { client_ref(client) }?;
         let bucket = unsafe { utf8(bucket, bucket_len, "bucket") }?;
         let key = unsafe { utf8(key, key_len, "key") }?;
+        // SAFETY: a live token is not freed while a call uses it (its `_free` contract).
+        let cancel = unsafe { cancel_ref(cancel) }?;
         let out = unsafe { out_ptr(out, "out") }?;
         let page = block_on_cancellable(cancel, RunOn::CallingThread, head::head(client, bucket, key))?;
-        *out = Box::into_raw(Box::new(fasts3_object_page { page }));
+        *out = into_handle(fasts3_object_page { page });
         Ok(())
     })
 }
@@ -115,7 +120,7 @@ pub extern "C" fn fasts3_list_cursor_new(
             page_size,
         };
         let cursor = ListCursor::new(client, request)?;
-        *out = Box::into_raw(Box::new(fasts3_list_cursor { cursor }));
+        *out = into_handle(fasts3_list_cursor { cursor });
         Ok(())
     })
 }
@@ -131,10 +136,13 @@ pub extern "C" fn fasts3_list_next(
     out: *mut *mut fasts3_object_page,
 ) -> fasts3_status {
     guard(|| {
-        let cursor = unsafe { out_ptr(cursor, "cursor") }?;
+        // SAFETY: the cursor is not freed, nor used by another thread, during the call.
+        let cursor = unsafe { handle_mut(cursor, "cursor") }?;
+        // SAFETY: a live token is not freed while a call uses it (its `_free` contract).
+        let cancel = unsafe { cancel_ref(cancel) }?;
         let out = unsafe { out_ptr(out, "out") }?;
         let page = block_on_cancellable(cancel, RunOn::CallingThread, cursor.cursor.next_page())?;
-        *out = page.map_or(std::ptr::null_mut(), |page| Box::into_raw(Box::new(fasts3_object_page { page })));
+        *out = page.map_or(std::ptr::null_mut(), |page| into_handle(fasts3_object_page { page }));
         Ok(())
     })
 }
@@ -167,6 +175,8 @@ pub extern "C" fn fasts3_list_all(
         let bucket = unsafe { utf8(bucket, bucket_len, "bucket") }?;
         let prefix = unsafe { utf8(prefix, prefix_len, "prefix") }?;
         let delimiter = unsafe { optional_cstr(delimiter, "delimiter") }?;
+        // SAFETY: a live token is not freed while a call uses it (its `_free` contract).
+        let cancel = unsafe { cancel_ref(cancel) }?;
         let out = unsafe { out_ptr(out, "out") }?;
         let request = ListRequest {
             bucket: bucket.to_string(),
@@ -179,19 +189,17 @@ pub extern "C" fn fasts3_list_all(
         // sequential one is a chain of single requests.
         let run_on = if parallel { RunOn::Workers } else { RunOn::CallingThread };
         let page = block_on_cancellable(cancel, run_on, list::list_all(client, request, parallel))?;
-        *out = Box::into_raw(Box::new(fasts3_object_page { page }));
+        *out = into_handle(fasts3_object_page { page });
         Ok(())
     })
 }
 
-/// Release a cursor. NULL is ignored.
+/// Release a cursor. NULL is ignored. A pointer that is not a live cursor (a double free)
+/// is reported on stderr and otherwise ignored (debug builds of libfasts3 abort instead).
 #[no_mangle]
 pub extern "C" fn fasts3_list_cursor_free(cursor: *mut fasts3_list_cursor) {
-    guard_infallible((), || {
-        if !cursor.is_null() {
-            drop(unsafe { Box::from_raw(cursor) });
-        }
-    })
+    // SAFETY: the caller gives up `cursor`; an unknown pointer is not touched.
+    guard_infallible((), || unsafe { free_handle(cursor, "fasts3_list_cursor_free") })
 }
 
 /// Fill `*out` with a view of `page`'s arrays. The pointers in the view borrow from `page`
@@ -202,7 +210,8 @@ pub extern "C" fn fasts3_object_page_get_view(
     out: *mut fasts3_object_page_view,
 ) -> fasts3_status {
     guard(|| {
-        let p = &unsafe { deref(page, "page") }?.page;
+        // SAFETY: the page is not freed during the call.
+        let p = &unsafe { handle_ref(page, "page") }?.page;
         let out = unsafe { out_ptr(out, "out") }?;
         *out = fasts3_object_page_view {
             count: p.len(),
@@ -217,12 +226,10 @@ pub extern "C" fn fasts3_object_page_get_view(
     })
 }
 
-/// Release a page. NULL is ignored.
+/// Release a page. NULL is ignored. A pointer that is not a live page (a double free) is
+/// reported on stderr and otherwise ignored (debug builds of libfasts3 abort instead).
 #[no_mangle]
 pub extern "C" fn fasts3_object_page_free(page: *mut fasts3_object_page) {
-    guard_infallible((), || {
-        if !page.is_null() {
-            drop(unsafe { Box::from_raw(page) });
-        }
-    })
+    // SAFETY: the caller gives up `page` (and every view of it); an unknown pointer is not touched.
+    guard_infallible((), || unsafe { free_handle(page, "fasts3_object_page_free") })
 }

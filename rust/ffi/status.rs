@@ -16,6 +16,12 @@ pub enum fasts3_status {
     FASTS3_NULL_POINTER = 101,
     /// A result buffer could not be allocated.
     FASTS3_OUT_OF_MEMORY = 102,
+    /// A handle argument is not a live handle of its type: already freed (use after free),
+    /// not made by libfasts3, or a handle of another type. Nothing was done. Best effort: a
+    /// stale pointer whose address a new handle of the same type has since reused is taken
+    /// for that new handle, and freeing a handle while another thread's call still uses it
+    /// stays undefined behaviour.
+    FASTS3_INVALID_HANDLE = 103,
     /// The key does not exist (HTTP 404).
     FASTS3_NO_SUCH_KEY = 200,
     /// The bucket does not exist (HTTP 404).

@@ -3,8 +3,9 @@
 use crate::engine::get::{self, Destination, GetRequest};
 use crate::engine::Error;
 use crate::ffi::boundary::{bytes_mut, guard, guard_infallible, out_ptr, utf8, Failure, FfiResult};
-use crate::ffi::cancel::{block_on_cancellable, fasts3_cancel_token, RunOn};
+use crate::ffi::cancel::{block_on_cancellable, cancel_ref, fasts3_cancel_token, RunOn};
 use crate::ffi::client::{client_ref, fasts3_client};
+use crate::ffi::handles::{free_handle, handle_mut, handle_type, into_handle};
 use crate::ffi::status::fasts3_status;
 
 /// Pass as a length to mean "to the end of the object".
@@ -15,6 +16,7 @@ pub const FASTS3_TO_END: u64 = u64::MAX;
 pub struct fasts3_bytes {
     data: Vec<u8>,
 }
+handle_type!(fasts3_bytes, Bytes);
 
 /// Fill `buf[0..buf_len)` with bytes `[offset, offset + buf_len)` of object `key` in
 /// `bucket` (both `(ptr, len)` UTF-8, borrowed for the call), using parallel ranged GETs.
@@ -44,6 +46,8 @@ pub extern "C" fn fasts3_get_into(
         let bucket = unsafe { utf8(bucket, bucket_len, "bucket") }?;
         let key = unsafe { utf8(key, key_len, "key") }?;
         let buf = unsafe { bytes_mut(buf, buf_len, "buf") }?;
+        // SAFETY: a live token is not freed while a call uses it (its `_free` contract).
+        let cancel = unsafe { cancel_ref(cancel) }?;
         let out_written = unsafe { out_ptr(out_written, "out_written") }?;
         check_offset(offset)?;
         let fetched = block_on_cancellable(cancel, RunOn::CallingThread, get::get(client, bucket, key, offset, Destination::Caller(buf)))?;
@@ -73,6 +77,8 @@ pub extern "C" fn fasts3_get(
         let client = unsafe { client_ref(client) }?;
         let bucket = unsafe { utf8(bucket, bucket_len, "bucket") }?;
         let key = unsafe { utf8(key, key_len, "key") }?;
+        // SAFETY: a live token is not freed while a call uses it (its `_free` contract).
+        let cancel = unsafe { cancel_ref(cancel) }?;
         let out = unsafe { out_ptr(out, "out") }?;
         check_offset(offset)?;
         let fetched = block_on_cancellable(
@@ -80,7 +86,7 @@ pub extern "C" fn fasts3_get(
             RunOn::CallingThread,
             get::get(client, bucket, key, offset, Destination::Allocate { max_len: length }),
         )?;
-        *out = Box::into_raw(Box::new(fasts3_bytes { data: fetched.owned.unwrap_or_default() }));
+        *out = into_handle(fasts3_bytes { data: fetched.owned.unwrap_or_default() });
         Ok(())
     })
 }
@@ -90,7 +96,8 @@ pub extern "C" fn fasts3_get(
 #[no_mangle]
 pub extern "C" fn fasts3_bytes_data(bytes: *mut fasts3_bytes, out_data: *mut *mut u8, out_len: *mut usize) -> fasts3_status {
     guard(|| {
-        let bytes = unsafe { out_ptr(bytes, "bytes") }?;
+        // SAFETY: `bytes` is not freed during the call.
+        let bytes = unsafe { handle_mut(bytes, "bytes") }?;
         let out_data = unsafe { out_ptr(out_data, "out_data") }?;
         let out_len = unsafe { out_ptr(out_len, "out_len") }?;
         *out_data = bytes.data.as_mut_ptr();
@@ -99,14 +106,13 @@ pub extern "C" fn fasts3_bytes_data(bytes: *mut fasts3_bytes, out_data: *mut *mu
     })
 }
 
-/// Release a buffer from `fasts3_get`. NULL is ignored.
+/// Release a buffer from `fasts3_get` or `fasts3_get_many`. NULL is ignored. A pointer that
+/// is not a live buffer (a double free) is reported on stderr and otherwise ignored (debug
+/// builds of libfasts3 abort instead).
 #[no_mangle]
 pub extern "C" fn fasts3_bytes_free(bytes: *mut fasts3_bytes) {
-    guard_infallible((), || {
-        if !bytes.is_null() {
-            drop(unsafe { Box::from_raw(bytes) });
-        }
-    })
+    // SAFETY: the caller gives up `bytes` (and its data); an unknown pointer is not touched.
+    guard_infallible((), || unsafe { free_handle(bytes, "fasts3_bytes_free") })
 }
 
 /// One read of a `fasts3_get_many` batch. Strings are `(ptr, len)` UTF-8.
@@ -157,6 +163,8 @@ pub extern "C" fn fasts3_get_many(
 ) -> fasts3_status {
     guard(|| {
         let client = unsafe { client_ref(client) }?;
+        // SAFETY: a live token is not freed while a call uses it (its `_free` contract).
+        let cancel = unsafe { cancel_ref(cancel) }?;
         if count == 0 {
             return Ok(());
         }
@@ -201,7 +209,7 @@ pub extern "C" fn fasts3_get_many(
                 Ok(f) => fasts3_get_result {
                     status: fasts3_status::FASTS3_OK,
                     written: f.written,
-                    bytes: f.owned.map_or(std::ptr::null_mut(), |data| Box::into_raw(Box::new(fasts3_bytes { data }))),
+                    bytes: f.owned.map_or(std::ptr::null_mut(), |data| into_handle(fasts3_bytes { data })),
                 },
                 Err(e) => {
                     let failure = Failure::from(e.context(format!("request {i}")));

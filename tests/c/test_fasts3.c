@@ -28,14 +28,20 @@
 #include "fasts3.h"
 
 #include <inttypes.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- the seeded objects ---------------------------------------------------------------- */
@@ -84,11 +90,14 @@ static const char *status_name(fasts3_status s) {
     case FASTS3_INVALID_ARGUMENT: return "INVALID_ARGUMENT";
     case FASTS3_NULL_POINTER: return "NULL_POINTER";
     case FASTS3_OUT_OF_MEMORY: return "OUT_OF_MEMORY";
+    case FASTS3_INVALID_HANDLE: return "INVALID_HANDLE";
     case FASTS3_NO_SUCH_KEY: return "NO_SUCH_KEY";
     case FASTS3_NO_SUCH_BUCKET: return "NO_SUCH_BUCKET";
     case FASTS3_ACCESS_DENIED: return "ACCESS_DENIED";
     case FASTS3_INVALID_RANGE: return "INVALID_RANGE";
     case FASTS3_OBJECT_CHANGED: return "OBJECT_CHANGED";
+    case FASTS3_CHECKSUM_MISMATCH: return "CHECKSUM_MISMATCH";
+    case FASTS3_CHECKSUM_UNAVAILABLE: return "CHECKSUM_UNAVAILABLE";
     case FASTS3_THROTTLED: return "THROTTLED";
     case FASTS3_NETWORK: return "NETWORK";
     case FASTS3_TIMEOUT: return "TIMEOUT";
@@ -821,6 +830,408 @@ static void test_cancel(const fasts3_client *c) {
     fasts3_cancel_token_free(token);
 }
 
+/* ---- handles: use after free and double free are caught, not acted on ---------------------- */
+
+/* What libfasts3 writes to stderr (fd 2) between capture_begin and capture_end. */
+static int g_saved_stderr = -1;
+static FILE *g_capture;
+
+static void capture_begin(void) {
+    fflush(stderr);
+    g_capture = tmpfile();
+    g_saved_stderr = dup(2);
+    if (g_capture == NULL || g_saved_stderr < 0) { perror("capture_begin"); exit(2); }
+    dup2(fileno(g_capture), 2);
+}
+
+static void capture_end(char *out, size_t cap) {
+    fflush(stderr);
+    dup2(g_saved_stderr, 2);
+    close(g_saved_stderr);
+    rewind(g_capture);
+    size_t n = fread(out, 1, cap - 1, g_capture);
+    out[n] = '\0';
+    fclose(g_capture);
+}
+
+/* The last error names the argument and the handle type. */
+static void check_invalid_handle_message(const char *argument, const char *type) {
+    last_error e = get_last_error();
+    char want[128];
+    snprintf(want, sizeof want, "%s is not a live %s", argument, type);
+    CHECK(strstr(e.message, want) != NULL, "  message says \"%s\": \"%s\"", want, e.message);
+}
+
+/* Free `ptr` a second time: libfasts3 must report it on stderr, naming the type, and not
+ * touch the memory (ASan would report a double free). */
+#define CHECK_DOUBLE_FREE(free_fn, ptr, type)                                                      \
+    do {                                                                                           \
+        char report_[1024];                                                                        \
+        capture_begin();                                                                           \
+        free_fn(ptr);                                                                              \
+        capture_end(report_, sizeof report_);                                                      \
+        CHECK(strstr(report_, #free_fn) != NULL && strstr(report_, "not a live " type) != NULL &&  \
+                  strstr(report_, "double free") != NULL,                                          \
+              #free_fn " twice: reported on stderr, memory untouched (\"%.*s\")",                  \
+              (int)strcspn(report_, "\n"), report_);                                               \
+    } while (0)
+
+static void test_invalid_handles(const fasts3_client *c) {
+    section("invalid handles");
+    uint8_t buf[16];
+    uint64_t written = 77;
+
+    /* config */
+    fasts3_config *config = make_config(g.secret_access_key);
+    if (config == NULL) { CHECK(false, "config for the invalid-handle checks"); return; }
+    fasts3_config_free(config);
+    CHECK_STATUS(fasts3_config_set(config, "region", "us-east-1"), FASTS3_INVALID_HANDLE, "config_set on a freed config");
+    check_invalid_handle_message("config", "fasts3_config");
+    fasts3_client *client = NULL;
+    CHECK_STATUS(fasts3_client_new(config, &client), FASTS3_INVALID_HANDLE, "client_new from a freed config");
+    CHECK(client == NULL, "  *out untouched");
+    CHECK_DOUBLE_FREE(fasts3_config_free, config, "fasts3_config");
+
+    /* client */
+    config = make_config(g.secret_access_key);
+    if (config == NULL || fasts3_client_new(config, &client) != FASTS3_OK) {
+        CHECK(false, "client for the invalid-handle checks");
+        fasts3_config_free(config);
+        return;
+    }
+    fasts3_config_free(config);
+    fasts3_client_free(client);
+    CHECK_STATUS(fasts3_get_into(client, SL(g.bucket), SL("small"), 0, buf, sizeof buf, NULL, &written),
+                 FASTS3_INVALID_HANDLE, "get_into on a freed client");
+    check_invalid_handle_message("client", "fasts3_client");
+    CHECK(written == 77, "  *out_written untouched");
+    fasts3_object_page *page = NULL;
+    CHECK_STATUS(fasts3_head(client, SL(g.bucket), SL("small"), NULL, &page), FASTS3_INVALID_HANDLE,
+                 "head on a freed client");
+    fasts3_list_cursor *cursor = NULL;
+    CHECK_STATUS(fasts3_list_cursor_new(client, SL(g.bucket), SL(""), NULL, NULL, 10, &cursor), FASTS3_INVALID_HANDLE,
+                 "list_cursor_new on a freed client");
+    CHECK(page == NULL && cursor == NULL, "  no page, no cursor");
+    CHECK_DOUBLE_FREE(fasts3_client_free, client, "fasts3_client");
+
+    /* Handles of the wrong type, and pointers libfasts3 never made. */
+    fasts3_config *other = NULL;
+    if (fasts3_config_new(&other) == FASTS3_OK) {
+        CHECK_STATUS(fasts3_get_into((const fasts3_client *)(void *)other, SL(g.bucket), SL("small"), 0, buf, sizeof buf,
+                                     NULL, &written),
+                     FASTS3_INVALID_HANDLE, "get_into given a config as its client");
+        fasts3_config_free(other);
+    }
+    uint64_t not_a_handle[64] = {0};
+    CHECK_STATUS(fasts3_get_into((const fasts3_client *)(void *)not_a_handle, SL(g.bucket), SL("small"), 0, buf,
+                                 sizeof buf, NULL, &written),
+                 FASTS3_INVALID_HANDLE, "get_into given a stack array as its client");
+    CHECK_STATUS(fasts3_get_many((const fasts3_client *)(void *)not_a_handle, NULL, 0, NULL, NULL),
+                 FASTS3_INVALID_HANDLE, "get_many(count 0) still checks its client");
+
+    /* cancel token */
+    fasts3_cancel_token *token = NULL;
+    if (fasts3_cancel_token_new(&token) == FASTS3_OK) {
+        fasts3_cancel_token_free(token);
+        CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("small"), 0, buf, sizeof buf, token, &written),
+                     FASTS3_INVALID_HANDLE, "get_into with a freed cancel token");
+        check_invalid_handle_message("cancel", "fasts3_cancel_token");
+        fasts3_bytes *bytes = NULL;
+        CHECK_STATUS(fasts3_get(c, SL(g.bucket), SL("small"), 0, FASTS3_TO_END, token, &bytes), FASTS3_INVALID_HANDLE,
+                     "get with a freed cancel token");
+        CHECK(bytes == NULL, "  nothing allocated");
+        char report[1024];
+        capture_begin();
+        fasts3_cancel_token_cancel(token);
+        fasts3_cancel_token_watch_sigint(token);
+        capture_end(report, sizeof report);
+        CHECK(strstr(report, "fasts3_cancel_token_cancel") != NULL &&
+                  strstr(report, "fasts3_cancel_token_watch_sigint") != NULL &&
+                  strstr(report, "not a live fasts3_cancel_token") != NULL,
+              "cancel and watch_sigint on a freed token: reported on stderr, ignored (\"%.*s\")",
+              (int)strcspn(report, "\n"), report);
+        CHECK_DOUBLE_FREE(fasts3_cancel_token_free, token, "fasts3_cancel_token");
+    }
+
+    /* object page */
+    page = NULL;
+    if (CHECK_STATUS(fasts3_head(c, SL(g.bucket), SL("small"), NULL, &page), FASTS3_OK, "head(small) for a page")) {
+        fasts3_object_page_free(page);
+        fasts3_object_page_view v;
+        CHECK_STATUS(fasts3_object_page_get_view(page, &v), FASTS3_INVALID_HANDLE, "object_page_get_view on a freed page");
+        check_invalid_handle_message("page", "fasts3_object_page");
+        CHECK_DOUBLE_FREE(fasts3_object_page_free, page, "fasts3_object_page");
+    }
+
+    /* bytes */
+    fasts3_bytes *bytes = NULL;
+    if (CHECK_STATUS(fasts3_get(c, SL(g.bucket), SL("small"), 0, FASTS3_TO_END, NULL, &bytes), FASTS3_OK, "get(small)")) {
+        fasts3_bytes_free(bytes);
+        uint8_t *data = NULL;
+        size_t len = 0;
+        CHECK_STATUS(fasts3_bytes_data(bytes, &data, &len), FASTS3_INVALID_HANDLE, "bytes_data on freed bytes");
+        check_invalid_handle_message("bytes", "fasts3_bytes");
+        CHECK(data == NULL && len == 0, "  out-parameters untouched");
+        CHECK_DOUBLE_FREE(fasts3_bytes_free, bytes, "fasts3_bytes");
+    }
+
+    /* list cursor */
+    cursor = NULL;
+    if (CHECK_STATUS(fasts3_list_cursor_new(c, SL(g.bucket), SL("list/"), NULL, NULL, 10, &cursor), FASTS3_OK,
+                     "list_cursor_new")) {
+        fasts3_list_cursor_free(cursor);
+        page = NULL;
+        CHECK_STATUS(fasts3_list_next(cursor, NULL, &page), FASTS3_INVALID_HANDLE, "list_next on a freed cursor");
+        check_invalid_handle_message("cursor", "fasts3_list_cursor");
+        CHECK_DOUBLE_FREE(fasts3_list_cursor_free, cursor, "fasts3_list_cursor");
+    }
+}
+
+/* ---- SIGINT watchers: one installation per process, never clobbering another's ------------- */
+
+/* The "application's" own SIGINT handler (like CPython's), and another library's, which
+ * chains to the handler it replaced. Only atomics: they run as signal handlers. */
+static atomic_int g_app_sigints, g_other_sigints;
+static struct sigaction g_other_replaced;
+
+static void app_on_sigint(int signo) { (void)signo; atomic_fetch_add(&g_app_sigints, 1); }
+
+static void other_library_on_sigint(int signo, siginfo_t *info, void *context) {
+    atomic_fetch_add(&g_other_sigints, 1);
+    if (g_other_replaced.sa_flags & SA_SIGINFO) {
+        g_other_replaced.sa_sigaction(signo, info, context);
+    } else if (g_other_replaced.sa_handler != SIG_DFL && g_other_replaced.sa_handler != SIG_IGN) {
+        g_other_replaced.sa_handler(signo);
+    }
+}
+
+static void set_sigint(void (*handler)(int)) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+/* SIGINT's current handler, as an address to compare. */
+static uintptr_t sigint_handler(void) {
+    struct sigaction sa;
+    sigaction(SIGINT, NULL, &sa);
+    return sa.sa_flags & SA_SIGINFO ? (uintptr_t)sa.sa_sigaction : (uintptr_t)sa.sa_handler;
+}
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static double monotonic(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Wait up to `seconds` for SIGINT's handler to stop being `handler`. */
+static bool wait_handler_replaced(uintptr_t handler, double seconds) {
+    double until = monotonic() + seconds;
+    while (sigint_handler() == handler) {
+        if (monotonic() > until) return false;
+        sleep_ms(1);
+    }
+    return true;
+}
+
+/* A server that accepts connections (the kernel does, into the backlog) and never answers:
+ * a GET against it blocks until its read timeout. */
+static int stalled_server(char *endpoint, size_t cap) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, 64) != 0 ||
+        getsockname(fd, (struct sockaddr *)&addr, &len) != 0) {
+        perror("stalled_server");
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    snprintf(endpoint, cap, "http://127.0.0.1:%u", (unsigned)ntohs(addr.sin_port));
+    return fd;
+}
+
+typedef struct {
+    const fasts3_client *client;
+    fasts3_cancel_token *token;
+    fasts3_status status;
+    atomic_bool done;
+    double ended_at;
+} stalled_call;
+
+static void *stalled_get(void *arg) {
+    stalled_call *call = arg;
+    uint8_t buf[16];
+    uint64_t written = 0;
+    call->status = fasts3_get_into(call->client, SL(g.bucket), SL("stalled"), 0, buf, sizeof buf, call->token, &written);
+    call->ended_at = monotonic();
+    atomic_store(&call->done, true);
+    return NULL;
+}
+
+/* Start a GET against the stalled server with a new SIGINT-watching token. */
+static bool start_stalled(stalled_call *call, pthread_t *tid, const fasts3_client *client) {
+    memset(call, 0, sizeof *call);
+    call->client = client;
+    if (fasts3_cancel_token_new(&call->token) != FASTS3_OK) return false;
+    fasts3_cancel_token_watch_sigint(call->token);
+    if (pthread_create(tid, NULL, stalled_get, call) != 0) {
+        fasts3_cancel_token_free(call->token);
+        return false;
+    }
+    return true;
+}
+
+/* Wait up to `seconds` for the call to end (it always ends: at worst its read timeout). */
+static bool ended_within(stalled_call *call, double seconds) {
+    double until = monotonic() + seconds;
+    while (!atomic_load(&call->done) && monotonic() < until) sleep_ms(1);
+    return atomic_load(&call->done);
+}
+
+static void finish_stalled(stalled_call *call, pthread_t tid) {
+    pthread_join(tid, NULL);
+    fasts3_cancel_token_free(call->token);
+}
+
+static fasts3_client *stalled_client(const char *endpoint) {
+    fasts3_config *config = make_config(g.secret_access_key);
+    fasts3_client *client = NULL;
+    /* Long enough that only SIGINT or the token can end a call within the test's patience;
+     * short enough that a failing check does not hang the run. */
+    if (config != NULL && fasts3_config_set(config, "endpoint_url", endpoint) == FASTS3_OK &&
+        fasts3_config_set(config, "read_timeout", "6") == FASTS3_OK &&
+        fasts3_client_new(config, &client) != FASTS3_OK) {
+        client = NULL;
+    }
+    fasts3_config_free(config);
+    return client;
+}
+
+static void test_sigint_watchers(void) {
+    section("SIGINT watchers");
+    char endpoint[64];
+    int server = stalled_server(endpoint, sizeof endpoint);
+    fasts3_client *client = server < 0 ? NULL : stalled_client(endpoint);
+    if (!CHECK(client != NULL, "a client of a server that never answers (%s)", endpoint)) {
+        if (server >= 0) close(server);
+        return;
+    }
+    set_sigint(app_on_sigint);
+    const uintptr_t app = (uintptr_t)app_on_sigint, other = (uintptr_t)other_library_on_sigint;
+    stalled_call a, b;
+    pthread_t ta, tb;
+
+    /* Two watchers; the one that installed the handler finishes first. */
+    if (start_stalled(&a, &ta, client)) {
+        CHECK(wait_handler_replaced(app, 5), "the first watching call installs libfasts3's SIGINT handler");
+        bool b_started = start_stalled(&b, &tb, client);
+        sleep_ms(300); /* b is inside its call */
+        fasts3_cancel_token_cancel(a.token);
+        bool a_ended = ended_within(&a, 5);
+        CHECK(a_ended && a.status == FASTS3_CANCELLED, "the installer ends first (%s, by its token)",
+              a_ended ? status_name(a.status) : "still running");
+        finish_stalled(&a, ta);
+        if (b_started) {
+            CHECK(sigint_handler() != app, "  the handler stays while the second call still watches");
+            int app_before = atomic_load(&g_app_sigints);
+            double sent = monotonic();
+            kill(getpid(), SIGINT);
+            bool ended = ended_within(&b, 3);
+            CHECK(ended && b.status == FASTS3_CANCELLED,
+                  "  SIGINT then cancels the second call (%s after %.2f s)", ended ? status_name(b.status) : "still running",
+                  (ended ? b.ended_at : monotonic()) - sent);
+            finish_stalled(&b, tb);
+            CHECK(atomic_load(&g_app_sigints) == app_before + 1, "  and the application's handler ran once (chained)");
+            CHECK(sigint_handler() == app, "  the last watcher restored the application's handler");
+        }
+    }
+
+    /* Another library installs its SIGINT handler (chaining to ours) while we watch. */
+    if (start_stalled(&a, &ta, client)) {
+        CHECK(wait_handler_replaced(app, 5), "a watching call installs libfasts3's handler");
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = other_library_on_sigint;
+        sa.sa_flags = SA_SIGINFO;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, &g_other_replaced);
+        fasts3_cancel_token_cancel(a.token);
+        bool a_ended = ended_within(&a, 5);
+        CHECK(a_ended && a.status == FASTS3_CANCELLED, "  the call ends (%s)",
+              a_ended ? status_name(a.status) : "still running");
+        finish_stalled(&a, ta);
+        CHECK(sigint_handler() == other, "  the other library's handler, installed meanwhile, is not overwritten");
+
+        int app_before = atomic_load(&g_app_sigints), other_before = atomic_load(&g_other_sigints);
+        kill(getpid(), SIGINT);
+        CHECK(atomic_load(&g_other_sigints) == other_before + 1 && atomic_load(&g_app_sigints) == app_before + 1,
+              "  SIGINT runs the other library's handler, then (through ours) the application's");
+
+        /* A new watcher while the other library's handler is on top: ours, in its chain, sees SIGINT. */
+        if (start_stalled(&b, &tb, client)) {
+            sleep_ms(300);
+            CHECK(sigint_handler() == other, "  a new watching call does not install over the other library's handler");
+            kill(getpid(), SIGINT);
+            bool ended = ended_within(&b, 3);
+            CHECK(ended && b.status == FASTS3_CANCELLED, "  SIGINT reaches it through the other library's chain (%s)",
+                  ended ? status_name(b.status) : "still running");
+            finish_stalled(&b, tb);
+            CHECK(sigint_handler() == other, "  and the other library's handler is still in place after it");
+        }
+
+        /* The other library uninstalls (restoring ours); the next watcher cleans up after itself. */
+        sigaction(SIGINT, &g_other_replaced, NULL);
+        if (start_stalled(&b, &tb, client)) {
+            sleep_ms(200);
+            fasts3_cancel_token_cancel(b.token);
+            ended_within(&b, 5);
+            finish_stalled(&b, tb);
+            CHECK(sigint_handler() == app, "once ours is on top again, the last watcher restores the application's handler");
+        }
+    }
+
+    /* Ours left in another library's chain, then the application puts its own handler back
+     * (as CPython's signal.signal would): the next watcher must install ours again. */
+    if (start_stalled(&a, &ta, client)) {
+        wait_handler_replaced(app, 5);
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = other_library_on_sigint;
+        sa.sa_flags = SA_SIGINFO;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, &g_other_replaced);
+        fasts3_cancel_token_cancel(a.token);
+        ended_within(&a, 5);
+        finish_stalled(&a, ta);
+        set_sigint(app_on_sigint);
+        if (start_stalled(&b, &tb, client)) {
+            CHECK(wait_handler_replaced(app, 5),
+                  "after the application reinstalled its handler, a new watching call installs ours again");
+            int app_before = atomic_load(&g_app_sigints);
+            kill(getpid(), SIGINT);
+            bool ended = ended_within(&b, 3);
+            CHECK(ended && b.status == FASTS3_CANCELLED && atomic_load(&g_app_sigints) == app_before + 1,
+                  "  SIGINT cancels it (%s) and reaches the application's handler",
+                  ended ? status_name(b.status) : "still running");
+            finish_stalled(&b, tb);
+            CHECK(sigint_handler() == app, "  and its end restores the application's handler");
+        }
+    }
+    set_sigint(SIG_DFL);
+    fasts3_client_free(client);
+    close(server);
+}
+
 /* ---- threads: one client shared, last error per thread ------------------------------------ */
 
 typedef struct {
@@ -981,12 +1392,14 @@ int main(int argc, char **argv) {
         test_get(client);
         test_get_many(client);
         test_cancel(client);
+        test_invalid_handles(client);
         test_threads(client);
         test_fork(client);
         fasts3_client_free(client);
     }
     test_lifetimes();
     test_wrong_secret();
+    test_sigint_watchers();
 
     printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed == 0 ? 0 : 1;
