@@ -617,3 +617,18 @@ def test_credentials_in_endpoint_from_environment_are_refused_and_never_echoed(s
     assert isinstance(ei.value, (pyfasts3.ConfigError, pyfasts3.InvalidArgument))
     assert SECRET not in str(ei.value) and SECRET not in repr(ei.value)
     assert "credentials" in str(ei.value) or "user" in str(ei.value)
+
+
+def test_requests_name_pyfasts3_and_its_version_in_user_agent(server, put, proxy):
+    """Servers' logs should show who called: every request's User-Agent carries
+    pyfasts3-<version> (the native library's version, which must match the package's)."""
+    from faultproxy import proxied_client
+
+    path = put("ua", b"x" * 100)
+    with proxied_client(server, proxy) as c:
+        c.get(path)
+        c.head(path)
+        c.list_keys(path.split("/")[0])
+    agents = [r.headers.get("user-agent", "") for r in proxy.requests]
+    assert len(agents) >= 3
+    assert all(f"pyfasts3-{pyfasts3.__version__}" in ua for ua in agents), agents

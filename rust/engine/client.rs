@@ -3,10 +3,10 @@
 use crate::engine::checksum::ChecksumMode;
 use crate::engine::error::{Error, ErrorKind, Result};
 use crate::engine::parts::PartPlan;
-use crate::engine::runtime::PidBound;
+use crate::engine::runtime::{PidBound, Placement};
 use crate::engine::tls::TlsAwareHttpClient;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region};
+use aws_config::{AppName, BehaviorVersion, Region};
 use aws_credential_types::Credentials;
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation, SharedHttpClient};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
@@ -27,6 +27,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// is caught separately by the SDK's stalled-stream protection (no progress for 5 s) and
 /// resumed. boto3 uses 60 s for both.
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// How requests name pyfasts3 in their User-Agent (the SDK adds `app/` before it).
+const USER_AGENT_APP: &str = concat!("pyfasts3-", env!("CARGO_PKG_VERSION"));
 /// S3 answers a region-less client from us-east-1, as boto3 assumes.
 const FALLBACK_REGION: &str = "us-east-1";
 
@@ -271,10 +273,10 @@ impl Client {
         self.max_concurrency
     }
 
-    /// The session for code running here: this thread's own when on the calling thread's
-    /// runtime (its connections must be driven by this thread), else the shared one.
-    pub(crate) async fn session(&self) -> Result<Session> {
-        if !crate::engine::runtime::on_calling_thread() {
+    /// The session for code placed as `placement` says: the calling thread's own (its
+    /// connections must be driven by this thread's runtime), else the shared one.
+    pub(crate) async fn session(&self, placement: Placement) -> Result<Session> {
+        if let Placement::Workers = placement {
             return self.shared_session().await;
         }
         if let Some(session) = self.thread_session() {
@@ -369,6 +371,8 @@ impl Client {
             .unwrap_or_else(|| Region::new(FALLBACK_REGION));
         check_region(region.as_ref())?;
         let conf = aws_sdk_s3::config::Builder::from(&sdk)
+            // Servers' logs name the caller: the User-Agent ends in `app/pyfasts3-<version>`.
+            .app_name(AppName::new(USER_AGENT_APP).expect("a valid app name"))
             .http_client(http_client())
             .region(region)
             .force_path_style(o.use_path_style(sdk.endpoint_url()));

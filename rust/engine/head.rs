@@ -6,13 +6,14 @@ use crate::engine::error::{Error, ErrorKind, Result};
 use crate::engine::get_request::Validator;
 use crate::engine::page::ObjectPage;
 use crate::engine::path::{check_bucket, check_key};
+use crate::engine::runtime::Placement;
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 
 /// HEAD one object; the result is a one-entry page.
-pub async fn head(client: &Client, bucket: &str, key: &str) -> Result<ObjectPage> {
+pub async fn head(client: &Client, placement: Placement, bucket: &str, key: &str) -> Result<ObjectPage> {
     check_bucket(bucket)?;
     check_key(key)?;
-    let session = client.session().await?;
+    let session = client.session(placement).await?;
     head_object(&session, bucket, key)
         .await
         .map_err(|e| e.context(format!("s3://{bucket}/{key}")))

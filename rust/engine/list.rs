@@ -6,6 +6,7 @@ use crate::engine::error::{Error, ErrorKind, Result};
 use crate::engine::list_xml;
 use crate::engine::page::ObjectPage;
 use crate::engine::path::check_bucket;
+use crate::engine::runtime::Placement;
 use aws_sdk_s3::config::interceptors::BeforeDeserializationInterceptorContextMut;
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::BoxError;
@@ -63,11 +64,11 @@ impl ListCursor {
 
     /// The next page, or `None` once the listing is exhausted. A failed page can be retried
     /// by calling again: the cursor only advances on success.
-    pub async fn next_page(&mut self) -> Result<Option<ObjectPage>> {
+    pub async fn next_page(&mut self, placement: Placement) -> Result<Option<ObjectPage>> {
         if self.finished {
             return Ok(None);
         }
-        let session = self.client.session().await?;
+        let session = self.client.session(placement).await?;
         let (page, next) = list_page(&session, &self.request, self.continuation.as_deref()).await?;
         match next {
             Some(token) => self.continuation = Some(token),
@@ -175,9 +176,9 @@ async fn list_sequential(session: &Session, request: &ListRequest) -> Result<Obj
 /// concurrently (bounded by the client's request budget), and the results are merged back
 /// into S3's order. A flat key space gains nothing from this; a tree of many directories
 /// lists roughly as many pages at once as the client allows requests in flight.
-pub async fn list_all(client: &Client, request: ListRequest, parallel: bool) -> Result<ObjectPage> {
+pub async fn list_all(client: &Client, placement: Placement, request: ListRequest, parallel: bool) -> Result<ObjectPage> {
     request.validate()?;
-    let session = client.session().await?;
+    let session = client.session(placement).await?;
     if parallel && request.delimiter.is_none() && request.start_after.is_none() {
         let level = ListRequest { delimiter: Some(TREE_DELIMITER.into()), ..request };
         walk_tree(&session, level).await

@@ -19,7 +19,7 @@ use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::sync::{Arc, Condvar, Mutex};
-use tokio::runtime::{Runtime, RuntimeFlavor};
+use tokio::runtime::Runtime;
 
 /// Name of the shared runtime's worker threads.
 const WORKER_NAME: &str = "fasts3-io";
@@ -150,9 +150,52 @@ pub fn block_on_here<F: Future>(fut: F) -> F::Output {
     })
 }
 
-/// Whether the running code is on a calling thread's own runtime (see `block_on_here`).
-pub fn on_calling_thread() -> bool {
-    tokio::runtime::Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::CurrentThread)
+/// Where a call's future is polled. Decided by whoever runs the future (the C boundary) and
+/// passed down to the engine, never guessed from the runtime the code happens to be on.
+#[derive(Clone, Copy, Debug)]
+pub enum Placement {
+    /// On the calling thread's own runtime ([`block_on_here`]): single requests, with this
+    /// thread's connections. With an [`Offload`], a read may hand its later parts to the
+    /// shared workers; without, everything runs on the calling thread.
+    CallingThread { offload: Option<Offload> },
+    /// As a task on the shared runtime's workers ([`block_on`]): batches, parallel listings.
+    Workers,
+}
+
+impl Placement {
+    /// Run `fut` where this placement says, blocking the calling thread until it is done.
+    pub fn block_on<'a, F>(self, fut: F) -> F::Output
+    where
+        F: Future + Send + 'a,
+        F::Output: Send + 'static,
+    {
+        match self {
+            Placement::CallingThread { .. } => block_on_here(fut),
+            Placement::Workers => block_on(fut),
+        }
+    }
+}
+
+/// Permission for a future to hand work that borrows from it to the shared workers
+/// ([`on_workers`]). Only `unsafe` code can make one, because the permission is only sound
+/// while the future it is given to cannot be leaked.
+#[derive(Clone, Copy, Debug)]
+pub struct Offload {
+    _only_through_new: (),
+}
+
+impl Offload {
+    /// # Safety
+    ///
+    /// Every future this permission is given to (in a [`Placement`]) must be polled on a
+    /// calling thread's runtime (not on a shared worker) and must be polled to completion or
+    /// dropped before any borrow it holds ends — never leaked (`mem::forget`, `Box::leak`, a
+    /// reference cycle). Passing the future straight to [`Placement::block_on`] or
+    /// [`block_on_here`] in the same expression satisfies this: they poll it to completion
+    /// on the calling thread before returning.
+    pub unsafe fn new() -> Offload {
+        Offload { _only_through_new: () }
+    }
 }
 
 /// Run `fut` as a task on the shared runtime's workers and wait for it, from any thread that
@@ -168,7 +211,7 @@ pub fn on_calling_thread() -> bool {
 ///
 /// The returned future must be polled to completion or dropped, never leaked
 /// (`mem::forget`, `Box::leak`): a leaked one would let the task keep using `fut`'s borrows
-/// after they ended.
+/// after they ended. Inside the engine, holding an [`Offload`] is what establishes this.
 pub(crate) async unsafe fn on_workers<'a, T: Send + 'static>(fut: impl Future<Output = T> + Send + 'a) -> T {
     debug_assert!(
         std::thread::current().name() != Some(WORKER_NAME),

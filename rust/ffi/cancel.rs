@@ -1,6 +1,7 @@
 //! Cancel tokens: trigger from any thread to stop calls that were given the token.
 
-use crate::engine::{runtime, CancelToken, Error, Result};
+use crate::engine::runtime::{Offload, Placement};
+use crate::engine::{CancelToken, Error, Result};
 use crate::ffi::boundary::{guard, guard_infallible, out_ptr, FfiResult};
 use crate::ffi::handles::{free_handle, handle_or_report, handle_type, into_handle, optional_handle};
 use crate::ffi::status::fasts3_status;
@@ -26,13 +27,14 @@ pub(crate) unsafe fn cancel_ref<'a>(cancel: *const fasts3_cancel_token) -> FfiRe
     unsafe { optional_handle(cancel, "cancel") }
 }
 
-/// Which runtime drives a call (see `engine::runtime`).
-#[derive(Clone, Copy)]
-pub(crate) enum RunOn {
-    /// The calling thread's own runtime: single requests (GET, HEAD, a listing page).
-    CallingThread,
-    /// The shared runtime's workers: batches and parallel listings, which use every core.
-    Workers,
+/// Where a single call's future runs: the calling thread's own runtime, with permission for
+/// a read to hand its later parts to the shared workers. Only for futures passed straight to
+/// [`block_on_cancellable`].
+pub(crate) fn on_calling_thread() -> Placement {
+    // SAFETY: every future the C ABI gives this placement is passed directly to
+    // `block_on_cancellable`, which polls it on the calling thread (block_on_here) to
+    // completion, or drops it, before returning: none is stored, sent elsewhere or leaked.
+    Placement::CallingThread { offload: Some(unsafe { Offload::new() }) }
 }
 
 /// Run a call's future to completion, ending it early (as CANCELLED) when `cancel` fires or,
@@ -40,7 +42,7 @@ pub(crate) enum RunOn {
 /// returning: no write into a caller buffer continues.
 pub(crate) fn block_on_cancellable<T: Send + 'static>(
     token: Option<&fasts3_cancel_token>,
-    run_on: RunOn,
+    placement: Placement,
     fut: impl Future<Output = Result<T>> + Send,
 ) -> Result<T> {
     let watch = token
@@ -56,10 +58,7 @@ pub(crate) fn block_on_cancellable<T: Send + 'static>(
             },
         }
     });
-    match run_on {
-        RunOn::CallingThread => runtime::block_on_here(call),
-        RunOn::Workers => runtime::block_on(call),
-    }
+    placement.block_on(call)
 }
 
 /// Create a cancel token, not yet triggered, in `*out`.

@@ -4,7 +4,8 @@ use crate::engine::list::{self, ListCursor, ListRequest};
 use crate::engine::page::{ObjectPage, StringTable};
 use crate::engine::head;
 use crate::ffi::boundary::{guard, guard_infallible, optional_cstr, out_ptr, utf8};
-use crate::ffi::cancel::{block_on_cancellable, cancel_ref, fasts3_cancel_token, RunOn};
+use crate::engine::runtime::Placement;
+use crate::ffi::cancel::{block_on_cancellable, cancel_ref, fasts3_cancel_token, on_calling_thread};
 use crate::ffi::client::{client_ref, fasts3_client};
 use crate::ffi::handles::{free_handle, handle_mut, handle_ref, handle_type, into_handle};
 use crate::ffi::status::fasts3_status;
@@ -81,7 +82,7 @@ pub extern "C" fn fasts3_head(
         // SAFETY: a live token is not freed while a call uses it (its `_free` contract).
         let cancel = unsafe { cancel_ref(cancel) }?;
         let out = unsafe { out_ptr(out, "out") }?;
-        let page = block_on_cancellable(cancel, RunOn::CallingThread, head::head(client, bucket, key))?;
+        let page = block_on_cancellable(cancel, on_calling_thread(), head::head(client, on_calling_thread(), bucket, key))?;
         *out = into_handle(fasts3_object_page { page });
         Ok(())
     })
@@ -141,7 +142,7 @@ pub extern "C" fn fasts3_list_next(
         // SAFETY: a live token is not freed while a call uses it (its `_free` contract).
         let cancel = unsafe { cancel_ref(cancel) }?;
         let out = unsafe { out_ptr(out, "out") }?;
-        let page = block_on_cancellable(cancel, RunOn::CallingThread, cursor.cursor.next_page())?;
+        let page = block_on_cancellable(cancel, on_calling_thread(), cursor.cursor.next_page(on_calling_thread()))?;
         *out = page.map_or(std::ptr::null_mut(), |page| into_handle(fasts3_object_page { page }));
         Ok(())
     })
@@ -187,8 +188,8 @@ pub extern "C" fn fasts3_list_all(
         };
         // A parallel listing keeps many requests in flight and parses pages on every core; a
         // sequential one is a chain of single requests.
-        let run_on = if parallel { RunOn::Workers } else { RunOn::CallingThread };
-        let page = block_on_cancellable(cancel, run_on, list::list_all(client, request, parallel))?;
+        let placement = if parallel { Placement::Workers } else { on_calling_thread() };
+        let page = block_on_cancellable(cancel, placement, list::list_all(client, placement, request, parallel))?;
         *out = into_handle(fasts3_object_page { page });
         Ok(())
     })

@@ -3,7 +3,8 @@
 use crate::engine::get::{self, Destination, GetRequest};
 use crate::engine::Error;
 use crate::ffi::boundary::{bytes_mut, guard, guard_infallible, out_ptr, utf8, Failure, FfiResult};
-use crate::ffi::cancel::{block_on_cancellable, cancel_ref, fasts3_cancel_token, RunOn};
+use crate::engine::runtime::Placement;
+use crate::ffi::cancel::{block_on_cancellable, cancel_ref, fasts3_cancel_token, on_calling_thread};
 use crate::ffi::client::{client_ref, fasts3_client};
 use crate::ffi::handles::{free_handle, handle_mut, handle_type, into_handle};
 use crate::ffi::status::fasts3_status;
@@ -50,7 +51,7 @@ pub extern "C" fn fasts3_get_into(
         let cancel = unsafe { cancel_ref(cancel) }?;
         let out_written = unsafe { out_ptr(out_written, "out_written") }?;
         check_offset(offset)?;
-        let fetched = block_on_cancellable(cancel, RunOn::CallingThread, get::get(client, bucket, key, offset, Destination::Caller(buf)))?;
+        let fetched = block_on_cancellable(cancel, on_calling_thread(), get::get(client, on_calling_thread(), bucket, key, offset, Destination::Caller(buf)))?;
         *out_written = fetched.written;
         Ok(())
     })
@@ -83,8 +84,8 @@ pub extern "C" fn fasts3_get(
         check_offset(offset)?;
         let fetched = block_on_cancellable(
             cancel,
-            RunOn::CallingThread,
-            get::get(client, bucket, key, offset, Destination::Allocate { max_len: length }),
+            on_calling_thread(),
+            get::get(client, on_calling_thread(), bucket, key, offset, Destination::Allocate { max_len: length }),
         )?;
         *out = into_handle(fasts3_bytes { data: fetched.owned.unwrap_or_default() });
         Ok(())
@@ -193,7 +194,9 @@ pub extern "C" fn fasts3_get_many(
             };
             batch.push(GetRequest { bucket, key, offset: r.offset, dest });
         }
-        let outcomes = block_on_cancellable(cancel, RunOn::Workers, async { Ok(get::get_many(client, batch).await) });
+        let outcomes = block_on_cancellable(cancel, Placement::Workers, async {
+            Ok(get::get_many(client, Placement::Workers, batch).await)
+        });
         let outcomes = match outcomes {
             Ok(o) => o,
             Err(cancelled) => {
