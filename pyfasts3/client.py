@@ -195,7 +195,8 @@ class Client:
             parts of about 1/8 of the object, 2-16 MiB; see bench/README.md, "Defaults").
         connect_timeout: seconds to establish a connection (default 10).
         read_timeout: seconds to wait for a response's headers (default 60). A body that
-            stops flowing for 5 s is detected separately and the read resumed.
+            stops flowing for 5 s (or read_timeout, when shorter) is detected separately and
+            the read resumed.
         checksum: verification of the ``x-amz-checksum-*`` values the server returns.
             ``"when_available"`` (default): every read asks for them and verifies one that
             covers exactly the bytes read (a whole object), else reads unverified;

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import socket
+import time
 from typing import Callable, Tuple, Type, Union
 
 import numpy as np
@@ -638,6 +639,21 @@ def test_stall_mid_body_once(fake, size):
         out = guarded(lambda: read(client, PATH, size, "get_into"), STALL_GUARD)
     assert_right_bytes_or(out, data, (pyfasts3.Timeout, pyfasts3.NetworkError))
     assert_sane_ranges(fake, size)
+
+
+def test_body_stalling_on_every_get_fails_within_the_read_timeout(fake):
+    """Every GET's body stalls after 1000 bytes. A stalled body counts as stalled after
+    read_timeout without a byte (at most 5 s, the SDK's default), and each of the part's 6
+    attempts pays that once: with read_timeout=1 the read fails in about 6 s plus backoff,
+    not 6 x 5 s."""
+    fake.put(PATH, random_bytes(SINGLE, 252))
+    fake.behave(stall_after_body_bytes=1000)
+    with make_client(fake, read_timeout=1.0, connect_timeout=2.0) as client:
+        began = time.monotonic()
+        out = guarded(lambda: read(client, PATH, SINGLE, "get_into"), STALL_GUARD)
+        took = time.monotonic() - began
+    assert_typed_error(out, (pyfasts3.Timeout, pyfasts3.NetworkError))
+    assert took < 20, f"a body stalling on every attempt took {took:.1f} s to fail with read_timeout=1"
 
 
 @pytest.mark.parametrize("status, code, op", [(503, "SlowDown", "get_into"), (503, "SlowDown", "get"),

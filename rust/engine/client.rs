@@ -5,6 +5,7 @@ use crate::engine::error::{Error, ErrorKind, Result};
 use crate::engine::parts::PartPlan;
 use crate::engine::runtime::{PidBound, Placement};
 use crate::engine::tls::TlsAwareHttpClient;
+use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{AppName, BehaviorVersion, Region};
 use aws_credential_types::Credentials;
@@ -24,9 +25,18 @@ pub const DEFAULT_MAX_CONCURRENCY: usize = 16;
 /// Time allowed to establish a connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed from sending a request to its response headers. A body that stops flowing
-/// is caught separately by the SDK's stalled-stream protection (no progress for 5 s) and
-/// resumed. boto3 uses 60 s for both.
+/// is caught separately by the SDK's stalled-stream protection (no progress for 5 s, or for
+/// the read timeout when shorter) and resumed. boto3 uses 60 s for both.
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// A body that delivers nothing for this long is cut and resumed (the SDK's stalled-stream
+/// protection; 5 s is its default), or for `read_timeout` when that is shorter: a caller who
+/// asks for a 1 s read timeout expects a silent body to count as stalled after 1 s too.
+const MAX_STALL_GRACE: Duration = Duration::from_secs(5);
+
+fn stall_grace(read_timeout: Duration) -> Duration {
+    read_timeout.min(MAX_STALL_GRACE)
+}
+
 /// How requests name pyfasts3 in their User-Agent (the SDK adds `app/` before it).
 const USER_AGENT_APP: &str = concat!("pyfasts3-", env!("CARGO_PKG_VERSION"));
 /// S3 answers a region-less client from us-east-1, as boto3 assumes.
@@ -339,6 +349,11 @@ impl Client {
             // CPU than the copy itself, and ranged GETs carry no full-object checksum anyway.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .stalled_stream_protection(
+                StalledStreamProtectionConfig::enabled()
+                    .grace_period(stall_grace(o.read_timeout.unwrap_or(DEFAULT_READ_TIMEOUT)))
+                    .build(),
+            )
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(o.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT))
