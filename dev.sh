@@ -25,6 +25,11 @@ install_tools() {
     "$PYTHON" -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
     "$PYTHON" -m pip check
 
+    if ! cargo clippy --version >/dev/null 2>&1; then
+        step "clippy (rustup component)"
+        rustup component add clippy
+    fi
+
     if [[ "$(cbindgen --version 2>/dev/null)" != "cbindgen $CBINDGEN_VERSION" ]]; then
         step "cbindgen $CBINDGEN_VERSION"
         cargo install cbindgen --version "$CBINDGEN_VERSION" --locked
@@ -53,6 +58,8 @@ build() {
 }
 
 run_tests() {
+    step "clippy, warnings as errors (lints in Cargo.toml: SAFETY comments, # Safety sections)"
+    cargo clippy --all-targets -- -D warnings
     step "Rust engine tests"
     cargo test --release --lib
     step "pytest: Python API (moto + versitygw lanes), C ABI under AddressSanitizer"

@@ -151,6 +151,9 @@ extern "C" {
 // Create a cancel token, not yet triggered, in `*out`.
 //
 // Ownership: the caller owns `*out` and releases it with `fasts3_cancel_token_free`.
+//
+// # Safety
+// - `out` is NULL or points to a writable `fasts3_cancel_token *`.
 enum fasts3_status fasts3_cancel_token_new(struct fasts3_cancel_token **out);
 
 // Trigger the token: every running and future call given this token stops and returns
@@ -160,6 +163,9 @@ enum fasts3_status fasts3_cancel_token_new(struct fasts3_cancel_token **out);
 // Thread safety: may be called from any thread, concurrently with calls using the token.
 // NULL is ignored; a pointer that is not a live token (already freed) is reported on stderr
 // and otherwise ignored (debug builds of libfasts3 abort instead).
+//
+// # Safety
+// - `token` is not freed until this call returns.
 void fasts3_cancel_token_cancel(const struct fasts3_cancel_token *token);
 
 // Make calls given this token also end (as `FASTS3_CANCELLED`, after all their work on
@@ -177,16 +183,25 @@ void fasts3_cancel_token_cancel(const struct fasts3_cancel_token *token);
 // The token itself is not cancelled by SIGINT and can be reused. NULL is ignored; a pointer
 // that is not a live token is reported on stderr and otherwise ignored (debug builds of
 // libfasts3 abort instead).
+//
+// # Safety
+// - `token` is not freed until this call returns.
 void fasts3_cancel_token_watch_sigint(const struct fasts3_cancel_token *token);
 
 // Release a token. NULL is ignored. The token must not be in use by a running call.
 // A pointer that is not a live token (a double free) is reported on stderr and otherwise
 // ignored (debug builds of libfasts3 abort instead).
+//
+// # Safety
+// - `token` is not in use by a call on another thread.
 void fasts3_cancel_token_free(struct fasts3_cancel_token *token);
 
 // Create an empty configuration (everything from the AWS environment) in `*out`.
 //
 // Ownership: the caller owns `*out` and releases it with `fasts3_config_free`.
+//
+// # Safety
+// - `out` is NULL or points to a writable `fasts3_config *`.
 enum fasts3_status fasts3_config_new(struct fasts3_config **out);
 
 // Set one option by name; `value` NULL restores its default. Both are NUL-terminated UTF-8,
@@ -211,6 +226,10 @@ enum fasts3_status fasts3_config_new(struct fasts3_config **out);
 // Unknown names and unparsable values fail with `FASTS3_INVALID_ARGUMENT`; a `config` that
 // is not a live configuration (e.g. already freed) with `FASTS3_INVALID_HANDLE`.
 // Not thread-safe: do not set options of one config from two threads at once.
+//
+// # Safety
+// - `config` is not freed, nor used by another call, until this call returns.
+// - `name` and `value` are NULL or NUL-terminated strings, not modified until this call returns.
 enum fasts3_status fasts3_config_set(struct fasts3_config *config,
                                      const char *name,
                                      const char *value);
@@ -218,6 +237,9 @@ enum fasts3_status fasts3_config_set(struct fasts3_config *config,
 // Release a configuration. NULL is ignored. Clients created from it are unaffected.
 // A pointer that is not a live configuration (a double free) is reported on stderr and
 // otherwise ignored (debug builds of libfasts3 abort instead).
+//
+// # Safety
+// - `config` is not in use by a call on another thread.
 void fasts3_config_free(struct fasts3_config *config);
 
 // Create a client in `*out`. `config` may be NULL (all defaults) and is only read during
@@ -227,6 +249,10 @@ void fasts3_config_free(struct fasts3_config *config);
 // Ownership: the caller owns `*out` and releases it with `fasts3_client_free`.
 // After `fork()`, a child may keep using a client made by the parent: it transparently
 // rebuilds its runtime and connection pool.
+//
+// # Safety
+// - `config` is not freed, nor changed by `fasts3_config_set`, until this call returns.
+// - `out` is NULL or points to a writable `fasts3_client *`.
 enum fasts3_status fasts3_client_new(const struct fasts3_config *config,
                                      struct fasts3_client **out);
 
@@ -234,6 +260,9 @@ enum fasts3_status fasts3_client_new(const struct fasts3_config *config,
 // a call on this client. Listing cursors made from it stay valid (they hold their own
 // reference). A pointer that is not a live client (a double free) is reported on stderr
 // and otherwise ignored (debug builds of libfasts3 abort instead).
+//
+// # Safety
+// - `client` is not in use by a call on another thread.
 void fasts3_client_free(struct fasts3_client *client);
 
 // HEAD one object (`bucket`, `key`: `(ptr, len)` UTF-8) into a one-entry page in `*out`.
@@ -241,6 +270,12 @@ void fasts3_client_free(struct fasts3_client *client);
 //
 // Ownership: on success the caller owns `*out` and releases it with
 // `fasts3_object_page_free`. Thread safety: may run concurrently with other calls on `client`.
+//
+// # Safety
+// - `client` and `cancel` are not freed until this call returns.
+// - `bucket` and `key` point to `bucket_len` and `key_len` readable bytes (or are NULL when
+//   the length is 0), not modified until this call returns.
+// - `out` is NULL or points to a writable `fasts3_object_page *`.
 enum fasts3_status fasts3_head(const struct fasts3_client *client,
                                const uint8_t *bucket,
                                size_t bucket_len,
@@ -255,6 +290,14 @@ enum fasts3_status fasts3_head(const struct fasts3_client *client,
 //
 // Ownership: the caller owns `*out` (release with `fasts3_list_cursor_free`). The cursor
 // keeps its own reference to the client, so it may outlive `client`'s handle.
+//
+// # Safety
+// - `client` is not freed until this call returns.
+// - `bucket` and `prefix` point to `bucket_len` and `prefix_len` readable bytes (or are NULL when
+//   the length is 0), not modified until this call returns.
+// - `delimiter` and `start_after` are NULL or NUL-terminated strings, not modified until this
+//   call returns.
+// - `out` is NULL or points to a writable `fasts3_list_cursor *`.
 enum fasts3_status fasts3_list_cursor_new(const struct fasts3_client *client,
                                           const uint8_t *bucket,
                                           size_t bucket_len,
@@ -269,6 +312,11 @@ enum fasts3_status fasts3_list_cursor_new(const struct fasts3_client *client,
 // On failure the cursor does not advance, so the call can be retried. `cancel` may be NULL.
 //
 // Ownership: a non-NULL `*out` belongs to the caller (release with `fasts3_object_page_free`).
+//
+// # Safety
+// - `cursor` is not freed, nor used by another call, until this call returns.
+// - `cancel` is not freed until this call returns.
+// - `out` is NULL or points to a writable `fasts3_object_page *`.
 enum fasts3_status fasts3_list_next(struct fasts3_list_cursor *cursor,
                                     const struct fasts3_cancel_token *cancel,
                                     struct fasts3_object_page **out);
@@ -284,6 +332,13 @@ enum fasts3_status fasts3_list_next(struct fasts3_list_cursor *cursor,
 //
 // Ownership: on success the caller owns `*out` (release with `fasts3_object_page_free`).
 // Thread safety: may run concurrently with other calls on `client`.
+//
+// # Safety
+// - `client` and `cancel` are not freed until this call returns.
+// - `bucket` and `prefix` point to `bucket_len` and `prefix_len` readable bytes (or are NULL when
+//   the length is 0), not modified until this call returns.
+// - `delimiter` is NULL or a NUL-terminated string, not modified until this call returns.
+// - `out` is NULL or points to a writable `fasts3_object_page *`.
 enum fasts3_status fasts3_list_all(const struct fasts3_client *client,
                                    const uint8_t *bucket,
                                    size_t bucket_len,
@@ -296,15 +351,25 @@ enum fasts3_status fasts3_list_all(const struct fasts3_client *client,
 
 // Release a cursor. NULL is ignored. A pointer that is not a live cursor (a double free)
 // is reported on stderr and otherwise ignored (debug builds of libfasts3 abort instead).
+//
+// # Safety
+// - `cursor` is not in use by a call on another thread.
 void fasts3_list_cursor_free(struct fasts3_list_cursor *cursor);
 
 // Fill `*out` with a view of `page`'s arrays. The pointers in the view borrow from `page`
 // and stay valid until `fasts3_object_page_free(page)`.
+//
+// # Safety
+// - `page` is not freed until this call returns.
+// - `out` is NULL or points to a writable `fasts3_object_page_view`.
 enum fasts3_status fasts3_object_page_get_view(const struct fasts3_object_page *page,
                                                struct fasts3_object_page_view *out);
 
 // Release a page. NULL is ignored. A pointer that is not a live page (a double free) is
 // reported on stderr and otherwise ignored (debug builds of libfasts3 abort instead).
+//
+// # Safety
+// - `page` is not in use by a call on another thread, and no view of it is used afterwards.
 void fasts3_object_page_free(struct fasts3_object_page *page);
 
 // Fill `buf[0..buf_len)` with bytes `[offset, offset + buf_len)` of object `key` in
@@ -317,6 +382,14 @@ void fasts3_object_page_free(struct fasts3_object_page *page);
 // `buf` may be NULL only when `buf_len` is 0 (which checks that the object exists).
 // `cancel` may be NULL. The caller keeps ownership of `buf`; libfasts3 writes to it only
 // during the call. Thread safety: any number of calls may share `client`.
+//
+// # Safety
+// - `client` and `cancel` are not freed until this call returns.
+// - `bucket` and `key` point to `bucket_len` and `key_len` readable bytes (or are NULL when
+//   the length is 0), not modified until this call returns.
+// - `buf` points to `buf_len` writable bytes (or is NULL when `buf_len` is 0) that overlap no
+//   other argument and that nothing else reads or writes until this call returns.
+// - `out_written` is NULL or points to a writable `uint64_t`.
 enum fasts3_status fasts3_get_into(const struct fasts3_client *client,
                                    const uint8_t *bucket,
                                    size_t bucket_len,
@@ -333,6 +406,12 @@ enum fasts3_status fasts3_get_into(const struct fasts3_client *client,
 // the object's size. Arguments as for `fasts3_get_into`.
 //
 // Ownership: on success the caller owns `*out` and releases it with `fasts3_bytes_free`.
+//
+// # Safety
+// - `client` and `cancel` are not freed until this call returns.
+// - `bucket` and `key` point to `bucket_len` and `key_len` readable bytes (or are NULL when
+//   the length is 0), not modified until this call returns.
+// - `out` is NULL or points to a writable `fasts3_bytes *`.
 enum fasts3_status fasts3_get(const struct fasts3_client *client,
                               const uint8_t *bucket,
                               size_t bucket_len,
@@ -345,6 +424,11 @@ enum fasts3_status fasts3_get(const struct fasts3_client *client,
 
 // The contents of `bytes`: `*out_data` (never NULL, even when empty) and `*out_len`.
 // The data stays valid, and writable by the caller, until `fasts3_bytes_free`.
+//
+// # Safety
+// - `bytes` is not freed, nor used by another call, until this call returns.
+// - `out_data` is NULL or points to a writable `uint8_t *`; `out_len` is NULL or points to a
+//   writable `size_t`.
 enum fasts3_status fasts3_bytes_data(struct fasts3_bytes *bytes,
                                      uint8_t **out_data,
                                      size_t *out_len);
@@ -352,6 +436,9 @@ enum fasts3_status fasts3_bytes_data(struct fasts3_bytes *bytes,
 // Release a buffer from `fasts3_get` or `fasts3_get_many`. NULL is ignored. A pointer that
 // is not a live buffer (a double free) is reported on stderr and otherwise ignored (debug
 // builds of libfasts3 abort instead).
+//
+// # Safety
+// - `bytes` is not in use by a call on another thread, and its data is no longer used.
 void fasts3_bytes_free(struct fasts3_bytes *bytes);
 
 // Run `count` reads concurrently, sharing the client's concurrency budget, and write one
@@ -364,6 +451,15 @@ void fasts3_bytes_free(struct fasts3_bytes *bytes);
 // caller buffers that overlap) nothing is read and `results` is untouched. On cancellation
 // every result is `FASTS3_CANCELLED` (nothing to release), and no write into any buffer
 // continues after return.
+//
+// # Safety
+// - `client` and `cancel` are not freed until this call returns.
+// - `requests` points to `count` readable `fasts3_get_request`s (or is NULL when `count` is
+//   0), not modified until this call returns; in each, `bucket`, `key` and `buf` meet the
+//   requirements of `fasts3_get_into` (a `buf` must not overlap `requests`, `results` or
+//   any string; overlapping buffers of two requests are refused).
+// - `results` points to `count` writable `fasts3_get_result`s (or is NULL when `count` is 0),
+//   overlapping no other argument.
 enum fasts3_status fasts3_get_many(const struct fasts3_client *client,
                                    const struct fasts3_get_request *requests,
                                    size_t count,

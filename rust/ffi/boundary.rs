@@ -103,18 +103,31 @@ pub fn guard_infallible<T>(fallback: T, body: impl FnOnce() -> T) -> T {
 
 /// Write a result through an out-pointer (NULL fails with NULL_POINTER). Handles are not
 /// out-pointers: borrow them through `handles::handle_ref` / `handle_mut`, which check them.
+///
+/// # Safety
+/// `ptr` is NULL or valid for writes of a `T` (properly aligned), and nothing else reads or
+/// writes it while the returned reference is in use.
 pub unsafe fn out_ptr<'a, T>(ptr: *mut T, name: &str) -> FfiResult<&'a mut T> {
-    ptr.as_mut().ok_or_else(|| Failure::null(name))
+    // SAFETY: non-NULL `ptr` is valid, aligned and unaliased for 'a (this fn's contract).
+    unsafe { ptr.as_mut() }.ok_or_else(|| Failure::null(name))
 }
 
 /// A `(ptr, len)` UTF-8 string. `ptr` may be NULL only when `len` is 0.
+///
+/// # Safety
+/// As for [`bytes`].
 pub unsafe fn utf8<'a>(ptr: *const u8, len: usize, name: &str) -> FfiResult<&'a str> {
-    let bytes = bytes(ptr, len, name)?;
+    // SAFETY: forwarded contract.
+    let bytes = unsafe { bytes(ptr, len, name) }?;
     std::str::from_utf8(bytes)
         .map_err(|e| Error::invalid(format!("{name} is not valid UTF-8: {e}")).into())
 }
 
 /// A `(ptr, len)` read-only byte range. `ptr` may be NULL only when `len` is 0.
+///
+/// # Safety
+/// When `len` > 0 and `ptr` is not NULL, `ptr` is valid for reads of `len` bytes, which
+/// nothing writes while the returned slice is in use.
 pub unsafe fn bytes<'a>(ptr: *const u8, len: usize, name: &str) -> FfiResult<&'a [u8]> {
     if len == 0 {
         return Ok(&[]);
@@ -123,10 +136,16 @@ pub unsafe fn bytes<'a>(ptr: *const u8, len: usize, name: &str) -> FfiResult<&'a
         return Err(Failure::null(name));
     }
     check_len(len, name)?;
-    Ok(std::slice::from_raw_parts(ptr, len))
+    // SAFETY: non-NULL, readable and unchanged for `len` bytes (this fn's contract); `len`
+    // is at most isize::MAX (checked); u8 needs no alignment.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
 /// A `(ptr, len)` caller buffer to fill. `ptr` may be NULL only when `len` is 0.
+///
+/// # Safety
+/// When `len` > 0 and `ptr` is not NULL, `ptr` is valid for reads and writes of `len` bytes,
+/// which nothing else reads or writes while the returned slice is in use.
 pub unsafe fn bytes_mut<'a>(ptr: *mut u8, len: usize, name: &str) -> FfiResult<&'a mut [u8]> {
     if len == 0 {
         return Ok(&mut []);
@@ -135,7 +154,9 @@ pub unsafe fn bytes_mut<'a>(ptr: *mut u8, len: usize, name: &str) -> FfiResult<&
         return Err(Failure::null(name));
     }
     check_len(len, name)?;
-    Ok(std::slice::from_raw_parts_mut(ptr, len))
+    // SAFETY: non-NULL, writable and unaliased for `len` bytes (this fn's contract); `len`
+    // is at most isize::MAX (checked); u8 needs no alignment.
+    Ok(unsafe { std::slice::from_raw_parts_mut(ptr, len) })
 }
 
 fn check_len(len: usize, name: &str) -> FfiResult<()> {
@@ -146,11 +167,16 @@ fn check_len(len: usize, name: &str) -> FfiResult<()> {
 }
 
 /// A NUL-terminated UTF-8 string that may be NULL (meaning "not set").
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string, readable up to and including its NUL,
+/// which nothing writes while the returned `&str` is in use.
 pub unsafe fn optional_cstr<'a>(ptr: *const c_char, name: &str) -> FfiResult<Option<&'a str>> {
     if ptr.is_null() {
         return Ok(None);
     }
-    CStr::from_ptr(ptr)
+    // SAFETY: non-NULL, so a NUL-terminated string that stays unchanged (this fn's contract).
+    unsafe { CStr::from_ptr(ptr) }
         .to_str()
         .map(Some)
         .map_err(|e| Error::invalid(format!("{name} is not valid UTF-8: {e}")).into())

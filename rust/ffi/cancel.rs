@@ -64,9 +64,13 @@ pub(crate) fn block_on_cancellable<T: Send + 'static>(
 /// Create a cancel token, not yet triggered, in `*out`.
 ///
 /// Ownership: the caller owns `*out` and releases it with `fasts3_cancel_token_free`.
+///
+/// # Safety
+/// - `out` is NULL or points to a writable `fasts3_cancel_token *`.
 #[no_mangle]
-pub extern "C" fn fasts3_cancel_token_new(out: *mut *mut fasts3_cancel_token) -> fasts3_status {
+pub unsafe extern "C" fn fasts3_cancel_token_new(out: *mut *mut fasts3_cancel_token) -> fasts3_status {
     guard(|| {
+        // SAFETY: NULL or writable (this function's contract).
         let out = unsafe { out_ptr(out, "out") }?;
         *out = into_handle(fasts3_cancel_token {
             token: CancelToken::new(),
@@ -83,10 +87,13 @@ pub extern "C" fn fasts3_cancel_token_new(out: *mut *mut fasts3_cancel_token) ->
 /// Thread safety: may be called from any thread, concurrently with calls using the token.
 /// NULL is ignored; a pointer that is not a live token (already freed) is reported on stderr
 /// and otherwise ignored (debug builds of libfasts3 abort instead).
+///
+/// # Safety
+/// - `token` is not freed until this call returns.
 #[no_mangle]
-pub extern "C" fn fasts3_cancel_token_cancel(token: *const fasts3_cancel_token) {
+pub unsafe extern "C" fn fasts3_cancel_token_cancel(token: *const fasts3_cancel_token) {
     guard_infallible((), || {
-        // SAFETY: the token is not freed during the call (the `_free` contract).
+        // SAFETY: not freed during the call (this function's contract).
         if let Some(t) = unsafe { handle_or_report(token, "fasts3_cancel_token_cancel") } {
             t.token.cancel();
         }
@@ -108,10 +115,13 @@ pub extern "C" fn fasts3_cancel_token_cancel(token: *const fasts3_cancel_token) 
 /// The token itself is not cancelled by SIGINT and can be reused. NULL is ignored; a pointer
 /// that is not a live token is reported on stderr and otherwise ignored (debug builds of
 /// libfasts3 abort instead).
+///
+/// # Safety
+/// - `token` is not freed until this call returns.
 #[no_mangle]
-pub extern "C" fn fasts3_cancel_token_watch_sigint(token: *const fasts3_cancel_token) {
+pub unsafe extern "C" fn fasts3_cancel_token_watch_sigint(token: *const fasts3_cancel_token) {
     guard_infallible((), || {
-        // SAFETY: the token is not freed during the call (the `_free` contract).
+        // SAFETY: not freed during the call (this function's contract).
         if let Some(t) = unsafe { handle_or_report(token, "fasts3_cancel_token_watch_sigint") } {
             t.watch_sigint.store(true, Ordering::Relaxed);
         }
@@ -121,8 +131,11 @@ pub extern "C" fn fasts3_cancel_token_watch_sigint(token: *const fasts3_cancel_t
 /// Release a token. NULL is ignored. The token must not be in use by a running call.
 /// A pointer that is not a live token (a double free) is reported on stderr and otherwise
 /// ignored (debug builds of libfasts3 abort instead).
+///
+/// # Safety
+/// - `token` is not in use by a call on another thread.
 #[no_mangle]
-pub extern "C" fn fasts3_cancel_token_free(token: *mut fasts3_cancel_token) {
-    // SAFETY: the caller gives up `token`; an unknown pointer is not touched.
+pub unsafe extern "C" fn fasts3_cancel_token_free(token: *mut fasts3_cancel_token) {
+    // SAFETY: no call uses `token` (this function's contract); an unknown pointer is not touched.
     guard_infallible((), || unsafe { free_handle(token, "fasts3_cancel_token_free") })
 }

@@ -28,9 +28,13 @@ handle_type!(fasts3_client, Client);
 /// Create an empty configuration (everything from the AWS environment) in `*out`.
 ///
 /// Ownership: the caller owns `*out` and releases it with `fasts3_config_free`.
+///
+/// # Safety
+/// - `out` is NULL or points to a writable `fasts3_config *`.
 #[no_mangle]
-pub extern "C" fn fasts3_config_new(out: *mut *mut fasts3_config) -> fasts3_status {
+pub unsafe extern "C" fn fasts3_config_new(out: *mut *mut fasts3_config) -> fasts3_status {
     guard(|| {
+        // SAFETY: NULL or writable (this function's contract).
         let out = unsafe { out_ptr(out, "out") }?;
         *out = into_handle(fasts3_config { options: ClientOptions::default() });
         Ok(())
@@ -59,16 +63,22 @@ pub extern "C" fn fasts3_config_new(out: *mut *mut fasts3_config) -> fasts3_stat
 /// Unknown names and unparsable values fail with `FASTS3_INVALID_ARGUMENT`; a `config` that
 /// is not a live configuration (e.g. already freed) with `FASTS3_INVALID_HANDLE`.
 /// Not thread-safe: do not set options of one config from two threads at once.
+///
+/// # Safety
+/// - `config` is not freed, nor used by another call, until this call returns.
+/// - `name` and `value` are NULL or NUL-terminated strings, not modified until this call returns.
 #[no_mangle]
-pub extern "C" fn fasts3_config_set(
+pub unsafe extern "C" fn fasts3_config_set(
     config: *mut fasts3_config,
     name: *const c_char,
     value: *const c_char,
 ) -> fasts3_status {
     guard(|| {
-        // SAFETY: checked live; not freed nor set from another thread during the call (documented).
+        // SAFETY: not freed nor used by another call meanwhile (this function's contract).
         let config = unsafe { handle_mut(config, "config") }?;
+        // SAFETY: NULL or NUL-terminated, unchanged during the call (this function's contract).
         let name = unsafe { optional_cstr(name, "name") }?.ok_or_else(|| crate::ffi::boundary::Failure::null("name"))?;
+        // SAFETY: as for `name`.
         let value = unsafe { optional_cstr(value, "value") }?;
         set_option(&mut config.options, name, value)
     })
@@ -129,9 +139,12 @@ fn seconds(name: &str, value: Option<&str>) -> FfiResult<Option<Duration>> {
 /// Release a configuration. NULL is ignored. Clients created from it are unaffected.
 /// A pointer that is not a live configuration (a double free) is reported on stderr and
 /// otherwise ignored (debug builds of libfasts3 abort instead).
+///
+/// # Safety
+/// - `config` is not in use by a call on another thread.
 #[no_mangle]
-pub extern "C" fn fasts3_config_free(config: *mut fasts3_config) {
-    // SAFETY: the caller gives up `config`; an unknown pointer is not touched.
+pub unsafe extern "C" fn fasts3_config_free(config: *mut fasts3_config) {
+    // SAFETY: no call uses `config` (this function's contract); an unknown pointer is not touched.
     guard_infallible((), || unsafe { free_handle(config, "fasts3_config_free") })
 }
 
@@ -142,11 +155,16 @@ pub extern "C" fn fasts3_config_free(config: *mut fasts3_config) {
 /// Ownership: the caller owns `*out` and releases it with `fasts3_client_free`.
 /// After `fork()`, a child may keep using a client made by the parent: it transparently
 /// rebuilds its runtime and connection pool.
+///
+/// # Safety
+/// - `config` is not freed, nor changed by `fasts3_config_set`, until this call returns.
+/// - `out` is NULL or points to a writable `fasts3_client *`.
 #[no_mangle]
-pub extern "C" fn fasts3_client_new(config: *const fasts3_config, out: *mut *mut fasts3_client) -> fasts3_status {
+pub unsafe extern "C" fn fasts3_client_new(config: *const fasts3_config, out: *mut *mut fasts3_client) -> fasts3_status {
     guard(|| {
+        // SAFETY: NULL or writable (this function's contract).
         let out = unsafe { out_ptr(out, "out") }?;
-        // SAFETY: checked live; not freed during the call.
+        // SAFETY: not freed nor changed meanwhile (this function's contract).
         let options = match unsafe { optional_handle(config, "config") }? {
             Some(c) => c.options.clone(),
             None => ClientOptions::default(),
@@ -161,9 +179,12 @@ pub extern "C" fn fasts3_client_new(config: *const fasts3_config, out: *mut *mut
 /// a call on this client. Listing cursors made from it stay valid (they hold their own
 /// reference). A pointer that is not a live client (a double free) is reported on stderr
 /// and otherwise ignored (debug builds of libfasts3 abort instead).
+///
+/// # Safety
+/// - `client` is not in use by a call on another thread.
 #[no_mangle]
-pub extern "C" fn fasts3_client_free(client: *mut fasts3_client) {
-    // SAFETY: the caller gives up `client`; an unknown pointer is not touched.
+pub unsafe extern "C" fn fasts3_client_free(client: *mut fasts3_client) {
+    // SAFETY: no call uses `client` (this function's contract); an unknown pointer is not touched.
     guard_infallible((), || unsafe { free_handle(client, "fasts3_client_free") })
 }
 

@@ -310,19 +310,28 @@ mod tests {
     struct Thing(#[allow(dead_code)] u64);
     handle_type!(Thing, Bytes);
 
+    // The tests below are single-threaded: no handle is freed while borrowed, which is all
+    // the `handle_*` and `free_handle` contracts ask.
+
     #[test]
     fn live_freed_and_foreign_pointers() {
         let ptr = into_handle(Thing(7));
+        // SAFETY: single-threaded, the reference is dropped at once.
         assert!(unsafe { handle_ref(ptr, "thing") }.is_ok());
+        // SAFETY: no borrow of `ptr` is alive.
         unsafe { free_handle(ptr, "thing_free") };
+        // SAFETY: a freed pointer is refused without being read.
         let err = unsafe { handle_ref(ptr, "thing") }.err().expect("freed handle accepted");
         assert_eq!(err.status, fasts3_status::FASTS3_INVALID_HANDLE);
         assert!(err.error.message.contains("thing is not a live Thing"), "{}", err.error.message);
         let stack = Thing(1);
+        // SAFETY: an unregistered pointer is refused without being read.
         let err = unsafe { handle_ref(&stack as *const Thing, "thing") }.err().expect("foreign pointer accepted");
         assert_eq!(err.status, fasts3_status::FASTS3_INVALID_HANDLE);
+        // SAFETY: NULL is refused without being read.
         let err = unsafe { handle_ref(std::ptr::null::<Thing>(), "thing") }.err().expect("NULL accepted");
         assert_eq!(err.status, fasts3_status::FASTS3_NULL_POINTER);
+        // SAFETY: NULL is "none", never read.
         assert!(matches!(unsafe { optional_handle(std::ptr::null::<Thing>(), "thing") }, Ok(None)));
     }
 
@@ -331,8 +340,11 @@ mod tests {
     #[test]
     fn double_free_leaves_memory_alone() {
         let ptr = into_handle(Thing(9));
+        // SAFETY: no borrow of `ptr` is alive.
         unsafe { free_handle(ptr, "thing_free") };
+        // SAFETY: the second free finds `ptr` unregistered and leaves its memory alone.
         unsafe { free_handle(ptr, "thing_free") };
+        // SAFETY: an unregistered pointer is reported without being read.
         assert!(unsafe { handle_or_report(ptr, "thing_use") }.is_none());
     }
 
@@ -345,6 +357,7 @@ mod tests {
         }
         assert!(used.iter().all(|&n| n > 0), "some shard unused: {used:?}");
         for t in things {
+            // SAFETY: each is live and not borrowed.
             unsafe { free_handle(t, "thing_free") };
         }
     }

@@ -11,6 +11,12 @@
 //!   a freed or foreign pointer is `FASTS3_INVALID_HANDLE`, a double free is reported.
 //! - Caller buffers are `(uint8_t *ptr, size_t len)`; no pointer into them is kept after
 //!   the call returns.
+//! - Every export that takes a pointer is an `unsafe extern "C" fn` whose `# Safety` section
+//!   (copied into the header) lists what the C caller guarantees for each pointer, in one
+//!   phrasing: handles "not freed (nor used by another call) until this call returns",
+//!   inputs "readable ... not modified until this call returns", outputs "NULL or points to
+//!   a writable ...". What the library checks (NULL, registered handles, UTF-8, overlapping
+//!   batch buffers) is refused with a status instead.
 
 pub mod boundary;
 pub mod cancel;

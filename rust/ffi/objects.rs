@@ -65,8 +65,14 @@ fn strings(t: &StringTable) -> fasts3_strings {
 ///
 /// Ownership: on success the caller owns `*out` and releases it with
 /// `fasts3_object_page_free`. Thread safety: may run concurrently with other calls on `client`.
+///
+/// # Safety
+/// - `client` and `cancel` are not freed until this call returns.
+/// - `bucket` and `key` point to `bucket_len` and `key_len` readable bytes (or are NULL when
+///   the length is 0), not modified until this call returns.
+/// - `out` is NULL or points to a writable `fasts3_object_page *`.
 #[no_mangle]
-pub extern "C" fn fasts3_head(
+pub unsafe extern "C" fn fasts3_head(
     client: *const fasts3_client,
     bucket: *const u8,
     bucket_len: usize,
@@ -76,11 +82,17 @@ pub extern "C" fn fasts3_head(
     out: *mut *mut fasts3_object_page,
 ) -> fasts3_status {
     guard(|| {
+        // SAFETY: every pointer argument meets this function's contract, which is the
+        // helpers' contracts (handles not freed, ranges readable and unchanged for the call,
+        // `out` writable). The borrows end when the call returns.
         let client = unsafe { client_ref(client) }?;
+        // SAFETY: as above.
         let bucket = unsafe { utf8(bucket, bucket_len, "bucket") }?;
+        // SAFETY: as above.
         let key = unsafe { utf8(key, key_len, "key") }?;
-        // SAFETY: a live token is not freed while a call uses it (its `_free` contract).
+        // SAFETY: as above.
         let cancel = unsafe { cancel_ref(cancel) }?;
+        // SAFETY: as above.
         let out = unsafe { out_ptr(out, "out") }?;
         let page = block_on_cancellable(cancel, on_calling_thread(), head::head(client, on_calling_thread(), bucket, key))?;
         *out = into_handle(fasts3_object_page { page });
@@ -94,8 +106,16 @@ pub extern "C" fn fasts3_head(
 ///
 /// Ownership: the caller owns `*out` (release with `fasts3_list_cursor_free`). The cursor
 /// keeps its own reference to the client, so it may outlive `client`'s handle.
+///
+/// # Safety
+/// - `client` is not freed until this call returns.
+/// - `bucket` and `prefix` point to `bucket_len` and `prefix_len` readable bytes (or are NULL when
+///   the length is 0), not modified until this call returns.
+/// - `delimiter` and `start_after` are NULL or NUL-terminated strings, not modified until this
+///   call returns.
+/// - `out` is NULL or points to a writable `fasts3_list_cursor *`.
 #[no_mangle]
-pub extern "C" fn fasts3_list_cursor_new(
+pub unsafe extern "C" fn fasts3_list_cursor_new(
     client: *const fasts3_client,
     bucket: *const u8,
     bucket_len: usize,
@@ -107,11 +127,19 @@ pub extern "C" fn fasts3_list_cursor_new(
     out: *mut *mut fasts3_list_cursor,
 ) -> fasts3_status {
     guard(|| {
+        // SAFETY: every pointer argument meets this function's contract, which is the
+        // helpers' contracts (handle not freed, strings readable and unchanged for the call,
+        // `out` writable). The borrows end when the call returns (the strings are copied).
         let client = unsafe { client_ref(client) }?.clone();
+        // SAFETY: as above.
         let bucket = unsafe { utf8(bucket, bucket_len, "bucket") }?;
+        // SAFETY: as above.
         let prefix = unsafe { utf8(prefix, prefix_len, "prefix") }?;
+        // SAFETY: as above.
         let delimiter = unsafe { optional_cstr(delimiter, "delimiter") }?;
+        // SAFETY: as above.
         let start_after = unsafe { optional_cstr(start_after, "start_after") }?;
+        // SAFETY: as above.
         let out = unsafe { out_ptr(out, "out") }?;
         let request = ListRequest {
             bucket: bucket.to_string(),
@@ -130,17 +158,23 @@ pub extern "C" fn fasts3_list_cursor_new(
 /// On failure the cursor does not advance, so the call can be retried. `cancel` may be NULL.
 ///
 /// Ownership: a non-NULL `*out` belongs to the caller (release with `fasts3_object_page_free`).
+///
+/// # Safety
+/// - `cursor` is not freed, nor used by another call, until this call returns.
+/// - `cancel` is not freed until this call returns.
+/// - `out` is NULL or points to a writable `fasts3_object_page *`.
 #[no_mangle]
-pub extern "C" fn fasts3_list_next(
+pub unsafe extern "C" fn fasts3_list_next(
     cursor: *mut fasts3_list_cursor,
     cancel: *const fasts3_cancel_token,
     out: *mut *mut fasts3_object_page,
 ) -> fasts3_status {
     guard(|| {
-        // SAFETY: the cursor is not freed, nor used by another thread, during the call.
+        // SAFETY: not freed nor used by another call meanwhile (this function's contract).
         let cursor = unsafe { handle_mut(cursor, "cursor") }?;
-        // SAFETY: a live token is not freed while a call uses it (its `_free` contract).
+        // SAFETY: not freed during the call (this function's contract).
         let cancel = unsafe { cancel_ref(cancel) }?;
+        // SAFETY: NULL or writable (this function's contract).
         let out = unsafe { out_ptr(out, "out") }?;
         let page = block_on_cancellable(cancel, on_calling_thread(), cursor.cursor.next_page(on_calling_thread()))?;
         *out = page.map_or(std::ptr::null_mut(), |page| into_handle(fasts3_object_page { page }));
@@ -159,8 +193,15 @@ pub extern "C" fn fasts3_list_next(
 ///
 /// Ownership: on success the caller owns `*out` (release with `fasts3_object_page_free`).
 /// Thread safety: may run concurrently with other calls on `client`.
+///
+/// # Safety
+/// - `client` and `cancel` are not freed until this call returns.
+/// - `bucket` and `prefix` point to `bucket_len` and `prefix_len` readable bytes (or are NULL when
+///   the length is 0), not modified until this call returns.
+/// - `delimiter` is NULL or a NUL-terminated string, not modified until this call returns.
+/// - `out` is NULL or points to a writable `fasts3_object_page *`.
 #[no_mangle]
-pub extern "C" fn fasts3_list_all(
+pub unsafe extern "C" fn fasts3_list_all(
     client: *const fasts3_client,
     bucket: *const u8,
     bucket_len: usize,
@@ -172,12 +213,19 @@ pub extern "C" fn fasts3_list_all(
     out: *mut *mut fasts3_object_page,
 ) -> fasts3_status {
     guard(|| {
+        // SAFETY: every pointer argument meets this function's contract, which is the
+        // helpers' contracts (handles not freed, strings readable and unchanged for the call,
+        // `out` writable). The borrows end when the call returns.
         let client = unsafe { client_ref(client) }?;
+        // SAFETY: as above.
         let bucket = unsafe { utf8(bucket, bucket_len, "bucket") }?;
+        // SAFETY: as above.
         let prefix = unsafe { utf8(prefix, prefix_len, "prefix") }?;
+        // SAFETY: as above.
         let delimiter = unsafe { optional_cstr(delimiter, "delimiter") }?;
-        // SAFETY: a live token is not freed while a call uses it (its `_free` contract).
+        // SAFETY: as above.
         let cancel = unsafe { cancel_ref(cancel) }?;
+        // SAFETY: as above.
         let out = unsafe { out_ptr(out, "out") }?;
         let request = ListRequest {
             bucket: bucket.to_string(),
@@ -197,22 +245,30 @@ pub extern "C" fn fasts3_list_all(
 
 /// Release a cursor. NULL is ignored. A pointer that is not a live cursor (a double free)
 /// is reported on stderr and otherwise ignored (debug builds of libfasts3 abort instead).
+///
+/// # Safety
+/// - `cursor` is not in use by a call on another thread.
 #[no_mangle]
-pub extern "C" fn fasts3_list_cursor_free(cursor: *mut fasts3_list_cursor) {
-    // SAFETY: the caller gives up `cursor`; an unknown pointer is not touched.
+pub unsafe extern "C" fn fasts3_list_cursor_free(cursor: *mut fasts3_list_cursor) {
+    // SAFETY: no call uses `cursor` (this function's contract); an unknown pointer is not touched.
     guard_infallible((), || unsafe { free_handle(cursor, "fasts3_list_cursor_free") })
 }
 
 /// Fill `*out` with a view of `page`'s arrays. The pointers in the view borrow from `page`
 /// and stay valid until `fasts3_object_page_free(page)`.
+///
+/// # Safety
+/// - `page` is not freed until this call returns.
+/// - `out` is NULL or points to a writable `fasts3_object_page_view`.
 #[no_mangle]
-pub extern "C" fn fasts3_object_page_get_view(
+pub unsafe extern "C" fn fasts3_object_page_get_view(
     page: *const fasts3_object_page,
     out: *mut fasts3_object_page_view,
 ) -> fasts3_status {
     guard(|| {
-        // SAFETY: the page is not freed during the call.
+        // SAFETY: not freed during the call (this function's contract).
         let p = &unsafe { handle_ref(page, "page") }?.page;
+        // SAFETY: NULL or writable (this function's contract).
         let out = unsafe { out_ptr(out, "out") }?;
         *out = fasts3_object_page_view {
             count: p.len(),
@@ -229,8 +285,11 @@ pub extern "C" fn fasts3_object_page_get_view(
 
 /// Release a page. NULL is ignored. A pointer that is not a live page (a double free) is
 /// reported on stderr and otherwise ignored (debug builds of libfasts3 abort instead).
+///
+/// # Safety
+/// - `page` is not in use by a call on another thread, and no view of it is used afterwards.
 #[no_mangle]
-pub extern "C" fn fasts3_object_page_free(page: *mut fasts3_object_page) {
-    // SAFETY: the caller gives up `page` (and every view of it); an unknown pointer is not touched.
+pub unsafe extern "C" fn fasts3_object_page_free(page: *mut fasts3_object_page) {
+    // SAFETY: no call uses `page` (this function's contract); an unknown pointer is not touched.
     guard_infallible((), || unsafe { free_handle(page, "fasts3_object_page_free") })
 }

@@ -29,8 +29,16 @@ handle_type!(fasts3_bytes, Bytes);
 /// `buf` may be NULL only when `buf_len` is 0 (which checks that the object exists).
 /// `cancel` may be NULL. The caller keeps ownership of `buf`; libfasts3 writes to it only
 /// during the call. Thread safety: any number of calls may share `client`.
+///
+/// # Safety
+/// - `client` and `cancel` are not freed until this call returns.
+/// - `bucket` and `key` point to `bucket_len` and `key_len` readable bytes (or are NULL when
+///   the length is 0), not modified until this call returns.
+/// - `buf` points to `buf_len` writable bytes (or is NULL when `buf_len` is 0) that overlap no
+///   other argument and that nothing else reads or writes until this call returns.
+/// - `out_written` is NULL or points to a writable `uint64_t`.
 #[no_mangle]
-pub extern "C" fn fasts3_get_into(
+pub unsafe extern "C" fn fasts3_get_into(
     client: *const fasts3_client,
     bucket: *const u8,
     bucket_len: usize,
@@ -43,12 +51,19 @@ pub extern "C" fn fasts3_get_into(
     out_written: *mut u64,
 ) -> fasts3_status {
     guard(|| {
+        // SAFETY: every pointer argument meets this function's contract, which is the
+        // helpers' contracts (handles not freed, ranges readable or writable and unaliased
+        // for the call, `out_written` writable). The borrows end when the call returns.
         let client = unsafe { client_ref(client) }?;
+        // SAFETY: as above.
         let bucket = unsafe { utf8(bucket, bucket_len, "bucket") }?;
+        // SAFETY: as above.
         let key = unsafe { utf8(key, key_len, "key") }?;
+        // SAFETY: as above; `buf` overlaps none of the other arguments.
         let buf = unsafe { bytes_mut(buf, buf_len, "buf") }?;
-        // SAFETY: a live token is not freed while a call uses it (its `_free` contract).
+        // SAFETY: as above.
         let cancel = unsafe { cancel_ref(cancel) }?;
+        // SAFETY: as above.
         let out_written = unsafe { out_ptr(out_written, "out_written") }?;
         check_offset(offset)?;
         let fetched = block_on_cancellable(cancel, on_calling_thread(), get::get(client, on_calling_thread(), bucket, key, offset, Destination::Caller(buf)))?;
@@ -62,8 +77,14 @@ pub extern "C" fn fasts3_get_into(
 /// the object's size. Arguments as for `fasts3_get_into`.
 ///
 /// Ownership: on success the caller owns `*out` and releases it with `fasts3_bytes_free`.
+///
+/// # Safety
+/// - `client` and `cancel` are not freed until this call returns.
+/// - `bucket` and `key` point to `bucket_len` and `key_len` readable bytes (or are NULL when
+///   the length is 0), not modified until this call returns.
+/// - `out` is NULL or points to a writable `fasts3_bytes *`.
 #[no_mangle]
-pub extern "C" fn fasts3_get(
+pub unsafe extern "C" fn fasts3_get(
     client: *const fasts3_client,
     bucket: *const u8,
     bucket_len: usize,
@@ -75,11 +96,17 @@ pub extern "C" fn fasts3_get(
     out: *mut *mut fasts3_bytes,
 ) -> fasts3_status {
     guard(|| {
+        // SAFETY: every pointer argument meets this function's contract, which is the
+        // helpers' contracts (handles not freed, ranges readable and unchanged for the call,
+        // `out` writable). The borrows end when the call returns.
         let client = unsafe { client_ref(client) }?;
+        // SAFETY: as above.
         let bucket = unsafe { utf8(bucket, bucket_len, "bucket") }?;
+        // SAFETY: as above.
         let key = unsafe { utf8(key, key_len, "key") }?;
-        // SAFETY: a live token is not freed while a call uses it (its `_free` contract).
+        // SAFETY: as above.
         let cancel = unsafe { cancel_ref(cancel) }?;
+        // SAFETY: as above.
         let out = unsafe { out_ptr(out, "out") }?;
         check_offset(offset)?;
         let fetched = block_on_cancellable(
@@ -94,12 +121,19 @@ pub extern "C" fn fasts3_get(
 
 /// The contents of `bytes`: `*out_data` (never NULL, even when empty) and `*out_len`.
 /// The data stays valid, and writable by the caller, until `fasts3_bytes_free`.
+///
+/// # Safety
+/// - `bytes` is not freed, nor used by another call, until this call returns.
+/// - `out_data` is NULL or points to a writable `uint8_t *`; `out_len` is NULL or points to a
+///   writable `size_t`.
 #[no_mangle]
-pub extern "C" fn fasts3_bytes_data(bytes: *mut fasts3_bytes, out_data: *mut *mut u8, out_len: *mut usize) -> fasts3_status {
+pub unsafe extern "C" fn fasts3_bytes_data(bytes: *mut fasts3_bytes, out_data: *mut *mut u8, out_len: *mut usize) -> fasts3_status {
     guard(|| {
-        // SAFETY: `bytes` is not freed during the call.
+        // SAFETY: not freed nor used by another call meanwhile (this function's contract).
         let bytes = unsafe { handle_mut(bytes, "bytes") }?;
+        // SAFETY: NULL or writable (this function's contract).
         let out_data = unsafe { out_ptr(out_data, "out_data") }?;
+        // SAFETY: NULL or writable (this function's contract).
         let out_len = unsafe { out_ptr(out_len, "out_len") }?;
         *out_data = bytes.data.as_mut_ptr();
         *out_len = bytes.data.len();
@@ -110,9 +144,12 @@ pub extern "C" fn fasts3_bytes_data(bytes: *mut fasts3_bytes, out_data: *mut *mu
 /// Release a buffer from `fasts3_get` or `fasts3_get_many`. NULL is ignored. A pointer that
 /// is not a live buffer (a double free) is reported on stderr and otherwise ignored (debug
 /// builds of libfasts3 abort instead).
+///
+/// # Safety
+/// - `bytes` is not in use by a call on another thread, and its data is no longer used.
 #[no_mangle]
-pub extern "C" fn fasts3_bytes_free(bytes: *mut fasts3_bytes) {
-    // SAFETY: the caller gives up `bytes` (and its data); an unknown pointer is not touched.
+pub unsafe extern "C" fn fasts3_bytes_free(bytes: *mut fasts3_bytes) {
+    // SAFETY: no call uses `bytes` (this function's contract); an unknown pointer is not touched.
     guard_infallible((), || unsafe { free_handle(bytes, "fasts3_bytes_free") })
 }
 
@@ -154,8 +191,17 @@ pub struct fasts3_get_result {
 /// caller buffers that overlap) nothing is read and `results` is untouched. On cancellation
 /// every result is `FASTS3_CANCELLED` (nothing to release), and no write into any buffer
 /// continues after return.
+///
+/// # Safety
+/// - `client` and `cancel` are not freed until this call returns.
+/// - `requests` points to `count` readable `fasts3_get_request`s (or is NULL when `count` is
+///   0), not modified until this call returns; in each, `bucket`, `key` and `buf` meet the
+///   requirements of `fasts3_get_into` (a `buf` must not overlap `requests`, `results` or
+///   any string; overlapping buffers of two requests are refused).
+/// - `results` points to `count` writable `fasts3_get_result`s (or is NULL when `count` is 0),
+///   overlapping no other argument.
 #[no_mangle]
-pub extern "C" fn fasts3_get_many(
+pub unsafe extern "C" fn fasts3_get_many(
     client: *const fasts3_client,
     requests: *const fasts3_get_request,
     count: usize,
@@ -163,8 +209,9 @@ pub extern "C" fn fasts3_get_many(
     results: *mut fasts3_get_result,
 ) -> fasts3_status {
     guard(|| {
+        // SAFETY: not freed during the call (this function's contract).
         let client = unsafe { client_ref(client) }?;
-        // SAFETY: a live token is not freed while a call uses it (its `_free` contract).
+        // SAFETY: as for `client`.
         let cancel = unsafe { cancel_ref(cancel) }?;
         if count == 0 {
             return Ok(());
@@ -175,12 +222,17 @@ pub extern "C" fn fasts3_get_many(
         if results.is_null() {
             return Err(Failure::null("results"));
         }
+        // SAFETY: non-NULL, `count` readable requests, unchanged during the call (this
+        // function's contract; a C array of them is aligned and smaller than isize::MAX).
         let raw = unsafe { std::slice::from_raw_parts(requests, count) };
         check_disjoint(raw)?;
         let mut batch = Vec::with_capacity(count);
         for (i, r) in raw.iter().enumerate() {
             let at = |f: Failure| Failure { status: f.status, error: f.error.context(format!("request {i}")) };
+            // SAFETY: each request's strings are readable and unchanged for the call (this
+            // function's contract).
             let bucket = unsafe { utf8(r.bucket, r.bucket_len, "bucket") }.map_err(at)?;
+            // SAFETY: as for `bucket`.
             let key = unsafe { utf8(r.key, r.key_len, "key") }.map_err(at)?;
             check_offset(r.offset).map_err(at)?;
             let dest = if r.buf.is_null() {
@@ -190,6 +242,9 @@ pub extern "C" fn fasts3_get_many(
                     .map_err(|_| Error::invalid("buf_len too large"))
                     .map_err(Failure::from)
                     .map_err(at)?;
+                // SAFETY: writable for `buf_len` bytes and used by nothing else during the
+                // call (this function's contract); it overlaps no other request's buffer
+                // (check_disjoint) nor any other argument (the contract).
                 Destination::Caller(unsafe { bytes_mut(r.buf, len, "buf") }.map_err(at)?)
             };
             batch.push(GetRequest { bucket, key, offset: r.offset, dest });
@@ -201,11 +256,15 @@ pub extern "C" fn fasts3_get_many(
             Ok(o) => o,
             Err(cancelled) => {
                 for i in 0..count {
+                    // SAFETY: `results` is non-NULL and writable for `count` results (this
+                    // function's contract), and i < count.
                     unsafe { results.add(i).write(fasts3_get_result { status: fasts3_status::FASTS3_CANCELLED, written: 0, bytes: std::ptr::null_mut() }) };
                 }
                 return Err(cancelled.into());
             }
         };
+        // One outcome per request: the writes below rely on it to stay inside `results`.
+        assert_eq!(outcomes.len(), count, "get_many returned a wrong number of outcomes");
         let mut first_failure: Option<Failure> = None;
         for (i, outcome) in outcomes.into_iter().enumerate() {
             let result = match outcome {
@@ -221,6 +280,8 @@ pub extern "C" fn fasts3_get_many(
                     fasts3_get_result { status, written: 0, bytes: std::ptr::null_mut() }
                 }
             };
+            // SAFETY: `results` is non-NULL and writable for `count` results (this function's
+            // contract), and i < count (asserted above).
             unsafe { results.add(i).write(result) };
         }
         match first_failure {
