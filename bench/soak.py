@@ -58,19 +58,45 @@ def data_for(key: str, version: int, size: int) -> bytes:
 
 
 class Store:
-    """Every version ever written of every key: what a read may legitimately return."""
+    """The versions of every key a read may legitimately return. A read returns a version
+    that was current at some moment during the read: the last one whose PUT had completed
+    when the read began, or a later one. Older versions are dropped once no read in flight
+    can still return them, so the harness's own memory stays flat (it is part of the RSS the
+    run reports)."""
 
     def __init__(self):
-        self.versions: Dict[str, List[bytes]] = {}
+        # key -> [(PUT started, PUT completed or None, bytes)], oldest first
+        self.versions: Dict[str, List[list]] = {}
         self.lock = threading.Lock()
 
-    def add(self, key: str, data: bytes) -> None:
+    def add(self, key: str, data: bytes) -> list:
+        entry = [time.monotonic(), None, data]
         with self.lock:
-            self.versions.setdefault(key, []).append(data)
+            self.versions.setdefault(key, []).append(entry)
+        return entry
 
-    def candidates(self, key: str) -> List[bytes]:
+    def completed(self, entry: list) -> None:
         with self.lock:
-            return list(self.versions[key])
+            entry[1] = time.monotonic()
+
+    @staticmethod
+    def _first_possible(versions: List[list], since: float) -> int:
+        """Index of the oldest version a read that began at `since` may return."""
+        first = 0
+        for i, (_, done, _) in enumerate(versions):
+            if done is not None and done < since:
+                first = i
+        return first
+
+    def candidates(self, key: str, since: float = float("inf")) -> List[bytes]:
+        with self.lock:
+            versions = self.versions[key]
+            return [v[2] for v in versions[self._first_possible(versions, since):]]
+
+    def prune(self, oldest_read: float) -> None:
+        with self.lock:
+            for key, versions in self.versions.items():
+                del versions[:self._first_possible(versions, oldest_read)]
 
 
 class Soak:
@@ -101,7 +127,7 @@ class Soak:
             key = f"obj/{i:03d}-{size}"
             data = data_for(key, 0, size)
             self.s3.put_object(Bucket=BUCKET, Key=key, Body=data)
-            self.store.add(key, data)
+            self.store.completed(self.store.add(key, data))
             self.keys.append(key)
             if i % 3 == 0 and size > 0:
                 self.mutable.append(key)
@@ -113,8 +139,8 @@ class Soak:
                                read_timeout=10, connect_timeout=5)
 
     # -- checks --------------------------------------------------------------------------
-    def check(self, key: str, got: bytes, start: int = 0, length: int = -1) -> None:
-        for data in self.store.candidates(key):
+    def check(self, key: str, got: bytes, since: float, start: int = 0, length: int = -1) -> None:
+        for data in self.store.candidates(key, since):
             end = len(data) if length < 0 else min(len(data), start + length)
             if got == data[start:end]:
                 return
@@ -138,21 +164,21 @@ class Soak:
                     size = len(self.store.candidates(key)[0])
                     buf = np.empty(size, np.uint8)
                     n = client.get_into(buf, path)
-                    self.check(key, buf[:n].tobytes())
+                    self.check(key, buf[:n].tobytes(), began)
                 elif op == "get":
-                    self.check(key, client.get(path).tobytes())
+                    self.check(key, client.get(path).tobytes(), began)
                 elif op == "range":
                     size = len(self.store.candidates(key)[0])
                     start = rng.randrange(0, size + 1)
                     length = rng.randrange(0, size + 1)
-                    self.check(key, client.get(path, offset=start, length=length).tobytes(), start, length)
+                    self.check(key, client.get(path, offset=start, length=length).tobytes(), began, start, length)
                 elif op == "get_many":
                     keys = rng.sample(self.keys, 4)
                     for k, arr in zip(keys, client.get_many([f"{BUCKET}/{k}" for k in keys])):
-                        self.check(k, arr.tobytes())
+                        self.check(k, arr.tobytes(), began)
                 elif op == "head":
                     info = client.head(path)
-                    if info.size not in {len(d) for d in self.store.candidates(key)}:
+                    if info.size not in {len(d) for d in self.store.candidates(key, began)}:
                         with self.lock:
                             self.wrong.append(f"head {key}: size {info.size}")
                 else:
@@ -183,8 +209,12 @@ class Soak:
             size = len(self.store.candidates(key)[0])
             data = data_for(key, version, size)
             # Recorded before the PUT: a read may see the new version as soon as it lands.
-            self.store.add(key, data)
+            entry = self.store.add(key, data)
             self.s3.put_object(Bucket=BUCKET, Key=key, Body=data)
+            self.store.completed(entry)
+            with self.lock:
+                oldest = min(self.in_flight.values(), default=time.monotonic())
+            self.store.prune(oldest)
             self.ops["overwrite"] += 1
             version += 1
 
@@ -213,6 +243,9 @@ class Soak:
         each result; the parent checks them (an overwrite after the fork is in the parent's
         store only)."""
         rfd, wfd = os.pipe()
+        forked_at = time.monotonic()
+        with self.lock:
+            self.in_flight[-1] = forked_at  # keeps the versions its reads may return
         pid = os.fork()
         if pid == 0:
             os.close(rfd)
@@ -243,6 +276,8 @@ class Soak:
             os.waitpid(pid, 0)
             os.close(rfd)
             self.children["hung"] += 1
+            with self.lock:
+                self.in_flight.pop(-1, None)
             return
         with os.fdopen(rfd) as f:
             report = f.read().split("\n")
@@ -252,11 +287,14 @@ class Soak:
             self.ops["forked child get"] += 1
             if crc == "error":
                 self.errors[f"{length} (forked child)"] += 1
-            elif not any(zlib.crc32(d) == int(crc) and len(d) == int(length) for d in self.store.candidates(key)):
+            elif not any(zlib.crc32(d) == int(crc) and len(d) == int(length)
+                         for d in self.store.candidates(key, forked_at)):
                 code = 1
                 with self.lock:
                     self.wrong.append(f"forked child: {key} matches no version")
         self.children["ok" if code == 0 else f"exit {code}"] += 1
+        with self.lock:
+            self.in_flight.pop(-1, None)
 
     def sample(self) -> None:
         rss = int(next(line for line in open("/proc/self/status") if line.startswith("VmRSS")).split()[1])
