@@ -185,8 +185,8 @@ class Soak:
                 else:
                     listed = client.list_keys(f"{BUCKET}/obj/")
                     # versitygw's posix backend writes an upload to a temp file beside the
-                    # object (".<name>.sgwtmp.<n>"), and lists it while the PUT runs: the
-                    # server's, reported apart (boto3 lists the same).
+                    # object (".<name>.sgwtmp.<n>"), and lists it while the PUT runs: it is
+                    # in the server's answer, so it is reported apart.
                     temp = [k for k in listed if ".sgwtmp." in k]
                     listed = [k for k in listed if ".sgwtmp." not in k]
                     if sorted(listed) != sorted(self.keys):
