@@ -358,10 +358,15 @@ fn zeroed_vec(n: usize) -> Result<Vec<u8>> {
 
 /// Ask for transparent huge pages on a large fresh buffer: faulting it in 2 MiB at a time
 /// instead of 4 KiB halves the cost of `get()` on big objects (the kernel zero-fills every
-/// page on first touch either way). Advisory: failure changes nothing.
+/// page on first touch either way). Advisory: failure changes nothing. The environment
+/// variable `PYFASTS3_HUGE_PAGES=0` turns it off: `python bench/get_alloc.py` compares
+/// both, and with huge pages the first large `get()` of a process is measured several times
+/// slower than the next ones (issue "Engine v2": the slowest repetition).
 fn advise_huge_pages(ptr: *mut u8, n: usize) {
     const HUGE: usize = 2 * 1024 * 1024;
-    if n < 2 * HUGE {
+    static WANTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let wanted = *WANTED.get_or_init(|| std::env::var("PYFASTS3_HUGE_PAGES").map_or(true, |v| v != "0"));
+    if n < 2 * HUGE || !wanted {
         return;
     }
     let page = 4096usize;
