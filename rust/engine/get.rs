@@ -246,13 +246,9 @@ async fn read_once(
             // to the shared workers so a large object is received (and, over TLS, decrypted)
             // on every core, not only on the calling thread.
             let shared = client.shared_session().await?;
-            // SAFETY: an `Offload` exists, so this read's future is polled on a calling
-            // thread to completion or dropped, never leaked (`Offload::new`'s contract);
-            // `rest_parts` lives inside it and is polled to completion or dropped by
-            // try_join right below.
-            let rest_parts = unsafe {
-                runtime::on_workers(async { fill_parts(&shared, object, rest_start, rest, part_size).await })
-            };
+            let rest = async { fill_parts(&shared, object, rest_start, rest, part_size).await };
+            // SAFETY: an Offload exists, so this future is never leaked (Offload::new); try_join below polls or drops it.
+            let rest_parts = unsafe { runtime::on_workers(rest) };
             futures_util::future::try_join(first_part, rest_parts).await?;
         }
         _ => {
