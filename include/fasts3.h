@@ -222,6 +222,8 @@ enum fasts3_status fasts3_config_new(struct fasts3_config **out);
 //   that covers the bytes read), `required` (a read nothing can verify fails with
 //   `FASTS3_CHECKSUM_UNAVAILABLE`), `off` (neither asked for nor verified). A mismatch fails
 //   with `FASTS3_CHECKSUM_MISMATCH`.
+// - `max_attempts`: attempts per request, the first included (decimal, >= 1). Default:
+//   AWS_MAX_ATTEMPTS, else the profile's `max_attempts`, else 3.
 //
 // Unknown names and unparsable values fail with `FASTS3_INVALID_ARGUMENT`; a `config` that
 // is not a live configuration (e.g. already freed) with `FASTS3_INVALID_HANDLE`.

@@ -203,6 +203,10 @@ class Client:
             ``"required"``: a read that cannot be verified fails with ChecksumUnavailable
             (a whole object read in parts is verified against the checksum a HEAD returns);
             ``"off"``: never asked for, never verified. A mismatch raises ChecksumMismatch.
+        max_attempts: attempts per request, the first included (default: AWS_MAX_ATTEMPTS,
+            else the profile's ``max_attempts``, else 3). Connection errors, timeouts, 5xx,
+            throttling and S3's transient codes are retried with exponential backoff and
+            jitter, as boto3's "standard" mode does.
     """
 
     def __init__(
@@ -221,6 +225,7 @@ class Client:
         connect_timeout: Optional[float] = None,
         read_timeout: Optional[float] = None,
         checksum: Optional[str] = None,
+        max_attempts: Optional[int] = None,
     ):
         options = {
             "endpoint_url": endpoint_url,
@@ -238,7 +243,8 @@ class Client:
             options["anonymous"] = "true"
         if path_style is not None:
             options["path_style"] = "path" if path_style else "virtual"
-        for name, value in (("max_concurrency", max_concurrency), ("part_size", part_size)):
+        for name, value in (("max_concurrency", max_concurrency), ("part_size", part_size),
+                            ("max_attempts", max_attempts)):
             if value is not None:
                 if _non_negative(name, value) == 0:
                     raise ValueError(f"{name} must be >= 1, got {value}")
