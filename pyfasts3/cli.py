@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, Iterable, List, Optional, Sequence, Tuple
 
@@ -208,8 +209,24 @@ def _cp_recursive(client: Client, src: str, dst: str, args) -> int:
     with _Progress(total, len(plan), args) as progress:
         small = [(i, d) for i, d in plan if i.size < LARGE_OBJECT]
         large = [(i, d) for i, d in plan if i.size >= LARGE_OBJECT]
-        for batch in _batches(small):
-            failed += _download_batch(client, bucket, batch, progress, args)
+        # Double-buffered: one thread writes batch N to disk while batch N+1 downloads.
+        with ThreadPoolExecutor(max_workers=1) as writer:
+            pending = None
+            for batch in _batches(small):
+                try:
+                    arrays = client.get_many([f"{bucket}/{info.key}" for info, _ in batch])
+                except S3Error:
+                    # Find out which object failed, and still copy the others.
+                    arrays = None
+                    failed += sum(_download_one(client, bucket, info, local, progress, args)
+                                  for info, local in batch)
+                if pending is not None:
+                    failed += pending.result()
+                    pending = None
+                if arrays is not None:
+                    pending = writer.submit(_write_batch, bucket, batch, arrays, progress, args)
+            if pending is not None:
+                failed += pending.result()
         for info, local in large:
             failed += _download_one(client, bucket, info, local, progress, args)
     if failed:
@@ -230,12 +247,7 @@ def _batches(items):
         yield batch
 
 
-def _download_batch(client: Client, bucket: str, batch, progress, args) -> int:
-    try:
-        arrays = client.get_many([f"{bucket}/{info.key}" for info, _ in batch])
-    except S3Error:
-        # Find out which object failed, and still copy the others.
-        return sum(_download_one(client, bucket, info, local, progress, args) for info, local in batch)
+def _write_batch(bucket: str, batch, arrays, progress, args) -> int:
     failed = 0
     for (info, local), data in zip(batch, arrays):
         try:

@@ -285,3 +285,30 @@ def test_os_level_errors_are_clear(client, obj):
             f.fileno()
         with pytest.raises(io.UnsupportedOperation):
             f.write(b"x")
+
+
+def test_readinto_zero_sized_buffers(client, obj):
+    path, _ = obj
+    with client.open(path) as f:
+        assert f.readinto(np.empty((0, 3), dtype=np.float32)) == 0
+        assert f.raw.readinto(np.empty((0, 3), dtype=np.float32)) == 0
+        assert f.readinto(bytearray()) == 0
+        assert f.tell() == 0
+
+
+def test_whole_small_object_costs_one_head_and_one_get(client, put, monkeypatch):
+    """A read served by one fetch is consistent by itself (the engine pins its parts): no
+    second HEAD. A scan over several fetches re-checks the ETag once at the end."""
+    path = put("small", b"x" * 1000)
+    heads = []
+    real = client.head
+    monkeypatch.setattr(client, "head", lambda p: heads.append(p) or real(p))
+    with client.open(path) as f:
+        assert f.read() == b"x" * 1000
+    assert len(heads) == 1
+    heads.clear()
+    big = put("big", _data(300 * KIB, 4))
+    with client.open(big, block_size=64 * KIB) as f:
+        while f.read(10 * KIB):
+            pass
+    assert len(heads) == 2
