@@ -30,6 +30,8 @@ import mmap
 import os
 from typing import TYPE_CHECKING, Any, Optional
 
+import numpy as np
+
 from ._paths import split_object
 from .errors import InvalidRange, ObjectChanged
 
@@ -40,6 +42,8 @@ if TYPE_CHECKING:  # pragma: no cover
 DEFAULT_BLOCK_SIZE = 1 << 20
 #: Readahead never grows beyond this.
 MAX_READAHEAD = 64 << 20
+
+_EMPTY = np.empty(0, dtype=np.uint8)
 
 WRITE_NOT_AVAILABLE = (
     "writing S3 objects is not available yet in pyfasts3: it needs the write path "
@@ -69,7 +73,9 @@ class ObjectRawReader(io.RawIOBase):
         self._pos = 0
         self._block_size = block_size
         self._readahead = block_size
-        self._block = bytearray()
+        # The readahead block: numpy.empty, not bytearray, because bytearray(n) zero-fills
+        # (touching every page before the download writes it).
+        self._block = _EMPTY
         self._block_start = 0
         self._block_len = 0
         self._last_fetch_end: Optional[int] = None
@@ -130,7 +136,7 @@ class ObjectRawReader(io.RawIOBase):
         return bytes(out)
 
     def close(self) -> None:
-        self._block = bytearray()
+        self._block = _EMPTY
         super().close()
 
     # -- internals -----------------------------------------------------------------
@@ -153,7 +159,10 @@ class ObjectRawReader(io.RawIOBase):
             else:
                 n = min(self._readahead, self.size - pos)
                 if len(self._block) < n:
-                    self._block = bytearray(n)
+                    # Once, at the largest size the readahead can reach for this object:
+                    # only the pages a fetch writes are ever faulted in, and a growing
+                    # readahead reuses the ones earlier fetches touched.
+                    self._block = np.empty(min(MAX_READAHEAD, self.size), dtype=np.uint8)
                 self._block_len = 0
                 with memoryview(self._block) as block:
                     self._fetch(block[:n], pos)
@@ -168,7 +177,7 @@ class ObjectRawReader(io.RawIOBase):
         if self._block_len == 0 or start < 0 or start >= self._block_len:
             return 0
         n = min(len(view), self._block_len - start)
-        view[:n] = memoryview(self._block)[start:start + n]
+        view[:n] = self._block.data[start:start + n]
         return n
 
     def _adapt_readahead(self, pos: int) -> None:
