@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -139,7 +140,7 @@ class FastS3FileSystem(AbstractFileSystem):
                              ("max_concurrency", "max_pool_connections")):
             if options[ours] is None and config.get(theirs) is not None:
                 options[ours] = config[theirs]
-        self.client = Client(**options)
+        self.client = _shared_client(options)
         self.default_block_size = default_block_size
 
     # -- paths ---------------------------------------------------------------------
@@ -441,6 +442,30 @@ class FastS3FileSystem(AbstractFileSystem):
 
     def makedirs(self, path, exist_ok=False):
         self.mkdir(path)
+
+
+_CLIENTS: Dict[Tuple[Tuple[str, str], ...], Client] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def _shared_client(options: Dict[str, Any]) -> Client:
+    """One Client (connection pool, concurrency budget) per configuration in this process:
+    fsspec caches a filesystem instance per thread, and they should not each open their own."""
+    key = tuple(sorted((name, repr(value)) for name, value in options.items()))
+    with _CLIENTS_LOCK:
+        client = _CLIENTS.get(key)
+        if client is None or client.closed:
+            client = _CLIENTS[key] = Client(**options)
+        return client
+
+
+def _reset_lock_in_child() -> None:
+    # Another thread may have held it at fork() time; clients themselves survive fork.
+    global _CLIENTS_LOCK
+    _CLIENTS_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_lock_in_child)
 
 
 def register_s3(clobber: bool = True) -> None:

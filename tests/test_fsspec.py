@@ -328,3 +328,20 @@ def test_fsspec_import_does_not_load_with_pyfasts3():
     code = "import sys, pyfasts3; sys.exit('fsspec' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
     assert pyfasts3.Client
+
+
+def test_instances_share_one_client_per_configuration(server):
+    """fsspec caches one instance per thread: they must still share one Client (one
+    connection pool and concurrency budget), and different options get different ones."""
+    import threading
+
+    made = []
+    opts = storage_options(server)
+    t = threading.Thread(target=lambda: made.append(fsspec.filesystem("fasts3", **opts)))
+    t.start()
+    t.join()
+    here = fsspec.filesystem("fasts3", **opts)
+    assert made[0] is not here  # fsspec's per-thread instances
+    assert made[0].client is here.client
+    other = fsspec.filesystem("fasts3", **opts, max_concurrency=3)
+    assert other.client is not here.client
