@@ -85,11 +85,19 @@ pub(crate) struct DataPlane {
     shared: Arc<Shared>,
 }
 
+/// Which object (and which version of it) a request is about.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ObjectId<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    /// `versionId`: a specific version of a versioned bucket; None for the current one.
+    pub version_id: Option<&'a str>,
+}
+
 /// A GET or HEAD of one object.
 pub(crate) struct ObjectRequest<'a> {
     pub method: Method,
-    pub bucket: &'a str,
-    pub key: &'a str,
+    pub id: ObjectId<'a>,
     /// Headers to send (and sign) besides those every request carries.
     pub headers: HeaderMap,
 }
@@ -129,14 +137,14 @@ impl DataPlane {
         let mut fresh_connection_retries = 0;
         let mut redirected = false;
         loop {
-            let endpoint = self.shared.endpoints.resolve(request.bucket)?;
+            let endpoint = self.shared.endpoints.resolve(request.id.bucket)?;
             let err = match self.attempt(&endpoint, request).await {
                 Ok(Answer::Success(response)) => return Ok(response),
                 Ok(Answer::Failure(failure)) => {
                     match failure.region_hint() {
                         Some(region) if !redirected && region != endpoint.signing_region => {
                             // The bucket lives in another region: resolve it there, send again.
-                            self.shared.endpoints.move_bucket(request.bucket, region)?;
+                            self.shared.endpoints.move_bucket(request.id.bucket, region)?;
                             redirected = true;
                             continue;
                         }
@@ -161,7 +169,7 @@ impl DataPlane {
     async fn attempt(&self, endpoint: &endpoint::Resolved, request: &ObjectRequest<'_>) -> Result<Answer> {
         let mut http_request = http::Request::builder()
             .method(request.method.clone())
-            .uri(endpoint.object_uri(request.key)?)
+            .uri(endpoint.object_uri(request.id.key, request.id.version_id)?)
             .body(Empty::<Bytes>::new())
             .map_err(|e| Error::invalid(format!("cannot build the request: {e}")))?;
         let headers = http_request.headers_mut();
