@@ -9,8 +9,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// Gap below which two ranges are fetched with one request, by default: a round trip costs
+// more than reading this much more on any link S3 is reached over.
+#define DEFAULT_MAX_GAP (1 << 20)
+
 // Pass as a length to mean "to the end of the object".
 #define FASTS3_TO_END UINT64_MAX
+
+
 
 // Bumped on every incompatible change of the C ABI; loaders refuse a library whose
 // version differs from the one they were written for.
@@ -134,6 +140,13 @@ typedef struct fasts3_read_options {
   // NULL, or a NUL-terminated version id: read that version of the object.
   const char *version_id;
 } fasts3_read_options;
+
+// One byte range of `fasts3_get_ranges`: `length` bytes from `offset`; a negative `offset`
+// counts from the end of the object (`{-8, 8}`: the last 8 bytes).
+typedef struct fasts3_range {
+  int64_t offset;
+  uint64_t length;
+} fasts3_range;
 
 // One read of a `fasts3_get_many` batch. Strings are `(ptr, len)` UTF-8.
 // With `buf` non-NULL, bytes `[offset, offset + buf_len)` go into the caller's `buf`.
@@ -493,6 +506,39 @@ enum fasts3_status fasts3_bytes_data(struct fasts3_bytes *bytes,
 // # Safety
 // - `bytes` is not in use by a call on another thread, and its data is no longer used.
 void fasts3_bytes_free(struct fasts3_bytes *bytes);
+
+// Read `count` byte ranges of one object into `buf`, packed in the order given (range `i`
+// starts at the sum of the lengths before it), all from one version of the object: one HEAD
+// gives its size and ETag (or checks the ETag `options->if_match` names), and every request
+// is pinned to it (`FASTS3_OBJECT_CHANGED` otherwise). Ranges less than `max_gap` bytes apart
+// are read with one request (`FASTS3_DEFAULT_MAX_GAP` is a good default; 0 coalesces only
+// touching ranges). Requests run concurrently within the client's concurrency budget.
+//
+// On success `out_lengths[i]` is how many bytes range `i` got: its `length`, or fewer where
+// the object ends first (bytes of its slice past that are left as they were). On failure
+// `buf`'s contents are unspecified and `out_lengths` untouched.
+//
+// # Safety
+// - `client`, `cancel` and `options` as for `fasts3_get_into_with_options`; `bucket`, `key`
+//   as for `fasts3_get_into`.
+// - `ranges` points to `count` readable `fasts3_range`s (NULL when `count` is 0).
+// - `buf` points to `buf_len` writable bytes (NULL when `buf_len` is 0) that overlap no other
+//   argument and that nothing else reads or writes until this call returns; `buf_len` is at
+//   least the sum of the lengths.
+// - `out_lengths` points to `count` writable `uint64_t`s (NULL when `count` is 0).
+enum fasts3_status fasts3_get_ranges(const struct fasts3_client *client,
+                                     const uint8_t *bucket,
+                                     size_t bucket_len,
+                                     const uint8_t *key,
+                                     size_t key_len,
+                                     const struct fasts3_range *ranges,
+                                     size_t count,
+                                     uint64_t max_gap,
+                                     uint8_t *buf,
+                                     size_t buf_len,
+                                     const struct fasts3_read_options *options,
+                                     const struct fasts3_cancel_token *cancel,
+                                     uint64_t *out_lengths);
 
 // Run `count` reads concurrently, sharing the client's concurrency budget, and write one
 // `fasts3_get_result` per request into `results` (an array of `count` the caller provides).

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Iterator, List, Optional, Sequence
+from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -46,7 +46,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Client", "ObjectInfo", "default_client",
-    "get_into", "get", "get_many", "head", "list_keys", "list_objects",
+    "get_into", "get", "get_ranges", "get_many", "head", "list_keys", "list_objects",
     "S3Error", "NoSuchKey", "NoSuchBucket", "AccessDenied", "ObjectChanged", "Cancelled",
     "InvalidArgument", "InvalidRange", "Throttled", "NetworkError", "Timeout", "ConfigError",
     "ProtocolError", "InternalError", "LibraryOutOfMemory", "ChecksumMismatch", "ChecksumUnavailable",
@@ -87,6 +87,11 @@ def get(path: str, *, offset: int = 0, length: Optional[int] = None, if_match: O
         version_id: Optional[str] = None) -> np.ndarray:
     """:meth:`Client.get` on the default client."""
     return default_client().get(path, offset=offset, length=length, if_match=if_match, version_id=version_id)
+
+
+def get_ranges(path: str, ranges: Sequence[Tuple[int, int]], **kwargs: Any) -> List[np.ndarray]:
+    """:meth:`Client.get_ranges` on the default client."""
+    return default_client().get_ranges(path, ranges, **kwargs)
 
 
 def get_many(paths: Sequence[str]) -> List[np.ndarray]:

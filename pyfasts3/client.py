@@ -106,6 +106,9 @@ def _writable_bytes(buf: Any) -> memoryview:
         return view.cast("B")
 
 
+DEFAULT_MAX_GAP = 1 << 20  # FASTS3_DEFAULT_MAX_GAP
+
+
 def _read_options(if_match: Optional[str], version_id: Optional[str]):
     """A ``fasts3_read_options *`` for these options (NULL when both are None) and the
     objects that must outlive the call (the struct's strings)."""
@@ -391,6 +394,64 @@ class Client:
                 rustcall(lib.fasts3_get_with_options, client, b, len(b), k, len(k), offset, max_len, options,
                          _interrupt.cancel_token(), out, bucket=bucket, key=key)
         return _owned_array(out[0])
+
+    def get_ranges(self, path: str, ranges: Sequence[Tuple[int, int]], *, out: Any = None,
+                   max_gap: int = DEFAULT_MAX_GAP, if_match: Optional[str] = None,
+                   version_id: Optional[str] = None) -> List[np.ndarray]:
+        """Many ``(offset, length)`` byte ranges of one object, all from one version of it.
+
+        A negative offset counts from the end (``(-8, 8)``: the last 8 bytes, a Parquet
+        footer). One HEAD gives the object's size and ETag (or checks ``if_match``); every
+        request is pinned to that version, so the ranges never mix two versions
+        (:class:`ObjectChanged` otherwise). Ranges less than ``max_gap`` bytes apart are read
+        with one request; the requests run concurrently.
+
+        ``out``: a writable C-contiguous buffer receiving the ranges packed in order (range
+        ``i`` at the sum of the lengths before it); None allocates one buffer. Returns one
+        uint8 view per range, into ``out`` or that buffer, shorter than asked only where the
+        object ends first.
+        """
+        bucket, key = split_object(path)
+        if isinstance(ranges, (str, bytes)):
+            raise TypeError("ranges must be a sequence of (offset, length) pairs")
+        pairs = []
+        for item in ranges:
+            try:
+                offset, length = item
+            except (TypeError, ValueError):
+                raise TypeError(f"each range must be an (offset, length) pair, got {item!r}") from None
+            if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)):
+                raise TypeError(f"range offset must be an int, got {type(offset).__name__}")
+            if not -2**63 <= offset < 2**63:
+                raise ValueError(f"range offset out of range: {offset}")
+            pairs.append((int(offset), _non_negative("range length", length)))
+        max_gap = _non_negative("max_gap", max_gap)
+        total = sum(n for _, n in pairs)
+        options, keep = _read_options(if_match, version_id)
+        if out is None:
+            array = np.empty(total, np.uint8)
+        else:
+            with _writable_bytes(out) as probe:
+                if probe.nbytes < total:
+                    raise ValueError(f"out holds {probe.nbytes} bytes, the ranges need {total}")
+            array = np.frombuffer(out, np.uint8) if not isinstance(out, np.ndarray) else out.reshape(-1).view(np.uint8)
+        c_ranges = ffi.new("fasts3_range[]", pairs) if pairs else ffi.NULL
+        lengths = ffi.new("uint64_t[]", max(len(pairs), 1))
+        b, k = bucket.encode(), key.encode()
+        with _writable_bytes(array) as view:
+            cbuf = ffi.from_buffer("uint8_t[]", view, require_writable=True) if view.nbytes else ffi.NULL
+            try:
+                with self._handle.borrow() as client:
+                    rustcall(lib.fasts3_get_ranges, client, b, len(b), k, len(k), c_ranges, len(pairs), max_gap,
+                             cbuf, view.nbytes, options, _interrupt.cancel_token(), lengths, bucket=bucket, key=key)
+            finally:
+                if view.nbytes:
+                    ffi.release(cbuf)
+        views, at = [], 0
+        for i, (_, n) in enumerate(pairs):
+            views.append(array[at:at + int(lengths[i])])
+            at += n
+        return views
 
     def get_many(self, paths: Sequence[str]) -> List[np.ndarray]:
         """Fetch whole objects concurrently (sharing this client's concurrency budget);

@@ -152,14 +152,28 @@ async fn get_with_session(
     bucket: &str,
     key: &str,
     offset: u64,
-    mut dest: Destination<'_>,
+    dest: Destination<'_>,
     options: ReadOptions<'_>,
 ) -> Result<Fetched> {
     let id = ObjectId { bucket, key, version_id: options.version_id };
     let wanted = options.if_match.map(|etag| Validator { etag: Some(quoted(etag)), last_modified: None });
+    read_pinned(client, placement, session, id, offset, dest, wanted.as_ref()).await
+}
+
+/// Read `[offset, offset + dest.max_len())` of the version `wanted` names (any version when
+/// None).
+pub(crate) async fn read_pinned(
+    client: &Client,
+    placement: Placement,
+    session: &Session,
+    id: ObjectId<'_>,
+    offset: u64,
+    mut dest: Destination<'_>,
+    wanted: Option<&Validator>,
+) -> Result<Fetched> {
     let mut attempt = 1;
     loop {
-        match read_once(client, placement, session, id, offset, dest.reborrow(), wanted.as_ref()).await {
+        match read_once(client, placement, session, id, offset, dest.reborrow(), wanted).await {
             Err(e) if e.retry_on_fresh_connection && attempt < READ_ATTEMPTS => attempt += 1,
             result => return result,
         }
@@ -167,7 +181,7 @@ async fn get_with_session(
 }
 
 /// An ETag as S3 sends and compares it: quoted (`"abc"`); weak ones (`W/"abc"`) as given.
-fn quoted(etag: &str) -> String {
+pub(crate) fn quoted(etag: &str) -> String {
     if etag.starts_with('"') || etag.starts_with("W/") {
         etag.to_string()
     } else {

@@ -13,6 +13,7 @@ mod list_xml;
 pub mod page;
 pub mod parts;
 pub mod path;
+pub mod ranges;
 pub mod runtime;
 mod tls;
 

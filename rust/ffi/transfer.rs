@@ -1,6 +1,7 @@
 //! Filling buffers: one object (`fasts3_get_into`, `fasts3_get`) or a batch (`fasts3_get_many`).
 
 use crate::engine::get::{self, Destination, GetRequest, ReadOptions};
+use crate::engine::ranges::{self, ByteRange};
 use crate::engine::Error;
 use crate::ffi::boundary::{bytes_mut, guard, guard_infallible, optional_cstr, out_ptr, utf8, Failure, FfiResult};
 use std::ffi::c_char;
@@ -263,6 +264,93 @@ pub unsafe extern "C" fn fasts3_bytes_data(bytes: *mut fasts3_bytes, out_data: *
 pub unsafe extern "C" fn fasts3_bytes_free(bytes: *mut fasts3_bytes) {
     // SAFETY: no call uses `bytes` (this function's contract); an unknown pointer is not touched.
     guard_infallible((), || unsafe { free_handle(bytes, "fasts3_bytes_free") })
+}
+
+/// Coalescing gap `fasts3_get_ranges` callers should use unless they know better: ranges
+/// closer than 1 MiB are read with one request.
+pub const FASTS3_DEFAULT_MAX_GAP: u64 = ranges::DEFAULT_MAX_GAP;
+
+/// One byte range of `fasts3_get_ranges`: `length` bytes from `offset`; a negative `offset`
+/// counts from the end of the object (`{-8, 8}`: the last 8 bytes).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct fasts3_range {
+    pub offset: i64,
+    pub length: u64,
+}
+
+/// Read `count` byte ranges of one object into `buf`, packed in the order given (range `i`
+/// starts at the sum of the lengths before it), all from one version of the object: one HEAD
+/// gives its size and ETag (or checks the ETag `options->if_match` names), and every request
+/// is pinned to it (`FASTS3_OBJECT_CHANGED` otherwise). Ranges less than `max_gap` bytes apart
+/// are read with one request (`FASTS3_DEFAULT_MAX_GAP` is a good default; 0 coalesces only
+/// touching ranges). Requests run concurrently within the client's concurrency budget.
+///
+/// On success `out_lengths[i]` is how many bytes range `i` got: its `length`, or fewer where
+/// the object ends first (bytes of its slice past that are left as they were). On failure
+/// `buf`'s contents are unspecified and `out_lengths` untouched.
+///
+/// # Safety
+/// - `client`, `cancel` and `options` as for `fasts3_get_into_with_options`; `bucket`, `key`
+///   as for `fasts3_get_into`.
+/// - `ranges` points to `count` readable `fasts3_range`s (NULL when `count` is 0).
+/// - `buf` points to `buf_len` writable bytes (NULL when `buf_len` is 0) that overlap no other
+///   argument and that nothing else reads or writes until this call returns; `buf_len` is at
+///   least the sum of the lengths.
+/// - `out_lengths` points to `count` writable `uint64_t`s (NULL when `count` is 0).
+#[no_mangle]
+pub unsafe extern "C" fn fasts3_get_ranges(
+    client: *const fasts3_client,
+    bucket: *const u8,
+    bucket_len: usize,
+    key: *const u8,
+    key_len: usize,
+    ranges: *const fasts3_range,
+    count: usize,
+    max_gap: u64,
+    buf: *mut u8,
+    buf_len: usize,
+    options: *const fasts3_read_options,
+    cancel: *const fasts3_cancel_token,
+    out_lengths: *mut u64,
+) -> fasts3_status {
+    guard(|| {
+        // SAFETY: every pointer argument meets this function's contract (handles not freed,
+        // strings and ranges readable, `buf` writable and unaliased, for the call).
+        let client = unsafe { client_ref(client) }?;
+        // SAFETY: as above.
+        let bucket = unsafe { utf8(bucket, bucket_len, "bucket") }?;
+        // SAFETY: as above.
+        let key = unsafe { utf8(key, key_len, "key") }?;
+        // SAFETY: as above.
+        let buf = unsafe { bytes_mut(buf, buf_len, "buf") }?;
+        // SAFETY: as above.
+        let cancel = unsafe { cancel_ref(cancel) }?;
+        // SAFETY: as above.
+        let options = unsafe { read_options(options) }?;
+        if count > 0 && (ranges.is_null() || out_lengths.is_null()) {
+            return Err(Failure::null(if ranges.is_null() { "ranges" } else { "out_lengths" }));
+        }
+        let wanted: Vec<ByteRange> = if count == 0 {
+            Vec::new()
+        } else {
+            // SAFETY: non-NULL and `count` readable ranges (the contract); a C array of them is
+            // aligned and smaller than isize::MAX bytes.
+            unsafe { std::slice::from_raw_parts(ranges, count) }
+                .iter()
+                .map(|r| ByteRange { offset: r.offset, len: r.length })
+                .collect()
+        };
+        let read = ranges::get_ranges(client, on_calling_thread(), bucket, key, &wanted, buf, max_gap, options);
+        let got = block_on_cancellable(cancel, on_calling_thread(), read)?;
+        for (i, n) in got.into_iter().enumerate() {
+            // SAFETY: `out_lengths` is non-NULL and writable for `count` values (the contract);
+            // `got` has one entry per range, so i < count.
+            unsafe { out_lengths.add(i).write(n) };
+        }
+        Ok(())
+    })
 }
 
 /// One read of a `fasts3_get_many` batch. Strings are `(ptr, len)` UTF-8.
