@@ -342,8 +342,9 @@ pub unsafe extern "C" fn fasts3_get_ranges(
                 .map(|r| ByteRange { offset: r.offset, len: r.length })
                 .collect()
         };
-        let read = ranges::get_ranges(client, on_calling_thread(), bucket, key, &wanted, buf, max_gap, options);
-        let got = block_on_cancellable(cancel, on_calling_thread(), read)?;
+        // On the shared workers, as a batch: the spans are many requests, received on every core.
+        let read = ranges::get_ranges(client, Placement::Workers, bucket, key, &wanted, buf, max_gap, options);
+        let got = block_on_cancellable(cancel, Placement::Workers, read)?;
         for (i, n) in got.into_iter().enumerate() {
             // SAFETY: `out_lengths` is non-NULL and writable for `count` values (the contract);
             // `got` has one entry per range, so i < count.
