@@ -230,6 +230,8 @@ enum fasts3_status fasts3_config_new(struct fasts3_config **out);
 //   no environment variable for it: only an explicit choice turns verification off.
 // - `proxy`: `http://[user:password@]host:port` used for every request (https ones through a
 //   CONNECT tunnel). Default: HTTPS_PROXY / HTTP_PROXY / NO_PROXY (and their lowercase forms).
+// - `max_attempts`: attempts per request, the first included (decimal, >= 1). Default:
+//   AWS_MAX_ATTEMPTS, else the profile's `max_attempts`, else 3.
 //
 // Unknown names and unparsable values fail with `FASTS3_INVALID_ARGUMENT`; a `config` that
 // is not a live configuration (e.g. already freed) with `FASTS3_INVALID_HANDLE`.

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import threading
 import weakref
 from datetime import datetime, timedelta, timezone
@@ -226,6 +227,10 @@ class Client:
         proxy: ``"http://[user:password@]host:port"`` for every request (https ones through
             a CONNECT tunnel). Default: ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY`` (and
             their lowercase forms), as boto3 reads them. The credentials are never shown.
+        max_attempts: attempts per request, the first included (default: AWS_MAX_ATTEMPTS,
+            else the profile's ``max_attempts``, else 3). Connection errors, timeouts, 5xx,
+            throttling and S3's transient codes are retried with exponential backoff and
+            jitter, as boto3's "standard" mode does.
     """
 
     def __init__(
@@ -247,7 +252,10 @@ class Client:
         ca_bundle: Optional[Union[str, "os.PathLike[str]"]] = None,
         verify: Union[bool, str, "os.PathLike[str]"] = True,
         proxy: Optional[str] = None,
+        max_attempts: Optional[int] = None,
     ):
+        # Every constructor argument as given (see __reduce__: a pickle rebuilds from these).
+        self._init_kwargs = {name: value for name, value in locals().items() if name != "self"}
         options = {
             "endpoint_url": endpoint_url,
             "region": region,
@@ -277,7 +285,8 @@ class Client:
             options["verify"] = "false"
         if path_style is not None:
             options["path_style"] = "path" if path_style else "virtual"
-        for name, value in (("max_concurrency", max_concurrency), ("part_size", part_size)):
+        for name, value in (("max_concurrency", max_concurrency), ("part_size", part_size),
+                            ("max_attempts", max_attempts)):
             if value is not None:
                 if _non_negative(name, value) == 0:
                     raise ValueError(f"{name} must be >= 1, got {value}")
@@ -310,6 +319,24 @@ class Client:
     def __repr__(self) -> str:
         state = "closed" if self._handle.closed else "open"
         return f"<pyfasts3.Client {self._description} ({state})>"
+
+    def __reduce__(self):
+        """Pickling (Dask, Ray, multiprocessing spawn): the other side builds a new Client
+        from the same constructor arguments. Only what was passed explicitly travels:
+        credentials given as arguments are in the pickle (treat it as a secret then), while
+        anything left to the environment (keys, profile files, endpoint, region) is resolved
+        again by the receiving process from its own environment."""
+        if self._handle.closed:
+            raise pickle.PicklingError("cannot pickle a closed pyfasts3.Client")
+        return (_rebuild_client, (dict(self._init_kwargs),))
+
+    def open(self, path: str, mode: str = "rb", *, block_size: Optional[int] = None):
+        """A seekable binary file object reading the object at ``path`` (see
+        :func:`pyfasts3.io.open_object`). Only ``"rb"`` is available: writing needs the
+        write path (PUT/multipart, not built yet) and raises NotImplementedError."""
+        from .io import open_object
+
+        return open_object(self, path, mode, block_size=block_size)
 
     def close(self) -> None:
         """Release the native client. Further calls raise ValueError. Idempotent."""
@@ -483,6 +510,10 @@ class Client:
             return
         for bucket, page in self._pages(path, delimiter, page_size):
             yield from page.infos(bucket)
+
+
+def _rebuild_client(kwargs: dict) -> Client:
+    return Client(**kwargs)
 
 
 def _check_delimiter(delimiter: Optional[str]) -> None:

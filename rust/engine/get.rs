@@ -12,9 +12,9 @@
 //!    done when its slice is full.
 //! 4. A body that breaks off mid-way (reset, truncation) is resumed from the first missing
 //!    byte, not restarted. Request-level failures (5xx, SlowDown, connect errors) are retried
-//!    by the SDK's standard retry strategy before they reach us; one that failed before any
-//!    response byte in a way the SDK does not retry gets another attempt on a fresh
-//!    connection (`get_request`).
+//!    by the data plane's standard retries before they reach us; one that failed before any
+//!    response byte because its pooled connection was bad gets another attempt on a fresh
+//!    connection (`engine::http`).
 //! 5. A server that ignores Range answers 200 with the whole object, perhaps chunked with no
 //!    length: that body is counted to its end, never taken as empty.
 //! 6. A full-object checksum the server announces (`x-amz-checksum-*`) is verified when the
@@ -33,9 +33,9 @@ use crate::engine::client::{Client, Session};
 use crate::engine::error::{Error, ErrorKind, Result};
 use crate::engine::get_request::{self, Response, Validator};
 use crate::engine::head;
+use crate::engine::http::Body;
 use crate::engine::path::{check_bucket, check_key};
 use crate::engine::runtime::{self, Placement};
-use aws_sdk_s3::primitives::ByteStream;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
@@ -435,7 +435,7 @@ async fn read_whole_body(
     let mut body = response.body;
     let mut pos: u64 = 0; // object position of the next body byte
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(body_error)?;
+        let chunk = chunk?;
         if let Some(v) = verifier.as_mut() {
             v.update(&chunk);
         }
@@ -556,7 +556,7 @@ async fn fill_part(
     object: ObjectVersion<'_>,
     start: u64,
     slice: &mut [u8],
-    mut first: Option<(ByteStream, OwnedSemaphorePermit)>,
+    mut first: Option<(Body, OwnedSemaphorePermit)>,
     mut verifier: Option<&mut Verifier>,
 ) -> Result<()> {
     let max_resumes = if object.pin.is_some() { MAX_BODY_RESUMES } else { 0 };
@@ -593,7 +593,7 @@ async fn open_part(
     object: ObjectVersion<'_>,
     start: u64,
     len: u64,
-) -> Result<(ByteStream, OwnedSemaphorePermit)> {
+) -> Result<(Body, OwnedSemaphorePermit)> {
     let permit = session.acquire().await?;
     let response = get_request::send(session, object.bucket, object.key, start, len, object.pin).await?;
     let range = response
@@ -620,12 +620,12 @@ async fn open_part(
 /// Copy a body into `dst`, which it must fill exactly. Returns how many bytes landed (so a
 /// failed part can resume after them) and whether the body ended cleanly at exactly `dst`'s
 /// length.
-async fn stream_into(mut body: ByteStream, dst: &mut [u8], mut verifier: Option<&mut Verifier>) -> (usize, Result<()>) {
+async fn stream_into(mut body: Body, dst: &mut [u8], mut verifier: Option<&mut Verifier>) -> (usize, Result<()>) {
     let mut got = 0usize;
     while let Some(chunk) = body.next().await {
         let chunk = match chunk {
             Ok(c) => c,
-            Err(e) => return (got, Err(body_error(e))),
+            Err(e) => return (got, Err(e)),
         };
         let end = got + chunk.len();
         if end > dst.len() {
@@ -641,11 +641,4 @@ async fn stream_into(mut body: ByteStream, dst: &mut [u8], mut verifier: Option<
         return (got, Err(Error::new(ErrorKind::Network, format!("body ended after {got} of {} bytes", dst.len()))));
     }
     (got, Ok(()))
-}
-
-fn body_error(e: aws_smithy_types::byte_stream::error::Error) -> Error {
-    Error::new(
-        ErrorKind::Network,
-        format!("reading the body failed: {}", aws_smithy_types::error::display::DisplayErrorContext(&e)),
-    )
 }

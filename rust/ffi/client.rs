@@ -67,6 +67,8 @@ pub unsafe extern "C" fn fasts3_config_new(out: *mut *mut fasts3_config) -> fast
 ///   no environment variable for it: only an explicit choice turns verification off.
 /// - `proxy`: `http://[user:password@]host:port` used for every request (https ones through a
 ///   CONNECT tunnel). Default: HTTPS_PROXY / HTTP_PROXY / NO_PROXY (and their lowercase forms).
+/// - `max_attempts`: attempts per request, the first included (decimal, >= 1). Default:
+///   AWS_MAX_ATTEMPTS, else the profile's `max_attempts`, else 3.
 ///
 /// Unknown names and unparsable values fail with `FASTS3_INVALID_ARGUMENT`; a `config` that
 /// is not a live configuration (e.g. already freed) with `FASTS3_INVALID_HANDLE`.
@@ -118,6 +120,12 @@ fn set_option(o: &mut ClientOptions, name: &str, value: Option<&str>) -> FfiResu
         "ca_bundle" => o.ca_bundle = value.map(std::path::PathBuf::from),
         "verify" => o.verify = boolean(name, value, true)?,
         "proxy" => o.proxy = text(),
+        "max_attempts" => {
+            o.max_attempts = match positive(name, value)? {
+                0 => None,
+                n => Some(u32::try_from(n).map_err(|_| Error::invalid(format!("max_attempts is too large: {n}")))?),
+            }
+        }
         _ => return Err(Error::invalid(format!("unknown option {name:?}")).into()),
     }
     Ok(())
