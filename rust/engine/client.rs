@@ -325,13 +325,6 @@ impl Client {
         Ok(Arc::new(client))
     }
 
-    /// The connector every HTTP client of this client uses (the lean data plane builds its
-    /// hyper client on it too).
-    #[allow(dead_code)] // used by the lean GET/HEAD path
-    pub(crate) fn connector(&self) -> &Connector {
-        &self.connector
-    }
-
     pub fn parts(&self) -> PartPlan {
         self.parts
     }
@@ -466,7 +459,7 @@ impl Client {
                 use_dual_stack: sdk.use_dual_stack().unwrap_or(false),
             },
             retry: RetryPolicy::from_config(sdk.retry_config()),
-            connect_timeout: o.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            connector: self.connector.clone(),
             read_timeout: o.read_timeout.unwrap_or(DEFAULT_READ_TIMEOUT),
             stall_grace: stall_grace(o.read_timeout.unwrap_or(DEFAULT_READ_TIMEOUT)),
             user_agent: USER_AGENT,
