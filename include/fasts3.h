@@ -250,6 +250,14 @@ enum fasts3_status fasts3_config_new(struct fasts3_config **out);
 //   that covers the bytes read), `required` (a read nothing can verify fails with
 //   `FASTS3_CHECKSUM_UNAVAILABLE`), `off` (neither asked for nor verified). A mismatch fails
 //   with `FASTS3_CHECKSUM_MISMATCH`.
+// - `ca_bundle`: path of a PEM file of CA certificates trusted besides the system roots.
+//   Default: AWS_CA_BUNDLE, else `ca_bundle` of the selected profile in the AWS config file,
+//   else REQUESTS_CA_BUNDLE. A file that cannot be read or holds no certificate makes
+//   `fasts3_client_new` fail with `FASTS3_CONFIG`.
+// - `verify`: `true` (default) or `false`: `false` accepts any server certificate. There is
+//   no environment variable for it: only an explicit choice turns verification off.
+// - `proxy`: `http://[user:password@]host:port` used for every request (https ones through a
+//   CONNECT tunnel). Default: HTTPS_PROXY / HTTP_PROXY / NO_PROXY (and their lowercase forms).
 // - `max_attempts`: attempts per request, the first included (decimal, >= 1). Default:
 //   AWS_MAX_ATTEMPTS, else the profile's `max_attempts`, else 3.
 //

@@ -6,7 +6,7 @@ import pickle
 import threading
 import weakref
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -195,6 +195,19 @@ class _Page:
         ]
 
 
+def _redact_userinfo(url: str) -> str:
+    """``url`` with any ``user:password@`` replaced by ``***@`` (for reprs and messages)."""
+    start = url.find("://")
+    start = 0 if start < 0 else start + 3
+    end = len(url)
+    for sep in "/?#":
+        i = url.find(sep, start)
+        if i >= 0:
+            end = min(end, i)
+    at = url.rfind("@", start, end)
+    return url if at < 0 else url[:start] + "***" + url[at:]
+
+
 class Client:
     """An S3 client backed by libfasts3. Safe to share between threads.
 
@@ -226,6 +239,16 @@ class Client:
             ``"required"``: a read that cannot be verified fails with ChecksumUnavailable
             (a whole object read in parts is verified against the checksum a HEAD returns);
             ``"off"``: never asked for, never verified. A mismatch raises ChecksumMismatch.
+        ca_bundle: path of a PEM file of CA certificates to trust for HTTPS, in addition to
+            the system's. Default as boto3: ``AWS_CA_BUNDLE``, else ``ca_bundle`` of the
+            selected profile in the AWS config file, else ``REQUESTS_CA_BUNDLE``. A file that
+            cannot be read or holds no certificate raises ConfigError here.
+        verify: ``False`` accepts any server certificate (for test servers only: anyone on
+            the path can then read and change the traffic). As in boto3 it may also be a
+            path, meaning ``ca_bundle=path``. Only this argument turns verification off.
+        proxy: ``"http://[user:password@]host:port"`` for every request (https ones through
+            a CONNECT tunnel). Default: ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY`` (and
+            their lowercase forms), as boto3 reads them. The credentials are never shown.
         max_attempts: attempts per request, the first included (default: AWS_MAX_ATTEMPTS,
             else the profile's ``max_attempts``, else 3). Connection errors, timeouts, 5xx,
             throttling and S3's transient codes are retried with exponential backoff and
@@ -248,6 +271,9 @@ class Client:
         connect_timeout: Optional[float] = None,
         read_timeout: Optional[float] = None,
         checksum: Optional[str] = None,
+        ca_bundle: Optional[Union[str, "os.PathLike[str]"]] = None,
+        verify: Union[bool, str, "os.PathLike[str]"] = True,
+        proxy: Optional[str] = None,
         max_attempts: Optional[int] = None,
     ):
         # Every constructor argument as given (see __reduce__: a pickle rebuilds from these).
@@ -260,12 +286,25 @@ class Client:
             "session_token": session_token,
             "profile": profile,
             "checksum": checksum,
+            "proxy": proxy,
         }
         for name, value in options.items():
             if value is not None and not isinstance(value, str):
                 raise TypeError(f"{name} must be a str, got {type(value).__name__}")
         if anonymous:
             options["anonymous"] = "true"
+        if not isinstance(verify, bool):
+            if not isinstance(verify, (str, os.PathLike)):
+                raise TypeError(f"verify must be a bool or a CA bundle path, got {type(verify).__name__}")
+            if ca_bundle is not None:
+                raise ValueError("give the CA bundle as ca_bundle= or verify=, not both")
+            ca_bundle, verify = verify, True
+        if ca_bundle is not None:
+            if not isinstance(ca_bundle, (str, os.PathLike)):
+                raise TypeError(f"ca_bundle must be a path, got {type(ca_bundle).__name__}")
+            options["ca_bundle"] = os.fsdecode(os.fspath(ca_bundle))
+        if not verify:
+            options["verify"] = "false"
         if path_style is not None:
             options["path_style"] = "path" if path_style else "virtual"
         for name, value in (("max_concurrency", max_concurrency), ("part_size", part_size),
@@ -296,6 +335,8 @@ class Client:
             ffi.release(config)
         self._handle = _Handle(client_out[0])
         self._description = endpoint_url or "environment"
+        if proxy is not None:
+            self._description += f" via proxy {_redact_userinfo(proxy)}"
 
     def __repr__(self) -> str:
         state = "closed" if self._handle.closed else "open"

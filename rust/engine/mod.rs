@@ -3,6 +3,7 @@
 pub mod cancel;
 pub mod checksum;
 pub mod client;
+pub(crate) mod connector;
 pub mod error;
 pub mod get;
 mod get_request;
@@ -15,6 +16,7 @@ pub mod parts;
 pub mod path;
 pub mod ranges;
 pub mod runtime;
+mod sdk_http;
 mod tls;
 
 #[cfg(test)]

@@ -35,14 +35,13 @@ use endpoint::Endpoints;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
 use sign::Signer;
 use std::sync::Arc;
 use std::time::Duration;
 
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+use crate::engine::connector::Connector;
 
 /// Attempts, beyond the retry policy's, for a request that failed before any response byte
 /// in a way that says the connection was bad rather than the server (a pooled connection
@@ -60,7 +59,9 @@ pub(crate) struct Shared {
     signer: Signer,
     endpoints: Endpoints,
     retry: RetryPolicy,
-    connect_timeout: Duration,
+    /// How connections are made: trust (CA bundle, verify), proxies, connect timeout
+    /// (engine::connector, shared with the SDK's HTTP client).
+    connector: Connector,
     read_timeout: Duration,
     stall_grace: Duration,
     user_agent: HeaderValue,
@@ -71,7 +72,7 @@ pub(crate) struct Settings {
     pub credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
     pub endpoint: EndpointConfig,
     pub retry: RetryPolicy,
-    pub connect_timeout: Duration,
+    pub connector: Connector,
     pub read_timeout: Duration,
     pub stall_grace: Duration,
     pub user_agent: &'static str,
@@ -109,7 +110,7 @@ impl DataPlane {
             signer: Signer::new(settings.credentials),
             endpoints: Endpoints::new(settings.endpoint),
             retry: settings.retry,
-            connect_timeout: settings.connect_timeout,
+            connector: settings.connector,
             read_timeout: settings.read_timeout,
             stall_grace: settings.stall_grace,
             user_agent,
@@ -126,7 +127,7 @@ impl DataPlane {
         let http = HyperClient::builder(TokioExecutor::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_timer(hyper_util::rt::TokioTimer::new())
-            .build(connector(shared.connect_timeout));
+            .build(shared.connector.clone());
         DataPlane { http, shared }
     }
 
@@ -179,6 +180,10 @@ impl DataPlane {
         self.shared.signer.sign(&mut http_request, endpoint).await?;
         // After signing: proxies and load balancers may rewrite the User-Agent.
         http_request.headers_mut().insert(http::header::USER_AGENT, self.shared.user_agent.clone());
+        // Plain http through a proxy with credentials; unsigned, as the proxy removes it.
+        if let Some(auth) = self.shared.connector.proxy_authorization(http_request.uri()) {
+            http_request.headers_mut().insert(http::header::PROXY_AUTHORIZATION, auth);
+        }
 
         let read_timeout = self.shared.read_timeout;
         let response = match tokio::time::timeout(read_timeout, self.http.request(http_request)).await {
@@ -208,30 +213,6 @@ impl DataPlane {
 enum Answer {
     Success(http::Response<Body>),
     Failure(s3_error::Failure),
-}
-
-/// HTTPS through rustls with the system's roots; plain HTTP allowed (local endpoints).
-/// TCP_NODELAY: a request is one small write, and Nagle would hold it back behind the ACK
-/// of the previous one.
-fn connector(connect_timeout: Duration) -> Connector {
-    let mut tcp = HttpConnector::new();
-    tcp.enforce_http(false);
-    tcp.set_nodelay(true);
-    tcp.set_connect_timeout(Some(connect_timeout));
-    hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_native_roots(Arc::new(rustls::crypto::ring::default_provider()))
-        .unwrap_or_else(|_| {
-            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
-                rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                    .with_safe_default_protocol_versions()
-                    .expect("ring supports the default protocol versions")
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth(),
-            )
-        })
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(tcp)
 }
 
 /// A request that got no response: which kind of failure, and whether a fresh connection may
