@@ -157,12 +157,12 @@ def build_wheel(arch: str) -> Path:
     library = compile_library(arch)
     DIST.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="pyfasts3-wheel-") as tmp:
-        # setuptools builds in ./build: clear it so nothing from an earlier build (another
-        # arch) can end up in this wheel.
-        shutil.rmtree(ROOT / "build", ignore_errors=True)
-        run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check",
-             f"--config-settings=--build-option=--plat-name=linux_{arch}", "-w", tmp, "."],
-            env={**os.environ, "PYFASTS3_LIBRARY": str(library)})
+        # PyPA build makes the sdist and builds the wheel from it (unpacked in a temp dir:
+        # nothing of the tree but what the sdist carries, and the tree is left untouched);
+        # setup.py packages the library named by PYFASTS3_LIBRARY instead of compiling.
+        # From another cwd: `python -m build` run here would import this file, not PyPA's build.
+        run([sys.executable, "-m", "build", "--outdir", tmp, f"-C--build-option=--plat-name=linux_{arch}",
+             str(ROOT)], cwd=tmp, env={**os.environ, "PYFASTS3_LIBRARY": str(library)})
         (linux_wheel,) = Path(tmp).glob("pyfasts3-*.whl")
         # auditwheel checks every symbol version against the policy and retags the wheel; the
         # library has no dependency beyond the manylinux set, so nothing is grafted.
