@@ -6,7 +6,8 @@
                                     (the library the wheel ships; what ./dev.sh tests)
     python build.py --wheel         dist/pyfasts3-*-py3-none-manylinux_2_17_<arch>.manylinux2014_<arch>.whl:
                                     cargo-zigbuild (glibc 2.17), setuptools, then auditwheel
-                                    repair --strip; fails unless auditwheel reports manylinux2014
+                                    repair; fails unless auditwheel reports manylinux2014 and
+                                    the library is stripped
     python build.py --wheel --arch aarch64   the same for aarch64 (rustup target add aarch64-unknown-linux-gnu)
     python build.py --sdist         dist/pyfasts3-*.tar.gz (checked: sources in, no native library)
     python build.py --header        regenerate include/fasts3.h only
@@ -151,6 +152,18 @@ def auditwheel_platform(wheel: Path) -> str:
     return found.group(1)
 
 
+def unstripped_sections(wheel: Path) -> list[str]:
+    """The symbol-table and debug sections of the wheel's library (none when stripped)."""
+    import io
+    import zipfile
+
+    from elftools.elf.elffile import ELFFile  # pyelftools: auditwheel's own dependency
+
+    with zipfile.ZipFile(wheel) as zf:
+        elf = ELFFile(io.BytesIO(zf.read("pyfasts3/libfasts3.so")))
+        return [s.name for s in elf.iter_sections() if s.name == ".symtab" or s.name.startswith(".debug")]
+
+
 def build_wheel(arch: str) -> Path:
     """dist/pyfasts3-*-py3-none-manylinux_2_17_<arch>.manylinux2014_<arch>.whl from a library
     linked against glibc 2.17, stripped, checked by auditwheel."""
@@ -164,16 +177,22 @@ def build_wheel(arch: str) -> Path:
         run([sys.executable, "-m", "build", "--outdir", tmp, f"-C--build-option=--plat-name=linux_{arch}",
              str(ROOT)], cwd=tmp, env={**os.environ, "PYFASTS3_LIBRARY": str(library)})
         (linux_wheel,) = Path(tmp).glob("pyfasts3-*.whl")
-        # auditwheel checks every symbol version against the policy and retags the wheel; the
-        # library has no dependency beyond the manylinux set, so nothing is grafted.
-        run([sys.executable, "-m", "auditwheel", "repair", "--plat", f"manylinux2014_{arch}", "--strip",
-             "-w", tmp, str(linux_wheel)])
+        # auditwheel checks every symbol version against the policies and tags the wheel with
+        # the most compatible one it meets (checked below); the library has no dependency beyond
+        # the manylinux set, so nothing is grafted. "auto": its --plat choices are this
+        # machine's architecture only, and auto reads the wheel's. No --strip: it runs the
+        # host's strip, which cannot read aarch64; zig's linker already dropped the symbol
+        # table and debug info (checked below).
+        run([sys.executable, "-m", "auditwheel", "repair", "--plat", "auto", "-w", tmp, str(linux_wheel)])
         (wheel,) = (w for w in Path(tmp).glob("pyfasts3-*.whl") if "manylinux" in w.name)
         dest = DIST / wheel.name
         shutil.move(str(wheel), dest)
     policy = auditwheel_platform(dest)
     if policy not in (f"manylinux_2_17_{arch}", f"manylinux_2_12_{arch}", f"manylinux_2_5_{arch}"):
         sys.exit(f"error: auditwheel says {dest.name} needs {policy}, not manylinux2014 or older")
+    unstripped = unstripped_sections(dest)
+    if unstripped:
+        sys.exit(f"error: the library in {dest.name} is not stripped: it has {', '.join(unstripped)}")
     print(f"wheel: {dest}")
     return dest
 
