@@ -79,7 +79,7 @@ def group(dso: str, symbol: str) -> str:
 
 def report(data: str) -> None:
     out = subprocess.run(
-        ["perf", "report", "-i", data, "--no-children", "--comm", "python", "--sort", "dso,sym", "-g", "none"],
+        ["perf", "report", "-i", data, "--no-children", "--comm", "python,python3", "--sort", "dso,sym", "-g", "none"],
         capture_output=True, text=True, check=True,
     ).stdout
     shares: collections.Counter = collections.Counter()

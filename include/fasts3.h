@@ -120,6 +120,21 @@ typedef struct fasts3_object_page_view {
   struct fasts3_strings common_prefixes;
 } fasts3_object_page_view;
 
+// Options of one read. Extensible: set `struct_size` to `sizeof(fasts3_read_options)` as
+// your header declares it; fields a later header adds after it then take their defaults,
+// so a caller compiled against this header keeps working with later libraries. Zero-fill
+// the struct before setting fields (`= {0}` in C).
+typedef struct fasts3_read_options {
+  // `sizeof(fasts3_read_options)` of the caller's header (at least the size of this field).
+  size_t struct_size;
+  // NULL, or a NUL-terminated ETag the object must have (as a listing or HEAD returned
+  // it; quotes optional): every request of the read sends `If-Match`, and another version
+  // fails with `FASTS3_OBJECT_CHANGED`.
+  const char *if_match;
+  // NULL, or a NUL-terminated version id: read that version of the object.
+  const char *version_id;
+} fasts3_read_options;
+
 // One read of a `fasts3_get_many` batch. Strings are `(ptr, len)` UTF-8.
 // With `buf` non-NULL, bytes `[offset, offset + buf_len)` go into the caller's `buf`.
 // With `buf` NULL, libfasts3 allocates a result of up to `buf_len` bytes (`FASTS3_TO_END`
@@ -222,6 +237,8 @@ enum fasts3_status fasts3_config_new(struct fasts3_config **out);
 //   that covers the bytes read), `required` (a read nothing can verify fails with
 //   `FASTS3_CHECKSUM_UNAVAILABLE`), `off` (neither asked for nor verified). A mismatch fails
 //   with `FASTS3_CHECKSUM_MISMATCH`.
+// - `max_attempts`: attempts per request, the first included (decimal, >= 1). Default:
+//   AWS_MAX_ATTEMPTS, else the profile's `max_attempts`, else 3.
 //
 // Unknown names and unparsable values fail with `FASTS3_INVALID_ARGUMENT`; a `config` that
 // is not a live configuration (e.g. already freed) with `FASTS3_INVALID_HANDLE`.
@@ -401,6 +418,25 @@ enum fasts3_status fasts3_get_into(const struct fasts3_client *client,
                                    const struct fasts3_cancel_token *cancel,
                                    uint64_t *out_written);
 
+// `fasts3_get_into` with read options (NULL for the defaults): pin the read to an ETag or
+// read a given version.
+//
+// # Safety
+// As for `fasts3_get_into`, and `options` is NULL or points to a `fasts3_read_options`
+// whose `struct_size` bytes are readable and whose strings are NULL or NUL-terminated, all
+// unchanged until this call returns.
+enum fasts3_status fasts3_get_into_with_options(const struct fasts3_client *client,
+                                                const uint8_t *bucket,
+                                                size_t bucket_len,
+                                                const uint8_t *key,
+                                                size_t key_len,
+                                                uint64_t offset,
+                                                uint8_t *buf,
+                                                size_t buf_len,
+                                                const struct fasts3_read_options *options,
+                                                const struct fasts3_cancel_token *cancel,
+                                                uint64_t *out_written);
+
 // Read up to `length` bytes (`FASTS3_TO_END` for all) of an object from `offset` into a
 // buffer libfasts3 allocates with exactly the size read, once the first response told it
 // the object's size. Arguments as for `fasts3_get_into`.
@@ -421,6 +457,23 @@ enum fasts3_status fasts3_get(const struct fasts3_client *client,
                               uint64_t length,
                               const struct fasts3_cancel_token *cancel,
                               struct fasts3_bytes **out);
+
+// `fasts3_get` with read options (NULL for the defaults; see `fasts3_read_options`).
+//
+// Ownership: on success the caller owns `*out` and releases it with `fasts3_bytes_free`.
+//
+// # Safety
+// As for `fasts3_get`, and `options` as for `fasts3_get_into_with_options`.
+enum fasts3_status fasts3_get_with_options(const struct fasts3_client *client,
+                                           const uint8_t *bucket,
+                                           size_t bucket_len,
+                                           const uint8_t *key,
+                                           size_t key_len,
+                                           uint64_t offset,
+                                           uint64_t length,
+                                           const struct fasts3_read_options *options,
+                                           const struct fasts3_cancel_token *cancel,
+                                           struct fasts3_bytes **out);
 
 // The contents of `bytes`: `*out_data` (never NULL, even when empty) and `*out_len`.
 // The data stays valid, and writable by the caller, until `fasts3_bytes_free`.

@@ -77,14 +77,16 @@ def default_client() -> Client:
         return _default
 
 
-def get_into(buf: Any, path: str, *, offset: int = 0) -> int:
+def get_into(buf: Any, path: str, *, offset: int = 0, if_match: Optional[str] = None,
+             version_id: Optional[str] = None) -> int:
     """:meth:`Client.get_into` on the default client."""
-    return default_client().get_into(buf, path, offset=offset)
+    return default_client().get_into(buf, path, offset=offset, if_match=if_match, version_id=version_id)
 
 
-def get(path: str, *, offset: int = 0, length: Optional[int] = None) -> np.ndarray:
+def get(path: str, *, offset: int = 0, length: Optional[int] = None, if_match: Optional[str] = None,
+        version_id: Optional[str] = None) -> np.ndarray:
     """:meth:`Client.get` on the default client."""
-    return default_client().get(path, offset=offset, length=length)
+    return default_client().get(path, offset=offset, length=length, if_match=if_match, version_id=version_id)
 
 
 def get_many(paths: Sequence[str]) -> List[np.ndarray]:

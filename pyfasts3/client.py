@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import threading
 import weakref
 from datetime import datetime, timedelta, timezone
@@ -105,6 +106,25 @@ def _writable_bytes(buf: Any) -> memoryview:
         return view.cast("B")
 
 
+def _read_options(if_match: Optional[str], version_id: Optional[str]):
+    """A ``fasts3_read_options *`` for these options (NULL when both are None) and the
+    objects that must outlive the call (the struct's strings)."""
+    if if_match is None and version_id is None:
+        return ffi.NULL, ()
+    options = ffi.new("fasts3_read_options *")
+    options.struct_size = ffi.sizeof("fasts3_read_options")
+    keep = [options]
+    for name, value in (("if_match", if_match), ("version_id", version_id)):
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value or "\0" in value:
+            raise ValueError(f"{name} must be a non-empty str without NUL, got {value!r}")
+        text = ffi.new("char[]", value.encode())
+        keep.append(text)
+        setattr(options, name, text)
+    return options, keep
+
+
 def _non_negative(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
@@ -203,6 +223,10 @@ class Client:
             ``"required"``: a read that cannot be verified fails with ChecksumUnavailable
             (a whole object read in parts is verified against the checksum a HEAD returns);
             ``"off"``: never asked for, never verified. A mismatch raises ChecksumMismatch.
+        max_attempts: attempts per request, the first included (default: AWS_MAX_ATTEMPTS,
+            else the profile's ``max_attempts``, else 3). Connection errors, timeouts, 5xx,
+            throttling and S3's transient codes are retried with exponential backoff and
+            jitter, as boto3's "standard" mode does.
     """
 
     def __init__(
@@ -221,7 +245,10 @@ class Client:
         connect_timeout: Optional[float] = None,
         read_timeout: Optional[float] = None,
         checksum: Optional[str] = None,
+        max_attempts: Optional[int] = None,
     ):
+        # Every constructor argument as given (see __reduce__: a pickle rebuilds from these).
+        self._init_kwargs = {name: value for name, value in locals().items() if name != "self"}
         options = {
             "endpoint_url": endpoint_url,
             "region": region,
@@ -238,7 +265,8 @@ class Client:
             options["anonymous"] = "true"
         if path_style is not None:
             options["path_style"] = "path" if path_style else "virtual"
-        for name, value in (("max_concurrency", max_concurrency), ("part_size", part_size)):
+        for name, value in (("max_concurrency", max_concurrency), ("part_size", part_size),
+                            ("max_attempts", max_attempts)):
             if value is not None:
                 if _non_negative(name, value) == 0:
                     raise ValueError(f"{name} must be >= 1, got {value}")
@@ -270,6 +298,24 @@ class Client:
         state = "closed" if self._handle.closed else "open"
         return f"<pyfasts3.Client {self._description} ({state})>"
 
+    def __reduce__(self):
+        """Pickling (Dask, Ray, multiprocessing spawn): the other side builds a new Client
+        from the same constructor arguments. Only what was passed explicitly travels:
+        credentials given as arguments are in the pickle (treat it as a secret then), while
+        anything left to the environment (keys, profile files, endpoint, region) is resolved
+        again by the receiving process from its own environment."""
+        if self._handle.closed:
+            raise pickle.PicklingError("cannot pickle a closed pyfasts3.Client")
+        return (_rebuild_client, (dict(self._init_kwargs),))
+
+    def open(self, path: str, mode: str = "rb", *, block_size: Optional[int] = None):
+        """A seekable binary file object reading the object at ``path`` (see
+        :func:`pyfasts3.io.open_object`). Only ``"rb"`` is available: writing needs the
+        write path (PUT/multipart, not built yet) and raises NotImplementedError."""
+        from .io import open_object
+
+        return open_object(self, path, mode, block_size=block_size)
+
     def close(self) -> None:
         """Release the native client. Further calls raise ValueError. Idempotent."""
         self._handle.close()
@@ -286,7 +332,8 @@ class Client:
 
     # -- reading objects ---------------------------------------------------------------
 
-    def get_into(self, buf: Any, path: str, *, offset: int = 0) -> int:
+    def get_into(self, buf: Any, path: str, *, offset: int = 0, if_match: Optional[str] = None,
+                 version_id: Optional[str] = None) -> int:
         """Fill ``buf`` with the object's bytes ``[offset, offset + nbytes(buf))``.
 
         ``readinto`` semantics: returns how many bytes were written, fewer than
@@ -294,9 +341,14 @@ class Client:
         the end). ``buf`` is any writable C-contiguous buffer: a numpy array of any dtype
         and shape, bytearray, memoryview, mmap. The GIL is released during the transfer;
         Ctrl-C cancels it promptly. On error the buffer's contents are unspecified.
+
+        ``if_match``: the ETag the object must have (as a listing or :meth:`head` gave it);
+        another version raises :class:`ObjectChanged`. ``version_id``: read that version
+        of an object in a versioned bucket.
         """
         bucket, key = split_object(path)
         offset = _non_negative("offset", offset)
+        options, keep = _read_options(if_match, version_id)
         b, k = bucket.encode(), key.encode()
         written = ffi.new("uint64_t *")
         # Release the buffer exports explicitly when the call is over: an exception's
@@ -307,26 +359,37 @@ class Client:
             cbuf = ffi.from_buffer("uint8_t[]", view, require_writable=True) if nbytes else ffi.NULL
             try:
                 with self._handle.borrow() as client:
-                    rustcall(lib.fasts3_get_into, client, b, len(b), k, len(k), offset, cbuf, nbytes,
-                             _interrupt.cancel_token(), written, bucket=bucket, key=key)
+                    if options == ffi.NULL:
+                        rustcall(lib.fasts3_get_into, client, b, len(b), k, len(k), offset, cbuf, nbytes,
+                                 _interrupt.cancel_token(), written, bucket=bucket, key=key)
+                    else:
+                        rustcall(lib.fasts3_get_into_with_options, client, b, len(b), k, len(k), offset, cbuf,
+                                 nbytes, options, _interrupt.cancel_token(), written, bucket=bucket, key=key)
             finally:
                 if nbytes:
                     ffi.release(cbuf)
         return int(written[0])
 
-    def get(self, path: str, *, offset: int = 0, length: Optional[int] = None) -> np.ndarray:
+    def get(self, path: str, *, offset: int = 0, length: Optional[int] = None, if_match: Optional[str] = None,
+            version_id: Optional[str] = None) -> np.ndarray:
         """The object's bytes from ``offset`` (``length`` of them, or to the end) as a new
         uint8 numpy array, exactly as long as what was read (shorter than ``length`` only
         when the object ends first). No copy: the array's memory is where the bytes landed.
+        ``if_match`` and ``version_id`` as for :meth:`get_into`.
         """
         bucket, key = split_object(path)
         offset = _non_negative("offset", offset)
         max_len = TO_END if length is None else _non_negative("length", length)
+        options, keep = _read_options(if_match, version_id)
         b, k = bucket.encode(), key.encode()
         out = ffi.new("fasts3_bytes **")
         with self._handle.borrow() as client:
-            rustcall(lib.fasts3_get, client, b, len(b), k, len(k), offset, max_len, _interrupt.cancel_token(), out,
-                     bucket=bucket, key=key)
+            if options == ffi.NULL:
+                rustcall(lib.fasts3_get, client, b, len(b), k, len(k), offset, max_len, _interrupt.cancel_token(),
+                         out, bucket=bucket, key=key)
+            else:
+                rustcall(lib.fasts3_get_with_options, client, b, len(b), k, len(k), offset, max_len, options,
+                         _interrupt.cancel_token(), out, bucket=bucket, key=key)
         return _owned_array(out[0])
 
     def get_many(self, paths: Sequence[str]) -> List[np.ndarray]:
@@ -442,6 +505,10 @@ class Client:
             return
         for bucket, page in self._pages(path, delimiter, page_size):
             yield from page.infos(bucket)
+
+
+def _rebuild_client(kwargs: dict) -> Client:
+    return Client(**kwargs)
 
 
 def _check_delimiter(delimiter: Optional[str]) -> None:

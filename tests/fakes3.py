@@ -34,6 +34,7 @@ import base64
 import dataclasses
 import email.utils
 import hashlib
+import re
 import socket
 import struct
 import threading
@@ -159,6 +160,8 @@ class Behaviour:
     omit_etag: bool = False
     omit_last_modified: bool = False
     error: Optional[Tuple[int, str]] = None  # e.g. (503, "SlowDown"): an XML error response
+    bucket_region: Optional[str] = None  # requests signed for another region get S3's 301
+    #                                      PermanentRedirect with x-amz-bucket-region
     # Framing
     chunked: bool = False  # GET: no Content-Length, Transfer-Encoding: chunked (200 and 206)
     chunked_no_terminator: bool = False  # chunked, every byte sent, closed before "0\r\n\r\n"
@@ -232,7 +235,7 @@ def _error(status: int, code: str, message: str, resource: str, extra: Optional[
         f"<Error><Code>{code}</Code><Message>{message}</Message><Resource>{resource}</Resource>"
         "<RequestId>fake</RequestId></Error>"
     ).encode()
-    reasons = {404: "Not Found", 412: "Precondition Failed", 416: "Requested Range Not Satisfiable",
+    reasons = {301: "Moved Permanently", 404: "Not Found", 412: "Precondition Failed", 416: "Requested Range Not Satisfiable",
                500: "Internal Server Error", 503: "Service Unavailable", 400: "Bad Request"}
     headers = [("Content-Type", "application/xml")] + (extra or [])
     return Response(status, reasons.get(status, "Error"), headers, b"" if is_head else body, is_head)
@@ -259,6 +262,12 @@ def _parse_range(value: str, size: int) -> Optional[Tuple[int, int]]:
     return first, min(last, size - 1)
 
 
+def signed_region(req: Request) -> Optional[str]:
+    """The region of the request's SigV4 credential scope (None when unsigned)."""
+    match = re.search(r"Credential=[^/]*/[0-9]{8}/([^/]+)/", req.headers.get("authorization", ""))
+    return match.group(1) if match else None
+
+
 def build_response(req: Request, obj: Optional[StoredObject], b: Behaviour) -> Response:
     """The response to `req` (the object's version already chosen by the caller: its
     current one), before any framing fault."""
@@ -266,6 +275,10 @@ def build_response(req: Request, obj: Optional[StoredObject], b: Behaviour) -> R
     if b.error is not None:
         status, code = b.error
         return _error(status, code, "fault injected by the fake", req.path, is_head=is_head)
+    if b.bucket_region is not None and signed_region(req) != b.bucket_region:
+        return _error(301, "PermanentRedirect", "The bucket you are attempting to access must be addressed "
+                      "using the specified endpoint.", req.path, [("x-amz-bucket-region", b.bucket_region)],
+                      is_head=is_head)
     if req.method not in ("GET", "HEAD"):
         return _error(400, "NotImplemented", f"the fake serves GET and HEAD only, not {req.method}", req.path)
     if obj is None:

@@ -4,6 +4,7 @@ use crate::engine::checksum::ChecksumMode;
 use crate::engine::error::{Error, ErrorKind, Result};
 use crate::engine::parts::PartPlan;
 use crate::engine::runtime::{PidBound, Placement};
+use crate::engine::http::{DataPlane, EndpointConfig, RetryPolicy};
 use crate::engine::tls::TlsAwareHttpClient;
 use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -39,6 +40,8 @@ fn stall_grace(read_timeout: Duration) -> Duration {
 
 /// How requests name pyfasts3 in their User-Agent (the SDK adds `app/` before it).
 const USER_AGENT_APP: &str = concat!("pyfasts3-", env!("CARGO_PKG_VERSION"));
+/// The data plane's User-Agent (its requests do not go through the SDK).
+const USER_AGENT: &str = concat!("pyfasts3/", env!("CARGO_PKG_VERSION"), " app/pyfasts3-", env!("CARGO_PKG_VERSION"));
 /// S3 answers a region-less client from us-east-1, as boto3 assumes.
 const FALLBACK_REGION: &str = "us-east-1";
 
@@ -76,6 +79,9 @@ pub struct ClientOptions {
     pub read_timeout: Option<Duration>,
     /// Whether reads ask for and verify `x-amz-checksum-*` values (see `engine::checksum`).
     pub checksum: ChecksumMode,
+    /// Attempts per request (first try included). None: `AWS_MAX_ATTEMPTS`, the profile's
+    /// `max_attempts`, else 3.
+    pub max_attempts: Option<u32>,
 }
 
 impl ClientOptions {
@@ -97,6 +103,9 @@ impl ClientOptions {
         }
         if let Some(region) = &self.region {
             check_region(region)?;
+        }
+        if self.max_attempts == Some(0) {
+            return Err(Error::invalid("max_attempts must be at least 1"));
         }
         if self.part_size > MAX_PART_SIZE {
             return Err(Error::invalid(format!("part_size must be at most 5 GiB, got {}", self.part_size)));
@@ -179,7 +188,7 @@ fn refuse_userinfo(url: &str) -> std::result::Result<(), String> {
 /// What the AWS endpoint rules accept as a region (`isValidHostLabel(Region, true)`):
 /// dot-separated labels of 1-63 ASCII letters, digits and '-', none starting with '-'.
 /// Anything else would fail, or worse build a URL for another host, on the first request.
-fn check_region(region: &str) -> Result<()> {
+pub(crate) fn check_region(region: &str) -> Result<()> {
     let label_ok = |l: &str| {
         (1..=63).contains(&l.len())
             && !l.starts_with('-')
@@ -204,12 +213,18 @@ fn host_needs_path_style(host: &str) -> bool {
         || bare.to_ascii_lowercase().ends_with(".localhost")
 }
 
-/// The state a client's requests run with: SDK client, connection pool, request budget.
+/// The state a client's requests run with: SDK client, data plane (connection pool), request
+/// budget.
 /// One per process for the shared runtime's workers, plus one per calling thread (sharing
 /// the budget and the credentials cache), whose connections live on that thread's runtime.
 #[derive(Clone)]
 pub(crate) struct Session {
+    /// Listings, HEAD bucket: the operations off the hot path.
     pub s3: aws_sdk_s3::Client,
+    /// GET and HEAD of objects (`engine::http`).
+    pub plane: DataPlane,
+    /// Whether GETs ask for `x-amz-checksum-*` (the client's checksum mode wants them).
+    pub ask_for_checksums: bool,
     /// Bounds requests in flight across every call sharing this client.
     pub permits: Arc<Semaphore>,
 }
@@ -311,7 +326,12 @@ impl Client {
     /// (connection pool) of its own.
     fn add_thread_session(&self, shared: &Session) -> Session {
         let conf = shared.s3.config().to_builder().http_client(http_client()).build();
-        let session = Session { s3: aws_sdk_s3::Client::from_conf(conf), permits: shared.permits.clone() };
+        let session = Session {
+            s3: aws_sdk_s3::Client::from_conf(conf),
+            plane: shared.plane.with_own_pool(),
+            ask_for_checksums: shared.ask_for_checksums,
+            permits: shared.permits.clone(),
+        };
         THREAD_SESSIONS.with(|cell| {
             cell.borrow_mut().push(PidBound::new(ThreadSession {
                 client_id: self.id,
@@ -360,6 +380,9 @@ impl Client {
                     .read_timeout(o.read_timeout.unwrap_or(DEFAULT_READ_TIMEOUT))
                     .build(),
             );
+        if let Some(max_attempts) = o.max_attempts {
+            loader = loader.retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(max_attempts));
+        }
         if let Some(profile) = &o.profile {
             loader = loader.profile_name(profile);
         }
@@ -377,7 +400,8 @@ impl Client {
         }
         let sdk = loader.load().await;
         // Also what came from the environment or the shared config file.
-        if let Some(url) = sdk.endpoint_url() {
+        let endpoint_url = s3_endpoint_url(o, &sdk);
+        for url in [sdk.endpoint_url(), endpoint_url.as_deref()].into_iter().flatten() {
             refuse_userinfo(url).map_err(|m| Error::new(ErrorKind::Config, format!("the configured endpoint URL {m}")))?;
         }
         let region = sdk
@@ -385,26 +409,56 @@ impl Client {
             .cloned()
             .unwrap_or_else(|| Region::new(FALLBACK_REGION));
         check_region(region.as_ref())?;
+        let force_path_style = o.use_path_style(sdk.endpoint_url());
+        let plane = DataPlane::new(crate::engine::http::Settings {
+            credentials: sdk.credentials_provider(),
+            endpoint: EndpointConfig {
+                region: region.to_string(),
+                endpoint_url,
+                force_path_style,
+                use_fips: sdk.use_fips().unwrap_or(false),
+                use_dual_stack: sdk.use_dual_stack().unwrap_or(false),
+            },
+            retry: RetryPolicy::from_config(sdk.retry_config()),
+            connect_timeout: o.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            read_timeout: o.read_timeout.unwrap_or(DEFAULT_READ_TIMEOUT),
+            stall_grace: stall_grace(o.read_timeout.unwrap_or(DEFAULT_READ_TIMEOUT)),
+            user_agent: USER_AGENT,
+        })?;
         let conf = aws_sdk_s3::config::Builder::from(&sdk)
             // Servers' logs name the caller: the User-Agent ends in `app/pyfasts3-<version>`.
             .app_name(AppName::new(USER_AGENT_APP).expect("a valid app name"))
             .http_client(http_client())
             .region(region)
-            .force_path_style(o.use_path_style(sdk.endpoint_url()));
-        let conf = if o.checksum.requested() {
-            conf.interceptor(crate::engine::get_request::AskForChecksums)
-        } else {
-            conf
-        };
-        let conf = conf.build();
+            .force_path_style(force_path_style)
+            .build();
         if self.max_concurrency > Semaphore::MAX_PERMITS {
             return Err(Error::new(ErrorKind::InvalidArgument, "max_concurrency is too large"));
         }
         Ok(Session {
             s3: aws_sdk_s3::Client::from_conf(conf),
+            plane,
+            ask_for_checksums: o.checksum.requested(),
             permits: Arc::new(Semaphore::new(self.max_concurrency)),
         })
     }
+}
+
+/// The endpoint URL the SDK's S3 client would use: the explicit option, else the S3-specific
+/// setting (`AWS_ENDPOINT_URL_S3`, a profile's `services` section), else the global one.
+fn s3_endpoint_url(options: &ClientOptions, sdk: &aws_config::SdkConfig) -> Option<String> {
+    if let Some(url) = &options.endpoint_url {
+        return Some(url.clone());
+    }
+    let key = aws_types::service_config::ServiceConfigKey::builder()
+        .service_id("S3")
+        .env("AWS_ENDPOINT_URL")
+        .profile("endpoint_url")
+        .build()
+        .expect("every field is set");
+    sdk.service_config()
+        .and_then(|config| config.load_config(key))
+        .or_else(|| sdk.endpoint_url().map(str::to_string))
 }
 
 static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);

@@ -176,7 +176,7 @@ where
 }
 
 /// The S3 code a bodiless error response (HEAD) stands for.
-fn code_for_bodiless(http_status: u16) -> &'static str {
+pub(crate) fn code_for_bodiless(http_status: u16) -> &'static str {
     match http_status {
         403 => "AccessDenied",
         404 => "NotFound",
@@ -198,7 +198,7 @@ fn caused_by_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-fn default_message(code: &str, http_status: u16) -> String {
+pub(crate) fn default_message(code: &str, http_status: u16) -> String {
     match (code, http_status) {
         (_, 404) => "not found".into(),
         (_, 403) => "access denied".into(),

@@ -4,18 +4,10 @@
 use crate::engine::checksum::Announced;
 use crate::engine::client::Session;
 use crate::engine::error::{Error, ErrorKind, Result};
-use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextMut;
-use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_s3::error::BoxError;
-use aws_sdk_s3::operation::get_object::GetObjectOutput;
-use aws_sdk_s3::primitives::{ByteStream, DateTime};
-use aws_sdk_s3::types::ChecksumType;
-
-/// Extra attempts for a request that failed before any response byte arrived in a way the
-/// SDK does not retry (e.g. a pooled connection holding bytes a misbehaving server left
-/// after a body: the next response on it does not parse). The pool drops that connection,
-/// so the next attempt gets a fresh one. GET and HEAD are idempotent.
-const FRESH_CONNECTION_RETRIES: u32 = 3;
+use crate::engine::http::{self, Body, ObjectId, ObjectRequest};
+use aws_sdk_s3::primitives::DateTime;
+use aws_smithy_types::date_time::Format;
+use ::http::{HeaderMap, Method};
 
 /// What identifies the object version a response came from: its ETag, else its
 /// Last-Modified. Every response of one read must carry the same as the first.
@@ -60,8 +52,8 @@ impl Validator {
 
 /// A response's head, parsed, and its body (not yet read).
 pub(crate) struct Response {
-    pub body: ByteStream,
-    /// `Content-Range`: present on a 206. Absent means the body is the whole object.
+    pub body: Body,
+    /// `Content-Range` of a 206. None: a 200, whose body is the whole object.
     pub range: Option<ContentRange>,
     /// `Content-Length`: absent for chunked bodies. Never read as 0.
     pub length: Option<u64>,
@@ -74,101 +66,109 @@ pub(crate) struct Response {
 
 /// GET `len` bytes from `start` (`len` > 0). `pin`: the version every response must come
 /// from (sent as `If-Match`, or `If-Unmodified-Since` when only Last-Modified is known, and
-/// checked on the answer either way). Checksums are asked for by the client's
-/// [`AskForChecksums`] interceptor when its checksum mode wants them.
+/// checked on the answer either way). `x-amz-checksum-mode: ENABLED` is sent when the client's
+/// checksum mode wants checksums (tests/test_integrity.py, `test_checksum_mode_header`).
 pub(crate) async fn send(
     session: &Session,
-    bucket: &str,
-    key: &str,
+    id: ObjectId<'_>,
     start: u64,
     len: u64,
     pin: Option<&Validator>,
 ) -> Result<Response> {
-    let mut attempt = 0;
-    let out = loop {
-        let mut request = session.s3.get_object().bucket(bucket).key(key).range(range_header(start, len));
-        if let Some(pin) = pin {
-            request = match (&pin.etag, &pin.last_modified) {
-                (Some(etag), _) => request.if_match(etag),
-                (None, Some(modified)) => request.if_unmodified_since(*modified),
-                (None, None) => request,
-            };
-        }
-        let sent = request.send().await;
-        match sent {
-            Ok(out) => break out,
-            Err(e) => {
-                let err = Error::from(e);
-                if err.retry_on_fresh_connection && attempt < FRESH_CONNECTION_RETRIES {
-                    attempt += 1;
-                    continue;
-                }
-                return Err(err);
-            }
-        }
-    };
-    let response = Response::from_output(out)?;
+    let mut headers = HeaderMap::new();
+    http::header(&mut headers, "range", &range_header(start, len))?;
+    if let Some(pin) = pin {
+        pin.add_preconditions(&mut headers)?;
+    }
+    if session.ask_for_checksums {
+        http::header(&mut headers, "x-amz-checksum-mode", "ENABLED")?;
+    }
+    let request = ObjectRequest { method: Method::GET, id, headers };
+    let response = session.plane.send(&request).await?;
+    let response = Response::parse(response)?;
     if let Some(pin) = pin {
         pin.check(&response.validator)?;
     }
     Ok(response)
 }
 
-/// Adds `x-amz-checksum-mode: ENABLED` to every ranged GET (our reads; listings and HEADs
-/// have no Range), before signing, so the header is signed as S3 requires of `x-amz-*`.
-/// Only the header: the SDK's own validation (`checksum_mode`) would check a ranged body
-/// against a whole-object value and fail the stream mid-read; `engine::checksum` verifies.
-#[derive(Debug)]
-pub(crate) struct AskForChecksums;
-
-impl Intercept for AskForChecksums {
-    fn name(&self) -> &'static str {
-        "fasts3::AskForChecksums"
+impl Validator {
+    /// The validators of a response's headers.
+    pub fn from_headers(headers: &HeaderMap) -> Result<Validator> {
+        let last_modified = match header_str(headers, "last-modified") {
+            Some(text) => Some(DateTime::from_str(text, Format::HttpDate).map_err(|_| {
+                Error::protocol(format!("cannot parse Last-Modified {text:?}"))
+            })?),
+            None => None,
+        };
+        Ok(Validator { etag: header_str(headers, "etag").filter(|e| !e.is_empty()).map(str::to_string), last_modified })
     }
 
-    fn modify_before_signing(
-        &self,
-        context: &mut BeforeTransmitInterceptorContextMut<'_>,
-        _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> std::result::Result<(), BoxError> {
-        let request = context.request_mut();
-        if request.method() == "GET" && request.headers().contains_key("range") {
-            request.headers_mut().insert("x-amz-checksum-mode", "ENABLED");
+    /// `If-Match` (or `If-Unmodified-Since`, when only Last-Modified is known) pinning a
+    /// request to this version.
+    pub fn add_preconditions(&self, headers: &mut HeaderMap) -> Result<()> {
+        match (&self.etag, &self.last_modified) {
+            (Some(etag), _) => http::header(headers, "if-match", etag),
+            (None, Some(modified)) => {
+                let date = modified.fmt(Format::HttpDate).map_err(|e| Error::invalid(e.to_string()))?;
+                http::header(headers, "if-unmodified-since", &date)
+            }
+            (None, None) => Ok(()),
         }
-        Ok(())
     }
 }
 
+/// A header's value as text; None when absent or not visible ASCII.
+pub(crate) fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `Content-Length`, when present. Never read as 0 when absent.
+pub(crate) fn content_length(headers: &HeaderMap) -> Result<Option<u64>> {
+    match header_str(headers, "content-length") {
+        Some(text) => text
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| Error::protocol(format!("invalid Content-Length {text:?}"))),
+        None => Ok(None),
+    }
+}
+
+/// The full-object checksum a response announces, and whether any checksum header came.
+pub(crate) fn announced_checksum(headers: &HeaderMap) -> (Option<Announced>, bool) {
+    let values = [
+        header_str(headers, "x-amz-checksum-crc64nvme"),
+        header_str(headers, "x-amz-checksum-crc32c"),
+        header_str(headers, "x-amz-checksum-crc32"),
+        header_str(headers, "x-amz-checksum-sha1"),
+        header_str(headers, "x-amz-checksum-sha256"),
+    ];
+    let composite = header_str(headers, "x-amz-checksum-type").is_some_and(|t| t.eq_ignore_ascii_case("COMPOSITE"));
+    let checksum = Announced::pick(!composite, values[0], values[1], values[2], values[3], values[4]);
+    (checksum, Announced::any_present(&values))
+}
+
 impl Response {
-    fn from_output(out: GetObjectOutput) -> Result<Response> {
-        let range = out.content_range().map(ContentRange::parse).transpose()?;
-        let length = match out.content_length() {
-            Some(n) if n >= 0 => Some(n as u64),
-            Some(n) => return Err(Error::protocol(format!("negative Content-Length {n}"))),
-            None => None,
+    fn parse(response: ::http::Response<Body>) -> Result<Response> {
+        let partial = http::is_partial(&response);
+        let (parts, body) = response.into_parts();
+        let headers = &parts.headers;
+        let range = match (partial, header_str(headers, "content-range")) {
+            (true, Some(text)) => Some(ContentRange::parse(text)?),
+            (true, None) => return Err(Error::protocol("a 206 answer without Content-Range")),
+            // A 200 is the whole object, whatever else it says.
+            (false, _) => None,
         };
-        let values = [
-            out.checksum_crc64_nvme(),
-            out.checksum_crc32_c(),
-            out.checksum_crc32(),
-            out.checksum_sha1(),
-            out.checksum_sha256(),
-        ];
-        let checksum = Announced::pick(
-            !matches!(out.checksum_type(), Some(ChecksumType::Composite)),
-            values[0],
-            values[1],
-            values[2],
-            values[3],
-            values[4],
-        );
-        let checksum_present = Announced::any_present(&values);
-        let validator = Validator {
-            etag: out.e_tag().filter(|e| !e.is_empty()).map(str::to_string),
-            last_modified: out.last_modified().copied(),
-        };
-        Ok(Response { range, length, validator, checksum, checksum_present, body: out.body })
+        let (checksum, checksum_present) = announced_checksum(headers);
+        Ok(Response {
+            range,
+            length: content_length(headers)?,
+            validator: Validator::from_headers(headers)?,
+            checksum,
+            checksum_present,
+            body,
+        })
     }
 }
 

@@ -3,60 +3,57 @@
 use crate::engine::checksum::{self, Announced};
 use crate::engine::client::{Client, Session};
 use crate::engine::error::{Error, ErrorKind, Result};
-use crate::engine::get_request::Validator;
+use crate::engine::get_request::{announced_checksum, content_length, header_str, Validator};
+use crate::engine::http::{self, ObjectId, ObjectRequest};
 use crate::engine::page::ObjectPage;
 use crate::engine::path::{check_bucket, check_key};
 use crate::engine::runtime::Placement;
-use aws_sdk_s3::operation::head_object::HeadObjectOutput;
+use ::http::{HeaderMap, Method};
 
 /// HEAD one object; the result is a one-entry page.
 pub async fn head(client: &Client, placement: Placement, bucket: &str, key: &str) -> Result<ObjectPage> {
     check_bucket(bucket)?;
     check_key(key)?;
     let session = client.session(placement).await?;
-    head_object(&session, bucket, key)
+    head_object(&session, ObjectId { bucket, key, version_id: None })
         .await
         .map_err(|e| e.context(format!("s3://{bucket}/{key}")))
 }
 
-pub(crate) async fn head_object(session: &Session, bucket: &str, key: &str) -> Result<ObjectPage> {
-    let out = send_head(session, bucket, key).await?;
+pub(crate) async fn head_object(session: &Session, id: ObjectId<'_>) -> Result<ObjectPage> {
+    let headers = send_head(session, id, HeaderMap::new()).await?;
+    let validator = Validator::from_headers(&headers)?;
     let mut page = ObjectPage::default();
     page.push_object(
-        key,
-        size_of(&out)?,
-        out.last_modified(),
-        out.e_tag().unwrap_or(""),
-        out.content_type().unwrap_or(""),
+        id.key,
+        size_of(&headers)?,
+        validator.last_modified.as_ref(),
+        validator.etag.as_deref().unwrap_or(""),
+        header_str(&headers, "content-type").unwrap_or(""),
     );
     Ok(page)
 }
 
 /// The object's size and version (ETag, Last-Modified), from a HEAD.
-pub(crate) async fn identity(session: &Session, bucket: &str, key: &str) -> Result<(u64, Validator)> {
-    let out = send_head(session, bucket, key).await?;
-    let validator = Validator {
-        etag: out.e_tag().filter(|e| !e.is_empty()).map(str::to_string),
-        last_modified: out.last_modified().copied(),
-    };
-    Ok((size_of(&out)?, validator))
+pub(crate) async fn identity(session: &Session, id: ObjectId<'_>) -> Result<(u64, Validator)> {
+    let headers = send_head(session, id, HeaderMap::new()).await?;
+    Ok((size_of(&headers)?, Validator::from_headers(&headers)?))
 }
 
-async fn send_head(session: &Session, bucket: &str, key: &str) -> Result<HeadObjectOutput> {
-    match session.s3.head_object().bucket(bucket).key(key).send().await {
-        Ok(out) => Ok(out),
-        Err(e) => Err(disambiguate_not_found(session, bucket, Error::from(e)).await),
+/// The response headers of a HEAD with `headers` added.
+async fn send_head(session: &Session, id: ObjectId<'_>, headers: HeaderMap) -> Result<HeaderMap> {
+    let request = ObjectRequest { method: Method::HEAD, id, headers };
+    match session.plane.send(&request).await {
+        Ok(response) => Ok(response.into_parts().0.headers),
+        Err(e) => Err(disambiguate_not_found(session, id.bucket, e).await),
     }
 }
 
 /// A missing length is never read as 0: a HEAD cannot stream, so there is no size.
-fn size_of(out: &HeadObjectOutput) -> Result<u64> {
-    match out.content_length() {
-        Some(n) if n >= 0 => Ok(n as u64),
-        _ => Err(Error::protocol(
-            "the HEAD response has no valid Content-Length, so the object's size is unknown",
-        )),
-    }
+fn size_of(headers: &HeaderMap) -> Result<u64> {
+    content_length(headers)?.ok_or_else(|| {
+        Error::protocol("the HEAD response has no valid Content-Length, so the object's size is unknown")
+    })
 }
 
 /// The full-object checksum of the version `pin` identifies, from a HEAD with
@@ -64,39 +61,21 @@ fn size_of(out: &HeadObjectOutput) -> Result<u64> {
 /// when the server has none (or only a composite one); `ObjectChanged` when the version moved.
 pub(crate) async fn full_object_checksum(
     session: &Session,
-    bucket: &str,
-    key: &str,
+    id: ObjectId<'_>,
     pin: Option<&Validator>,
 ) -> Result<Announced> {
-    let mut request = session
-        .s3
-        .head_object()
-        .bucket(bucket)
-        .key(key)
-        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled);
+    let mut headers = HeaderMap::new();
+    http::header(&mut headers, "x-amz-checksum-mode", "ENABLED")?;
     if let Some(pin) = pin {
-        request = match (&pin.etag, &pin.last_modified) {
-            (Some(etag), _) => request.if_match(etag),
-            (None, Some(modified)) => request.if_unmodified_since(*modified),
-            (None, None) => request,
-        };
+        pin.add_preconditions(&mut headers)?;
     }
-    let out = request.send().await?;
+    let response = send_head(session, id, headers).await?;
     if let Some(pin) = pin {
-        pin.check(&Validator {
-            etag: out.e_tag().filter(|e| !e.is_empty()).map(str::to_string),
-            last_modified: out.last_modified().copied(),
-        })?;
+        pin.check(&Validator::from_headers(&response)?)?;
     }
-    Announced::pick(
-        !matches!(out.checksum_type(), Some(aws_sdk_s3::types::ChecksumType::Composite)),
-        out.checksum_crc64_nvme(),
-        out.checksum_crc32_c(),
-        out.checksum_crc32(),
-        out.checksum_sha1(),
-        out.checksum_sha256(),
-    )
-    .ok_or_else(|| checksum::unavailable("the server has no full-object checksum for this object"))
+    announced_checksum(&response)
+        .0
+        .ok_or_else(|| checksum::unavailable("the server has no full-object checksum for this object"))
 }
 
 /// A HEAD response has no body, so a 404 cannot say whether the key or the bucket is

@@ -7,6 +7,7 @@ pub mod error;
 pub mod get;
 mod get_request;
 pub mod head;
+mod http;
 pub mod list;
 mod list_xml;
 pub mod page;

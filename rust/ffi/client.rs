@@ -59,6 +59,8 @@ pub unsafe extern "C" fn fasts3_config_new(out: *mut *mut fasts3_config) -> fast
 ///   that covers the bytes read), `required` (a read nothing can verify fails with
 ///   `FASTS3_CHECKSUM_UNAVAILABLE`), `off` (neither asked for nor verified). A mismatch fails
 ///   with `FASTS3_CHECKSUM_MISMATCH`.
+/// - `max_attempts`: attempts per request, the first included (decimal, >= 1). Default:
+///   AWS_MAX_ATTEMPTS, else the profile's `max_attempts`, else 3.
 ///
 /// Unknown names and unparsable values fail with `FASTS3_INVALID_ARGUMENT`; a `config` that
 /// is not a live configuration (e.g. already freed) with `FASTS3_INVALID_HANDLE`.
@@ -113,6 +115,12 @@ fn set_option(o: &mut ClientOptions, name: &str, value: Option<&str>) -> FfiResu
         "connect_timeout" => o.connect_timeout = seconds(name, value)?,
         "read_timeout" => o.read_timeout = seconds(name, value)?,
         "checksum" => o.checksum = ChecksumMode::parse(value.unwrap_or("when_available"))?,
+        "max_attempts" => {
+            o.max_attempts = match positive(name, value)? {
+                0 => None,
+                n => Some(u32::try_from(n).map_err(|_| Error::invalid(format!("max_attempts is too large: {n}")))?),
+            }
+        }
         _ => return Err(Error::invalid(format!("unknown option {name:?}")).into()),
     }
     Ok(())

@@ -1,0 +1,438 @@
+"""The ``pyfasts3`` command line (also ``python -m pyfasts3``): read commands shaped like
+``aws s3``'s.
+
+    pyfasts3 ls [-r] [--json] [--human-readable] [--summarize] s3://bucket[/prefix]
+    pyfasts3 head s3://bucket/key          object metadata as JSON
+    pyfasts3 cat s3://bucket/key           object bytes to stdout
+    pyfasts3 cp [-r] s3://bucket/key-or-prefix LOCAL   (LOCAL "-" = stdout)
+
+Client options: ``--endpoint-url``, ``--region``, ``--profile``, ``--no-sign-request``; else
+the AWS environment (AWS_ENDPOINT_URL, AWS_REGION, AWS_PROFILE, keys, config files...).
+
+Downloads land in a temporary file beside the target (``.NAME.RANDOM.pyfasts3-part``),
+renamed over it only when complete: an interrupted copy never leaves a torn file. Large
+objects are read with parallel ranged GETs straight into a memory map of that file; many
+small ones are fetched concurrently in batches (``get_many``). A progress bar (tqdm) is shown
+when stderr is a terminal.
+
+Exit codes as ``aws s3``: 0 success; 1 an S3 or local error (missing key or bucket, denied,
+nothing listed, a failed download; message on stderr); 2 usage errors and the commands that
+need the write path, which is not built yet (uploads in ``cp``, ``rm``); 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any, Iterable, List, Optional, Sequence, Tuple
+
+from ._paths import split_object, split_prefix
+from .client import Client
+from .errors import S3Error
+
+#: Objects at least this large are downloaded one at a time, in parallel parts, into a
+#: memory-mapped file; smaller ones are fetched concurrently with get_many.
+LARGE_OBJECT = 8 << 20
+#: get_many batch limits (objects, bytes).
+BATCH_OBJECTS = 64
+BATCH_BYTES = 64 << 20
+
+WRITE_NOT_AVAILABLE = ("is not available yet: it needs the write path (PUT / multipart upload, "
+                       "delete), which pyfasts3 does not have yet")
+
+
+class UsageError(Exception):
+    """A command line that cannot be run as given (exit 2)."""
+
+
+def human_size(n: int) -> str:
+    """Sizes as ``aws s3 ls --human-readable`` prints them: "12 Bytes", "1.5 KiB"..."""
+    if n < 1024:
+        return f"{n} Byte" if n == 1 else f"{n} Bytes"
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+        value /= 1024
+        if value < 1024 or unit == "PiB":
+            return f"{value:.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def _s3_url(bucket: str, key: str = "") -> str:
+    return f"s3://{bucket}/{key}"
+
+
+def _is_s3(path: str) -> bool:
+    return path.startswith("s3://")
+
+
+def _local_time(dt: Optional[datetime]) -> str:
+    return dt.astimezone().strftime("%Y-%m-%d %H:%M:%S") if dt else " " * 19
+
+
+# -- commands -------------------------------------------------------------------------
+
+
+def cmd_ls(client: Client, args) -> int:
+    if not args.path:
+        raise UsageError("listing buckets is not available in pyfasts3 yet: give s3://bucket[/prefix]")
+    bucket, prefix = split_prefix(args.path)
+    out = sys.stdout
+    count = total = prefixes = 0
+    # aws s3 ls shows names relative to the "directory" part of the prefix.
+    base = prefix[: prefix.rfind("/") + 1]
+    if args.recursive:
+        entries: Iterable[Tuple[str, Any]] = (("obj", info) for info in client.list_objects(
+            f"{bucket}/{prefix}", parallel=True))
+    else:
+        entries = _level(client, bucket, prefix)
+    for kind, item in entries:
+        if kind == "pre":
+            if args.json:
+                out.write(json.dumps({"type": "prefix", "prefix": item, "path": _s3_url(bucket, item)}) + "\n")
+            else:
+                out.write(f"{'PRE':>30} {item[len(base):]}\n")
+            prefixes += 1
+            continue
+        count += 1
+        total += item.size
+        if args.json:
+            out.write(json.dumps({
+                "type": "object", "key": item.key, "path": _s3_url(bucket, item.key), "size": item.size,
+                "last_modified": item.last_modified.isoformat() if item.last_modified else None,
+                "etag": item.etag,
+            }) + "\n")
+        else:
+            size = human_size(item.size) if args.human_readable else str(item.size)
+            name = item.key if args.recursive else item.key[len(base):]
+            out.write(f"{_local_time(item.last_modified)} {size:>10} {name}\n")
+    if args.summarize and not args.json:
+        size = human_size(total) if args.human_readable else f"{total} Bytes"
+        out.write(f"\nTotal Objects: {count}\n   Total Size: {size}\n")
+    # Like aws s3 ls: nothing listed is exit 1.
+    return 0 if count or prefixes else 1
+
+
+def _level(client: Client, bucket: str, prefix: str):
+    """One level of the listing (delimiter "/"): prefixes and objects in S3's order."""
+    for _, page in client._pages(f"{bucket}/{prefix}", "/", 1000):
+        items: List[Tuple[str, str, Any]] = [(p, "pre", p) for p in page.common_prefixes]
+        items += [(info.key, "obj", info) for info in page.infos(bucket)]
+        items.sort(key=lambda t: t[0].encode("utf-8"))
+        for _, kind, item in items:
+            yield kind, item
+
+
+def cmd_head(client: Client, args) -> int:
+    info = client.head(args.path)
+    print(json.dumps({
+        "path": _s3_url(info.bucket, info.key), "bucket": info.bucket, "key": info.key, "size": info.size,
+        "etag": info.etag, "last_modified": info.last_modified.isoformat() if info.last_modified else None,
+        "content_type": info.content_type,
+    }, indent=2))
+    return 0
+
+
+def _stream_to_stdout(client: Client, path: str) -> int:
+    out = sys.stdout.buffer
+    chunk = bytearray(8 << 20)
+    view = memoryview(chunk)
+    with client.open(path, block_size=8 << 20) as f:
+        while True:
+            n = f.readinto(view)
+            if not n:
+                break
+            out.write(view[:n])
+    out.flush()
+    return 0
+
+
+def cmd_cat(client: Client, args) -> int:
+    return _stream_to_stdout(client, args.path)
+
+
+def cmd_cp(client: Client, args) -> int:
+    src, dst = args.src, args.dst
+    if _is_s3(dst):
+        what = "copying between S3 locations" if _is_s3(src) else "uploading"
+        raise UsageError(f"{what} {WRITE_NOT_AVAILABLE}")
+    if not _is_s3(src):
+        raise UsageError(f"cp needs an s3:// source and a local destination, got {src!r} -> {dst!r}")
+    if args.recursive:
+        return _cp_recursive(client, src, dst, args)
+    bucket, key = split_object(src)
+    if dst == "-":
+        return _stream_to_stdout(client, src)
+    if dst.endswith(("/", os.sep)) or os.path.isdir(dst):
+        os.makedirs(dst, exist_ok=True)
+        dst = os.path.join(dst, key.rsplit("/", 1)[-1])
+    info = client.head(src)
+    with _Progress(info.size, 1, args) as progress:
+        _download(client, f"{bucket}/{key}", dst, info.size)
+        progress.update(info.size)
+    if not args.quiet:
+        print(f"download: {src} to {dst}")
+    return 0
+
+
+def _safe_relative(rel: str) -> Optional[str]:
+    """The local relative path for key suffix ``rel``, or None when it would escape the
+    destination (``..`` components) or names no file."""
+    parts = [p for p in rel.split("/") if p not in ("", ".")]
+    if not parts or any(p == ".." for p in parts) or rel.endswith("/"):
+        return None
+    return os.path.join(*parts)
+
+
+def _cp_recursive(client: Client, src: str, dst: str, args) -> int:
+    bucket, prefix = split_prefix(src)
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    objects = list(client.list_objects(f"{bucket}/{prefix}", parallel=True))
+    plan = []
+    failed = 0
+    for info in objects:
+        rel = _safe_relative(info.key[len(prefix):])
+        if rel is None:
+            if not info.key.endswith("/"):  # directory markers are skipped silently
+                print(f"warning: skipping s3://{bucket}/{info.key}: not a safe local path", file=sys.stderr)
+            continue
+        plan.append((info, os.path.join(dst, rel)))
+    if not plan:
+        if not objects:
+            print(f"fatal error: no objects under {_s3_url(bucket, prefix)}", file=sys.stderr)
+            return 1
+        return 0
+    total = sum(info.size for info, _ in plan)
+    with _Progress(total, len(plan), args) as progress:
+        small = [(i, d) for i, d in plan if i.size < LARGE_OBJECT]
+        large = [(i, d) for i, d in plan if i.size >= LARGE_OBJECT]
+        # Double-buffered: one thread writes batch N to disk while batch N+1 downloads.
+        with ThreadPoolExecutor(max_workers=1) as writer:
+            pending = None
+            for batch in _batches(small):
+                try:
+                    arrays = client.get_many([f"{bucket}/{info.key}" for info, _ in batch])
+                except S3Error:
+                    # Find out which object failed, and still copy the others.
+                    arrays = None
+                    failed += sum(_download_one(client, bucket, info, local, progress, args)
+                                  for info, local in batch)
+                if pending is not None:
+                    failed += pending.result()
+                    pending = None
+                if arrays is not None:
+                    pending = writer.submit(_write_batch, bucket, batch, arrays, progress, args)
+            if pending is not None:
+                failed += pending.result()
+        for info, local in large:
+            failed += _download_one(client, bucket, info, local, progress, args)
+    if failed:
+        print(f"fatal error: {failed} of {len(plan)} downloads failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _batches(items):
+    batch, size = [], 0
+    for item in items:
+        if batch and (len(batch) >= BATCH_OBJECTS or size + item[0].size > BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += item[0].size
+    if batch:
+        yield batch
+
+
+def _write_batch(bucket: str, batch, arrays, progress, args) -> int:
+    failed = 0
+    for (info, local), data in zip(batch, arrays):
+        try:
+            _write_atomically(local, data)
+        except OSError as e:
+            failed += 1
+            print(f"download failed: {_s3_url(bucket, info.key)} to {local} {e}", file=sys.stderr)
+            continue
+        progress.update(info.size)
+        if not args.quiet:
+            progress.write(f"download: {_s3_url(bucket, info.key)} to {local}")
+    return failed
+
+
+def _download_one(client: Client, bucket: str, info, local: str, progress, args) -> int:
+    try:
+        _download(client, f"{bucket}/{info.key}", local, info.size)
+    except (S3Error, OSError) as e:
+        print(f"download failed: {_s3_url(bucket, info.key)} to {local} {e}", file=sys.stderr)
+        return 1
+    progress.update(info.size)
+    if not args.quiet:
+        progress.write(f"download: {_s3_url(bucket, info.key)} to {local}")
+    return 0
+
+
+def _download(client: Client, path: str, local: str, size: int) -> None:
+    from .io import download_to_file
+
+    parent = os.path.dirname(os.path.abspath(local))
+    os.makedirs(parent, exist_ok=True)
+    download_to_file(client, path, local, size=size)
+
+
+def _write_atomically(local: str, data) -> None:
+    from .io import _create_temp_beside
+
+    directory = os.path.dirname(os.path.abspath(local))
+    os.makedirs(directory, exist_ok=True)
+    tmp, fd = _create_temp_beside(directory, os.path.basename(local))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(memoryview(data))
+        os.replace(tmp, local)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+class _Progress:
+    """A tqdm byte counter on stderr when it is a terminal; otherwise silent. ``write``
+    prints a line without breaking the bar."""
+
+    def __init__(self, total: int, files: int, args):
+        self._bar = None
+        if sys.stderr.isatty() and not args.quiet and not args.no_progress:
+            try:
+                from tqdm import tqdm
+            except ImportError:  # the bar is optional: `pip install pyfasts3[cli]`
+                tqdm = None
+            if tqdm is not None:
+                self._bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
+                                 desc=f"{files} file{'s' if files != 1 else ''}", file=sys.stderr,
+                                 dynamic_ncols=True, leave=False)
+
+    def __enter__(self) -> "_Progress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+    def update(self, n: int) -> None:
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def write(self, line: str) -> None:
+        if self._bar is not None:
+            self._bar.write(line, file=sys.stdout)
+        else:
+            print(line)
+
+
+def cmd_not_available(client: Optional[Client], args) -> int:
+    raise UsageError(f"{args.command} {WRITE_NOT_AVAILABLE}")
+
+
+# -- parsing and main -------------------------------------------------------------------
+
+
+def _common_options() -> argparse.ArgumentParser:
+    # SUPPRESS: an option given before the command is not reset by the subcommand's default.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--endpoint-url", default=argparse.SUPPRESS, help="S3 endpoint (else AWS_ENDPOINT_URL)")
+    common.add_argument("--region", default=argparse.SUPPRESS, help="region (else AWS_REGION / config)")
+    common.add_argument("--profile", default=argparse.SUPPRESS, help="profile from the shared config files")
+    common.add_argument("--no-sign-request", action="store_true", default=argparse.SUPPRESS,
+                        help="send unsigned requests (public buckets)")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options()
+    parser = argparse.ArgumentParser(
+        prog="pyfasts3", parents=[common],
+        description="Fast S3 reads from the command line (pyfasts3). Paths: s3://bucket/key.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("ls", parents=[common], help="list objects and prefixes")
+    p.add_argument("path", nargs="?", help="s3://bucket[/prefix]")
+    p.add_argument("-r", "--recursive", action="store_true", help="every object under the prefix")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--human-readable", action="store_true", help="sizes as KiB, MiB, GiB")
+    p.add_argument("--summarize", action="store_true", help="print the object count and total size")
+    p.set_defaults(func=cmd_ls)
+
+    p = sub.add_parser("head", parents=[common], help="object metadata (HEAD) as JSON")
+    p.add_argument("path", help="s3://bucket/key")
+    p.set_defaults(func=cmd_head)
+
+    p = sub.add_parser("cat", parents=[common], help="write an object's bytes to stdout")
+    p.add_argument("path", help="s3://bucket/key")
+    p.set_defaults(func=cmd_cat)
+
+    p = sub.add_parser("cp", parents=[common], help="download objects (uploads: not available yet)")
+    p.add_argument("src", help="s3://bucket/key, or s3://bucket/prefix with -r")
+    p.add_argument("dst", help="local file or directory ('-' for stdout)")
+    p.add_argument("-r", "--recursive", action="store_true", help="every object under the prefix")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_cp)
+
+    for name in ("rm", "mv"):
+        p = sub.add_parser(name, parents=[common], help="not available yet (needs the write path)")
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=cmd_not_available)
+    return parser
+
+
+def make_client(args) -> Client:
+    return Client(
+        endpoint_url=getattr(args, "endpoint_url", None),
+        region=getattr(args, "region", None),
+        profile=getattr(args, "profile", None),
+        anonymous=bool(getattr(args, "no_sign_request", False)),
+    )
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and args.func is not cmd_not_available:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    try:
+        if args.func is cmd_not_available:
+            return cmd_not_available(None, args)
+        with make_client(args) as client:
+            return args.func(client, args)
+    except UsageError as e:
+        print(f"pyfasts3: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cancelled: ctrl-c received", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader of our stdout went away (`pyfasts3 cat ... | head`): stop quietly.
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 141
+    except FileNotFoundError as e:
+        where = _where(e)
+        print(f"fatal error: {e}{where}", file=sys.stderr)
+        return 1
+    except (S3Error, OSError, ValueError) as e:
+        print(f"fatal error: {e}{_where(e)}", file=sys.stderr)
+        return 1
+
+
+def _where(e: BaseException) -> str:
+    bucket, key = getattr(e, "bucket", None), getattr(e, "key", None)
+    if bucket and f"s3://{bucket}" not in str(e):
+        return f" ({_s3_url(bucket, key or '')})"
+    return ""

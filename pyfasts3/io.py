@@ -1,0 +1,288 @@
+"""File objects over S3 objects: ``client.open(path)`` for code that wants a file
+(pyarrow, numpy, tarfile, h5py, torch.load, pandas...).
+
+The reader is an :class:`io.BufferedReader` over :class:`ObjectRawReader`, an
+:class:`io.RawIOBase` whose ``readinto`` asks libfasts3 to write straight into the
+caller's buffer (``Client.get_into`` at the current offset). Its size and ETag come from one
+HEAD at open time.
+
+Readahead adapts to the access pattern: a read smaller than the current readahead fetches
+``readahead`` bytes into an internal block and serves later reads from it; every fetch that
+starts where the previous one ended doubles the readahead (up to 64 MiB), and a seek
+elsewhere resets it. A sequential scan therefore turns into ever larger requests, which the
+engine splits into parallel ranged GETs, while random access (Parquet footers, tar headers)
+stays cheap. Reads at least as large as the readahead skip the block and land directly in the
+caller's memory.
+
+Version pinning: every fetch is pinned to the ETag seen at open (``get_into(...,
+if_match=etag)``, sent as ``If-Match`` and checked on every response), so a file object never
+mixes two versions of an object: a replaced object raises :class:`~pyfasts3.ObjectChanged` at
+the next fetch, whatever its size.
+
+Writing (``"wb"``) needs the write path (PUT / multipart upload), which does not exist yet:
+it raises NotImplementedError.
+"""
+from __future__ import annotations
+
+import io
+import mmap
+import os
+from typing import TYPE_CHECKING, Any, Optional
+
+import numpy as np
+
+from ._paths import split_object
+from .errors import InvalidRange, ObjectChanged
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .client import Client
+
+#: Default first readahead (and the minimum request for small reads).
+DEFAULT_BLOCK_SIZE = 1 << 20
+#: Readahead never grows beyond this.
+MAX_READAHEAD = 64 << 20
+
+_EMPTY = np.empty(0, dtype=np.uint8)
+
+WRITE_NOT_AVAILABLE = (
+    "writing S3 objects is not available yet in pyfasts3: it needs the write path "
+    "(PUT / multipart upload from caller memory), which is not built yet; only reading is supported"
+)
+
+
+class ObjectRawReader(io.RawIOBase):
+    """Unbuffered, seekable reader of one S3 object (see the module docstring).
+
+    Attributes: ``size`` and ``etag`` (from the HEAD at open), ``name`` (the path given),
+    ``bucket``, ``key``.
+    """
+
+    def __init__(self, client: "Client", path: str, *, block_size: Optional[int] = None):
+        super().__init__()
+        if block_size is None:
+            block_size = DEFAULT_BLOCK_SIZE
+        if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+            raise ValueError(f"block_size must be a positive int, got {block_size!r}")
+        self.bucket, self.key = split_object(path)
+        self.name = path
+        self._client = client
+        info = client.head(path)
+        self.size: int = info.size
+        self.etag: str = info.etag
+        self._pos = 0
+        self._block_size = block_size
+        self._readahead = block_size
+        # The readahead block: numpy.empty, not bytearray, because bytearray(n) zero-fills
+        # (touching every page before the download writes it).
+        self._block = _EMPTY
+        self._block_start = 0
+        self._block_len = 0
+        self._last_fetch_end: Optional[int] = None
+        # True while every fetch so far continued a scan that began at byte 0.
+
+    # -- io.RawIOBase ----------------------------------------------------------------
+
+    def readable(self) -> bool:
+        self._check_open()
+        return True
+
+    def seekable(self) -> bool:
+        self._check_open()
+        return True
+
+    def writable(self) -> bool:
+        self._check_open()
+        return False
+
+    def tell(self) -> int:
+        self._check_open()
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._check_open()
+        if whence == io.SEEK_SET:
+            new = offset
+        elif whence == io.SEEK_CUR:
+            new = self._pos + offset
+        elif whence == io.SEEK_END:
+            new = self.size + offset
+        else:
+            raise ValueError(f"invalid whence ({whence!r}, should be 0, 1 or 2)")
+        if new < 0:
+            raise OSError(22, f"negative seek position {new}")
+        self._pos = new
+        return new
+
+    def readinto(self, buf: Any) -> int:
+        self._check_open()
+        with memoryview(buf) as raw_view:
+            if raw_view.readonly:
+                raise TypeError("readinto() needs a writable buffer")
+            if raw_view.nbytes == 0:
+                return 0  # (cast() refuses shapes with a 0 in them)
+            with raw_view.cast("B") as view:
+                return self._readinto(view)
+
+    def readall(self) -> bytes:
+        self._check_open()
+        remaining = max(0, self.size - self._pos)
+        out = bytearray(remaining)
+        n = self._readinto(memoryview(out)) if remaining else 0
+        del out[n:]
+        return bytes(out)
+
+    def close(self) -> None:
+        self._block = _EMPTY
+        super().close()
+
+    # -- internals -----------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+
+    def _readinto(self, view: memoryview) -> int:
+        want = min(len(view), max(0, self.size - self._pos))
+        if want == 0:
+            return 0
+        done = self._copy_from_block(view[:want], self._pos)
+        if done < want:
+            pos = self._pos + done
+            self._adapt_readahead(pos)
+            if want - done >= self._readahead:
+                # Large read: straight into the caller's memory.
+                self._fetch(view[done:want], pos)
+            else:
+                n = min(self._readahead, self.size - pos)
+                if len(self._block) < n:
+                    # Once, at the largest size the readahead can reach for this object:
+                    # only the pages a fetch writes are ever faulted in, and a growing
+                    # readahead reuses the ones earlier fetches touched.
+                    self._block = np.empty(min(MAX_READAHEAD, self.size), dtype=np.uint8)
+                self._block_len = 0
+                with memoryview(self._block) as block:
+                    self._fetch(block[:n], pos)
+                self._block_start, self._block_len = pos, n
+                self._copy_from_block(view[done:want], pos)
+        self._pos += want
+        return want
+
+    def _copy_from_block(self, view: memoryview, pos: int) -> int:
+        """Copy into ``view`` what the readahead block holds from ``pos`` on; the count."""
+        start = pos - self._block_start
+        if self._block_len == 0 or start < 0 or start >= self._block_len:
+            return 0
+        n = min(len(view), self._block_len - start)
+        view[:n] = self._block.data[start:start + n]
+        return n
+
+    def _adapt_readahead(self, pos: int) -> None:
+        if pos == self._last_fetch_end:
+            self._readahead = min(self._readahead * 2, MAX_READAHEAD)
+        else:
+            self._readahead = self._block_size
+
+    def _fetch(self, view: memoryview, pos: int) -> None:
+        """Fill ``view`` with the bytes at ``pos`` (all inside the size seen at open)."""
+        expected = len(view)
+        try:
+            got = self._client.get_into(view, f"{self.bucket}/{self.key}", offset=pos, if_match=self.etag or None)
+        except InvalidRange:
+            got = 0
+        if got != expected:
+            raise ObjectChanged(
+                f"s3://{self.bucket}/{self.key} changed while open: {expected} bytes expected at offset "
+                f"{pos} (size {self.size} at open, ETag {self.etag}), got {got}",
+                code="ObjectChanged", bucket=self.bucket, key=self.key,
+            )
+        self._last_fetch_end = pos + expected
+
+
+class ObjectReader(io.BufferedReader):
+    """The buffered reader ``Client.open`` returns: an :class:`io.BufferedReader` with the
+    object's ``size``, ``etag``, ``bucket`` and ``key`` as attributes."""
+
+    raw: ObjectRawReader
+
+    @property
+    def size(self) -> int:
+        return self.raw.size
+
+    @property
+    def etag(self) -> str:
+        return self.raw.etag
+
+    @property
+    def bucket(self) -> str:
+        return self.raw.bucket
+
+    @property
+    def key(self) -> str:
+        return self.raw.key
+
+    def __reduce__(self):
+        raise TypeError("an open pyfasts3 file cannot be pickled: pickle the Client (or the path) instead")
+
+
+def open_object(client: "Client", path: str, mode: str = "rb", *, block_size: Optional[int] = None) -> ObjectReader:
+    """Open the S3 object at ``path`` (``"bucket/key"`` or ``"s3://bucket/key"``) for reading.
+
+    ``mode`` must be ``"rb"`` (or ``"r"``, treated as binary). ``block_size`` is the first
+    readahead in bytes (default 1 MiB); it doubles on sequential reads up to 64 MiB. One HEAD
+    is sent now (size and ETag; NoSuchKey raises here). Use as a context manager or close().
+    """
+    if not isinstance(mode, str):
+        raise TypeError(f"mode must be a str, got {type(mode).__name__}")
+    if any(c in mode for c in "wax+"):
+        raise NotImplementedError(WRITE_NOT_AVAILABLE)
+    if set(mode) - set("rb") or "r" not in mode:
+        raise ValueError(f"invalid mode {mode!r}: only 'rb' is available")
+    raw = ObjectRawReader(client, path, block_size=block_size)
+    # The buffered layer only serves reads smaller than 8 KiB; larger ones go straight
+    # through to readinto (and so to the caller's memory when they exceed the readahead).
+    return ObjectReader(raw, buffer_size=io.DEFAULT_BUFFER_SIZE)
+
+
+def download_to_file(client: "Client", path: str, local_path: str, *, size: Optional[int] = None) -> int:
+    """Download one object to ``local_path``, resumable-safe: the bytes land (through
+    ``get_into`` straight into a memory map) in a temporary file beside the target, which is
+    renamed over it only once complete, so an interrupted copy never leaves a torn file.
+    ``size`` (from a listing) spares a HEAD. Returns the number of bytes written."""
+    bucket, key = split_object(path)
+    if size is None:
+        size = client.head(path).size
+    directory = os.path.dirname(os.path.abspath(local_path))
+    tmp, fd = _create_temp_beside(directory, os.path.basename(local_path))
+    try:
+        with os.fdopen(fd, "r+b") as f:
+            # One byte more than expected: a whole object is read (and its version pinned by
+            # the engine) in one call, and an object that grew since it was listed shows.
+            f.truncate(size + 1)
+            with mmap.mmap(f.fileno(), size + 1) as mm:
+                got = client.get_into(mm, path)
+            if got > size:
+                raise ObjectChanged(
+                    f"s3://{bucket}/{key} changed during the copy: listed with {size} bytes, now larger",
+                    code="ObjectChanged", bucket=bucket, key=key,
+                )
+            f.truncate(got)
+        os.replace(tmp, local_path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return got
+
+
+def _create_temp_beside(directory: str, name: str):
+    """A new file ``.<name>.<random>.pyfasts3-part`` in ``directory`` with the permissions
+    a normal file gets (the umask applies), opened for read and write: (path, fd)."""
+    for _ in range(100):
+        tmp = os.path.join(directory, f".{name}.{os.urandom(4).hex()}.pyfasts3-part")
+        try:
+            return tmp, os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temporary file in {directory}")

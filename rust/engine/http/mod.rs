@@ -1,0 +1,295 @@
+//! The lean data plane: GET and HEAD of objects, sent straight on hyper's pooled HTTP/1.1
+//! connections and signed with `aws-sigv4` (the SDK's own signer).
+//!
+//! The SDK's orchestrator (interceptors, identity cache, retry strategy, endpoint resolution,
+//! response deserializers) costs about as much client CPU per small GET as everything else
+//! together (bench/README.md, "Small GETs"). Here each request is: look up the bucket's
+//! resolved endpoint (cached), take cached credentials, sign, send, classify. What the SDK
+//! still does: configuration (aws-config: region, credentials chain, retry settings, endpoint
+//! URL from the environment or profile), the endpoint rules (its `DefaultResolver`, run once per
+//! bucket), credential providers, and every operation off the hot path (listing, HEAD bucket).
+//!
+//! What a request gets here, as from the SDK:
+//! - standard retries: connection errors, timeouts, 5xx, throttling and transient S3 codes,
+//!   exponential backoff with full jitter, `max_attempts` from the client option, else
+//!   `AWS_MAX_ATTEMPTS` / the profile (`retry`);
+//! - a response-headers timeout (`read_timeout`) and stalled-body detection (`body`);
+//! - S3 error codes and messages from XML error bodies, status-derived codes for HEAD
+//!   (`s3_error`);
+//! - a wrong region answered by re-resolving the bucket's region from the response
+//!   (`x-amz-bucket-region`, or `<Region>` in the body) and sending again, as boto3 does.
+
+mod body;
+mod endpoint;
+mod retry;
+mod s3_error;
+mod sign;
+
+pub(crate) use body::Body;
+pub(crate) use endpoint::EndpointConfig;
+pub(crate) use retry::RetryPolicy;
+
+use crate::engine::error::{Error, ErrorKind, Result};
+use bytes::Bytes;
+use endpoint::Endpoints;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::TokioExecutor;
+use sign::Signer;
+use std::sync::Arc;
+use std::time::Duration;
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// Attempts, beyond the retry policy's, for a request that failed before any response byte
+/// in a way that says the connection was bad rather than the server (a pooled connection
+/// holding bytes a misbehaving server left after a body: the next response on it does not
+/// parse). The pool drops such a connection, so the next attempt gets a fresh one, at once.
+const FRESH_CONNECTION_RETRIES: u32 = 3;
+/// An error response's body is read up to this size (S3's are well under 1 KiB).
+const MAX_ERROR_BODY: usize = 64 * 1024;
+/// How long an idle pooled connection is kept (S3 closes idle connections after ~20 s).
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Settings every thread's data plane of one client shares, and the caches they share:
+/// credentials and resolved endpoints.
+pub(crate) struct Shared {
+    signer: Signer,
+    endpoints: Endpoints,
+    retry: RetryPolicy,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+    stall_grace: Duration,
+    user_agent: HeaderValue,
+}
+
+/// What a data plane is built from (see `engine::client`).
+pub(crate) struct Settings {
+    pub credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
+    pub endpoint: EndpointConfig,
+    pub retry: RetryPolicy,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub stall_grace: Duration,
+    pub user_agent: &'static str,
+}
+
+/// One connection pool and the shared state above. One per runtime that drives requests:
+/// pooled connections are tasks of the runtime that opened them.
+#[derive(Clone)]
+pub(crate) struct DataPlane {
+    http: HyperClient<Connector, Empty<Bytes>>,
+    shared: Arc<Shared>,
+}
+
+/// Which object (and which version of it) a request is about.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ObjectId<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    /// `versionId`: a specific version of a versioned bucket; None for the current one.
+    pub version_id: Option<&'a str>,
+}
+
+/// A GET or HEAD of one object.
+pub(crate) struct ObjectRequest<'a> {
+    pub method: Method,
+    pub id: ObjectId<'a>,
+    /// Headers to send (and sign) besides those every request carries.
+    pub headers: HeaderMap,
+}
+
+impl DataPlane {
+    pub fn new(settings: Settings) -> Result<DataPlane> {
+        let user_agent = HeaderValue::from_static(settings.user_agent);
+        let shared = Shared {
+            signer: Signer::new(settings.credentials),
+            endpoints: Endpoints::new(settings.endpoint),
+            retry: settings.retry,
+            connect_timeout: settings.connect_timeout,
+            read_timeout: settings.read_timeout,
+            stall_grace: settings.stall_grace,
+            user_agent,
+        };
+        Ok(DataPlane::with_shared(Arc::new(shared)))
+    }
+
+    /// A data plane sharing this one's credentials and endpoints, with a pool of its own.
+    pub fn with_own_pool(&self) -> DataPlane {
+        DataPlane::with_shared(self.shared.clone())
+    }
+
+    fn with_shared(shared: Arc<Shared>) -> DataPlane {
+        let http = HyperClient::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_timer(hyper_util::rt::TokioTimer::new())
+            .build(connector(shared.connect_timeout));
+        DataPlane { http, shared }
+    }
+
+    /// Send `request`, retrying as the policy says; a 2xx response is returned with its body
+    /// unread, anything else becomes an [`Error`] carrying the S3 code and message.
+    pub async fn send(&self, request: &ObjectRequest<'_>) -> Result<http::Response<Body>> {
+        let mut attempt = 1;
+        let mut fresh_connection_retries = 0;
+        let mut redirected = false;
+        loop {
+            let endpoint = self.shared.endpoints.resolve(request.id.bucket)?;
+            let err = match self.attempt(&endpoint, request).await {
+                Ok(Answer::Success(response)) => return Ok(response),
+                Ok(Answer::Failure(failure)) => {
+                    match failure.region_hint() {
+                        Some(region) if !redirected && region != endpoint.signing_region => {
+                            // The bucket lives in another region: resolve it there, send again.
+                            self.shared.endpoints.move_bucket(request.id.bucket, region)?;
+                            redirected = true;
+                            continue;
+                        }
+                        _ => failure.error,
+                    }
+                }
+                Err(err) => err,
+            };
+            if err.retry_on_fresh_connection && fresh_connection_retries < FRESH_CONNECTION_RETRIES {
+                fresh_connection_retries += 1;
+                continue;
+            }
+            if self.shared.retry.should_retry(&err, attempt) {
+                tokio::time::sleep(self.shared.retry.backoff(attempt)).await;
+                attempt += 1;
+                continue;
+            }
+            return Err(err);
+        }
+    }
+
+    async fn attempt(&self, endpoint: &endpoint::Resolved, request: &ObjectRequest<'_>) -> Result<Answer> {
+        let mut http_request = http::Request::builder()
+            .method(request.method.clone())
+            .uri(endpoint.object_uri(request.id.key, request.id.version_id)?)
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| Error::invalid(format!("cannot build the request: {e}")))?;
+        let headers = http_request.headers_mut();
+        headers.extend(request.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let host = endpoint.host_header();
+        headers.insert(http::header::HOST, host);
+        self.shared.signer.sign(&mut http_request, endpoint).await?;
+        // After signing: proxies and load balancers may rewrite the User-Agent.
+        http_request.headers_mut().insert(http::header::USER_AGENT, self.shared.user_agent.clone());
+
+        let read_timeout = self.shared.read_timeout;
+        let response = match tokio::time::timeout(read_timeout, self.http.request(http_request)).await {
+            Err(_) => {
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!("no response within the read timeout ({read_timeout:?})"),
+                ))
+            }
+            Ok(Err(e)) => return Err(send_error(e, endpoint)),
+            Ok(Ok(response)) => response,
+        };
+        if response.status().is_success() {
+            let grace = self.shared.stall_grace;
+            return Ok(Answer::Success(response.map(|incoming| Body::new(incoming, grace))));
+        }
+        let (parts, body) = response.into_parts();
+        let body = match tokio::time::timeout(read_timeout, Limited::new(body, MAX_ERROR_BODY).collect()).await {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            // The status still says what happened; the message is just less detailed.
+            _ => Bytes::new(),
+        };
+        Ok(Answer::Failure(s3_error::Failure::new(parts.status, &parts.headers, &body)))
+    }
+}
+
+enum Answer {
+    Success(http::Response<Body>),
+    Failure(s3_error::Failure),
+}
+
+/// HTTPS through rustls with the system's roots; plain HTTP allowed (local endpoints).
+/// TCP_NODELAY: a request is one small write, and Nagle would hold it back behind the ACK
+/// of the previous one.
+fn connector(connect_timeout: Duration) -> Connector {
+    let mut tcp = HttpConnector::new();
+    tcp.enforce_http(false);
+    tcp.set_nodelay(true);
+    tcp.set_connect_timeout(Some(connect_timeout));
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_native_roots(Arc::new(rustls::crypto::ring::default_provider()))
+        .unwrap_or_else(|_| {
+            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
+                rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                    .with_safe_default_protocol_versions()
+                    .expect("ring supports the default protocol versions")
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth(),
+            )
+        })
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(tcp)
+}
+
+/// A request that got no response: which kind of failure, and whether a fresh connection may
+/// do better.
+fn send_error(err: hyper_util::client::legacy::Error, endpoint: &endpoint::Resolved) -> Error {
+    let source: &(dyn std::error::Error + 'static) = &err;
+    if let Some(cause) = crate::engine::tls::handshake_failure(source) {
+        return crate::engine::tls::TlsFailure::new(endpoint.host(), cause.clone()).to_error();
+    }
+    let detail = error_chain(source);
+    if err.is_connect() {
+        let timed_out = detail.contains("timed out") || detail.contains("timeout");
+        let kind = if timed_out { ErrorKind::Timeout } else { ErrorKind::Network };
+        return Error::new(kind, format!("cannot connect to {}: {detail}", endpoint.host()));
+    }
+    let hyper_error = find::<hyper::Error>(source);
+    let mut error = Error::new(ErrorKind::Network, format!("request to {} failed: {detail}", endpoint.host()));
+    // Nothing (or nothing parseable) came back on a connection that may have been pooled:
+    // another attempt on a fresh connection can succeed.
+    error.retry_on_fresh_connection = hyper_error
+        .is_some_and(|e| e.is_parse() || e.is_parse_status() || e.is_incomplete_message() || e.is_canceled())
+        || err.is_connect();
+    error
+}
+
+fn find<'a, T: std::error::Error + 'static>(mut e: &'a (dyn std::error::Error + 'static)) -> Option<&'a T> {
+    loop {
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
+        }
+        e = e.source()?;
+    }
+}
+
+/// "outer: inner: innermost", without repeating a cause already in its parent's message.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        let part = e.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = e.source();
+    }
+    text
+}
+
+/// `name: value` for the request headers the engine adds (all ASCII it controls).
+pub(crate) fn header(headers: &mut HeaderMap, name: &'static str, value: &str) -> Result<()> {
+    let value = HeaderValue::from_str(value)
+        .map_err(|_| Error::invalid(format!("{name} value {value:?} cannot be sent in an HTTP header")))?;
+    headers.insert(HeaderName::from_static(name), value);
+    Ok(())
+}
+
+/// The status a 2xx response carried, for callers telling 200 from 206.
+pub(crate) fn is_partial(response: &http::Response<Body>) -> bool {
+    response.status() == StatusCode::PARTIAL_CONTENT
+}

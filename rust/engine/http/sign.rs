@@ -1,0 +1,102 @@
+//! SigV4 signing of data-plane requests, with the client's credentials cached until they
+//! near expiry (the SDK's identity cache does this for its own requests).
+
+use super::endpoint::Resolved;
+use crate::engine::error::{Error, ErrorKind, Result};
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{
+    sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
+    UriPathNormalizationMode,
+};
+use aws_sigv4::sign::v4;
+use aws_smithy_runtime_api::client::identity::Identity;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use std::sync::RwLock;
+use std::time::{Duration, SystemTime};
+
+/// SHA-256 of the empty body: every data-plane request (GET, HEAD) has one, and S3 requires
+/// `x-amz-content-sha256`.
+const EMPTY_BODY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+/// Credentials are refreshed this long before they expire, so none expires in flight.
+const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(30);
+
+pub(super) struct Signer {
+    /// None: anonymous requests, sent unsigned.
+    provider: Option<SharedCredentialsProvider>,
+    cached: RwLock<Option<Credentials>>,
+    /// One refresh at a time: the others wait for its result instead of all calling the
+    /// provider (which may be STS or IMDS).
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+impl Signer {
+    pub fn new(provider: Option<SharedCredentialsProvider>) -> Signer {
+        Signer { provider, cached: RwLock::new(None), refreshing: tokio::sync::Mutex::new(()) }
+    }
+
+    /// Add the SigV4 headers (`authorization`, `x-amz-date`, `x-amz-content-sha256`, and
+    /// `x-amz-security-token` for temporary credentials) to `request`, signing every header it
+    /// already carries.
+    pub async fn sign<B>(&self, request: &mut http::Request<B>, endpoint: &Resolved) -> Result<()> {
+        let Some(credentials) = self.credentials().await? else {
+            return Ok(());
+        };
+        let identity = Identity::from(credentials);
+        let mut settings = SigningSettings::default();
+        // S3 signs the path as sent (no second encoding, no dot-segment normalization).
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&endpoint.signing_region)
+            .name(&endpoint.signing_name)
+            .time(SystemTime::now())
+            .settings(settings)
+            .build()
+            .map_err(|e| Error::new(ErrorKind::Config, format!("cannot sign the request: {e}")))?
+            .into();
+        let uri = request.uri().to_string();
+        let headers = request.headers().iter().map(|(name, value)| (name.as_str(), value.to_str().unwrap_or("")));
+        let signable = SignableRequest::new(
+            request.method().as_str(),
+            uri,
+            headers,
+            SignableBody::Precomputed(EMPTY_BODY_SHA256.to_string()),
+        )
+        .map_err(|e| Error::invalid(format!("cannot sign the request: {e}")))?;
+        let (instructions, _signature) = sign(signable, &params)
+            .map_err(|e| Error::new(ErrorKind::Config, format!("cannot sign the request: {e}")))?
+            .into_parts();
+        instructions.apply_to_request_http1x(request);
+        Ok(())
+    }
+
+    async fn credentials(&self) -> Result<Option<Credentials>> {
+        let Some(provider) = &self.provider else {
+            return Ok(None);
+        };
+        if let Some(fresh) = self.fresh() {
+            return Ok(Some(fresh));
+        }
+        let _refreshing = self.refreshing.lock().await;
+        if let Some(fresh) = self.fresh() {
+            return Ok(Some(fresh)); // another request refreshed them while we waited
+        }
+        let credentials = provider.provide_credentials().await.map_err(|e| {
+            Error::new(ErrorKind::Config, format!("could not load credentials: {}", DisplayErrorContext(&e)))
+        })?;
+        *self.cached.write().unwrap_or_else(|p| p.into_inner()) = Some(credentials.clone());
+        Ok(Some(credentials))
+    }
+
+    fn fresh(&self) -> Option<Credentials> {
+        let cached = self.cached.read().unwrap_or_else(|p| p.into_inner());
+        let credentials = cached.as_ref()?;
+        match credentials.expiry() {
+            Some(expiry) if expiry <= SystemTime::now() + REFRESH_BEFORE_EXPIRY => None,
+            _ => Some(credentials.clone()),
+        }
+    }
+}
