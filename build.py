@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import tempfile
 from pathlib import Path
 
@@ -39,6 +40,8 @@ PACKAGE = ROOT / "pyfasts3"
 DIST = ROOT / "dist"
 # manylinux2014 = glibc 2.17 (CentOS 7, Amazon Linux 2, Ubuntu 14.04 and newer).
 MANYLINUX_GLIBC = "2.17"
+# What a source build needs (MANIFEST.in); tests/test_packaging.py checks the same.
+SDIST_NEEDS = ("Cargo.toml", "Cargo.lock", "build.py", "cbindgen.toml", "setup.py", "rust/lib.rs", "include/fasts3.h")
 LIB_NAME = {"darwin": "libfasts3.dylib", "win32": "fasts3.dll"}.get(sys.platform, "libfasts3.so")
 
 
@@ -205,6 +208,12 @@ def build_sdist() -> Path:
         (sdist,) = Path(tmp).glob("pyfasts3-*.tar.gz")
         dest = DIST / sdist.name
         shutil.move(str(sdist), dest)
+    with tarfile.open(dest) as tar:
+        names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
+    missing = [n for n in SDIST_NEEDS if n not in names]
+    native = sorted(n for n in names if n.endswith((".so", ".dylib", ".dll")))
+    if missing or native:
+        sys.exit(f"error: {dest.name} lacks {missing} or carries built libraries {native}")
     print(f"sdist: {dest}")
     return dest
 

@@ -207,3 +207,9 @@ def test_wheel_runs_the_quickstart_in_a_venv_without_cargo(wheel_venv, server, s
     proc = run([wheel_venv, script, tmp_path / "cfg.json"], cwd=tmp_path, env=env_without_cargo(**server.env()))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "quickstart ok" in proc.stdout
+    # The wheel's console script (pyfasts3 = pyfasts3.cli:main), from the venv's bin.
+    cli = wheel_venv.parent / "pyfasts3"
+    proc = subprocess.run([str(cli), "cat", f"s3://{bucket}/data/shard-0001.bin"], capture_output=True,
+                          timeout=120, cwd=tmp_path, env=env_without_cargo(**server.env()))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout == big
