@@ -3,6 +3,8 @@
 pub mod cancel;
 pub mod checksum;
 pub mod client;
+pub mod copy;
+pub mod delete;
 pub mod error;
 pub mod get;
 mod get_request;
@@ -10,9 +12,12 @@ pub mod head;
 mod http;
 pub mod list;
 mod list_xml;
+mod multipart;
 pub mod page;
 pub mod parts;
 pub mod path;
+mod payload;
+pub mod put;
 pub mod runtime;
 mod tls;
 

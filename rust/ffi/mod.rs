@@ -27,3 +27,4 @@ pub mod objects;
 pub mod status;
 pub mod transfer;
 pub mod version;
+pub mod writes;
