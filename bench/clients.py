@@ -149,6 +149,8 @@ def _curl_block(lane, url: str, rng: Optional[str], out: str = "/dev/null") -> L
              'write-out = "%{http_code} %{size_download} %{time_total}\\n"']
     if rng:
         lines.append(f'range = "{rng}"')
+    if getattr(lane, "ca_bundle", None):
+        lines.append(f'cacert = "{lane.ca_bundle}"')
     if not lane.anonymous:
         lines += [f'aws-sigv4 = "aws:amz:{lane.region}:s3"',
                   f'user = "{lane.access_key_id}:{lane.secret_access_key}"',
@@ -249,7 +251,9 @@ class Peers:
         workdir.mkdir(parents=True, exist_ok=True)
         creds = {} if lane.anonymous else {"access_key_id": lane.access_key_id,
                                              "secret_access_key": lane.secret_access_key}
-        self.fast = pyfasts3.Client(lane.endpoint_url, region=lane.region, anonymous=lane.anonymous, **creds)
+        self.ca_bundle = getattr(lane, "ca_bundle", None)  # HTTPS lanes: every client trusts this CA
+        self.fast = pyfasts3.Client(lane.endpoint_url, region=lane.region, anonymous=lane.anonymous,
+                                    ca_bundle=self.ca_bundle, **creds)
         self.boto = self._boto3()
         self.fs = self._s3fs()
         self.store = self._obstore()
@@ -268,15 +272,18 @@ class Peers:
         if self.lane.anonymous:
             kw["signature_version"] = UNSIGNED
             return boto3.client("s3", endpoint_url=self.lane.endpoint_url, region_name=self.lane.region,
-                                config=Config(**kw))
+                                config=Config(**kw), verify=self.ca_bundle)
         return boto3.client("s3", endpoint_url=self.lane.endpoint_url, region_name=self.lane.region,
-                            aws_access_key_id=self.lane.access_key_id,
+                            verify=self.ca_bundle, aws_access_key_id=self.lane.access_key_id,
                             aws_secret_access_key=self.lane.secret_access_key, config=Config(**kw))
 
     def _s3fs(self):
         import s3fs
 
-        kw = dict(endpoint_url=self.lane.endpoint_url, client_kwargs={"region_name": self.lane.region},
+        client_kwargs = {"region_name": self.lane.region}
+        if self.ca_bundle:
+            client_kwargs["verify"] = self.ca_bundle
+        kw = dict(endpoint_url=self.lane.endpoint_url, client_kwargs=client_kwargs,
                   config_kwargs={"s3": {"addressing_style": "path"}},
                   skip_instance_cache=True, use_listings_cache=False)
         if self.lane.anonymous:
@@ -286,8 +293,11 @@ class Peers:
     def _obstore(self):
         from obstore.store import S3Store
 
+        options = {"allow_http": True}
+        if self.ca_bundle:
+            options["root_certificate"] = Path(self.ca_bundle).read_text()  # added to the system roots
         kw = dict(endpoint=self.lane.endpoint_url, region=self.lane.region,
-                  virtual_hosted_style_request=False, client_options={"allow_http": True})
+                  virtual_hosted_style_request=False, client_options=options)
         if self.lane.anonymous:
             return S3Store(self.bucket, skip_signature=True, **kw)
         return S3Store(self.bucket, access_key_id=self.lane.access_key_id,
@@ -315,7 +325,9 @@ class Peers:
         if not self.lane.anonymous:
             provider = BotocoreCRTCredentialsWrapper(self.boto._get_credentials()).to_crt_credentials_provider()
             kw.update(aws_access_key_id=self.lane.access_key_id, aws_secret_access_key=self.lane.secret_access_key)
-        crt_client = create_s3_crt_client(self.lane.region, crt_credentials_provider=provider, use_ssl=False)
+        tls = bool(self.ca_bundle)
+        crt_client = create_s3_crt_client(self.lane.region, crt_credentials_provider=provider, use_ssl=tls,
+                                          verify=self.ca_bundle if tls else None)
         serializer = BotocoreCRTRequestSerializer(botocore.session.Session(), kw)
         return CRTTransferManager(crt_client, serializer), None
 

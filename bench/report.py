@@ -14,7 +14,9 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-LANE_LABEL = {"versitygw": "versitygw (S3, posix backend)", "nginx": "nginx (static files, not S3)"}
+LANE_LABEL = {"versitygw": "versitygw (S3, posix backend)", "nginx": "nginx (static files, not S3)",
+              "versitygw-tls": "versitygw over HTTPS (S3, posix backend, private CA)"}
+LANES = ("versitygw", "nginx", "versitygw-tls")
 WORKLOAD_TITLE = {
     "large": "Large objects into memory",
     "small": "Small objects: sequential GETs (latency)",
@@ -204,7 +206,7 @@ def best_by_library(rows) -> Dict[str, Dict]:
 def headline(doc) -> List[str]:
     lines = ["| lane | workload | pyfasts3 (call) | " + " | ".join(
         f"vs {lib}" for lib in PEER_LIBS) + " |", "|---|---|---|" + "---:|" * len(PEER_LIBS)]
-    for lane in ("versitygw", "nginx"):
+    for lane in LANES:
         for wl in ("large", "small", "batch", "list", "list-walk"):
             for param, rows in groups_of(doc, lane, wl).items():
                 prim = next((r for r in rows if r.get("primary")), None)
@@ -228,7 +230,7 @@ def bounds(doc) -> List[str]:
     lines = [f"| lane | workload | client | client cores | server cores | sum (of {cores}) "
              "| other processes, cores | reading |",
              "|---|---|---|---:|---:|---:|---:|---|"]
-    for lane in ("versitygw", "nginx"):
+    for lane in LANES:
         for wl in ("large", "small", "batch", "list", "list-walk"):
             for param, rows in groups_of(doc, lane, wl).items():
                 picks = [r for r in rows if (r.get("primary") or r.get("ceiling") or wl.startswith("list"))
@@ -296,7 +298,7 @@ def plots(doc, out_dir: Path) -> List[str]:
     import matplotlib.pyplot as plt
 
     written = []
-    lanes = [l for l in ("versitygw", "nginx") if any(r["lane"] == l for r in doc["results"])]
+    lanes = [l for l in LANES if any(r["lane"] == l for r in doc["results"])]
     if not lanes:
         return written
     fig, axes = plt.subplots(1, len(lanes), figsize=(7.5 * len(lanes), 5.5), squeeze=False)
@@ -349,7 +351,7 @@ def plots(doc, out_dir: Path) -> List[str]:
         labels = [f"{r['client']} [{r['lane']}]" for r in rows]
         y = list(range(len(rows)))
         ax.barh(y, [r["summary"]["rate"] for r in rows],
-                color=["tab:blue" if r["lane"] == "versitygw" else "tab:orange" for r in rows])
+                color=[{"versitygw": "tab:blue", "versitygw-tls": "tab:green"}.get(r["lane"], "tab:orange") for r in rows])
         _label_bars(ax, labels, "MB/s (median)", f"Batch: {rows[0]['param']} (blue: versitygw, orange: nginx)")
         written.append(_save(fig, out_dir / "batch.png"))
     return written
@@ -443,11 +445,18 @@ def render(doc, pngs: List[str]) -> str:
     L.append("")
     L += bounds(doc)
     L.append("")
-    for lane in ("versitygw", "nginx"):
+    for lane in LANES:
         if not any(r["lane"] == lane for r in doc["results"]):
             continue
         L.append(f"## Lane: {LANE_LABEL[lane]}")
         L.append("")
+        if lane == "versitygw-tls":
+            L.append("A second versitygw process over the same files, serving HTTPS with a certificate for "
+                     "127.0.0.1 issued at start-up by a private CA (python `trustme`). Every client is given "
+                     "the CA: pyfasts3 `ca_bundle=`, boto3 `verify=`, s3fs `client_kwargs={'verify': ...}`, "
+                     "obstore `client_options={'root_certificate': ...}`, the CRT `verify=`, curl `--cacert`. "
+                     "Compare client CPU s/GB here with the plain-HTTP versitygw lane for the cost of TLS.")
+            L.append("")
         if lane == "nginx":
             L.append("nginx serves the same files as static content (`GET /bench/<key>`), from the page cache "
                      "with sendfile; clients send unsigned requests (pyfasts3 `anonymous=True`, boto3 "

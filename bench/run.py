@@ -234,13 +234,17 @@ def loadavg() -> List[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+ALL_LANES = ("versitygw", "nginx", "versitygw-tls")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes, 1 rep: correctness only (CI); writes to a temp dir unless --out")
     parser.add_argument("--out", help="directory for results.json, RESULTS.md and plots "
                                       "(default: bench/ for a full run, a temp dir for --quick)")
-    parser.add_argument("--lanes", default="versitygw,nginx", help="comma-separated subset of versitygw,nginx")
+    parser.add_argument("--lanes", default=",".join(ALL_LANES),
+                        help="comma-separated subset of " + ",".join(ALL_LANES))
     parser.add_argument("--workloads", default="large,small,batch,list",
                         help="comma-separated subset of large,small,batch,list")
     parser.add_argument("--data-dir", default="/var/tmp", help="where the seeded files go (a fresh subdir)")
@@ -251,7 +255,7 @@ def main() -> int:
     spec = workloads.QUICK if args.quick else workloads.FULL
     lanes_wanted = [x for x in args.lanes.split(",") if x]
     wanted = set(args.workloads.split(","))
-    partial = set(lanes_wanted) != {"versitygw", "nginx"} or wanted != {"large", "small", "batch", "list"}
+    partial = set(lanes_wanted) != set(ALL_LANES) or wanted != {"large", "small", "batch", "list"}
     out_dir = Path(args.out) if args.out else (None if args.quick else HERE)
     if out_dir is None:
         import tempfile
@@ -293,6 +297,14 @@ def main() -> int:
         meta["seed"] = {"seconds": round(ds.seed_seconds, 1), "bytes": ds.bytes_on_disk,
                         "listing_keys": len(ds.list_keys), "method": "files + user.etag xattrs written directly"}
         log(f"seeded {ds.bytes_on_disk / 1e9:.2f} GB and {len(ds.list_keys):,} listing keys in {ds.seed_seconds:.1f} s")
+
+        if "versitygw-tls" in lanes_wanted:
+            vgw_tls = servers.start_versitygw(data, run_dir / "versitygw-tls.log", tls=True)
+            lanes.append(vgw_tls)
+            meta["servers"]["versitygw-tls"] = {"version": vgw_tls.version, "endpoint": vgw_tls.endpoint_url,
+                                                "flags": "--keep-alive --quiet --cert <leaf> --key <key> posix <root>",
+                                                "ca": "private CA made at start-up (trustme), given to every client"}
+            log(f"versitygw (HTTPS) at {vgw_tls.endpoint_url} (pid {vgw_tls.processes[0].pid}); CA {vgw_tls.ca_bundle}")
 
         if "nginx" in lanes_wanted:
             ngx = servers.start_nginx(data, run_dir / "nginx")
@@ -339,7 +351,9 @@ def main() -> int:
                             peers.batch(ds.batch), ds.batch,
                             check=lambda r, out: check_batch(r, out, ds.batch),
                             extra={"bytes": total, "objects": len(ds.batch)})
-            if "list" in wanted and lane.s3:
+            # Listing is measured on the plain lane only: over TLS it adds CI/bench minutes and
+            # says nothing the large/small/batch rows do not (TLS costs per byte and per handshake).
+            if "list" in wanted and lane.s3 and not lane.ca_bundle:
                 for walk in (False, True):
                     expected = ds.list_keys + (ds.list_dirs if walk else [])
                     name = "list-walk" if walk else "list"
@@ -421,7 +435,7 @@ def rss_probe(lane, ds, run_dir: Path, harness: Harness) -> List[Dict[str, Any]]
     obj = ds.large[max(ds.large)]
     log(f"- fresh-process peak RSS, {human(obj.size)} object, {lane.label}")
     peers_spec = {"lane": {k: getattr(lane, k) for k in ("name", "endpoint_url", "anonymous", "region",
-                                                         "access_key_id", "secret_access_key")},
+                                                         "access_key_id", "secret_access_key", "ca_bundle")},
                   "bucket": BUCKET, "workdir": str(run_dir / "work-probe"),
                   "key": obj.key, "size": obj.size, "crc": obj.crc}
     names = [e.client for e in clients.Peers.large(_Stub(lane, run_dir), obj) if isinstance(e, Runner)]

@@ -1,6 +1,8 @@
 """The two benchmark servers, both on 127.0.0.1 and serving the same files on disk.
 
-- versitygw (Apache-2.0) with its posix backend: a real S3 server that verifies SigV4.
+- versitygw (Apache-2.0) with its posix backend: a real S3 server that verifies SigV4; a
+  second versitygw process over the same root serves HTTPS (the TLS lane) with a
+  certificate from a private CA generated at start-up.
   Objects are plain files under ``<root>/<bucket>/<key>``; the ETag lives in the
   ``user.etag`` xattr, which the benchmark writes itself when it seeds data (see
   workloads.seed), so seeding 400,000 keys takes seconds instead of 400,000 PUTs.
@@ -34,7 +36,8 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from s3servers import REGION, VERSITYGW_VERSION, find_versitygw, free_port, terminate, wait_for_port  # noqa: E402
+from s3servers import (REGION, VERSITYGW_VERSION, find_versitygw, free_port, terminate,  # noqa: E402
+                       wait_for_port, write_test_pki)
 
 ACCESS_KEY = "pyfasts3-bench"
 SECRET_KEY = "pyfasts3-bench-secret"
@@ -51,6 +54,10 @@ class Lane:
     s3: bool                       # a real S3 API (listing works); False for nginx
     version: str
     processes: List[psutil.Process]
+    #: PEM file of the private CA that issued the server's certificate (HTTPS lanes), handed
+    #: to every client: pyfasts3 ca_bundle=, boto3/s3fs verify=, obstore root_certificate,
+    #: curl --cacert.
+    ca_bundle: Optional[str] = None
     access_key_id: str = ACCESS_KEY
     secret_access_key: str = SECRET_KEY
     region: str = REGION
@@ -99,8 +106,10 @@ def versitygw_version(exe: str) -> str:
     return "unknown"
 
 
-def start_versitygw(root: Path, log: Path) -> Lane:
-    """versitygw posix backend over ``root`` (its subdirectories are the buckets)."""
+def start_versitygw(root: Path, log: Path, tls: bool = False) -> Lane:
+    """versitygw posix backend over ``root`` (its subdirectories are the buckets). With
+    ``tls``, over HTTPS with a certificate for 127.0.0.1 from a private CA made now (the
+    ``versitygw-tls`` lane: the same files, so nothing is seeded twice)."""
     exe = find_versitygw()
     if exe is None:
         raise RuntimeError(
@@ -108,15 +117,21 @@ def start_versitygw(root: Path, log: Path) -> Lane:
         )
     port = free_port()
     cmd = [exe, "--port", f"127.0.0.1:{port}", "--access", ACCESS_KEY, "--secret", SECRET_KEY,
-           "--region", REGION, "--quiet", "--keep-alive", "posix", str(root)]
+           "--region", REGION, "--quiet", "--keep-alive"]
+    ca_bundle = None
+    if tls:
+        ca_bundle, cert, key = write_test_pki(str(log.parent))
+        cmd += ["--cert", cert, "--key", key]
+    cmd += ["posix", str(root)]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 preexec_fn=_die_with_parent)
     wait_for_port(port, proc, "versitygw", log)
     return Lane(
-        name="versitygw",
-        label="versitygw (S3, posix backend)",
-        endpoint_url=f"http://127.0.0.1:{port}",
+        name="versitygw-tls" if tls else "versitygw",
+        label="versitygw over HTTPS (S3, posix backend, private CA)" if tls else "versitygw (S3, posix backend)",
+        endpoint_url=f"{'https' if tls else 'http'}://127.0.0.1:{port}",
+        ca_bundle=ca_bundle,
         anonymous=False,
         s3=True,
         version=versitygw_version(exe),

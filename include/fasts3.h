@@ -9,8 +9,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// Gap below which two ranges are fetched with one request, by default: a round trip costs
+// more than reading this much more on any link S3 is reached over.
+#define DEFAULT_MAX_GAP (1 << 20)
+
 // Pass as a length to mean "to the end of the object".
 #define FASTS3_TO_END UINT64_MAX
+
+
 
 // Bumped on every incompatible change of the C ABI; loaders refuse a library whose
 // version differs from the one they were written for.
@@ -122,6 +128,28 @@ typedef struct fasts3_object_page_view {
   // Common prefixes, for listings with a delimiter (each ends with the delimiter).
   struct fasts3_strings common_prefixes;
 } fasts3_object_page_view;
+
+// Options of one read. Extensible: set `struct_size` to `sizeof(fasts3_read_options)` as
+// your header declares it; fields a later header adds after it then take their defaults,
+// so a caller compiled against this header keeps working with later libraries. Zero-fill
+// the struct before setting fields (`= {0}` in C).
+typedef struct fasts3_read_options {
+  // `sizeof(fasts3_read_options)` of the caller's header (at least the size of this field).
+  size_t struct_size;
+  // NULL, or a NUL-terminated ETag the object must have (as a listing or HEAD returned
+  // it; quotes optional): every request of the read sends `If-Match`, and another version
+  // fails with `FASTS3_OBJECT_CHANGED`.
+  const char *if_match;
+  // NULL, or a NUL-terminated version id: read that version of the object.
+  const char *version_id;
+} fasts3_read_options;
+
+// One byte range of `fasts3_get_ranges`: `length` bytes from `offset`; a negative `offset`
+// counts from the end of the object (`{-8, 8}`: the last 8 bytes).
+typedef struct fasts3_range {
+  int64_t offset;
+  uint64_t length;
+} fasts3_range;
 
 // One read of a `fasts3_get_many` batch. Strings are `(ptr, len)` UTF-8.
 // With `buf` non-NULL, bytes `[offset, offset + buf_len)` go into the caller's `buf`.
@@ -271,6 +299,14 @@ enum fasts3_status fasts3_config_new(struct fasts3_config **out);
 //   that covers the bytes read), `required` (a read nothing can verify fails with
 //   `FASTS3_CHECKSUM_UNAVAILABLE`), `off` (neither asked for nor verified). A mismatch fails
 //   with `FASTS3_CHECKSUM_MISMATCH`.
+// - `ca_bundle`: path of a PEM file of CA certificates trusted besides the system roots.
+//   Default: AWS_CA_BUNDLE, else `ca_bundle` of the selected profile in the AWS config file,
+//   else REQUESTS_CA_BUNDLE. A file that cannot be read or holds no certificate makes
+//   `fasts3_client_new` fail with `FASTS3_CONFIG`.
+// - `verify`: `true` (default) or `false`: `false` accepts any server certificate. There is
+//   no environment variable for it: only an explicit choice turns verification off.
+// - `proxy`: `http://[user:password@]host:port` used for every request (https ones through a
+//   CONNECT tunnel). Default: HTTPS_PROXY / HTTP_PROXY / NO_PROXY (and their lowercase forms).
 // - `max_attempts`: attempts per request, the first included (decimal, >= 1). Default:
 //   AWS_MAX_ATTEMPTS, else the profile's `max_attempts`, else 3.
 //
@@ -452,6 +488,25 @@ enum fasts3_status fasts3_get_into(const struct fasts3_client *client,
                                    const struct fasts3_cancel_token *cancel,
                                    uint64_t *out_written);
 
+// `fasts3_get_into` with read options (NULL for the defaults): pin the read to an ETag or
+// read a given version.
+//
+// # Safety
+// As for `fasts3_get_into`, and `options` is NULL or points to a `fasts3_read_options`
+// whose `struct_size` bytes are readable and whose strings are NULL or NUL-terminated, all
+// unchanged until this call returns.
+enum fasts3_status fasts3_get_into_with_options(const struct fasts3_client *client,
+                                                const uint8_t *bucket,
+                                                size_t bucket_len,
+                                                const uint8_t *key,
+                                                size_t key_len,
+                                                uint64_t offset,
+                                                uint8_t *buf,
+                                                size_t buf_len,
+                                                const struct fasts3_read_options *options,
+                                                const struct fasts3_cancel_token *cancel,
+                                                uint64_t *out_written);
+
 // Read up to `length` bytes (`FASTS3_TO_END` for all) of an object from `offset` into a
 // buffer libfasts3 allocates with exactly the size read, once the first response told it
 // the object's size. Arguments as for `fasts3_get_into`.
@@ -473,6 +528,23 @@ enum fasts3_status fasts3_get(const struct fasts3_client *client,
                               const struct fasts3_cancel_token *cancel,
                               struct fasts3_bytes **out);
 
+// `fasts3_get` with read options (NULL for the defaults; see `fasts3_read_options`).
+//
+// Ownership: on success the caller owns `*out` and releases it with `fasts3_bytes_free`.
+//
+// # Safety
+// As for `fasts3_get`, and `options` as for `fasts3_get_into_with_options`.
+enum fasts3_status fasts3_get_with_options(const struct fasts3_client *client,
+                                           const uint8_t *bucket,
+                                           size_t bucket_len,
+                                           const uint8_t *key,
+                                           size_t key_len,
+                                           uint64_t offset,
+                                           uint64_t length,
+                                           const struct fasts3_read_options *options,
+                                           const struct fasts3_cancel_token *cancel,
+                                           struct fasts3_bytes **out);
+
 // The contents of `bytes`: `*out_data` (never NULL, even when empty) and `*out_len`.
 // The data stays valid, and writable by the caller, until `fasts3_bytes_free`.
 //
@@ -491,6 +563,39 @@ enum fasts3_status fasts3_bytes_data(struct fasts3_bytes *bytes,
 // # Safety
 // - `bytes` is not in use by a call on another thread, and its data is no longer used.
 void fasts3_bytes_free(struct fasts3_bytes *bytes);
+
+// Read `count` byte ranges of one object into `buf`, packed in the order given (range `i`
+// starts at the sum of the lengths before it), all from one version of the object: one HEAD
+// gives its size and ETag (or checks the ETag `options->if_match` names), and every request
+// is pinned to it (`FASTS3_OBJECT_CHANGED` otherwise). Ranges less than `max_gap` bytes apart
+// are read with one request (`FASTS3_DEFAULT_MAX_GAP` is a good default; 0 coalesces only
+// touching ranges). Requests run concurrently within the client's concurrency budget.
+//
+// On success `out_lengths[i]` is how many bytes range `i` got: its `length`, or fewer where
+// the object ends first (bytes of its slice past that are left as they were). On failure
+// `buf`'s contents are unspecified and `out_lengths` untouched.
+//
+// # Safety
+// - `client`, `cancel` and `options` as for `fasts3_get_into_with_options`; `bucket`, `key`
+//   as for `fasts3_get_into`.
+// - `ranges` points to `count` readable `fasts3_range`s (NULL when `count` is 0).
+// - `buf` points to `buf_len` writable bytes (NULL when `buf_len` is 0) that overlap no other
+//   argument and that nothing else reads or writes until this call returns; `buf_len` is at
+//   least the sum of the lengths.
+// - `out_lengths` points to `count` writable `uint64_t`s (NULL when `count` is 0).
+enum fasts3_status fasts3_get_ranges(const struct fasts3_client *client,
+                                     const uint8_t *bucket,
+                                     size_t bucket_len,
+                                     const uint8_t *key,
+                                     size_t key_len,
+                                     const struct fasts3_range *ranges,
+                                     size_t count,
+                                     uint64_t max_gap,
+                                     uint8_t *buf,
+                                     size_t buf_len,
+                                     const struct fasts3_read_options *options,
+                                     const struct fasts3_cancel_token *cancel,
+                                     uint64_t *out_lengths);
 
 // Run `count` reads concurrently, sharing the client's concurrency budget, and write one
 // `fasts3_get_result` per request into `results` (an array of `count` the caller provides).

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -47,7 +47,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Client", "ObjectInfo", "default_client",
-    "get_into", "get", "get_many", "head", "list_keys", "list_objects",
+    "get_into", "get", "get_ranges", "get_many", "head", "list_keys", "list_objects",
     "put_from", "put", "delete", "delete_many", "copy", "PreconditionFailed",
     "S3Error", "NoSuchKey", "NoSuchBucket", "AccessDenied", "ObjectChanged", "Cancelled",
     "InvalidArgument", "InvalidRange", "Throttled", "NetworkError", "Timeout", "ConfigError",
@@ -79,14 +79,21 @@ def default_client() -> Client:
         return _default
 
 
-def get_into(buf: Any, path: str, *, offset: int = 0) -> int:
+def get_into(buf: Any, path: str, *, offset: int = 0, if_match: Optional[str] = None,
+             version_id: Optional[str] = None) -> int:
     """:meth:`Client.get_into` on the default client."""
-    return default_client().get_into(buf, path, offset=offset)
+    return default_client().get_into(buf, path, offset=offset, if_match=if_match, version_id=version_id)
 
 
-def get(path: str, *, offset: int = 0, length: Optional[int] = None) -> np.ndarray:
+def get(path: str, *, offset: int = 0, length: Optional[int] = None, if_match: Optional[str] = None,
+        version_id: Optional[str] = None) -> np.ndarray:
     """:meth:`Client.get` on the default client."""
-    return default_client().get(path, offset=offset, length=length)
+    return default_client().get(path, offset=offset, length=length, if_match=if_match, version_id=version_id)
+
+
+def get_ranges(path: str, ranges: Sequence[Tuple[int, int]], **kwargs: Any) -> List[np.ndarray]:
+    """:meth:`Client.get_ranges` on the default client."""
+    return default_client().get_ranges(path, ranges, **kwargs)
 
 
 def get_many(paths: Sequence[str]) -> List[np.ndarray]:

@@ -6,7 +6,7 @@ import pickle
 import threading
 import weakref
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -131,6 +131,28 @@ def _size_option(name: str, value: Optional[int]) -> int:
     return 0 if value is None else _non_negative(name, value)
 
 
+DEFAULT_MAX_GAP = 1 << 20  # FASTS3_DEFAULT_MAX_GAP
+
+
+def _read_options(if_match: Optional[str], version_id: Optional[str]):
+    """A ``fasts3_read_options *`` for these options (NULL when both are None) and the
+    objects that must outlive the call (the struct's strings)."""
+    if if_match is None and version_id is None:
+        return ffi.NULL, ()
+    options = ffi.new("fasts3_read_options *")
+    options.struct_size = ffi.sizeof("fasts3_read_options")
+    keep = [options]
+    for name, value in (("if_match", if_match), ("version_id", version_id)):
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value or "\0" in value:
+            raise ValueError(f"{name} must be a non-empty str without NUL, got {value!r}")
+        text = ffi.new("char[]", value.encode())
+        keep.append(text)
+        setattr(options, name, text)
+    return options, keep
+
+
 def _non_negative(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
@@ -198,6 +220,19 @@ class _Page:
         ]
 
 
+def _redact_userinfo(url: str) -> str:
+    """``url`` with any ``user:password@`` replaced by ``***@`` (for reprs and messages)."""
+    start = url.find("://")
+    start = 0 if start < 0 else start + 3
+    end = len(url)
+    for sep in "/?#":
+        i = url.find(sep, start)
+        if i >= 0:
+            end = min(end, i)
+    at = url.rfind("@", start, end)
+    return url if at < 0 else url[:start] + "***" + url[at:]
+
+
 class Client:
     """An S3 client backed by libfasts3. Safe to share between threads.
 
@@ -229,6 +264,16 @@ class Client:
             ``"required"``: a read that cannot be verified fails with ChecksumUnavailable
             (a whole object read in parts is verified against the checksum a HEAD returns);
             ``"off"``: never asked for, never verified. A mismatch raises ChecksumMismatch.
+        ca_bundle: path of a PEM file of CA certificates to trust for HTTPS, in addition to
+            the system's. Default as boto3: ``AWS_CA_BUNDLE``, else ``ca_bundle`` of the
+            selected profile in the AWS config file, else ``REQUESTS_CA_BUNDLE``. A file that
+            cannot be read or holds no certificate raises ConfigError here.
+        verify: ``False`` accepts any server certificate (for test servers only: anyone on
+            the path can then read and change the traffic). As in boto3 it may also be a
+            path, meaning ``ca_bundle=path``. Only this argument turns verification off.
+        proxy: ``"http://[user:password@]host:port"`` for every request (https ones through
+            a CONNECT tunnel). Default: ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY`` (and
+            their lowercase forms), as boto3 reads them. The credentials are never shown.
         max_attempts: attempts per request, the first included (default: AWS_MAX_ATTEMPTS,
             else the profile's ``max_attempts``, else 3). Connection errors, timeouts, 5xx,
             throttling and S3's transient codes are retried with exponential backoff and
@@ -251,6 +296,9 @@ class Client:
         connect_timeout: Optional[float] = None,
         read_timeout: Optional[float] = None,
         checksum: Optional[str] = None,
+        ca_bundle: Optional[Union[str, "os.PathLike[str]"]] = None,
+        verify: Union[bool, str, "os.PathLike[str]"] = True,
+        proxy: Optional[str] = None,
         max_attempts: Optional[int] = None,
     ):
         # Every constructor argument as given (see __reduce__: a pickle rebuilds from these).
@@ -263,12 +311,25 @@ class Client:
             "session_token": session_token,
             "profile": profile,
             "checksum": checksum,
+            "proxy": proxy,
         }
         for name, value in options.items():
             if value is not None and not isinstance(value, str):
                 raise TypeError(f"{name} must be a str, got {type(value).__name__}")
         if anonymous:
             options["anonymous"] = "true"
+        if not isinstance(verify, bool):
+            if not isinstance(verify, (str, os.PathLike)):
+                raise TypeError(f"verify must be a bool or a CA bundle path, got {type(verify).__name__}")
+            if ca_bundle is not None:
+                raise ValueError("give the CA bundle as ca_bundle= or verify=, not both")
+            ca_bundle, verify = verify, True
+        if ca_bundle is not None:
+            if not isinstance(ca_bundle, (str, os.PathLike)):
+                raise TypeError(f"ca_bundle must be a path, got {type(ca_bundle).__name__}")
+            options["ca_bundle"] = os.fsdecode(os.fspath(ca_bundle))
+        if not verify:
+            options["verify"] = "false"
         if path_style is not None:
             options["path_style"] = "path" if path_style else "virtual"
         for name, value in (("max_concurrency", max_concurrency), ("part_size", part_size),
@@ -299,6 +360,8 @@ class Client:
             ffi.release(config)
         self._handle = _Handle(client_out[0])
         self._description = endpoint_url or "environment"
+        if proxy is not None:
+            self._description += f" via proxy {_redact_userinfo(proxy)}"
 
     def __repr__(self) -> str:
         state = "closed" if self._handle.closed else "open"
@@ -338,7 +401,8 @@ class Client:
 
     # -- reading objects ---------------------------------------------------------------
 
-    def get_into(self, buf: Any, path: str, *, offset: int = 0) -> int:
+    def get_into(self, buf: Any, path: str, *, offset: int = 0, if_match: Optional[str] = None,
+                 version_id: Optional[str] = None) -> int:
         """Fill ``buf`` with the object's bytes ``[offset, offset + nbytes(buf))``.
 
         ``readinto`` semantics: returns how many bytes were written, fewer than
@@ -346,9 +410,14 @@ class Client:
         the end). ``buf`` is any writable C-contiguous buffer: a numpy array of any dtype
         and shape, bytearray, memoryview, mmap. The GIL is released during the transfer;
         Ctrl-C cancels it promptly. On error the buffer's contents are unspecified.
+
+        ``if_match``: the ETag the object must have (as a listing or :meth:`head` gave it);
+        another version raises :class:`ObjectChanged`. ``version_id``: read that version
+        of an object in a versioned bucket.
         """
         bucket, key = split_object(path)
         offset = _non_negative("offset", offset)
+        options, keep = _read_options(if_match, version_id)
         b, k = bucket.encode(), key.encode()
         written = ffi.new("uint64_t *")
         # Release the buffer exports explicitly when the call is over: an exception's
@@ -359,27 +428,96 @@ class Client:
             cbuf = ffi.from_buffer("uint8_t[]", view, require_writable=True) if nbytes else ffi.NULL
             try:
                 with self._handle.borrow() as client:
-                    rustcall(lib.fasts3_get_into, client, b, len(b), k, len(k), offset, cbuf, nbytes,
-                             _interrupt.cancel_token(), written, bucket=bucket, key=key)
+                    if options == ffi.NULL:
+                        rustcall(lib.fasts3_get_into, client, b, len(b), k, len(k), offset, cbuf, nbytes,
+                                 _interrupt.cancel_token(), written, bucket=bucket, key=key)
+                    else:
+                        rustcall(lib.fasts3_get_into_with_options, client, b, len(b), k, len(k), offset, cbuf,
+                                 nbytes, options, _interrupt.cancel_token(), written, bucket=bucket, key=key)
             finally:
                 if nbytes:
                     ffi.release(cbuf)
         return int(written[0])
 
-    def get(self, path: str, *, offset: int = 0, length: Optional[int] = None) -> np.ndarray:
+    def get(self, path: str, *, offset: int = 0, length: Optional[int] = None, if_match: Optional[str] = None,
+            version_id: Optional[str] = None) -> np.ndarray:
         """The object's bytes from ``offset`` (``length`` of them, or to the end) as a new
         uint8 numpy array, exactly as long as what was read (shorter than ``length`` only
         when the object ends first). No copy: the array's memory is where the bytes landed.
+        ``if_match`` and ``version_id`` as for :meth:`get_into`.
         """
         bucket, key = split_object(path)
         offset = _non_negative("offset", offset)
         max_len = TO_END if length is None else _non_negative("length", length)
+        options, keep = _read_options(if_match, version_id)
         b, k = bucket.encode(), key.encode()
         out = ffi.new("fasts3_bytes **")
         with self._handle.borrow() as client:
-            rustcall(lib.fasts3_get, client, b, len(b), k, len(k), offset, max_len, _interrupt.cancel_token(), out,
-                     bucket=bucket, key=key)
+            if options == ffi.NULL:
+                rustcall(lib.fasts3_get, client, b, len(b), k, len(k), offset, max_len, _interrupt.cancel_token(),
+                         out, bucket=bucket, key=key)
+            else:
+                rustcall(lib.fasts3_get_with_options, client, b, len(b), k, len(k), offset, max_len, options,
+                         _interrupt.cancel_token(), out, bucket=bucket, key=key)
         return _owned_array(out[0])
+
+    def get_ranges(self, path: str, ranges: Sequence[Tuple[int, int]], *, out: Any = None,
+                   max_gap: int = DEFAULT_MAX_GAP, if_match: Optional[str] = None,
+                   version_id: Optional[str] = None) -> List[np.ndarray]:
+        """Many ``(offset, length)`` byte ranges of one object, all from one version of it.
+
+        A negative offset counts from the end (``(-8, 8)``: the last 8 bytes, a Parquet
+        footer). One HEAD gives the object's size and ETag (or checks ``if_match``); every
+        request is pinned to that version, so the ranges never mix two versions
+        (:class:`ObjectChanged` otherwise). Ranges less than ``max_gap`` bytes apart are read
+        with one request; the requests run concurrently.
+
+        ``out``: a writable C-contiguous buffer receiving the ranges packed in order (range
+        ``i`` at the sum of the lengths before it); None allocates one buffer. Returns one
+        uint8 view per range, into ``out`` or that buffer, shorter than asked only where the
+        object ends first.
+        """
+        bucket, key = split_object(path)
+        if isinstance(ranges, (str, bytes)):
+            raise TypeError("ranges must be a sequence of (offset, length) pairs")
+        pairs = []
+        for item in ranges:
+            try:
+                offset, length = item
+            except (TypeError, ValueError):
+                raise TypeError(f"each range must be an (offset, length) pair, got {item!r}") from None
+            if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)):
+                raise TypeError(f"range offset must be an int, got {type(offset).__name__}")
+            if not -2**63 <= offset < 2**63:
+                raise ValueError(f"range offset out of range: {offset}")
+            pairs.append((int(offset), _non_negative("range length", length)))
+        max_gap = _non_negative("max_gap", max_gap)
+        total = sum(n for _, n in pairs)
+        options, keep = _read_options(if_match, version_id)
+        if out is None:
+            array = np.empty(total, np.uint8)
+        else:
+            with _writable_bytes(out) as probe:
+                if probe.nbytes < total:
+                    raise ValueError(f"out holds {probe.nbytes} bytes, the ranges need {total}")
+            array = np.frombuffer(out, np.uint8) if not isinstance(out, np.ndarray) else out.reshape(-1).view(np.uint8)
+        c_ranges = ffi.new("fasts3_range[]", pairs) if pairs else ffi.NULL
+        lengths = ffi.new("uint64_t[]", max(len(pairs), 1))
+        b, k = bucket.encode(), key.encode()
+        with _writable_bytes(array) as view:
+            cbuf = ffi.from_buffer("uint8_t[]", view, require_writable=True) if view.nbytes else ffi.NULL
+            try:
+                with self._handle.borrow() as client:
+                    rustcall(lib.fasts3_get_ranges, client, b, len(b), k, len(k), c_ranges, len(pairs), max_gap,
+                             cbuf, view.nbytes, options, _interrupt.cancel_token(), lengths, bucket=bucket, key=key)
+            finally:
+                if view.nbytes:
+                    ffi.release(cbuf)
+        views, at = [], 0
+        for i, (_, n) in enumerate(pairs):
+            views.append(array[at:at + int(lengths[i])])
+            at += n
+        return views
 
     def get_many(self, paths: Sequence[str]) -> List[np.ndarray]:
         """Fetch whole objects concurrently (sharing this client's concurrency budget);

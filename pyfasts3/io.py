@@ -14,11 +14,10 @@ engine splits into parallel ranged GETs, while random access (Parquet footers, t
 stays cheap. Reads at least as large as the readahead skip the block and land directly in the
 caller's memory.
 
-Version pinning: the engine does not yet let Python pin reads to an ETag (If-Match), so each
-fetch is checked as far as Python can see: a fetch that returns fewer bytes than the size
-seen at open time raises :class:`~pyfasts3.ObjectChanged`, and a sequential scan from byte 0
-to the end re-checks the ETag with one HEAD when it reaches the end. An object replaced by
-one of the same size between two random reads is not detected yet.
+Version pinning: every fetch is pinned to the ETag seen at open (``get_into(...,
+if_match=etag)``, sent as ``If-Match`` and checked on every response), so a file object never
+mixes two versions of an object: a replaced object raises :class:`~pyfasts3.ObjectChanged` at
+the next fetch, whatever its size.
 
 Writing (``"wb"``) needs the write path (PUT / multipart upload), which does not exist yet:
 it raises NotImplementedError.
@@ -80,9 +79,6 @@ class ObjectRawReader(io.RawIOBase):
         self._block_len = 0
         self._last_fetch_end: Optional[int] = None
         # True while every fetch so far continued a scan that began at byte 0.
-        self._scan_from_start = True
-        self._fetches = 0
-        self._verified_at_end = False
 
     # -- io.RawIOBase ----------------------------------------------------------------
 
@@ -185,14 +181,12 @@ class ObjectRawReader(io.RawIOBase):
             self._readahead = min(self._readahead * 2, MAX_READAHEAD)
         else:
             self._readahead = self._block_size
-            if pos != 0 or self._last_fetch_end is not None:
-                self._scan_from_start = False
 
     def _fetch(self, view: memoryview, pos: int) -> None:
         """Fill ``view`` with the bytes at ``pos`` (all inside the size seen at open)."""
         expected = len(view)
         try:
-            got = self._client.get_into(view, f"{self.bucket}/{self.key}", offset=pos)
+            got = self._client.get_into(view, f"{self.bucket}/{self.key}", offset=pos, if_match=self.etag or None)
         except InvalidRange:
             got = 0
         if got != expected:
@@ -202,22 +196,6 @@ class ObjectRawReader(io.RawIOBase):
                 code="ObjectChanged", bucket=self.bucket, key=self.key,
             )
         self._last_fetch_end = pos + expected
-        self._fetches += 1
-        # One fetch is consistent by itself (the engine pins the parts of one read to the
-        # first response's ETag); a scan made of several is re-checked once at its end.
-        if (self._scan_from_start and self._fetches > 1 and self._last_fetch_end == self.size
-                and not self._verified_at_end):
-            self._verified_at_end = True
-            self._check_etag()
-
-    def _check_etag(self) -> None:
-        now = self._client.head(f"{self.bucket}/{self.key}")
-        if now.etag != self.etag or now.size != self.size:
-            raise ObjectChanged(
-                f"s3://{self.bucket}/{self.key} changed while it was read: ETag {self.etag} "
-                f"(size {self.size}) at open, {now.etag} (size {now.size}) at the end",
-                code="ObjectChanged", bucket=self.bucket, key=self.key,
-            )
 
 
 class ObjectReader(io.BufferedReader):

@@ -1,8 +1,12 @@
 """Shared fixtures: every integration test runs once per S3 server lane.
 
-Lanes come from PYFASTS3_TEST_SERVERS (default "moto,versitygw"): moto's standalone server
-(no signature checks) and versitygw (verifies SigV4 like AWS). A requested lane that cannot
-start is an error, not a skip: CI must not go green on a missing server.
+Lanes come from PYFASTS3_TEST_SERVERS (default "moto,versitygw,versitygw-tls"): moto's
+standalone server (no signature checks), versitygw (verifies SigV4 like AWS), and versitygw
+over HTTPS with a private CA (the TLS lane). The TLS lane runs only the modules in
+TLS_LANE_MODULES (reads, head, listing, errors, writes: the whole suite on a third lane would cost
+CI minutes for little); a test there that needs plain HTTP (e.g. the byte-level fault proxy,
+which reads request heads) is marked `plain_http_only`. A requested lane that cannot start
+is an error, not a skip: CI must not go green on a missing server.
 """
 from __future__ import annotations
 
@@ -15,10 +19,40 @@ import pyfasts3
 from faultproxy import FaultProxy
 from s3servers import S3Server, start
 
-SERVERS = [s for s in os.environ.get("PYFASTS3_TEST_SERVERS", "moto,versitygw").split(",") if s]
+TLS_LANE = "versitygw-tls"
+SERVERS = [s for s in os.environ.get("PYFASTS3_TEST_SERVERS", f"moto,versitygw,{TLS_LANE}").split(",") if s]
+TLS_LANE_MODULES = {"test_get", "test_head", "test_list", "test_errors", "test_tls", "test_writes"}
+# Fixtures whose tests cannot run over HTTPS (the fault proxy parses plain HTTP).
+PLAIN_HTTP_FIXTURES = {"proxy"}
 
 
-@pytest.fixture(scope="session", params=SERVERS)
+def pytest_configure(config):
+    config.addinivalue_line("markers", "plain_http_only: not run on the TLS lane")
+
+
+def pytest_generate_tests(metafunc):
+    """Parametrize `server` by lane: every lane but the TLS one for every test, the TLS lane
+    for the chosen modules only."""
+    if "server" not in metafunc.fixturenames:
+        return
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    only = getattr(metafunc.module, "LANES", None)  # a module bound to some lanes
+    if only is not None:
+        metafunc.parametrize("server", [s for s in SERVERS if s in only], indirect=True, scope="session")
+        return
+    lanes = [s for s in SERVERS if s != TLS_LANE]
+    wants_tls = (
+        TLS_LANE in SERVERS
+        and module in TLS_LANE_MODULES
+        and not PLAIN_HTTP_FIXTURES & set(metafunc.fixturenames)
+        and metafunc.definition.get_closest_marker("plain_http_only") is None
+    )
+    if wants_tls:
+        lanes.append(TLS_LANE)
+    metafunc.parametrize("server", lanes, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
 def server(request) -> S3Server:
     srv = start(request.param)
     yield srv
@@ -51,6 +85,8 @@ def put(s3, bucket):
 
 
 def make_client(server: S3Server, **kwargs) -> pyfasts3.Client:
+    if server.ca_bundle and "verify" not in kwargs:
+        kwargs.setdefault("ca_bundle", server.ca_bundle)
     return pyfasts3.Client(
         server.endpoint_url,
         region=server.region,

@@ -5,6 +5,9 @@
 - versitygw (Apache-2.0) with its posix backend on a temp dir: a separate process that
   verifies SigV4 exactly as AWS does. Installed by `.ci/run` with `go install`; found on
   PATH, in $GOBIN or in ~/go/bin.
+- versitygw-tls: the same over HTTPS, with a certificate for 127.0.0.1 / localhost issued at
+  start-up by a private CA (python `trustme`). `S3Server.ca_bundle` is the CA's PEM file:
+  every client must be handed it (pyfasts3 `ca_bundle=`, boto3 `verify=`, curl `--cacert`).
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 VERSITYGW_VERSION = "v1.7.0"
 REGION = "us-east-1"
@@ -30,6 +33,8 @@ class S3Server:
     secret_access_key: str
     region: str = REGION
     verifies_signatures: bool = False
+    #: PEM file of the CA that issued the server's certificate (HTTPS lanes only).
+    ca_bundle: Optional[str] = None
     _stop: Callable[[], None] = field(repr=False, default=lambda: None)
 
     def stop(self) -> None:
@@ -42,6 +47,7 @@ class S3Server:
             "AWS_ACCESS_KEY_ID": self.access_key_id,
             "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
             "AWS_REGION": self.region,
+            **({"AWS_CA_BUNDLE": self.ca_bundle} if self.ca_bundle else {}),
         }
 
     def boto3_client(self):
@@ -55,6 +61,7 @@ class S3Server:
             aws_secret_access_key=self.secret_access_key,
             region_name=self.region,
             config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
+            verify=self.ca_bundle,
         )
 
 
@@ -110,7 +117,23 @@ def wait_for_port(port: int, proc: subprocess.Popen, name: str, log: Path, timeo
     raise RuntimeError(f"{name} did not listen on 127.0.0.1:{port} within {timeout}s")
 
 
-def start_versitygw(root: Optional[str] = None, access_log: bool = False) -> S3Server:
+def write_test_pki(directory: str) -> Tuple[str, str, str]:
+    """A private CA and a server certificate for 127.0.0.1 / localhost / ::1 issued by it,
+    written as PEM files in `directory`: (ca, cert, key)."""
+    import trustme
+
+    ca = trustme.CA(organization_name="pyfasts3 test CA")
+    leaf = ca.issue_cert("127.0.0.1", "localhost", "::1")
+    paths = tuple(str(Path(directory) / name) for name in ("ca.pem", "server.pem", "server.key"))
+    ca.cert_pem.write_to_path(paths[0])
+    with open(paths[1], "wb") as out:
+        for pem in leaf.cert_chain_pems:
+            out.write(pem.bytes())
+    leaf.private_key_pem.write_to_path(paths[2])
+    return paths
+
+
+def start_versitygw(root: Optional[str] = None, access_log: bool = False, tls: bool = False) -> S3Server:
     exe = find_versitygw()
     if exe is None:
         raise RuntimeError(
@@ -124,6 +147,11 @@ def start_versitygw(root: Optional[str] = None, access_log: bool = False) -> S3S
     cmd = [exe, "--port", f"127.0.0.1:{port}", "--access", access, "--secret", secret, "--region", REGION]
     if not access_log:
         cmd.append("--quiet")
+    ca_bundle = None
+    if tls:
+        pki = tempfile.mkdtemp(prefix="pyfasts3-pki-")
+        ca_bundle, cert, key = write_test_pki(pki)
+        cmd += ["--cert", cert, "--key", key]
     cmd += ["posix", root]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -134,10 +162,19 @@ def start_versitygw(root: Optional[str] = None, access_log: bool = False) -> S3S
         if owned_root:
             shutil.rmtree(root, ignore_errors=True)
             log.unlink(missing_ok=True)
+        if ca_bundle:
+            shutil.rmtree(Path(ca_bundle).parent, ignore_errors=True)
 
-    return S3Server("versitygw", f"http://127.0.0.1:{port}", access, secret,
-                    verifies_signatures=True, _stop=stop)
+    scheme = "https" if tls else "http"
+    # Named "versitygw" either way: tests that allow for its quirks check the name.
+    return S3Server("versitygw", f"{scheme}://127.0.0.1:{port}", access, secret,
+                    verifies_signatures=True, ca_bundle=ca_bundle, _stop=stop)
 
 
 def start(name: str) -> S3Server:
-    return {"moto": start_moto, "versitygw": start_versitygw}[name]()
+    starters = {
+        "moto": start_moto,
+        "versitygw": start_versitygw,
+        "versitygw-tls": lambda: start_versitygw(tls=True),
+    }
+    return starters[name]()

@@ -224,7 +224,7 @@ WRONG_CREDENTIAL_OPS = {
 def test_wrong_secret_key_is_access_denied(server, put, op):
     _require_signature_checks(server)
     path = put("obj", b"secret data")
-    c = pyfasts3.Client(server.endpoint_url, region=server.region,
+    c = pyfasts3.Client(server.endpoint_url, region=server.region, ca_bundle=server.ca_bundle,
                         access_key_id=server.access_key_id, secret_access_key="wrong-secret")
     with c:
         with pytest.raises(pyfasts3.AccessDenied) as ei:
@@ -241,7 +241,7 @@ def test_unknown_access_key_is_refused(server, put):
     which the library maps to NoSuchKey, so only "refused with an S3Error" is portable."""
     _require_signature_checks(server)
     path = put("obj", b"secret data")
-    with pyfasts3.Client(server.endpoint_url, region=server.region,
+    with pyfasts3.Client(server.endpoint_url, region=server.region, ca_bundle=server.ca_bundle,
                          access_key_id="NOSUCHKEYID", secret_access_key="whatever") as c:
         with pytest.raises(pyfasts3.S3Error) as ei:
             c.get(path)
@@ -251,7 +251,7 @@ def test_unknown_access_key_is_refused(server, put):
 def test_wrong_secret_missing_key_is_access_denied_not_no_such_key(server, bucket):
     """Without valid credentials the server must not reveal whether the key exists."""
     _require_signature_checks(server)
-    with pyfasts3.Client(server.endpoint_url, region=server.region,
+    with pyfasts3.Client(server.endpoint_url, region=server.region, ca_bundle=server.ca_bundle,
                          access_key_id=server.access_key_id, secret_access_key="wrong") as c:
         with pytest.raises(pyfasts3.AccessDenied):
             c.head(f"{bucket}/missing")
@@ -519,7 +519,7 @@ def tls_server(tmp_path):
 def test_untrusted_certificate_is_tls_error_not_retried(tls_server):
     """A certificate the client does not trust raises TlsError (status 404), not a generic
     NetworkError; the message names the host and the verification failure and says how to
-    pass a CA; the handshake is not retried (one connection per call)."""
+    pass a CA (ca_bundle=); the handshake is not retried (one connection per call)."""
     host = f"127.0.0.1:{tls_server.port}"
     with pyfasts3.Client(f"https://{host}", region="us-east-1", access_key_id="a",
                          secret_access_key="b") as c:
@@ -531,13 +531,14 @@ def test_untrusted_certificate_is_tls_error_not_retried(tls_server):
             assert e.fasts3_status == 404 and isinstance(e, pyfasts3.S3Error) and isinstance(e, ConnectionError)
             assert not isinstance(e, pyfasts3.NetworkError)
             text = str(e)
-            assert host in text and "UnknownIssuer" in text and "SSL_CERT_FILE" in text, text
+            assert host in text and "UnknownIssuer" in text and "ca_bundle=" in text, text
             assert tls_server.connections - before == 1, "a failed certificate check must not be retried"
 
 
 def test_ssl_cert_file_trusts_a_private_ca(tls_server):
-    """The remedy the TlsError message gives works: with SSL_CERT_FILE naming the CA, the
-    handshake succeeds and the server's own answer (404) comes through."""
+    """SSL_CERT_FILE (read by rustls-native-certs in place of the system store) still works:
+    with it naming the CA, the handshake succeeds and the server's own answer (404) comes
+    through. The remedy the message gives, ca_bundle=, is tested in test_tls.py."""
     code = ("import pyfasts3, sys\n"
             f"c = pyfasts3.Client('https://127.0.0.1:{tls_server.port}', region='us-east-1',"
             " access_key_id='a', secret_access_key='b')\n"

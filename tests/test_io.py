@@ -150,9 +150,9 @@ def test_large_reads_go_straight_into_caller_buffer(client, obj, monkeypatch):
     calls = []
     real = client.get_into
 
-    def spy(buf, p, *, offset=0):
+    def spy(buf, p, *, offset=0, **pins):
         calls.append((memoryview(buf).nbytes, offset))
-        return real(buf, p, offset=offset)
+        return real(buf, p, offset=offset, **pins)
 
     monkeypatch.setattr(client, "get_into", spy)
     with client.open(path, block_size=64 * KIB) as f:
@@ -180,7 +180,7 @@ def test_streaming_scan_uses_few_large_requests(client, put, monkeypatch):
     calls = []
     real = client.get_into
     monkeypatch.setattr(client, "get_into",
-                        lambda buf, p, *, offset=0: calls.append(offset) or real(buf, p, offset=offset))
+                        lambda buf, p, *, offset=0, **pins: calls.append(offset) or real(buf, p, offset=offset, **pins))
     out = io.BytesIO()
     with client.open(path) as f:
         shutil.copyfileobj(f, out, 64 * KIB)
@@ -220,6 +220,20 @@ def test_object_replaced_same_size_detected_at_end_of_scan(client, put, s3, buck
             while f.read(256 * KIB):
                 pass
     assert first == data[:256 * KIB]
+
+
+def test_object_replaced_same_size_detected_at_the_next_random_read(client, put, s3, bucket):
+    """Random access (a Parquet footer, then a column chunk) never mixes two versions: every
+    fetch is pinned to the ETag seen at open."""
+    data = _data(MIB, 5)
+    path = put("random", data)
+    with client.open(path, block_size=64 * KIB) as f:
+        f.seek(-8, io.SEEK_END)
+        assert f.read(8) == data[-8:]
+        s3.put_object(Bucket=bucket, Key="random", Body=_data(MIB, 6))
+        f.seek(100_000)
+        with pytest.raises(pyfasts3.ObjectChanged):
+            f.read(1000)
 
 
 def test_object_shrunk_detected(client, put, s3, bucket):
@@ -297,8 +311,8 @@ def test_readinto_zero_sized_buffers(client, obj):
 
 
 def test_whole_small_object_costs_one_head_and_one_get(client, put, monkeypatch):
-    """A read served by one fetch is consistent by itself (the engine pins its parts): no
-    second HEAD. A scan over several fetches re-checks the ETag once at the end."""
+    """Opening costs one HEAD; reads are pinned to its ETag by If-Match, so no read, and no
+    scan over several fetches, costs another."""
     path = put("small", b"x" * 1000)
     heads = []
     real = client.head
@@ -311,4 +325,4 @@ def test_whole_small_object_costs_one_head_and_one_get(client, put, monkeypatch)
     with client.open(big, block_size=64 * KIB) as f:
         while f.read(10 * KIB):
             pass
-    assert len(heads) == 2
+    assert len(heads) == 1

@@ -3,7 +3,8 @@ delete, delete_many and server-side copy, on every server lane.
 
 Uploads are checked byte for byte by reading them back; failures and cancellation are made by
 tests/faultproxy.py (a rejected or held UploadPart), and every such test lists the bucket's
-multipart uploads afterwards: none may be left behind.
+multipart uploads afterwards: none may be left behind. The TLS lane runs everything but the
+proxy-based tests (uploads over HTTPS: lent part bodies go through rustls).
 """
 from __future__ import annotations
 
@@ -126,6 +127,7 @@ def _crc32c_b64(data: bytes) -> str:
     return base64.b64encode(struct.pack(">I", crc32c(data))).decode()
 
 
+@pytest.mark.plain_http_only  # the fault proxy reads plain HTTP
 def test_every_upload_request_carries_its_crc32c(server, bucket, s3):
     data = random_bytes(2 * PART + 10, 3)
     with FaultProxy(server.endpoint_url) as proxy, proxied_client(server, proxy) as c:
@@ -161,6 +163,7 @@ def _is_part(number: int):
     return lambda r: r.method == "PUT" and f"partNumber={number}&" in r.target + "&"
 
 
+@pytest.mark.plain_http_only  # the fault proxy reads plain HTTP
 def test_a_part_failing_every_attempt_aborts_the_upload(server, bucket, s3):
     data = random_bytes(3 * PART, 4)
     with FaultProxy(server.endpoint_url) as proxy, proxied_client(server, proxy, max_attempts=2) as c:
@@ -178,6 +181,7 @@ def test_a_part_failing_every_attempt_aborts_the_upload(server, bucket, s3):
             c2.close()
 
 
+@pytest.mark.plain_http_only  # the fault proxy reads plain HTTP
 def test_a_part_failing_once_is_retried_and_the_upload_succeeds(server, bucket, s3):
     data = random_bytes(3 * PART, 5)
     failed = []
@@ -209,6 +213,7 @@ class Token:
         lib.fasts3_cancel_token_free(self.ptr)
 
 
+@pytest.mark.plain_http_only  # the fault proxy reads plain HTTP
 def test_cancel_mid_upload_aborts_it_before_returning(server, bucket, s3):
     data = np.frombuffer(random_bytes(3 * PART, 6), dtype=np.uint8)
     token = Token()
@@ -293,6 +298,7 @@ def test_multipart_copy_above_the_threshold(writer, bucket, s3):
     assert _uploads_left(s3, bucket) == []
 
 
+@pytest.mark.plain_http_only  # the fault proxy reads plain HTTP
 def test_multipart_copy_sends_upload_part_copy_requests(server, bucket, s3):
     data = random_bytes(2 * PART + 1, 10)
     s3.put_object(Bucket=bucket, Key="src", Body=data)

@@ -4,15 +4,17 @@ use crate::engine::checksum::ChecksumMode;
 use crate::engine::error::{Error, ErrorKind, Result};
 use crate::engine::parts::PartPlan;
 use crate::engine::runtime::{PidBound, Placement};
+use crate::engine::connector::{self, Connector};
 use crate::engine::http::{DataPlane, EndpointConfig, RetryPolicy};
+use crate::engine::sdk_http::SdkHttpClient;
 use crate::engine::tls::TlsAwareHttpClient;
 use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{AppName, BehaviorVersion, Region};
 use aws_credential_types::Credentials;
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation, SharedHttpClient};
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use std::cell::RefCell;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -58,7 +60,7 @@ pub enum PathStyle {
 
 /// Everything a client is built from. Unset fields come from the AWS environment
 /// (env vars, shared config/credentials files, profiles, web identity, IMDS).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ClientOptions {
     pub endpoint_url: Option<String>,
     pub region: Option<String>,
@@ -79,9 +81,41 @@ pub struct ClientOptions {
     pub read_timeout: Option<Duration>,
     /// Whether reads ask for and verify `x-amz-checksum-*` values (see `engine::checksum`).
     pub checksum: ChecksumMode,
+    /// A PEM file of CA certificates to trust besides the system roots. None: AWS_CA_BUNDLE,
+    /// the profile's `ca_bundle`, REQUESTS_CA_BUNDLE (see `engine::connector`).
+    pub ca_bundle: Option<PathBuf>,
+    /// false: accept any server certificate (explicit choice only; default true).
+    pub verify: bool,
+    /// `http://[user:password@]host:port` for every request. None: HTTPS_PROXY / HTTP_PROXY /
+    /// NO_PROXY. Never shown with its credentials.
+    pub proxy: Option<String>,
     /// Attempts per request (first try included). None: `AWS_MAX_ATTEMPTS`, the profile's
     /// `max_attempts`, else 3.
     pub max_attempts: Option<u32>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            endpoint_url: None,
+            region: None,
+            access_key_id: None,
+            secret_access_key: None,
+            session_token: None,
+            profile: None,
+            anonymous: false,
+            path_style: PathStyle::default(),
+            max_concurrency: 0,
+            part_size: 0,
+            connect_timeout: None,
+            read_timeout: None,
+            checksum: ChecksumMode::default(),
+            ca_bundle: None,
+            verify: true,
+            proxy: None,
+            max_attempts: None,
+        }
+    }
 }
 
 impl ClientOptions {
@@ -243,6 +277,9 @@ impl Session {
 /// An S3 client. Safe to share across threads; calls may run concurrently.
 pub struct Client {
     options: ClientOptions,
+    /// How every connection of this client is made (trust, proxy, timeouts); shared by all
+    /// its HTTP clients.
+    connector: Connector,
     parts: PartPlan,
     max_concurrency: usize,
     /// The shared runtime's session. A forked child rebuilds it: pooled connections and the
@@ -270,7 +307,9 @@ impl Client {
     /// options fail here; credentials themselves are fetched lazily on first request.
     pub fn new(options: ClientOptions) -> Result<Arc<Client>> {
         options.validate()?;
+        let connector = connector::build(&options)?;
         let client = Client {
+            connector,
             parts: if options.part_size == 0 { PartPlan::adaptive() } else { PartPlan::fixed(options.part_size) },
             max_concurrency: if options.max_concurrency == 0 {
                 DEFAULT_MAX_CONCURRENCY
@@ -325,7 +364,7 @@ impl Client {
     /// Make this thread's session from the shared one's configuration, with an HTTP client
     /// (connection pool) of its own.
     fn add_thread_session(&self, shared: &Session) -> Session {
-        let conf = shared.s3.config().to_builder().http_client(http_client()).build();
+        let conf = shared.s3.config().to_builder().http_client(http_client(&self.connector)).build();
         let session = Session {
             s3: aws_sdk_s3::Client::from_conf(conf),
             plane: shared.plane.with_own_pool(),
@@ -364,7 +403,7 @@ impl Client {
         // connections: they load inline on whichever runtime asks, and a pooled connection
         // made on one calling thread's runtime would stall when another thread reused it.
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(unpooled_http_client())
+            .http_client(unpooled_http_client(&self.connector))
             // Checksums only where S3 requires them: a CRC over every byte would cost more
             // CPU than the copy itself, and ranged GETs carry no full-object checksum anyway.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
@@ -420,7 +459,7 @@ impl Client {
                 use_dual_stack: sdk.use_dual_stack().unwrap_or(false),
             },
             retry: RetryPolicy::from_config(sdk.retry_config()),
-            connect_timeout: o.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            connector: self.connector.clone(),
             read_timeout: o.read_timeout.unwrap_or(DEFAULT_READ_TIMEOUT),
             stall_grace: stall_grace(o.read_timeout.unwrap_or(DEFAULT_READ_TIMEOUT)),
             user_agent: USER_AGENT,
@@ -428,7 +467,7 @@ impl Client {
         let conf = aws_sdk_s3::config::Builder::from(&sdk)
             // Servers' logs name the caller: the User-Agent ends in `app/pyfasts3-<version>`.
             .app_name(AppName::new(USER_AGENT_APP).expect("a valid app name"))
-            .http_client(http_client())
+            .http_client(http_client(&self.connector))
             .region(region)
             .force_path_style(force_path_style)
             .build();
@@ -463,20 +502,15 @@ fn s3_endpoint_url(options: &ClientOptions, sdk: &aws_config::SdkConfig) -> Opti
 
 static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// An HTTP client with a connection pool of its own (HTTPS through rustls).
-fn http_client() -> SharedHttpClient {
-    let client = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https();
+/// An HTTP client with a connection pool of its own, on the client's connector.
+fn http_client(connector: &Connector) -> SharedHttpClient {
+    let client = SharedHttpClient::new(SdkHttpClient::pooled(connector.clone()));
     SharedHttpClient::new(TlsAwareHttpClient(client))
 }
 
 /// An HTTP client that closes every connection after its request.
-fn unpooled_http_client() -> SharedHttpClient {
-    let client = aws_smithy_http_client::Builder::new()
-        .pool_max_idle_per_host(0)
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https();
+fn unpooled_http_client(connector: &Connector) -> SharedHttpClient {
+    let client = SharedHttpClient::new(SdkHttpClient::unpooled(connector.clone()));
     SharedHttpClient::new(TlsAwareHttpClient(client))
 }
 

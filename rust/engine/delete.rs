@@ -3,7 +3,7 @@
 
 use crate::engine::client::{Client, Session};
 use crate::engine::error::{kind_for, Error, Result};
-use crate::engine::http::ObjectRequest;
+use crate::engine::http::{ObjectId, ObjectRequest};
 use crate::engine::path::{check_bucket, check_key};
 use crate::engine::runtime::Placement;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
@@ -20,7 +20,11 @@ pub async fn delete(client: &Client, placement: Placement, bucket: &str, key: &s
     check_bucket(bucket)?;
     check_key(key)?;
     let session = client.session(placement).await?;
-    let request = ObjectRequest { method: Method::DELETE, bucket, key, headers: HeaderMap::new() };
+    let request = ObjectRequest {
+        method: Method::DELETE,
+        id: ObjectId { bucket, key, version_id: None },
+        headers: HeaderMap::new(),
+    };
     let response = session.plane.send(&request).await.map_err(|e| e.context(format!("s3://{bucket}/{key}")))?;
     let mut body = response.into_body();
     while let Some(chunk) = body.next().await {

@@ -33,7 +33,7 @@ use crate::engine::client::{Client, Session};
 use crate::engine::error::{Error, ErrorKind, Result};
 use crate::engine::get_request::{self, Response, Validator};
 use crate::engine::head;
-use crate::engine::http::Body;
+use crate::engine::http::{Body, ObjectId};
 use crate::engine::path::{check_bucket, check_key};
 use crate::engine::runtime::{self, Placement};
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -86,6 +86,18 @@ pub struct GetRequest<'a> {
     pub key: &'a str,
     pub offset: u64,
     pub dest: Destination<'a>,
+    pub options: ReadOptions<'a>,
+}
+
+/// Which version of an object a read must return.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadOptions<'a> {
+    /// The ETag the object must have (e.g. from a listing or a HEAD): every request of the
+    /// read carries `If-Match` with it, and a different version fails with `ObjectChanged`.
+    /// Quotes are added when missing (S3 lists ETags quoted).
+    pub if_match: Option<&'a str>,
+    /// Read this version of a versioned bucket's object (`versionId`).
+    pub version_id: Option<&'a str>,
 }
 
 /// Read an object's bytes from `offset` into `dest`.
@@ -100,11 +112,12 @@ pub async fn get(
     key: &str,
     offset: u64,
     dest: Destination<'_>,
+    options: ReadOptions<'_>,
 ) -> Result<Fetched> {
     check_bucket(bucket)?;
     check_key(key)?;
     let session = client.session(placement).await?;
-    get_with_session(client, placement, &session, bucket, key, offset, dest)
+    get_with_session(client, placement, &session, bucket, key, offset, dest, options)
         .await
         .map_err(|e| e.context(format!("s3://{bucket}/{key}")))
 }
@@ -119,7 +132,7 @@ pub async fn get_many(client: &Client, placement: Placement, requests: Vec<GetRe
     let reads = requests.into_iter().map(|r| async move {
         check_bucket(r.bucket)?;
         check_key(r.key)?;
-        get_with_session(client, placement, session, r.bucket, r.key, r.offset, r.dest)
+        get_with_session(client, placement, session, r.bucket, r.key, r.offset, r.dest, r.options)
             .await
             .map_err(|e| e.context(format!("s3://{}/{}", r.bucket, r.key)))
     });
@@ -130,6 +143,8 @@ pub async fn get_many(client: &Client, placement: Placement, requests: Vec<GetRe
 /// (see `confirm_whole_object`).
 const READ_ATTEMPTS: u32 = 2;
 
+// One argument per thing a read is about; grouping them would only move the list elsewhere.
+#[allow(clippy::too_many_arguments)]
 async fn get_with_session(
     client: &Client,
     placement: Placement,
@@ -137,43 +152,73 @@ async fn get_with_session(
     bucket: &str,
     key: &str,
     offset: u64,
+    dest: Destination<'_>,
+    options: ReadOptions<'_>,
+) -> Result<Fetched> {
+    let id = ObjectId { bucket, key, version_id: options.version_id };
+    let wanted = options.if_match.map(|etag| Validator { etag: Some(quoted(etag)), last_modified: None });
+    read_pinned(client, placement, session, id, offset, dest, wanted.as_ref()).await
+}
+
+/// Read `[offset, offset + dest.max_len())` of the version `wanted` names (any version when
+/// None).
+pub(crate) async fn read_pinned(
+    client: &Client,
+    placement: Placement,
+    session: &Session,
+    id: ObjectId<'_>,
+    offset: u64,
     mut dest: Destination<'_>,
+    wanted: Option<&Validator>,
 ) -> Result<Fetched> {
     let mut attempt = 1;
     loop {
-        match read_once(client, placement, session, bucket, key, offset, dest.reborrow()).await {
+        match read_once(client, placement, session, id, offset, dest.reborrow(), wanted).await {
             Err(e) if e.retry_on_fresh_connection && attempt < READ_ATTEMPTS => attempt += 1,
             result => return result,
         }
     }
 }
 
+/// An ETag as S3 sends and compares it: quoted (`"abc"`); weak ones (`W/"abc"`) as given.
+pub(crate) fn quoted(etag: &str) -> String {
+    if etag.starts_with('"') || etag.starts_with("W/") {
+        etag.to_string()
+    } else {
+        format!("\"{etag}\"")
+    }
+}
+
+/// `wanted`: the version the caller pinned the read to (`ReadOptions::if_match`), if any.
 async fn read_once(
     client: &Client,
     placement: Placement,
     session: &Session,
-    bucket: &str,
-    key: &str,
+    id: ObjectId<'_>,
     offset: u64,
     dest: Destination<'_>,
+    wanted: Option<&Validator>,
 ) -> Result<Fetched> {
     let want = dest.max_len();
     if want == 0 {
-        // Nothing to read, but a missing object must still be reported.
-        head::head_object(session, bucket, key).await?;
+        // Nothing to read, but a missing object (or another version) must still be reported.
+        let (_, found) = head::identity(session, id).await?;
+        if let Some(wanted) = wanted {
+            wanted.check(&found)?;
+        }
         return Ok(Fetched::empty(&dest));
     }
     let mode = client.checksum_mode();
     let first_len = want.min(client.parts().first());
 
-    let (first, permit) = match first_request(session, bucket, key, offset, first_len).await? {
+    let (first, permit) = match first_request(session, id, offset, first_len, wanted).await? {
         FirstResponse::PastEnd => return Ok(Fetched::empty(&dest)),
         FirstResponse::Opened(first, permit) => (first, permit),
     };
     let Some(range) = first.range else {
         // 200: the server ignored the Range. This one response holds the whole object.
         let (fetched, seen) = read_whole_body(first, permit, offset, dest, mode).await?;
-        confirm_whole_object(session, bucket, key, seen).await?;
+        confirm_whole_object(session, id, seen).await?;
         return Ok(fetched);
     };
     if range.start != offset {
@@ -216,12 +261,12 @@ async fn read_once(
         // No ETag and no Last-Modified: parts of two versions could not be told apart. Read
         // the window with one request instead (one response is one version), unresumed.
         drop((first, permit));
-        let object = ObjectVersion { bucket, key, pin: None, total };
+        let object = ObjectVersion { id, pin: None, total };
         fill_part(session, object, offset, target.slice(), None, None).await?;
         return Ok(target.finish());
     }
 
-    let object = ObjectVersion { bucket, key, pin: Some(&first.validator), total };
+    let object = ObjectVersion { id, pin: Some(&first.validator), total };
     let (first_buf, rest) = target.slice().split_at_mut(first_len.min(n) as usize);
     let rest_start = offset + first_len;
     let part_size = client.parts().rest(n);
@@ -232,7 +277,7 @@ async fn read_once(
         match verifier {
             Some(verifier) => verifier.finish()?,
             None if mode == ChecksumMode::Required => {
-                let announced = head::full_object_checksum(session, bucket, key, object.pin).await?;
+                let announced = head::full_object_checksum(session, id, object.pin).await?;
                 announced.verify(target.slice())?;
             }
             None => {}
@@ -259,7 +304,7 @@ async fn read_once(
 
     if mode == ChecksumMode::Required && announced.is_none() {
         // Ranged GETs carry no checksum on AWS: ask HEAD, pinned to the same version.
-        announced = Some(head::full_object_checksum(session, bucket, key, object.pin).await?);
+        announced = Some(head::full_object_checksum(session, id, object.pin).await?);
     }
     if let Some(announced) = announced {
         announced.verify(target.slice())?;
@@ -386,19 +431,22 @@ enum FirstResponse {
 
 async fn first_request(
     session: &Session,
-    bucket: &str,
-    key: &str,
+    id: ObjectId<'_>,
     offset: u64,
     len: u64,
+    wanted: Option<&Validator>,
 ) -> Result<FirstResponse> {
     let permit = session.acquire().await?;
-    match get_request::send(session, bucket, key, offset, len, None).await {
+    match get_request::send(session, id, offset, len, wanted).await {
         Ok(response) => Ok(FirstResponse::Opened(response, permit)),
         Err(err) if err.kind == ErrorKind::InvalidRange => {
             // 416: the range starts at or past the end (always so for a 0-byte object on
             // servers that answer ranged GETs of empty objects with 416). Confirm with HEAD.
             drop(permit);
-            let size = head::head_object(session, bucket, key).await?.sizes[0];
+            let (size, found) = head::identity(session, id).await?;
+            if let Some(wanted) = wanted {
+                wanted.check(&found)?;
+            }
             if offset >= size {
                 return Ok(FirstResponse::PastEnd);
             }
@@ -474,8 +522,8 @@ struct WholeObjectSeen {
 /// (Last-Modified) where both carry one. A mismatch fails the read with an error that asks
 /// for one more attempt from scratch. This costs one HEAD per read, on servers that ignore
 /// Range only; a server that refuses HEAD (405/501) leaves the 200 unconfirmed.
-async fn confirm_whole_object(session: &Session, bucket: &str, key: &str, seen: WholeObjectSeen) -> Result<()> {
-    let (size, head) = match head::identity(session, bucket, key).await {
+async fn confirm_whole_object(session: &Session, id: ObjectId<'_>, seen: WholeObjectSeen) -> Result<()> {
+    let (size, head) = match head::identity(session, id).await {
         Ok(identity) => identity,
         // A plain HTTP server that ignores Range may not implement HEAD either: nothing to
         // confirm against, so the 200 stands as it is (docs/RELIABILITY.md, "Known limits").
@@ -539,8 +587,7 @@ impl WholeTarget<'_> {
 /// The object version every part of a read must come from.
 #[derive(Clone, Copy)]
 struct ObjectVersion<'a> {
-    bucket: &'a str,
-    key: &'a str,
+    id: ObjectId<'a>,
     /// The first response's ETag / Last-Modified. None: the server sent neither, so this
     /// read is one request, and a body that breaks off cannot be resumed (a second response
     /// could be of another version).
@@ -595,7 +642,7 @@ async fn open_part(
     len: u64,
 ) -> Result<(Body, OwnedSemaphorePermit)> {
     let permit = session.acquire().await?;
-    let response = get_request::send(session, object.bucket, object.key, start, len, object.pin).await?;
+    let response = get_request::send(session, object.id, start, len, object.pin).await?;
     let range = response
         .range
         .ok_or_else(|| Error::protocol("ranged GET answered without Content-Range"))?;

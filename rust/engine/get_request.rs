@@ -4,7 +4,7 @@
 use crate::engine::checksum::Announced;
 use crate::engine::client::Session;
 use crate::engine::error::{Error, ErrorKind, Result};
-use crate::engine::http::{self, Body, ObjectRequest};
+use crate::engine::http::{self, Body, ObjectId, ObjectRequest};
 use aws_sdk_s3::primitives::DateTime;
 use aws_smithy_types::date_time::Format;
 use ::http::{HeaderMap, Method};
@@ -70,8 +70,7 @@ pub(crate) struct Response {
 /// checksum mode wants checksums (tests/test_integrity.py, `test_checksum_mode_header`).
 pub(crate) async fn send(
     session: &Session,
-    bucket: &str,
-    key: &str,
+    id: ObjectId<'_>,
     start: u64,
     len: u64,
     pin: Option<&Validator>,
@@ -84,7 +83,7 @@ pub(crate) async fn send(
     if session.ask_for_checksums {
         http::header(&mut headers, "x-amz-checksum-mode", "ENABLED")?;
     }
-    let request = ObjectRequest { method: Method::GET, bucket, key, headers };
+    let request = ObjectRequest { method: Method::GET, id, headers };
     let response = session.plane.send(&request).await?;
     let response = Response::parse(response)?;
     if let Some(pin) = pin {

@@ -37,12 +37,12 @@ fn get_into(c: &Client, offset: u64, buf: &mut [u8]) -> crate::engine::Result<u6
     // SAFETY: the future is handed straight to block_on_here, which polls it to completion
     // on this thread.
     let placement = Placement::CallingThread { offload: Some(unsafe { Offload::new() }) };
-    block_on_here(get::get(c, placement, "bkt", "key", offset, Destination::Caller(buf))).map(|f| f.written)
+    block_on_here(get::get(c, placement, "bkt", "key", offset, Destination::Caller(buf), Default::default())).map(|f| f.written)
 }
 
 /// The same read run entirely on the shared workers (as reads in a batch are).
 fn get_into_on_workers(c: &Client, offset: u64, buf: &mut [u8]) -> crate::engine::Result<u64> {
-    block_on(get::get(c, Placement::Workers, "bkt", "key", offset, Destination::Caller(buf))).map(|f| f.written)
+    block_on(get::get(c, Placement::Workers, "bkt", "key", offset, Destination::Caller(buf), Default::default())).map(|f| f.written)
 }
 
 #[test]
@@ -101,7 +101,7 @@ fn empty_object_reads_zero_bytes_whether_server_says_416_or_200() {
         let c = client(&s, 1000);
         let mut buf = vec![0u8; 10];
         assert_eq!(get_into(&c, 0, &mut buf).unwrap(), 0, "ignore_range={ignore_range}");
-        let owned = block_on(get::get(&c, Placement::Workers, "bkt", "key", 0, Destination::Allocate { max_len: u64::MAX })).unwrap();
+        let owned = block_on(get::get(&c, Placement::Workers, "bkt", "key", 0, Destination::Allocate { max_len: u64::MAX }, Default::default())).unwrap();
         assert_eq!(owned.owned.unwrap().len(), 0);
     }
 }
@@ -144,10 +144,10 @@ fn missing_key_maps_to_no_such_key_with_code_and_status() {
     let s = serve(pattern(10), Behaviour::default());
     let c = client(&s, 1000);
     let mut buf = vec![0u8; 10];
-    let err = block_on(get::get(&c, Placement::Workers, "bkt", "missing", 0, Destination::Caller(&mut buf))).unwrap_err();
+    let err = block_on(get::get(&c, Placement::Workers, "bkt", "missing", 0, Destination::Caller(&mut buf), Default::default())).unwrap_err();
     assert_eq!((err.kind, err.code.as_str(), err.http_status), (ErrorKind::NoSuchKey, "NoSuchKey", 404));
     // A zero-length read still reports the missing object (through HEAD).
-    let err = block_on(get::get(&c, Placement::Workers, "bkt", "missing", 0, Destination::Caller(&mut []))).unwrap_err();
+    let err = block_on(get::get(&c, Placement::Workers, "bkt", "missing", 0, Destination::Caller(&mut []), Default::default())).unwrap_err();
     assert_eq!(err.kind, ErrorKind::NoSuchKey);
 }
 
@@ -156,9 +156,9 @@ fn allocated_destination_is_sized_to_what_was_read() {
     let data = pattern(3500);
     let s = serve(data.clone(), Behaviour::default());
     let c = client(&s, 1000);
-    let all = block_on(get::get(&c, Placement::Workers, "bkt", "key", 0, Destination::Allocate { max_len: u64::MAX })).unwrap();
+    let all = block_on(get::get(&c, Placement::Workers, "bkt", "key", 0, Destination::Allocate { max_len: u64::MAX }, Default::default())).unwrap();
     assert_eq!(all.owned.unwrap(), data);
-    let window = block_on(get::get(&c, Placement::Workers, "bkt", "key", 3000, Destination::Allocate { max_len: 2000 })).unwrap();
+    let window = block_on(get::get(&c, Placement::Workers, "bkt", "key", 3000, Destination::Allocate { max_len: 2000 }, Default::default())).unwrap();
     assert_eq!(window.owned.unwrap(), &data[3000..]);
 }
 
@@ -169,9 +169,9 @@ fn batch_mixes_caller_buffers_and_allocations_and_reports_each_failure() {
     let c = client(&s, 1000);
     let mut buf = vec![0u8; 2500];
     let requests = vec![
-        GetRequest { bucket: "bkt", key: "a", offset: 0, dest: Destination::Caller(&mut buf) },
-        GetRequest { bucket: "bkt", key: "missing", offset: 0, dest: Destination::Allocate { max_len: u64::MAX } },
-        GetRequest { bucket: "bkt", key: "b", offset: 500, dest: Destination::Allocate { max_len: u64::MAX } },
+        GetRequest { bucket: "bkt", key: "a", offset: 0, dest: Destination::Caller(&mut buf), options: Default::default() },
+        GetRequest { bucket: "bkt", key: "missing", offset: 0, dest: Destination::Allocate { max_len: u64::MAX }, options: Default::default() },
+        GetRequest { bucket: "bkt", key: "b", offset: 500, dest: Destination::Allocate { max_len: u64::MAX }, options: Default::default() },
     ];
     let results = block_on(get::get_many(&c, Placement::Workers, requests));
     assert_eq!(results[0].as_ref().unwrap().written, 2500);
@@ -198,7 +198,7 @@ fn cancellation_returns_promptly() {
     let token = cancelled_after(Duration::from_millis(200));
     let mut buf = vec![0u8; 4000];
     let started = Instant::now();
-    let err = block_on(CancelToken::run(Some(&token), get::get(&c, Placement::Workers, "bkt", "key", 0, Destination::Caller(&mut buf))))
+    let err = block_on(CancelToken::run(Some(&token), get::get(&c, Placement::Workers, "bkt", "key", 0, Destination::Caller(&mut buf), Default::default())))
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Cancelled);
     assert!(started.elapsed() < Duration::from_secs(10), "cancel took {:?}", started.elapsed());
@@ -213,7 +213,7 @@ fn cancelling_while_later_parts_run_on_the_workers_waits_for_them() {
     let token = cancelled_after(Duration::from_millis(300));
     let mut buf = vec![0u8; 4000];
     let started = Instant::now();
-    let err = block_on_here(CancelToken::run(Some(&token), get::get(&c, Placement::CallingThread { offload: None }, "bkt", "key", 0, Destination::Caller(&mut buf))))
+    let err = block_on_here(CancelToken::run(Some(&token), get::get(&c, Placement::CallingThread { offload: None }, "bkt", "key", 0, Destination::Caller(&mut buf), Default::default())))
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Cancelled);
     assert!(started.elapsed() < Duration::from_secs(10), "cancel took {:?}", started.elapsed());

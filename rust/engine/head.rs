@@ -4,7 +4,7 @@ use crate::engine::checksum::{self, Announced};
 use crate::engine::client::{Client, Session};
 use crate::engine::error::{Error, ErrorKind, Result};
 use crate::engine::get_request::{announced_checksum, content_length, header_str, Validator};
-use crate::engine::http::{self, ObjectRequest};
+use crate::engine::http::{self, ObjectId, ObjectRequest};
 use crate::engine::page::ObjectPage;
 use crate::engine::path::{check_bucket, check_key};
 use crate::engine::runtime::Placement;
@@ -15,17 +15,17 @@ pub async fn head(client: &Client, placement: Placement, bucket: &str, key: &str
     check_bucket(bucket)?;
     check_key(key)?;
     let session = client.session(placement).await?;
-    head_object(&session, bucket, key)
+    head_object(&session, ObjectId { bucket, key, version_id: None })
         .await
         .map_err(|e| e.context(format!("s3://{bucket}/{key}")))
 }
 
-pub(crate) async fn head_object(session: &Session, bucket: &str, key: &str) -> Result<ObjectPage> {
-    let headers = send_head(session, bucket, key, HeaderMap::new()).await?;
+pub(crate) async fn head_object(session: &Session, id: ObjectId<'_>) -> Result<ObjectPage> {
+    let headers = send_head(session, id, HeaderMap::new()).await?;
     let validator = Validator::from_headers(&headers)?;
     let mut page = ObjectPage::default();
     page.push_object(
-        key,
+        id.key,
         size_of(&headers)?,
         validator.last_modified.as_ref(),
         validator.etag.as_deref().unwrap_or(""),
@@ -35,17 +35,17 @@ pub(crate) async fn head_object(session: &Session, bucket: &str, key: &str) -> R
 }
 
 /// The object's size and version (ETag, Last-Modified), from a HEAD.
-pub(crate) async fn identity(session: &Session, bucket: &str, key: &str) -> Result<(u64, Validator)> {
-    let headers = send_head(session, bucket, key, HeaderMap::new()).await?;
+pub(crate) async fn identity(session: &Session, id: ObjectId<'_>) -> Result<(u64, Validator)> {
+    let headers = send_head(session, id, HeaderMap::new()).await?;
     Ok((size_of(&headers)?, Validator::from_headers(&headers)?))
 }
 
 /// The response headers of a HEAD with `headers` added.
-async fn send_head(session: &Session, bucket: &str, key: &str, headers: HeaderMap) -> Result<HeaderMap> {
-    let request = ObjectRequest { method: Method::HEAD, bucket, key, headers };
+async fn send_head(session: &Session, id: ObjectId<'_>, headers: HeaderMap) -> Result<HeaderMap> {
+    let request = ObjectRequest { method: Method::HEAD, id, headers };
     match session.plane.send(&request).await {
         Ok(response) => Ok(response.into_parts().0.headers),
-        Err(e) => Err(disambiguate_not_found(session, bucket, e).await),
+        Err(e) => Err(disambiguate_not_found(session, id.bucket, e).await),
     }
 }
 
@@ -61,8 +61,7 @@ fn size_of(headers: &HeaderMap) -> Result<u64> {
 /// when the server has none (or only a composite one); `ObjectChanged` when the version moved.
 pub(crate) async fn full_object_checksum(
     session: &Session,
-    bucket: &str,
-    key: &str,
+    id: ObjectId<'_>,
     pin: Option<&Validator>,
 ) -> Result<Announced> {
     let mut headers = HeaderMap::new();
@@ -70,7 +69,7 @@ pub(crate) async fn full_object_checksum(
     if let Some(pin) = pin {
         pin.add_preconditions(&mut headers)?;
     }
-    let response = send_head(session, bucket, key, headers).await?;
+    let response = send_head(session, id, headers).await?;
     if let Some(pin) = pin {
         pin.check(&Validator::from_headers(&response)?)?;
     }

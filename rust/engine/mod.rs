@@ -3,6 +3,7 @@
 pub mod cancel;
 pub mod checksum;
 pub mod client;
+pub(crate) mod connector;
 pub mod copy;
 pub mod delete;
 pub mod error;
@@ -18,7 +19,9 @@ pub mod parts;
 pub mod path;
 mod payload;
 pub mod put;
+pub mod ranges;
 pub mod runtime;
+mod sdk_http;
 mod tls;
 
 #[cfg(test)]

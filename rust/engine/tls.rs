@@ -18,10 +18,9 @@ use aws_smithy_runtime_api::client::result::ConnectorError;
 use std::error::Error as StdError;
 use std::fmt;
 
-/// How a user makes a private CA trusted today: rustls-native-certs reads this variable
-/// (once per process, when the first HTTPS client is built).
-const CA_HINT: &str = "to trust a private or self-signed CA, set SSL_CERT_FILE to a PEM file holding it \
-     (it replaces the system CA store for this process and is read before the first HTTPS connection)";
+/// How a user makes a private CA trusted (see `engine::connector`).
+const CA_HINT: &str = "to trust a private or self-signed CA, pass ca_bundle=<PEM file> (or set AWS_CA_BUNDLE, \
+     or ca_bundle in the AWS config profile); verify=False turns certificate checks off";
 
 /// A failed TLS handshake with `host` (`name:port`), caused by `cause`.
 #[derive(Debug)]
@@ -206,7 +205,7 @@ mod tests {
             rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
         );
         let text = unknown.to_string();
-        assert!(text.contains("127.0.0.1:8443") && text.contains("UnknownIssuer") && text.contains("SSL_CERT_FILE"), "{text}");
+        assert!(text.contains("127.0.0.1:8443") && text.contains("UnknownIssuer") && text.contains("ca_bundle="), "{text}");
         assert_eq!(unknown.to_error().kind, ErrorKind::Tls);
         assert!(!unknown.to_error().is_transient());
         let expired = TlsFailure::new("h", rustls::Error::InvalidCertificate(rustls::CertificateError::Expired));

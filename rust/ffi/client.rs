@@ -59,6 +59,14 @@ pub unsafe extern "C" fn fasts3_config_new(out: *mut *mut fasts3_config) -> fast
 ///   that covers the bytes read), `required` (a read nothing can verify fails with
 ///   `FASTS3_CHECKSUM_UNAVAILABLE`), `off` (neither asked for nor verified). A mismatch fails
 ///   with `FASTS3_CHECKSUM_MISMATCH`.
+/// - `ca_bundle`: path of a PEM file of CA certificates trusted besides the system roots.
+///   Default: AWS_CA_BUNDLE, else `ca_bundle` of the selected profile in the AWS config file,
+///   else REQUESTS_CA_BUNDLE. A file that cannot be read or holds no certificate makes
+///   `fasts3_client_new` fail with `FASTS3_CONFIG`.
+/// - `verify`: `true` (default) or `false`: `false` accepts any server certificate. There is
+///   no environment variable for it: only an explicit choice turns verification off.
+/// - `proxy`: `http://[user:password@]host:port` used for every request (https ones through a
+///   CONNECT tunnel). Default: HTTPS_PROXY / HTTP_PROXY / NO_PROXY (and their lowercase forms).
 /// - `max_attempts`: attempts per request, the first included (decimal, >= 1). Default:
 ///   AWS_MAX_ATTEMPTS, else the profile's `max_attempts`, else 3.
 ///
@@ -95,13 +103,7 @@ fn set_option(o: &mut ClientOptions, name: &str, value: Option<&str>) -> FfiResu
         "secret_access_key" => o.secret_access_key = text(),
         "session_token" => o.session_token = text(),
         "profile" => o.profile = text(),
-        "anonymous" => {
-            o.anonymous = match value {
-                None | Some("false") | Some("0") => false,
-                Some("true") | Some("1") => true,
-                Some(v) => return Err(Error::invalid(format!("anonymous must be true or false, got {v:?}")).into()),
-            }
-        }
+        "anonymous" => o.anonymous = boolean(name, value, false)?,
         "path_style" => {
             o.path_style = match value {
                 None | Some("auto") => PathStyle::Auto,
@@ -115,6 +117,9 @@ fn set_option(o: &mut ClientOptions, name: &str, value: Option<&str>) -> FfiResu
         "connect_timeout" => o.connect_timeout = seconds(name, value)?,
         "read_timeout" => o.read_timeout = seconds(name, value)?,
         "checksum" => o.checksum = ChecksumMode::parse(value.unwrap_or("when_available"))?,
+        "ca_bundle" => o.ca_bundle = value.map(std::path::PathBuf::from),
+        "verify" => o.verify = boolean(name, value, true)?,
+        "proxy" => o.proxy = text(),
         "max_attempts" => {
             o.max_attempts = match positive(name, value)? {
                 0 => None,
@@ -124,6 +129,16 @@ fn set_option(o: &mut ClientOptions, name: &str, value: Option<&str>) -> FfiResu
         _ => return Err(Error::invalid(format!("unknown option {name:?}")).into()),
     }
     Ok(())
+}
+
+/// `true`/`1` or `false`/`0`; NULL means `default`.
+fn boolean(name: &str, value: Option<&str>, default: bool) -> FfiResult<bool> {
+    match value {
+        None => Ok(default),
+        Some("true") | Some("1") => Ok(true),
+        Some("false") | Some("0") => Ok(false),
+        Some(v) => Err(Error::invalid(format!("{name} must be true or false, got {v:?}")).into()),
+    }
 }
 
 /// A positive decimal integer, or 0 (the default) for NULL.

@@ -1,8 +1,10 @@
 //! Filling buffers: one object (`fasts3_get_into`, `fasts3_get`) or a batch (`fasts3_get_many`).
 
-use crate::engine::get::{self, Destination, GetRequest};
+use crate::engine::get::{self, Destination, GetRequest, ReadOptions};
+use crate::engine::ranges::{self, ByteRange};
 use crate::engine::Error;
-use crate::ffi::boundary::{bytes_mut, guard, guard_infallible, out_ptr, utf8, Failure, FfiResult};
+use crate::ffi::boundary::{bytes_mut, guard, guard_infallible, optional_cstr, out_ptr, utf8, Failure, FfiResult};
+use std::ffi::c_char;
 use crate::engine::runtime::Placement;
 use crate::ffi::cancel::{block_on_cancellable, cancel_ref, fasts3_cancel_token, on_calling_thread};
 use crate::ffi::client::{client_ref, fasts3_client};
@@ -50,6 +52,91 @@ pub unsafe extern "C" fn fasts3_get_into(
     cancel: *const fasts3_cancel_token,
     out_written: *mut u64,
 ) -> fasts3_status {
+    // SAFETY: this function's contract is `fasts3_get_into_with_options`' with NULL options.
+    unsafe {
+        fasts3_get_into_with_options(
+            client,
+            bucket,
+            bucket_len,
+            key,
+            key_len,
+            offset,
+            buf,
+            buf_len,
+            std::ptr::null(),
+            cancel,
+            out_written,
+        )
+    }
+}
+
+/// Options of one read. Extensible: set `struct_size` to `sizeof(fasts3_read_options)` as
+/// your header declares it; fields a later header adds after it then take their defaults,
+/// so a caller compiled against this header keeps working with later libraries. Zero-fill
+/// the struct before setting fields (`= {0}` in C).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+pub struct fasts3_read_options {
+    /// `sizeof(fasts3_read_options)` of the caller's header (at least the size of this field).
+    pub struct_size: usize,
+    /// NULL, or a NUL-terminated ETag the object must have (as a listing or HEAD returned
+    /// it; quotes optional): every request of the read sends `If-Match`, and another version
+    /// fails with `FASTS3_OBJECT_CHANGED`.
+    pub if_match: *const c_char,
+    /// NULL, or a NUL-terminated version id: read that version of the object.
+    pub version_id: *const c_char,
+}
+
+/// The options `options` points to (NULL: the defaults), read as far as the caller's
+/// `struct_size` says and the fields this library knows.
+///
+/// # Safety
+/// `options` is NULL or points to `options->struct_size` readable bytes starting with a
+/// `size_t`, whose strings are NULL or NUL-terminated, unchanged until the borrow ends.
+unsafe fn read_options<'a>(options: *const fasts3_read_options) -> FfiResult<ReadOptions<'a>> {
+    if options.is_null() {
+        return Ok(ReadOptions::default());
+    }
+    // SAFETY: non-NULL and starts with a readable size_t (the contract); unaligned-safe read.
+    let declared = unsafe { std::ptr::read_unaligned(options.cast::<usize>()) };
+    if declared < std::mem::size_of::<usize>() {
+        return Err(Error::invalid(format!("options.struct_size is {declared}: set it to sizeof(fasts3_read_options)")).into());
+    }
+    let mut known = fasts3_read_options { struct_size: declared, if_match: std::ptr::null(), version_id: std::ptr::null() };
+    let n = declared.min(std::mem::size_of::<fasts3_read_options>());
+    // SAFETY: the caller's struct has `declared` >= n readable bytes (the contract); `known`
+    // is a distinct local of at least n bytes, and every field is valid for any bytes a C
+    // caller can write into a pointer or size_t.
+    unsafe { std::ptr::copy_nonoverlapping(options.cast::<u8>(), (&mut known as *mut fasts3_read_options).cast::<u8>(), n) };
+    Ok(ReadOptions {
+        // SAFETY: NULL or NUL-terminated and unchanged during the call (the contract).
+        if_match: unsafe { optional_cstr(known.if_match, "options.if_match") }?.filter(|e| !e.is_empty()),
+        // SAFETY: as for `if_match`.
+        version_id: unsafe { optional_cstr(known.version_id, "options.version_id") }?.filter(|v| !v.is_empty()),
+    })
+}
+
+/// `fasts3_get_into` with read options (NULL for the defaults): pin the read to an ETag or
+/// read a given version.
+///
+/// # Safety
+/// As for `fasts3_get_into`, and `options` is NULL or points to a `fasts3_read_options`
+/// whose `struct_size` bytes are readable and whose strings are NULL or NUL-terminated, all
+/// unchanged until this call returns.
+#[no_mangle]
+pub unsafe extern "C" fn fasts3_get_into_with_options(
+    client: *const fasts3_client,
+    bucket: *const u8,
+    bucket_len: usize,
+    key: *const u8,
+    key_len: usize,
+    offset: u64,
+    buf: *mut u8,
+    buf_len: usize,
+    options: *const fasts3_read_options,
+    cancel: *const fasts3_cancel_token,
+    out_written: *mut u64,
+) -> fasts3_status {
     guard(|| {
         // SAFETY: every pointer argument meets this function's contract, which is the
         // helpers' contracts (handles not freed, ranges readable or writable and unaliased
@@ -65,8 +152,11 @@ pub unsafe extern "C" fn fasts3_get_into(
         let cancel = unsafe { cancel_ref(cancel) }?;
         // SAFETY: as above.
         let out_written = unsafe { out_ptr(out_written, "out_written") }?;
+        // SAFETY: as above.
+        let options = unsafe { read_options(options) }?;
         check_offset(offset)?;
-        let fetched = block_on_cancellable(cancel, on_calling_thread(), get::get(client, on_calling_thread(), bucket, key, offset, Destination::Caller(buf)))?;
+        let read = get::get(client, on_calling_thread(), bucket, key, offset, Destination::Caller(buf), options);
+        let fetched = block_on_cancellable(cancel, on_calling_thread(), read)?;
         *out_written = fetched.written;
         Ok(())
     })
@@ -95,6 +185,29 @@ pub unsafe extern "C" fn fasts3_get(
     cancel: *const fasts3_cancel_token,
     out: *mut *mut fasts3_bytes,
 ) -> fasts3_status {
+    // SAFETY: this function's contract is `fasts3_get_with_options`' with NULL options.
+    unsafe { fasts3_get_with_options(client, bucket, bucket_len, key, key_len, offset, length, std::ptr::null(), cancel, out) }
+}
+
+/// `fasts3_get` with read options (NULL for the defaults; see `fasts3_read_options`).
+///
+/// Ownership: on success the caller owns `*out` and releases it with `fasts3_bytes_free`.
+///
+/// # Safety
+/// As for `fasts3_get`, and `options` as for `fasts3_get_into_with_options`.
+#[no_mangle]
+pub unsafe extern "C" fn fasts3_get_with_options(
+    client: *const fasts3_client,
+    bucket: *const u8,
+    bucket_len: usize,
+    key: *const u8,
+    key_len: usize,
+    offset: u64,
+    length: u64,
+    options: *const fasts3_read_options,
+    cancel: *const fasts3_cancel_token,
+    out: *mut *mut fasts3_bytes,
+) -> fasts3_status {
     guard(|| {
         // SAFETY: every pointer argument meets this function's contract, which is the
         // helpers' contracts (handles not freed, ranges readable and unchanged for the call,
@@ -108,12 +221,12 @@ pub unsafe extern "C" fn fasts3_get(
         let cancel = unsafe { cancel_ref(cancel) }?;
         // SAFETY: as above.
         let out = unsafe { out_ptr(out, "out") }?;
+        // SAFETY: as above.
+        let options = unsafe { read_options(options) }?;
         check_offset(offset)?;
-        let fetched = block_on_cancellable(
-            cancel,
-            on_calling_thread(),
-            get::get(client, on_calling_thread(), bucket, key, offset, Destination::Allocate { max_len: length }),
-        )?;
+        let dest = Destination::Allocate { max_len: length };
+        let read = get::get(client, on_calling_thread(), bucket, key, offset, dest, options);
+        let fetched = block_on_cancellable(cancel, on_calling_thread(), read)?;
         *out = into_handle(fasts3_bytes { data: fetched.owned.unwrap_or_default() });
         Ok(())
     })
@@ -151,6 +264,94 @@ pub unsafe extern "C" fn fasts3_bytes_data(bytes: *mut fasts3_bytes, out_data: *
 pub unsafe extern "C" fn fasts3_bytes_free(bytes: *mut fasts3_bytes) {
     // SAFETY: no call uses `bytes` (this function's contract); an unknown pointer is not touched.
     guard_infallible((), || unsafe { free_handle(bytes, "fasts3_bytes_free") })
+}
+
+/// Coalescing gap `fasts3_get_ranges` callers should use unless they know better: ranges
+/// closer than 1 MiB are read with one request.
+pub const FASTS3_DEFAULT_MAX_GAP: u64 = ranges::DEFAULT_MAX_GAP;
+
+/// One byte range of `fasts3_get_ranges`: `length` bytes from `offset`; a negative `offset`
+/// counts from the end of the object (`{-8, 8}`: the last 8 bytes).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct fasts3_range {
+    pub offset: i64,
+    pub length: u64,
+}
+
+/// Read `count` byte ranges of one object into `buf`, packed in the order given (range `i`
+/// starts at the sum of the lengths before it), all from one version of the object: one HEAD
+/// gives its size and ETag (or checks the ETag `options->if_match` names), and every request
+/// is pinned to it (`FASTS3_OBJECT_CHANGED` otherwise). Ranges less than `max_gap` bytes apart
+/// are read with one request (`FASTS3_DEFAULT_MAX_GAP` is a good default; 0 coalesces only
+/// touching ranges). Requests run concurrently within the client's concurrency budget.
+///
+/// On success `out_lengths[i]` is how many bytes range `i` got: its `length`, or fewer where
+/// the object ends first (bytes of its slice past that are left as they were). On failure
+/// `buf`'s contents are unspecified and `out_lengths` untouched.
+///
+/// # Safety
+/// - `client`, `cancel` and `options` as for `fasts3_get_into_with_options`; `bucket`, `key`
+///   as for `fasts3_get_into`.
+/// - `ranges` points to `count` readable `fasts3_range`s (NULL when `count` is 0).
+/// - `buf` points to `buf_len` writable bytes (NULL when `buf_len` is 0) that overlap no other
+///   argument and that nothing else reads or writes until this call returns; `buf_len` is at
+///   least the sum of the lengths.
+/// - `out_lengths` points to `count` writable `uint64_t`s (NULL when `count` is 0).
+#[no_mangle]
+pub unsafe extern "C" fn fasts3_get_ranges(
+    client: *const fasts3_client,
+    bucket: *const u8,
+    bucket_len: usize,
+    key: *const u8,
+    key_len: usize,
+    ranges: *const fasts3_range,
+    count: usize,
+    max_gap: u64,
+    buf: *mut u8,
+    buf_len: usize,
+    options: *const fasts3_read_options,
+    cancel: *const fasts3_cancel_token,
+    out_lengths: *mut u64,
+) -> fasts3_status {
+    guard(|| {
+        // SAFETY: every pointer argument meets this function's contract (handles not freed,
+        // strings and ranges readable, `buf` writable and unaliased, for the call).
+        let client = unsafe { client_ref(client) }?;
+        // SAFETY: as above.
+        let bucket = unsafe { utf8(bucket, bucket_len, "bucket") }?;
+        // SAFETY: as above.
+        let key = unsafe { utf8(key, key_len, "key") }?;
+        // SAFETY: as above.
+        let buf = unsafe { bytes_mut(buf, buf_len, "buf") }?;
+        // SAFETY: as above.
+        let cancel = unsafe { cancel_ref(cancel) }?;
+        // SAFETY: as above.
+        let options = unsafe { read_options(options) }?;
+        if count > 0 && (ranges.is_null() || out_lengths.is_null()) {
+            return Err(Failure::null(if ranges.is_null() { "ranges" } else { "out_lengths" }));
+        }
+        let wanted: Vec<ByteRange> = if count == 0 {
+            Vec::new()
+        } else {
+            // SAFETY: non-NULL and `count` readable ranges (the contract); a C array of them is
+            // aligned and smaller than isize::MAX bytes.
+            unsafe { std::slice::from_raw_parts(ranges, count) }
+                .iter()
+                .map(|r| ByteRange { offset: r.offset, len: r.length })
+                .collect()
+        };
+        // On the shared workers, as a batch: the spans are many requests, received on every core.
+        let read = ranges::get_ranges(client, Placement::Workers, bucket, key, &wanted, buf, max_gap, options);
+        let got = block_on_cancellable(cancel, Placement::Workers, read)?;
+        for (i, n) in got.into_iter().enumerate() {
+            // SAFETY: `out_lengths` is non-NULL and writable for `count` values (the contract);
+            // `got` has one entry per range, so i < count.
+            unsafe { out_lengths.add(i).write(n) };
+        }
+        Ok(())
+    })
 }
 
 /// One read of a `fasts3_get_many` batch. Strings are `(ptr, len)` UTF-8.
@@ -247,7 +448,7 @@ pub unsafe extern "C" fn fasts3_get_many(
                 // (check_disjoint) nor any other argument (the contract).
                 Destination::Caller(unsafe { bytes_mut(r.buf, len, "buf") }.map_err(at)?)
             };
-            batch.push(GetRequest { bucket, key, offset: r.offset, dest });
+            batch.push(GetRequest { bucket, key, offset: r.offset, dest, options: ReadOptions::default() });
         }
         let outcomes = block_on_cancellable(cancel, Placement::Workers, async {
             Ok(get::get_many(client, Placement::Workers, batch).await)

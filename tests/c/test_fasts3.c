@@ -676,6 +676,41 @@ static void test_writes(const fasts3_client *c) {
                  "delete_many(keys NULL)");
     free(data);
     free(back);
+static void test_read_options(const fasts3_client *c) {
+    section("read options (extensible struct: If-Match pin)");
+    uint8_t buf[SMALL_SIZE];
+    uint64_t written = 0;
+    fasts3_read_options options = {0};
+    options.struct_size = sizeof options;
+    if (g.small_etag != NULL) {
+        options.if_match = g.small_etag;
+        if (CHECK_STATUS(fasts3_get_into_with_options(c, SL(g.bucket), SL("small"), 0, buf, sizeof buf, &options,
+                                                      NULL, &written), FASTS3_OK, "get_into pinned to the current ETag")) {
+            CHECK(written == SMALL_SIZE && pattern_mismatch(buf, SMALL_SIZE, 0) < 0, "  the object's bytes");
+        }
+    }
+    options.if_match = "\"00000000000000000000000000000000\"";
+    written = 4242;
+    CHECK_STATUS(fasts3_get_into_with_options(c, SL(g.bucket), SL("small"), 0, buf, sizeof buf, &options, NULL,
+                                              &written), FASTS3_OBJECT_CHANGED, "get_into pinned to another ETag");
+    CHECK(written == 4242, "  *out_written untouched");
+    fasts3_bytes *bytes = NULL;
+    CHECK_STATUS(fasts3_get_with_options(c, SL(g.bucket), SL("small"), 0, FASTS3_TO_END, &options, NULL, &bytes),
+                 FASTS3_OBJECT_CHANGED, "get pinned to another ETag");
+    CHECK(bytes == NULL, "  *out untouched");
+
+    /* A caller built against an older, shorter struct: the fields it lacks take defaults. */
+    size_t only_size = sizeof(size_t);
+    CHECK_STATUS(fasts3_get_into_with_options(c, SL(g.bucket), SL("small"), 0, buf, sizeof buf,
+                                              (const fasts3_read_options *)&only_size, NULL, &written),
+                 FASTS3_OK, "options holding only struct_size = sizeof(size_t)");
+    CHECK(written == SMALL_SIZE, "  read the whole object unpinned");
+    size_t zero = 0;
+    CHECK_STATUS(fasts3_get_into_with_options(c, SL(g.bucket), SL("small"), 0, buf, sizeof buf,
+                                              (const fasts3_read_options *)&zero, NULL, &written),
+                 FASTS3_INVALID_ARGUMENT, "options with struct_size 0");
+    CHECK_STATUS(fasts3_get_into_with_options(c, SL(g.bucket), SL("small"), 0, buf, sizeof buf, NULL, NULL,
+                                              &written), FASTS3_OK, "NULL options: the defaults");
 }
 
 static void test_get(const fasts3_client *c) {
@@ -1472,6 +1507,7 @@ int main(int argc, char **argv) {
         test_list(client);
         test_get_into(client);
         test_get(client);
+        test_read_options(client);
         test_get_many(client);
         test_writes(client);
         test_cancel(client);

@@ -151,14 +151,20 @@ fn auth_scheme(
 }
 
 impl Resolved {
-    /// The URI of `key` (encoded as the SDK encodes its greedy `{Key+}` label).
-    /// The object's URI, with `query` (already encoded, without `?`) when not empty.
-    pub fn object_uri(&self, key: &str, query: &str) -> Result<http::Uri> {
+    /// The URI of `key` (encoded as the SDK encodes its greedy `{Key+}` label), with a
+    /// `versionId` query when a version is named.
+    pub fn object_uri(&self, key: &str, version_id: Option<&str>) -> Result<http::Uri> {
         let mut uri = format!("{}/{}", self.base, fmt_string(key, EncodingStrategy::Greedy));
-        if !query.is_empty() {
-            uri.push('?');
-            uri.push_str(query);
+        if let Some(version) = version_id {
+            uri.push_str("?versionId=");
+            uri.push_str(&fmt_string(version, EncodingStrategy::Default));
         }
+        uri.parse().map_err(|e| Error::invalid(format!("key {key:?} does not make a valid URI: {e}")))
+    }
+
+    /// The URI of `key` with `query` (already encoded, without `?`): an upload's part.
+    pub fn object_uri_with_query(&self, key: &str, query: &str) -> Result<http::Uri> {
+        let uri = format!("{}/{}?{query}", self.base, fmt_string(key, EncodingStrategy::Greedy));
         uri.parse().map_err(|e| Error::invalid(format!("key {key:?} does not make a valid URI: {e}")))
     }
 
@@ -191,7 +197,7 @@ mod tests {
         assert_eq!(e.host(), "my-bucket.s3.us-east-1.amazonaws.com");
         assert_eq!((e.signing_region.as_str(), e.signing_name.as_str()), ("us-east-1", "s3"));
         assert_eq!(
-            e.object_uri("a b/c+d%e?f#g~h", "").unwrap().to_string(),
+            e.object_uri("a b/c+d%e?f#g~h", None).unwrap().to_string(),
             "https://my-bucket.s3.us-east-1.amazonaws.com/a%20b/c%2Bd%25e%3Ff%23g~h"
         );
     }
@@ -199,7 +205,11 @@ mod tests {
     #[test]
     fn custom_endpoints_keep_their_port_and_use_path_style_when_asked() {
         let e = endpoints(Some("http://127.0.0.1:9000"), true).resolve("b").unwrap();
-        assert_eq!(e.object_uri("k/x", "").unwrap().to_string(), "http://127.0.0.1:9000/b/k/x");
+        assert_eq!(e.object_uri("k/x", None).unwrap().to_string(), "http://127.0.0.1:9000/b/k/x");
+        assert_eq!(
+            e.object_uri("k", Some("3/L4kqtJl+x=")).unwrap().to_string(),
+            "http://127.0.0.1:9000/b/k?versionId=3%2FL4kqtJl%2Bx%3D"
+        );
         assert_eq!(e.host_header(), "127.0.0.1:9000");
     }
 

@@ -37,14 +37,13 @@ use endpoint::Endpoints;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
 use sign::Signer;
 use std::sync::Arc;
 use std::time::Duration;
 
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+use crate::engine::connector::Connector;
 
 /// Attempts, beyond the retry policy's, for a request that failed before any response byte
 /// in a way that says the connection was bad rather than the server (a pooled connection
@@ -62,7 +61,9 @@ pub(crate) struct Shared {
     signer: Signer,
     endpoints: Endpoints,
     retry: RetryPolicy,
-    connect_timeout: Duration,
+    /// How connections are made: trust (CA bundle, verify), proxies, connect timeout
+    /// (engine::connector, shared with the SDK's HTTP client).
+    connector: Connector,
     read_timeout: Duration,
     stall_grace: Duration,
     user_agent: HeaderValue,
@@ -73,7 +74,7 @@ pub(crate) struct Settings {
     pub credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
     pub endpoint: EndpointConfig,
     pub retry: RetryPolicy,
-    pub connect_timeout: Duration,
+    pub connector: Connector,
     pub read_timeout: Duration,
     pub stall_grace: Duration,
     pub user_agent: &'static str,
@@ -104,18 +105,26 @@ pub(crate) struct BodyRequest<'a> {
 /// What one attempt sends.
 struct Outgoing<'a> {
     method: &'a Method,
-    bucket: &'a str,
-    key: &'a str,
+    id: ObjectId<'a>,
+    /// Query string of an upload (`partNumber=...`); "" otherwise.
     query: &'a str,
     headers: &'a HeaderMap,
     body: Option<&'a Bytes>,
 }
 
+/// Which object (and which version of it) a request is about.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ObjectId<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    /// `versionId`: a specific version of a versioned bucket; None for the current one.
+    pub version_id: Option<&'a str>,
+}
+
 /// A GET or HEAD of one object.
 pub(crate) struct ObjectRequest<'a> {
     pub method: Method,
-    pub bucket: &'a str,
-    pub key: &'a str,
+    pub id: ObjectId<'a>,
     /// Headers to send (and sign) besides those every request carries.
     pub headers: HeaderMap,
 }
@@ -127,7 +136,7 @@ impl DataPlane {
             signer: Signer::new(settings.credentials),
             endpoints: Endpoints::new(settings.endpoint),
             retry: settings.retry,
-            connect_timeout: settings.connect_timeout,
+            connector: settings.connector,
             read_timeout: settings.read_timeout,
             stall_grace: settings.stall_grace,
             user_agent,
@@ -144,7 +153,7 @@ impl DataPlane {
         let http = HyperClient::builder(TokioExecutor::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_timer(hyper_util::rt::TokioTimer::new())
-            .build(connector(shared.connect_timeout));
+            .build(shared.connector.clone());
         DataPlane { http, shared }
     }
 
@@ -157,21 +166,14 @@ impl DataPlane {
         let http = HyperClient::builder(executor)
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_timer(hyper_util::rt::TokioTimer::new())
-            .build(connector(self.shared.connect_timeout));
+            .build(self.shared.connector.clone());
         (DataPlane { http, shared: self.shared.clone() }, connections)
     }
 
     /// Send `request`, retrying as the policy says; a 2xx response is returned with its body
     /// unread, anything else becomes an [`Error`] carrying the S3 code and message.
     pub async fn send(&self, request: &ObjectRequest<'_>) -> Result<http::Response<Body>> {
-        let outgoing = Outgoing {
-            method: &request.method,
-            bucket: request.bucket,
-            key: request.key,
-            query: "",
-            headers: &request.headers,
-            body: None,
-        };
+        let outgoing = Outgoing { method: &request.method, id: request.id, query: "", headers: &request.headers, body: None };
         self.send_outgoing(&outgoing).await
     }
 
@@ -182,8 +184,7 @@ impl DataPlane {
     pub async fn put(&self, request: &BodyRequest<'_>) -> Result<http::Response<Body>> {
         let outgoing = Outgoing {
             method: &Method::PUT,
-            bucket: request.bucket,
-            key: request.key,
+            id: ObjectId { bucket: request.bucket, key: request.key, version_id: None },
             query: request.query,
             headers: &request.headers,
             body: Some(&request.body),
@@ -196,14 +197,14 @@ impl DataPlane {
         let mut fresh_connection_retries = 0;
         let mut redirected = false;
         loop {
-            let endpoint = self.shared.endpoints.resolve(request.bucket)?;
+            let endpoint = self.shared.endpoints.resolve(request.id.bucket)?;
             let err = match self.attempt(&endpoint, request).await {
                 Ok(Answer::Success(response)) => return Ok(response),
                 Ok(Answer::Failure(failure)) => {
                     match failure.region_hint() {
                         Some(region) if !redirected && region != endpoint.signing_region => {
                             // The bucket lives in another region: resolve it there, send again.
-                            self.shared.endpoints.move_bucket(request.bucket, region)?;
+                            self.shared.endpoints.move_bucket(request.id.bucket, region)?;
                             redirected = true;
                             continue;
                         }
@@ -226,7 +227,11 @@ impl DataPlane {
     }
 
     async fn attempt(&self, endpoint: &endpoint::Resolved, request: &Outgoing<'_>) -> Result<Answer> {
-        let uri = endpoint.object_uri(request.key, request.query)?;
+        let uri = if request.query.is_empty() {
+            endpoint.object_uri(request.id.key, request.id.version_id)?
+        } else {
+            endpoint.object_uri_with_query(request.id.key, request.query)?
+        };
         let body = request.body.cloned().unwrap_or_default();
         let body_len = body.len();
         let mut http_request = http::Request::builder()
@@ -249,6 +254,10 @@ impl DataPlane {
         self.shared.signer.sign(&mut http_request, endpoint, payload).await?;
         // After signing: proxies and load balancers may rewrite the User-Agent.
         http_request.headers_mut().insert(http::header::USER_AGENT, self.shared.user_agent.clone());
+        // Plain http through a proxy with credentials; unsigned, as the proxy removes it.
+        if let Some(auth) = self.shared.connector.proxy_authorization(http_request.uri()) {
+            http_request.headers_mut().insert(http::header::PROXY_AUTHORIZATION, auth);
+        }
 
         let read_timeout = self.shared.read_timeout;
         let response = match tokio::time::timeout(read_timeout, self.http.request(http_request)).await {
@@ -278,30 +287,6 @@ impl DataPlane {
 enum Answer {
     Success(http::Response<Body>),
     Failure(s3_error::Failure),
-}
-
-/// HTTPS through rustls with the system's roots; plain HTTP allowed (local endpoints).
-/// TCP_NODELAY: a request is one small write, and Nagle would hold it back behind the ACK
-/// of the previous one.
-fn connector(connect_timeout: Duration) -> Connector {
-    let mut tcp = HttpConnector::new();
-    tcp.enforce_http(false);
-    tcp.set_nodelay(true);
-    tcp.set_connect_timeout(Some(connect_timeout));
-    hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_native_roots(Arc::new(rustls::crypto::ring::default_provider()))
-        .unwrap_or_else(|_| {
-            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
-                rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                    .with_safe_default_protocol_versions()
-                    .expect("ring supports the default protocol versions")
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth(),
-            )
-        })
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(tcp)
 }
 
 /// A request that got no response: which kind of failure, and whether a fresh connection may
