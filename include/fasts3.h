@@ -175,10 +175,11 @@ typedef struct fasts3_get_result {
   struct fasts3_bytes *bytes;
 } fasts3_get_result;
 
-// Options of `fasts3_put_from`. Set `struct_size` to `sizeof(fasts3_put_options)`: fields
-// added in later versions go at the end, and a library reads only the fields the caller's
-// `struct_size` covers. Zero-initialize the struct for the defaults.
+// Options of `fasts3_put_from`. Extensible like `fasts3_read_options`: set `struct_size` to
+// `sizeof(fasts3_put_options)` as your header declares it; fields a later header adds after
+// it then take their defaults. Zero-fill the struct before setting fields (`= {0}` in C).
 typedef struct fasts3_put_options {
+  // `sizeof(fasts3_put_options)` of the caller's header (at least the size of this field).
   size_t struct_size;
   // The object's Content-Type, NUL-terminated UTF-8; NULL for none (the server's default).
   const char *content_type;
@@ -187,8 +188,9 @@ typedef struct fasts3_put_options {
   const char *const *metadata_names;
   const char *const *metadata_values;
   size_t metadata_count;
-  // true: create only (`If-None-Match: *`); `FASTS3_PRECONDITION_FAILED` if the key exists.
-  bool if_none_match;
+  // Non-zero: create only (`If-None-Match: *`); `FASTS3_PRECONDITION_FAILED` if the key
+  // exists. (A byte rather than `bool`: any value a caller writes is valid.)
+  uint8_t if_none_match;
   // Uploads larger than this many bytes are multipart; 0 for the default (16 MiB).
   uint64_t multipart_threshold;
   // Part size of a multipart upload (5 MiB..5 GiB); 0 for the default (8 MiB, grown so
@@ -211,8 +213,9 @@ typedef struct fasts3_delete_result {
   char message[256];
 } fasts3_delete_result;
 
-// Options of `fasts3_copy`, versioned like `fasts3_put_options` (`struct_size` first).
+// Options of `fasts3_copy`, extensible like `fasts3_put_options` (`struct_size` first).
 typedef struct fasts3_copy_options {
+  // `sizeof(fasts3_copy_options)` of the caller's header (at least the size of this field).
   size_t struct_size;
   // Sources larger than this are copied in parts (UploadPartCopy); 0 for the default,
   // 5 GiB (the largest CopyObject).
@@ -660,8 +663,8 @@ uint16_t fasts3_last_error_http_status(void);
 //   the length is 0), not modified until this call returns.
 // - `data` points to `data_len` readable bytes (or is NULL when `data_len` is 0) that nothing
 //   writes until this call returns.
-// - `options` is NULL or points to a readable `fasts3_put_options` of at least its
-//   `struct_size` bytes, whose strings are NUL-terminated and unchanged during the call.
+// - `options` is NULL or points to a `fasts3_put_options` whose `struct_size` bytes are
+//   readable and whose strings are NULL or NUL-terminated, all unchanged during the call.
 // - `out_parts` is NULL or points to a writable `uint32_t`.
 enum fasts3_status fasts3_put_from(const struct fasts3_client *client,
                                    const uint8_t *bucket,
@@ -725,8 +728,8 @@ enum fasts3_status fasts3_delete_many(const struct fasts3_client *client,
 // - `client` and `cancel` are not freed until this call returns.
 // - the four strings point to their length's readable bytes (or are NULL when the length is
 //   0), not modified until this call returns.
-// - `options` is NULL or points to a readable `fasts3_copy_options` of at least its
-//   `struct_size` bytes.
+// - `options` is NULL or points to a `fasts3_copy_options` whose `struct_size` bytes are
+//   readable.
 enum fasts3_status fasts3_copy(const struct fasts3_client *client,
                                const uint8_t *src_bucket,
                                size_t src_bucket_len,

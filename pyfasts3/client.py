@@ -608,7 +608,7 @@ class Client:
             keepalive += names + values + [name_array, value_array]
             options.metadata_names, options.metadata_values = name_array, value_array
             options.metadata_count = len(items)
-        options.if_none_match = bool(if_none_match)
+        options.if_none_match = 1 if if_none_match else 0
         options.multipart_threshold = _size_option("multipart_threshold", multipart_threshold)
         options.part_size = _size_option("part_size", part_size)
         parts = ffi.new("uint32_t *")

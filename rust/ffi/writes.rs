@@ -11,12 +11,13 @@ use crate::ffi::client::{client_ref, fasts3_client};
 use crate::ffi::status::fasts3_status;
 use std::ffi::c_char;
 
-/// Options of `fasts3_put_from`. Set `struct_size` to `sizeof(fasts3_put_options)`: fields
-/// added in later versions go at the end, and a library reads only the fields the caller's
-/// `struct_size` covers. Zero-initialize the struct for the defaults.
+/// Options of `fasts3_put_from`. Extensible like `fasts3_read_options`: set `struct_size` to
+/// `sizeof(fasts3_put_options)` as your header declares it; fields a later header adds after
+/// it then take their defaults. Zero-fill the struct before setting fields (`= {0}` in C).
 #[allow(non_camel_case_types)]
 #[repr(C)]
 pub struct fasts3_put_options {
+    /// `sizeof(fasts3_put_options)` of the caller's header (at least the size of this field).
     pub struct_size: usize,
     /// The object's Content-Type, NUL-terminated UTF-8; NULL for none (the server's default).
     pub content_type: *const c_char,
@@ -25,8 +26,9 @@ pub struct fasts3_put_options {
     pub metadata_names: *const *const c_char,
     pub metadata_values: *const *const c_char,
     pub metadata_count: usize,
-    /// true: create only (`If-None-Match: *`); `FASTS3_PRECONDITION_FAILED` if the key exists.
-    pub if_none_match: bool,
+    /// Non-zero: create only (`If-None-Match: *`); `FASTS3_PRECONDITION_FAILED` if the key
+    /// exists. (A byte rather than `bool`: any value a caller writes is valid.)
+    pub if_none_match: u8,
     /// Uploads larger than this many bytes are multipart; 0 for the default (16 MiB).
     pub multipart_threshold: u64,
     /// Part size of a multipart upload (5 MiB..5 GiB); 0 for the default (8 MiB, grown so
@@ -34,10 +36,11 @@ pub struct fasts3_put_options {
     pub part_size: u64,
 }
 
-/// Options of `fasts3_copy`, versioned like `fasts3_put_options` (`struct_size` first).
+/// Options of `fasts3_copy`, extensible like `fasts3_put_options` (`struct_size` first).
 #[allow(non_camel_case_types)]
 #[repr(C)]
 pub struct fasts3_copy_options {
+    /// `sizeof(fasts3_copy_options)` of the caller's header (at least the size of this field).
     pub struct_size: usize,
     /// Sources larger than this are copied in parts (UploadPartCopy); 0 for the default,
     /// 5 GiB (the largest CopyObject).
@@ -85,8 +88,8 @@ pub struct fasts3_delete_result {
 ///   the length is 0), not modified until this call returns.
 /// - `data` points to `data_len` readable bytes (or is NULL when `data_len` is 0) that nothing
 ///   writes until this call returns.
-/// - `options` is NULL or points to a readable `fasts3_put_options` of at least its
-///   `struct_size` bytes, whose strings are NUL-terminated and unchanged during the call.
+/// - `options` is NULL or points to a `fasts3_put_options` whose `struct_size` bytes are
+///   readable and whose strings are NULL or NUL-terminated, all unchanged during the call.
 /// - `out_parts` is NULL or points to a writable `uint32_t`.
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_put_from(
@@ -134,21 +137,21 @@ pub unsafe extern "C" fn fasts3_put_from(
 /// # Safety
 /// As `fasts3_put_from`'s contract for `options`.
 unsafe fn put_options(options: *const fasts3_put_options) -> FfiResult<PutOptions> {
-    if options.is_null() {
+    let mut known = fasts3_put_options {
+        struct_size: 0,
+        content_type: std::ptr::null(),
+        metadata_names: std::ptr::null(),
+        metadata_values: std::ptr::null(),
+        metadata_count: 0,
+        if_none_match: 0,
+        multipart_threshold: 0,
+        part_size: 0,
+    };
+    // SAFETY: forwarded contract; every field of the struct is valid for any bytes.
+    if !unsafe { read_extensible(options, &mut known, "fasts3_put_options") }? {
         return Ok(PutOptions::default());
     }
-    // SAFETY: non-NULL, so readable for at least `struct_size` (the caller's contract), and a
-    // struct begins with its size field.
-    let size = unsafe { (*options).struct_size };
-    if size < std::mem::size_of::<fasts3_put_options>() {
-        return Err(Error::invalid(format!(
-            "options.struct_size is {size}, smaller than this version's fasts3_put_options ({})",
-            std::mem::size_of::<fasts3_put_options>()
-        ))
-        .into());
-    }
-    // SAFETY: readable for the whole struct (its size covers it, checked above).
-    let o = unsafe { &*options };
+    let o = &known;
     // SAFETY: NULL or NUL-terminated and unchanged (the caller's contract).
     let content_type = unsafe { optional_cstr(o.content_type, "options.content_type") }?.map(str::to_string);
     let mut metadata = Vec::with_capacity(o.metadata_count);
@@ -173,7 +176,7 @@ unsafe fn put_options(options: *const fasts3_put_options) -> FfiResult<PutOption
     Ok(PutOptions {
         content_type,
         metadata,
-        if_none_match: o.if_none_match,
+        if_none_match: o.if_none_match != 0,
         multipart_threshold: o.multipart_threshold,
         part_size: o.part_size,
     })
@@ -314,8 +317,8 @@ fn copy_truncated(text: &str, dest: &mut [c_char]) {
 /// - `client` and `cancel` are not freed until this call returns.
 /// - the four strings point to their length's readable bytes (or are NULL when the length is
 ///   0), not modified until this call returns.
-/// - `options` is NULL or points to a readable `fasts3_copy_options` of at least its
-///   `struct_size` bytes.
+/// - `options` is NULL or points to a `fasts3_copy_options` whose `struct_size` bytes are
+///   readable.
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_copy(
     client: *const fasts3_client,
@@ -344,19 +347,11 @@ pub unsafe extern "C" fn fasts3_copy(
         let dst_key = unsafe { utf8(dst_key, dst_key_len, "dst_key") }?;
         // SAFETY: as above.
         let cancel = unsafe { cancel_ref(cancel) }?;
-        let options = if options.is_null() {
-            CopyOptions::default()
-        } else {
-            // SAFETY: non-NULL, so readable for at least `struct_size` bytes (this function's
-            // contract), and a struct begins with its size field.
-            let size = unsafe { (*options).struct_size };
-            if size < std::mem::size_of::<fasts3_copy_options>() {
-                return Err(Error::invalid(format!("options.struct_size is {size}, smaller than this version's fasts3_copy_options")).into());
-            }
-            // SAFETY: readable for the whole struct (checked above).
-            let o = unsafe { &*options };
-            CopyOptions { multipart_threshold: o.multipart_threshold, part_size: o.part_size }
-        };
+        let mut known = fasts3_copy_options { struct_size: 0, multipart_threshold: 0, part_size: 0 };
+        // SAFETY: NULL or `struct_size` readable bytes (this function's contract); every field
+        // of the struct is valid for any bytes.
+        unsafe { read_extensible(options, &mut known, "fasts3_copy_options") }?;
+        let options = CopyOptions { multipart_threshold: known.multipart_threshold, part_size: known.part_size };
         let placement = Placement::CallingThread { offload: None };
         block_on_cancellable(
             cancel,
@@ -365,4 +360,28 @@ pub unsafe extern "C" fn fasts3_copy(
         )?;
         Ok(())
     })
+}
+
+/// Copy an extensible options struct (`struct_size` first) into `known`, which holds the
+/// defaults: as many bytes as both the caller's `struct_size` and this library's struct
+/// cover, so a caller built against an older (shorter) or newer (longer) header works.
+/// Returns false for NULL (`known` untouched).
+///
+/// # Safety
+/// `options` is NULL or points to `struct_size` readable bytes starting with a `size_t`, and
+/// every field of `T` is valid for any bytes (integers and raw pointers only).
+unsafe fn read_extensible<T>(options: *const T, known: &mut T, name: &str) -> FfiResult<bool> {
+    if options.is_null() {
+        return Ok(false);
+    }
+    // SAFETY: non-NULL and starts with a readable size_t (the contract); unaligned-safe read.
+    let declared = unsafe { std::ptr::read_unaligned(options.cast::<usize>()) };
+    if declared < std::mem::size_of::<usize>() {
+        return Err(Error::invalid(format!("options.struct_size is {declared}: set it to sizeof({name})")).into());
+    }
+    let n = declared.min(std::mem::size_of::<T>());
+    // SAFETY: the caller's struct has `declared` >= n readable bytes (the contract); `known`
+    // is a distinct object of at least n bytes, and any bytes are a valid `T` (the contract).
+    unsafe { std::ptr::copy_nonoverlapping(options.cast::<u8>(), (known as *mut T).cast::<u8>(), n) };
+    Ok(true)
 }
