@@ -13,10 +13,20 @@ cd "$(dirname "$0")"
 CBINDGEN_VERSION=0.29.4
 VERSITYGW_VERSION=v1.7.0
 PYTHON=${PYTHON:-python3}
+ARCH=$(uname -m)
+# The library is built once, by cargo-zigbuild against glibc 2.17 (manylinux2014): the tests,
+# the benchmark and the wheel all use that one build, and `cargo test` names the same target
+# (and linker) so that it reuses the same compiled dependencies.
+ZIG_TARGET="$ARCH-unknown-linux-gnu.2.17"
+# macOS is compile-checked here (the Linux-only code sits behind cfg gates).
+MACOS_CHECK_TARGET=aarch64-apple-darwin
+RUST_TARGETS="$MACOS_CHECK_TARGET"
 export PIP_ROOT_USER_ACTION=ignore
 # Outside the clone, so fresh clones on the same machine reuse the dependency build.
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/pyfasts3-target}
-export PATH="$HOME/.cargo/bin:$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin:$PATH"
+# pip's scripts directory too: cargo-zigbuild comes from PyPI (requirements-dev.txt).
+PY_SCRIPTS=$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+export PATH="$HOME/.cargo/bin:$PY_SCRIPTS:$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin:$PATH"
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -29,6 +39,13 @@ install_tools() {
         step "clippy (rustup component)"
         rustup component add clippy
     fi
+
+    for target in $RUST_TARGETS; do
+        if ! rustup target list --installed | grep -qx "$target"; then
+            step "Rust standard library for $target (rustup target)"
+            rustup target add "$target"
+        fi
+    done
 
     if [[ "$(cbindgen --version 2>/dev/null)" != "cbindgen $CBINDGEN_VERSION" ]]; then
         step "cbindgen $CBINDGEN_VERSION"
@@ -53,16 +70,23 @@ install_tools() {
 build() {
     step "check include/fasts3.h is what cbindgen generates"
     "$PYTHON" build.py --check-header
-    step "build libfasts3 (release) into pyfasts3/"
-    "$PYTHON" build.py --no-header
+    step "build libfasts3 (release, cargo-zigbuild for glibc 2.17: what the wheel ships) into pyfasts3/"
+    "$PYTHON" build.py --no-header --manylinux
 }
 
 run_tests() {
     step "clippy, warnings as errors (lints in Cargo.toml: SAFETY comments, # Safety sections)"
     cargo clippy --all-targets -- -D warnings
-    step "Rust engine tests"
-    cargo test --release --lib
-    step "pytest: Python API (moto + versitygw lanes), C ABI under AddressSanitizer"
+    step "Rust engine tests (the same target and linker as the library: no second build)"
+    cargo-zigbuild test --release --lib --target "$ZIG_TARGET"
+    step "macOS: the crate compiles for $MACOS_CHECK_TARGET (cargo check, zig as the C compiler)"
+    cargo-zigbuild check --lib --target "$MACOS_CHECK_TARGET"
+    step "wheel: build.py --wheel packages the library above; auditwheel must say manylinux2014"
+    rm -f dist/pyfasts3-*.whl
+    "$PYTHON" build.py --wheel
+    PYFASTS3_WHEEL=$(ls dist/pyfasts3-*-py3-none-*manylinux_2_17_"$ARCH"*.whl)
+    export PYFASTS3_WHEEL  # tests/test_packaging.py installs it in a fresh venv without cargo
+    step "pytest: Python API (moto + versitygw lanes), C ABI under AddressSanitizer, packaging"
     "$PYTHON" -m pytest -q tests
     step "benchmark harness, quick mode (correctness of every client, not speed)"
     "$PYTHON" bench/run.py --quick

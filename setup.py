@@ -1,7 +1,19 @@
-"""Packaging glue: build libfasts3 (via build.py) before collecting the package, and mark
-the wheel as platform-specific because it carries a native library. Metadata lives in
-pyproject.toml."""
-import subprocess
+"""Packaging glue; metadata lives in pyproject.toml.
+
+build_py puts libfasts3 and the header it is declared from into the package being built:
+- with PYFASTS3_LIBRARY=/path/to/libfasts3.so, that prebuilt library (`python build.py
+  --wheel` sets it, after building the library once with cargo-zigbuild for glibc 2.17);
+- otherwise the library is built from source by build.py (needs cargo; without it, build.py
+  stops with a message saying what to install, or to use the wheel).
+Never a library that merely lies in the tree: MANIFEST.in keeps native files out of the sdist
+and the package data lists none.
+
+The wheel is tagged py3-none-<platform> here (cffi ABI mode: any CPython 3, one platform);
+`python build.py --wheel` then has auditwheel check the library and retag it manylinux.
+"""
+import importlib.util
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -12,11 +24,31 @@ from setuptools.command.bdist_wheel import bdist_wheel
 ROOT = Path(__file__).resolve().parent
 
 
+def native_library() -> Path:
+    prebuilt = os.environ.get("PYFASTS3_LIBRARY")
+    if prebuilt:
+        path = Path(prebuilt)
+        if not path.is_file():
+            sys.exit(f"PYFASTS3_LIBRARY={prebuilt} does not exist")
+        return path
+    # build.py beside this file (stdlib only), loaded by path: `import build` could find PyPA's.
+    spec = importlib.util.spec_from_file_location("pyfasts3_build", ROOT / "build.py")
+    native_build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(native_build)
+    # Packaging uses the committed header; regenerating it is a dev/CI step.
+    return native_build.build_library()
+
+
 class BuildWithLibrary(build_py):
     def run(self):
-        # --no-header: packaging uses the committed header; regenerating is a dev/CI step.
-        subprocess.run([sys.executable, str(ROOT / "build.py"), "--no-header"], check=True, cwd=ROOT)
+        library = native_library()
         super().run()
+        if self.editable_mode:
+            return  # the source tree is the package: build.py put the library there
+        dest = Path(self.build_lib) / "pyfasts3"
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(library, dest / library.name)
+        shutil.copy2(ROOT / "include" / "fasts3.h", dest / "fasts3.h")
 
 
 class PlatformWheel(bdist_wheel):

@@ -414,6 +414,8 @@ fn advise_huge_pages(ptr: *mut u8, n: usize) {
     let start = (ptr as usize + page - 1) & !(page - 1);
     let end = (ptr as usize + n) & !(page - 1);
     if end > start {
+        // Transparent huge pages are Linux-only (no MADV_HUGEPAGE elsewhere): a no-op there.
+        #[cfg(any(target_os = "linux", target_os = "android"))]
         // SAFETY: [start, end) lies inside the allocation we own; madvise does not touch data.
         unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
     }

@@ -181,3 +181,20 @@ pub unsafe fn optional_cstr<'a>(ptr: *const c_char, name: &str) -> FfiResult<Opt
         .map(Some)
         .map_err(|e| Error::invalid(format!("{name} is not valid UTF-8: {e}")).into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The panic boundary needs a working unwinder: the library is linked by zig (for glibc
+    /// 2.17), which brings its own. A panic must come back as FASTS3_PANIC with its message.
+    #[test]
+    fn a_panic_becomes_the_panic_status_with_its_message() {
+        let status = guard(|| panic!("boom from a test"));
+        assert_eq!(status, fasts3_status::FASTS3_PANIC);
+        with_last_error(|message, _, _| {
+            assert_eq!(message.to_str().unwrap(), "libfasts3 panicked: boom from a test");
+        });
+        assert_eq!(guard_infallible(7, || -> i32 { panic!("again") }), 7);
+    }
+}

@@ -22,6 +22,11 @@ pub mod boundary;
 pub mod cancel;
 pub mod client;
 pub mod handles;
+// SIGINT watching needs POSIX sigaction; elsewhere a watch that never fires.
+#[cfg(unix)]
+pub mod interrupt;
+#[cfg(not(unix))]
+#[path = "interrupt_unsupported.rs"]
 pub mod interrupt;
 pub mod objects;
 pub mod status;
