@@ -55,6 +55,9 @@ typedef enum fasts3_status {
   // The client requires verified reads (`checksum=required`) and the server sent no
   // full-object checksum covering the bytes read (a byte range, a composite checksum...).
   FASTS3_CHECKSUM_UNAVAILABLE = 206,
+  // A conditional write's condition failed (HTTP 412): with `if_none_match`, an object
+  // with that key exists already. Nothing was written.
+  FASTS3_PRECONDITION_FAILED = 207,
   // The server asked us to slow down and retries were exhausted (SlowDown, HTTP 503).
   FASTS3_THROTTLED = 300,
   // Connection or I/O failure, including bodies cut short, after retries.
@@ -171,6 +174,55 @@ typedef struct fasts3_get_result {
   // (release with `fasts3_bytes_free`). NULL otherwise.
   struct fasts3_bytes *bytes;
 } fasts3_get_result;
+
+// Options of `fasts3_put_from`. Extensible like `fasts3_read_options`: set `struct_size` to
+// `sizeof(fasts3_put_options)` as your header declares it; fields a later header adds after
+// it then take their defaults. Zero-fill the struct before setting fields (`= {0}` in C).
+typedef struct fasts3_put_options {
+  // `sizeof(fasts3_put_options)` of the caller's header (at least the size of this field).
+  size_t struct_size;
+  // The object's Content-Type, NUL-terminated UTF-8; NULL for none (the server's default).
+  const char *content_type;
+  // `metadata_count` user metadata names (without `x-amz-meta-`; letters, digits, '-', '_',
+  // '.') and values (printable ASCII), NUL-terminated; NULL when `metadata_count` is 0.
+  const char *const *metadata_names;
+  const char *const *metadata_values;
+  size_t metadata_count;
+  // Non-zero: create only (`If-None-Match: *`); `FASTS3_PRECONDITION_FAILED` if the key
+  // exists. (A byte rather than `bool`: any value a caller writes is valid.)
+  uint8_t if_none_match;
+  // Uploads larger than this many bytes are multipart; 0 for the default (16 MiB).
+  uint64_t multipart_threshold;
+  // Part size of a multipart upload (5 MiB..5 GiB); 0 for the default (8 MiB, grown so
+  // that at most 10,000 parts are needed).
+  uint64_t part_size;
+} fasts3_put_options;
+
+// A `(ptr, len)` UTF-8 string (a key of `fasts3_delete_many`).
+typedef struct fasts3_str {
+  const uint8_t *ptr;
+  size_t len;
+} fasts3_str;
+
+// Outcome of one key of `fasts3_delete_many`. `code` and `message` are NUL-terminated,
+// truncated to fit, and empty when `status` is `FASTS3_OK`.
+typedef struct fasts3_delete_result {
+  enum fasts3_status status;
+  // The S3 error code (`AccessDenied`...).
+  char code[64];
+  char message[256];
+} fasts3_delete_result;
+
+// Options of `fasts3_copy`, extensible like `fasts3_put_options` (`struct_size` first).
+typedef struct fasts3_copy_options {
+  // `sizeof(fasts3_copy_options)` of the caller's header (at least the size of this field).
+  size_t struct_size;
+  // Sources larger than this are copied in parts (UploadPartCopy); 0 for the default,
+  // 5 GiB (the largest CopyObject).
+  uint64_t multipart_threshold;
+  // Part size of a multipart copy (5 MiB..5 GiB); 0 for the default (256 MiB).
+  uint64_t part_size;
+} fasts3_copy_options;
 
 #ifdef __cplusplus
 extern "C" {
@@ -590,6 +642,105 @@ const char *fasts3_last_error_code(void);
 
 // HTTP status of the response behind the last failed call from this thread; 0 if none.
 uint16_t fasts3_last_error_http_status(void);
+
+// Upload `data[0..data_len)` as object `key` of `bucket` (both `(ptr, len)` UTF-8): one PUT
+// up to the multipart threshold, above it a multipart upload whose parts (at most the
+// client's `max_concurrency` in flight, each retried as GETs are) are sent straight from
+// `data`, without a copy. Every request carries the CRC32C of its bytes
+// (`x-amz-checksum-crc32c`), which the server verifies.
+//
+// A multipart upload that fails or is cancelled is aborted (AbortMultipartUpload) before
+// this call returns, so no parts stay stored. `options` may be NULL (defaults); `cancel`
+// may be NULL. On success `*out_parts` (if `out_parts` is not NULL) is the number of parts
+// sent, 0 for a single PUT.
+//
+// Ownership: `data` stays the caller's; libfasts3 reads it only during the call and keeps no
+// pointer into it afterwards. Thread safety: any number of calls may share `client`.
+//
+// # Safety
+// - `client` and `cancel` are not freed until this call returns.
+// - `bucket` and `key` point to `bucket_len` and `key_len` readable bytes (or are NULL when
+//   the length is 0), not modified until this call returns.
+// - `data` points to `data_len` readable bytes (or is NULL when `data_len` is 0) that nothing
+//   writes until this call returns.
+// - `options` is NULL or points to a `fasts3_put_options` whose `struct_size` bytes are
+//   readable and whose strings are NULL or NUL-terminated, all unchanged during the call.
+// - `out_parts` is NULL or points to a writable `uint32_t`.
+enum fasts3_status fasts3_put_from(const struct fasts3_client *client,
+                                   const uint8_t *bucket,
+                                   size_t bucket_len,
+                                   const uint8_t *key,
+                                   size_t key_len,
+                                   const uint8_t *data,
+                                   size_t data_len,
+                                   const struct fasts3_put_options *options,
+                                   const struct fasts3_cancel_token *cancel,
+                                   uint32_t *out_parts);
+
+// Delete object `key` of `bucket` (`(ptr, len)` UTF-8). Deleting a key that does not exist
+// succeeds, as in S3; a missing bucket is `FASTS3_NO_SUCH_BUCKET`. `cancel` may be NULL.
+// Thread safety: any number of calls may share `client`.
+//
+// # Safety
+// - `client` and `cancel` are not freed until this call returns.
+// - `bucket` and `key` point to `bucket_len` and `key_len` readable bytes (or are NULL when
+//   the length is 0), not modified until this call returns.
+enum fasts3_status fasts3_delete(const struct fasts3_client *client,
+                                 const uint8_t *bucket,
+                                 size_t bucket_len,
+                                 const uint8_t *key,
+                                 size_t key_len,
+                                 const struct fasts3_cancel_token *cancel);
+
+// Delete `count` keys of `bucket` (DeleteObjects, 1,000 keys per request, a few requests in
+// flight) and write one `fasts3_delete_result` per key into `results` (an array of `count`
+// the caller provides). Keys that do not exist count as deleted, as in S3.
+//
+// Returns `FASTS3_OK` when every key was deleted. Otherwise returns the status of the
+// lowest-index failed key, whose message (prefixed with its index) becomes this thread's
+// last error; `results` tells which keys failed. A failed request (e.g. a missing bucket)
+// fails each of its keys. If the call itself is invalid (NULL pointers, bad UTF-8) nothing
+// is deleted and `results` is untouched; on cancellation `results` is untouched too (some
+// keys may have been deleted).
+//
+// # Safety
+// - `client` and `cancel` are not freed until this call returns.
+// - `bucket` points to `bucket_len` readable bytes, not modified until this call returns.
+// - `keys` points to `count` readable `fasts3_str` (or is NULL when `count` is 0), whose
+//   strings are readable and unchanged until this call returns.
+// - `results` points to `count` writable `fasts3_delete_result`s (or is NULL when `count` is
+//   0), overlapping no other argument.
+enum fasts3_status fasts3_delete_many(const struct fasts3_client *client,
+                                      const uint8_t *bucket,
+                                      size_t bucket_len,
+                                      const struct fasts3_str *keys,
+                                      size_t count,
+                                      const struct fasts3_cancel_token *cancel,
+                                      struct fasts3_delete_result *results);
+
+// Copy object `src_key` of `src_bucket` to `dst_key` of `dst_bucket` on the server (all
+// `(ptr, len)` UTF-8): CopyObject, or a multipart copy (UploadPartCopy, in parallel) for
+// sources above the threshold, pinned to the source's ETag (`FASTS3_OBJECT_CHANGED` if it is
+// replaced meanwhile) and aborted on failure or cancel. Content type and user metadata are
+// kept. `options` and `cancel` may be NULL.
+//
+// # Safety
+// - `client` and `cancel` are not freed until this call returns.
+// - the four strings point to their length's readable bytes (or are NULL when the length is
+//   0), not modified until this call returns.
+// - `options` is NULL or points to a `fasts3_copy_options` whose `struct_size` bytes are
+//   readable.
+enum fasts3_status fasts3_copy(const struct fasts3_client *client,
+                               const uint8_t *src_bucket,
+                               size_t src_bucket_len,
+                               const uint8_t *src_key,
+                               size_t src_key_len,
+                               const uint8_t *dst_bucket,
+                               size_t dst_bucket_len,
+                               const uint8_t *dst_key,
+                               size_t dst_key_len,
+                               const struct fasts3_copy_options *options,
+                               const struct fasts3_cancel_token *cancel);
 
 #ifdef __cplusplus
 }  // extern "C"

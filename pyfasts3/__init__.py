@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -34,6 +34,7 @@ from .errors import (
     NoSuchBucket,
     NoSuchKey,
     ObjectChanged,
+    PreconditionFailed,
     ProtocolError,
     S3Error,
     Throttled,
@@ -47,6 +48,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Client", "ObjectInfo", "default_client",
     "get_into", "get", "get_ranges", "get_many", "head", "list_keys", "list_objects",
+    "put_from", "put", "delete", "delete_many", "copy", "PreconditionFailed",
     "S3Error", "NoSuchKey", "NoSuchBucket", "AccessDenied", "ObjectChanged", "Cancelled",
     "InvalidArgument", "InvalidRange", "Throttled", "NetworkError", "Timeout", "ConfigError",
     "ProtocolError", "InternalError", "LibraryOutOfMemory", "ChecksumMismatch", "ChecksumUnavailable",
@@ -113,3 +115,30 @@ def list_objects(path: str, *, delimiter: Optional[str] = None, page_size: int =
                  parallel: bool = False) -> Iterator[ObjectInfo]:
     """:meth:`Client.list_objects` on the default client."""
     return default_client().list_objects(path, delimiter=delimiter, page_size=page_size, parallel=parallel)
+
+
+def put_from(buf: Any, path: str, *, content_type: Optional[str] = None, if_none_match: bool = False,
+             metadata: Optional[Mapping[str, str]] = None) -> None:
+    """:meth:`Client.put_from` on the default client."""
+    default_client().put_from(buf, path, content_type=content_type, if_none_match=if_none_match, metadata=metadata)
+
+
+def put(data: Any, path: str, *, content_type: Optional[str] = None, if_none_match: bool = False,
+        metadata: Optional[Mapping[str, str]] = None) -> None:
+    """:meth:`Client.put` on the default client."""
+    default_client().put(data, path, content_type=content_type, if_none_match=if_none_match, metadata=metadata)
+
+
+def delete(path: str) -> None:
+    """:meth:`Client.delete` on the default client."""
+    default_client().delete(path)
+
+
+def delete_many(paths: Sequence[str]) -> List[Tuple[str, S3Error]]:
+    """:meth:`Client.delete_many` on the default client."""
+    return default_client().delete_many(paths)
+
+
+def copy(src: str, dst: str) -> None:
+    """:meth:`Client.copy` on the default client."""
+    default_client().copy(src, dst)

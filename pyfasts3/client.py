@@ -6,13 +6,14 @@ import pickle
 import threading
 import weakref
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from . import _interrupt
 from ._lowlevel import TO_END, ffi, last_error, lib, rustcall
 from ._paths import split_object, split_prefix
+from .errors import S3Error, error_for_status
 from .types import ObjectInfo
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -104,6 +105,30 @@ def _writable_bytes(buf: Any) -> memoryview:
         if not view.c_contiguous:
             raise ValueError("buf is not C-contiguous; pass a contiguous array (e.g. np.ascontiguousarray)")
         return view.cast("B")
+
+
+def _readable_bytes(data: Any, name: str = "buf") -> memoryview:
+    """A flat byte view of any C-contiguous buffer (read-only ones too), or a clear error.
+    The caller must release() it when the call is over."""
+    if isinstance(data, str):
+        raise TypeError(f"{name} must be bytes-like, not str (encode it first)")
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be a bytes-like object (bytes, bytearray, numpy array, memoryview, mmap), "
+            f"got {type(data).__name__}"
+        ) from None
+    with view:
+        if view.nbytes == 0:
+            return memoryview(b"")
+        if not view.c_contiguous:
+            raise ValueError(f"{name} is not C-contiguous; pass a contiguous array (e.g. np.ascontiguousarray)")
+        return view.cast("B")
+
+
+def _size_option(name: str, value: Optional[int]) -> int:
+    return 0 if value is None else _non_negative(name, value)
 
 
 DEFAULT_MAX_GAP = 1 << 20  # FASTS3_DEFAULT_MAX_GAP
@@ -354,8 +379,8 @@ class Client:
 
     def open(self, path: str, mode: str = "rb", *, block_size: Optional[int] = None):
         """A seekable binary file object reading the object at ``path`` (see
-        :func:`pyfasts3.io.open_object`). Only ``"rb"`` is available: writing needs the
-        write path (PUT/multipart, not built yet) and raises NotImplementedError."""
+        :func:`pyfasts3.io.open_object`). Only ``"rb"`` is available: write modes raise
+        NotImplementedError (upload from memory with :meth:`put_from`)."""
         from .io import open_object
 
         return open_object(self, path, mode, block_size=block_size)
@@ -536,6 +561,138 @@ class Client:
             rustcall(lib.fasts3_head, client, b, len(b), k, len(k), _interrupt.cancel_token(), out,
                      bucket=bucket, key=key)
         return _take_page(out[0]).infos(bucket, with_content_type=True)[0]
+
+    # -- writing ---------------------------------------------------------------------
+
+    def put_from(self, buf: Any, path: str, *, content_type: Optional[str] = None,
+                 if_none_match: bool = False, metadata: Optional[Mapping[str, str]] = None,
+                 multipart_threshold: Optional[int] = None, part_size: Optional[int] = None) -> int:
+        """Upload the bytes of ``buf`` (any C-contiguous buffer: numpy array, bytearray,
+        bytes, memoryview, mmap) as the object at ``path``.
+
+        Up to ``multipart_threshold`` bytes (default 16 MiB) go in one PUT; above it, a
+        multipart upload sends parts of ``part_size`` bytes (default 8 MiB, grown so that at
+        most 10,000 parts are needed; S3 allows 5 MiB..5 GiB) in parallel, within the
+        client's ``max_concurrency``, straight from ``buf``'s memory (no copy). Each request
+        carries the CRC32C of its bytes, which the server verifies. A failed or interrupted
+        multipart upload is aborted before this returns: no parts stay stored.
+
+        ``content_type`` and ``metadata`` (user metadata: names of ASCII letters, digits,
+        ``-``, ``_``, ``.``; printable-ASCII values) are stored with the object.
+        ``if_none_match=True`` only creates: if the key exists, nothing is written and
+        :class:`PreconditionFailed` (a ``FileExistsError``) is raised.
+
+        Returns the number of parts sent (0 for a single PUT). ``buf`` must not change
+        during the call. The GIL is released; Ctrl-C cancels (and aborts) the upload.
+        """
+        bucket, key = split_object(path)
+        b, k = bucket.encode(), key.encode()
+        if content_type is not None and not isinstance(content_type, str):
+            raise TypeError(f"content_type must be a str, got {type(content_type).__name__}")
+        options = ffi.new("fasts3_put_options *")
+        options.struct_size = ffi.sizeof("fasts3_put_options")
+        keepalive = []
+        if content_type is not None:
+            ct = ffi.new("char[]", content_type.encode())
+            keepalive.append(ct)
+            options.content_type = ct
+        if metadata:
+            items = list(metadata.items())
+            for name, value in items:
+                if not isinstance(name, str) or not isinstance(value, str):
+                    raise TypeError("metadata names and values must be str")
+            names = [ffi.new("char[]", n.encode()) for n, _ in items]
+            values = [ffi.new("char[]", v.encode()) for _, v in items]
+            name_array = ffi.new("const char *[]", names)
+            value_array = ffi.new("const char *[]", values)
+            keepalive += names + values + [name_array, value_array]
+            options.metadata_names, options.metadata_values = name_array, value_array
+            options.metadata_count = len(items)
+        options.if_none_match = 1 if if_none_match else 0
+        options.multipart_threshold = _size_option("multipart_threshold", multipart_threshold)
+        options.part_size = _size_option("part_size", part_size)
+        parts = ffi.new("uint32_t *")
+        with _readable_bytes(buf) as view:
+            nbytes = view.nbytes
+            cbuf = ffi.from_buffer("uint8_t[]", view) if nbytes else ffi.NULL
+            try:
+                with self._handle.borrow() as client:
+                    rustcall(lib.fasts3_put_from, client, b, len(b), k, len(k), cbuf, nbytes, options,
+                             _interrupt.cancel_token(), parts, bucket=bucket, key=key)
+            finally:
+                if nbytes:
+                    ffi.release(cbuf)
+        return int(parts[0])
+
+    def put(self, data: Any, path: str, *, content_type: Optional[str] = None,
+            if_none_match: bool = False, metadata: Optional[Mapping[str, str]] = None) -> None:
+        """Upload ``data`` (``bytes`` or any bytes-like object) as the object at ``path``;
+        see :meth:`put_from` for the options."""
+        self.put_from(data, path, content_type=content_type, if_none_match=if_none_match, metadata=metadata)
+
+    def delete(self, path: str) -> None:
+        """Delete the object at ``path``. Deleting a key that does not exist succeeds (as in
+        S3); a missing bucket raises :class:`NoSuchBucket`."""
+        bucket, key = split_object(path)
+        b, k = bucket.encode(), key.encode()
+        with self._handle.borrow() as client:
+            rustcall(lib.fasts3_delete, client, b, len(b), k, len(k), _interrupt.cancel_token(),
+                     bucket=bucket, key=key)
+
+    def delete_many(self, paths: Sequence[str]) -> List[Tuple[str, S3Error]]:
+        """Delete many objects (DeleteObjects: 1,000 keys per request, a few requests in
+        flight, per bucket). Keys that do not exist count as deleted, as in S3.
+
+        Returns the failures as ``(path, error)`` pairs, in the order of ``paths`` (empty
+        when everything was deleted): one key refused (e.g. AccessDenied) does not stop the
+        others. A failure of a whole request (e.g. a missing bucket) is reported for each of
+        its keys. Invalid arguments raise before anything is deleted."""
+        if isinstance(paths, (str, bytes)):
+            raise TypeError("delete_many takes a sequence of paths, not a single path")
+        by_bucket: Dict[str, List[Tuple[int, str, str]]] = {}
+        for i, p in enumerate(paths):
+            bucket, key = split_object(p)
+            by_bucket.setdefault(bucket, []).append((i, p, key))
+        failures: List[Tuple[int, str, S3Error]] = []
+        for bucket, items in by_bucket.items():
+            b = bucket.encode()
+            encoded = [ffi.from_buffer("uint8_t[]", key.encode()) for _, _, key in items]
+            keys = ffi.new("fasts3_str[]", len(items))
+            for entry, k in zip(keys, encoded):
+                entry.ptr, entry.len = k, len(k)
+            results = ffi.new("fasts3_delete_result[]", len(items))
+            with self._handle.borrow() as client:
+                status = lib.fasts3_delete_many(client, b, len(b), keys, len(items), _interrupt.cancel_token(), results)
+            if status != 0:
+                error = last_error(status, bucket)
+                if not any(r.status != 0 for r in results):
+                    raise error  # the call itself failed: nothing to report per key
+            for (i, p, key), r in zip(items, results):
+                if r.status != 0:
+                    message = ffi.string(r.message).decode("utf-8", "replace")
+                    code = ffi.string(r.code).decode("utf-8", "replace")
+                    failures.append((i, p, error_for_status(r.status, message, code, 0, bucket, key)))
+        failures.sort(key=lambda f: f[0])
+        return [(p, e) for _, p, e in failures]
+
+    def copy(self, src: str, dst: str, *, multipart_threshold: Optional[int] = None,
+             part_size: Optional[int] = None) -> None:
+        """Copy the object at ``src`` to ``dst`` on the server (no bytes pass through this
+        machine), keeping its content type and metadata. Sources above
+        ``multipart_threshold`` (default 5 GiB, the largest CopyObject) are copied in parts
+        of ``part_size`` (default 256 MiB) in parallel, pinned to the source's ETag
+        (:class:`ObjectChanged` if it is replaced meanwhile); a failed multipart copy is
+        aborted."""
+        sb, sk = split_object(src)
+        db, dk = split_object(dst)
+        options = ffi.new("fasts3_copy_options *")
+        options.struct_size = ffi.sizeof("fasts3_copy_options")
+        options.multipart_threshold = _size_option("multipart_threshold", multipart_threshold)
+        options.part_size = _size_option("part_size", part_size)
+        args = [x.encode() for x in (sb, sk, db, dk)]
+        with self._handle.borrow() as client:
+            rustcall(lib.fasts3_copy, client, args[0], len(args[0]), args[1], len(args[1]), args[2], len(args[2]),
+                     args[3], len(args[3]), options, _interrupt.cancel_token(), bucket=sb, key=sk)
 
     # -- listing ---------------------------------------------------------------------
 

@@ -61,6 +61,11 @@ class ObjectChanged(S3Error):
     """The object was replaced while it was being read in parts (its ETag changed)."""
 
 
+class PreconditionFailed(S3Error, FileExistsError):
+    """A conditional write's condition failed (HTTP 412): ``put_from(...,
+    if_none_match=True)`` found an object with that key already. Nothing was written."""
+
+
 class ChecksumMismatch(S3Error):
     """The bytes received do not match the checksum the server sent for them
     (``x-amz-checksum-*``): corrupted in transit or at rest. Nothing is returned."""
@@ -123,6 +128,7 @@ _BY_STATUS = {
     204: ObjectChanged,
     205: ChecksumMismatch,
     206: ChecksumUnavailable,
+    207: PreconditionFailed,
     300: Throttled,
     301: NetworkError,
     302: Timeout,

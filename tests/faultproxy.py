@@ -18,6 +18,14 @@ client traffic only:
   automatically once exactly `total` response bytes went through the proxy. Held
   connections stay open (a stalled server); one its client closes is dropped.
 
+Request rules (client -> server), matched on each request's head (bodies with a
+Content-Length are skipped over, so every request on a keep-alive connection is seen):
+
+- reject(match, status, code): answer a matching request with that S3 error instead of
+  forwarding it, and close the connection (a client still sending the body sees a reset).
+- hold(match): stop forwarding a matching request (the connection stays open, its body
+  unread) until release() or close(): a stalled upload.
+
 Counters (connections, active, bytes_down, bytes_up, cuts) are plain attributes, and
 `requests` lists the head (method, target, headers) of every request, which is how tests
 check Range and If-Match. wait_for() blocks until a predicate on the proxy holds.
@@ -102,9 +110,14 @@ class FaultProxy:
         self.bytes_down = 0
         self.bytes_up = 0
         self.cuts = 0
-        # Heads of the requests that went through, in order (see _record_requests).
+        # Heads of the requests that went through, in order (see _record_request).
         self.requests: List[Request] = []
         self._conns: Set[_Conn] = set()
+        # Request rules: (match, action, status, code); see reject() and hold().
+        self._rules: List[Tuple[Callable[[Request], bool], str, int, str]] = []
+        self._released = False
+        self.rejected = 0
+        self.held = 0
 
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -134,6 +147,25 @@ class FaultProxy:
             self._cuts_left = connections
             self._cut_reset = reset
         return self
+
+    def reject(self, match: Callable[[Request], bool], status: int = 500, code: str = "InternalError") -> "FaultProxy":
+        """Answer every request whose head matches with an S3 error (status, code) and close
+        its connection, instead of forwarding it."""
+        with self._cond:
+            self._rules.append((match, "reject", status, code))
+        return self
+
+    def hold(self, match: Callable[[Request], bool]) -> "FaultProxy":
+        """Stop forwarding (hold) every request whose head matches, until release()."""
+        with self._cond:
+            self._rules.append((match, "hold", 0, ""))
+        return self
+
+    def release(self) -> None:
+        """End every hold: held connections are closed."""
+        with self._cond:
+            self._released = True
+            self._cond.notify_all()
 
     def pause(self) -> None:
         with self._cond:
@@ -176,6 +208,7 @@ class FaultProxy:
         self._stop.set()
         with self._cond:
             self._paused = False
+            self._released = True
             self._cond.notify_all()
             conns = list(self._conns)
         for conn in conns:
@@ -236,8 +269,10 @@ class FaultProxy:
                 self._cond.notify_all()
 
     def _pump_up(self, conn: _Conn) -> None:
-        """Client -> server, unchanged (request heads are recorded on the way)."""
-        pending: Optional[bytes] = b""
+        """Client -> server, unchanged (request heads are recorded and matched on the way)."""
+        head = b""  # bytes of a request head not complete yet
+        body_left = 0  # bytes of the current request's body still to forward
+        parsing = True  # False after a chunked body: forwarded blind from then on
         try:
             while True:
                 data = conn.client.recv(_MAX_CHUNK)
@@ -247,34 +282,88 @@ class FaultProxy:
                         self._cond.notify_all()
                     conn.upstream.shutdown(socket.SHUT_WR)
                     return
-                if pending is not None:
-                    pending = self._record_requests(conn, pending + data)
-                conn.upstream.sendall(data)
-                with self._cond:
-                    self.bytes_up += len(data)
-                    self._cond.notify_all()
+                out = bytearray()
+                while data:
+                    if not parsing:
+                        out += data
+                        break
+                    if body_left:
+                        n = min(body_left, len(data))
+                        out += data[:n]
+                        body_left -= n
+                        data = data[n:]
+                        continue
+                    head += data
+                    data = b""
+                    end = head.find(b"\r\n\r\n")
+                    if end < 0:
+                        break
+                    request_head, data = head[: end + 4], head[end + 4:]
+                    head = b""
+                    request = self._record_request(conn, request_head)
+                    rule = self._rule_for(request)
+                    if rule is not None:
+                        self._send_up(conn, bytes(out))
+                        self._apply(conn, rule)
+                        return
+                    out += request_head
+                    if "transfer-encoding" in request.headers:
+                        parsing = False
+                    else:
+                        body_left = int(request.headers.get("content-length", "0") or 0)
+                self._send_up(conn, bytes(out))
         except OSError:
             conn.close()
 
-    def _record_requests(self, conn: _Conn, pending: bytes) -> bytes:
-        """Parse complete request heads out of `pending`; return the unparsed rest. Only
-        bodiless requests (GET, HEAD) are expected through the proxy: after a head that
-        announces a body, recording stops for this connection."""
-        while b"\r\n\r\n" in pending:
-            head, pending = pending.split(b"\r\n\r\n", 1)
-            lines = head.decode("latin-1").split("\r\n")
-            method, _, rest = lines[0].partition(" ")
-            target = rest.rsplit(" ", 1)[0]
-            headers = {}
-            for line in lines[1:]:
-                name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
+    def _send_up(self, conn: _Conn, data: bytes) -> None:
+        if data:
+            conn.upstream.sendall(data)
             with self._cond:
-                self.requests.append(Request(conn.id, method, target, headers))
+                self.bytes_up += len(data)
                 self._cond.notify_all()
-            if int(headers.get("content-length", "0") or 0) or "transfer-encoding" in headers:
-                return None
-        return pending
+
+    def _record_request(self, conn: _Conn, head: bytes) -> Request:
+        lines = head[:-4].decode("latin-1").split("\r\n")
+        method, _, rest = lines[0].partition(" ")
+        target = rest.rsplit(" ", 1)[0]
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        request = Request(conn.id, method, target, headers)
+        with self._cond:
+            self.requests.append(request)
+            self._cond.notify_all()
+        return request
+
+    def _rule_for(self, request: Request):
+        with self._cond:
+            rules = list(self._rules)
+        for rule in rules:
+            if rule[0](request):
+                return rule
+        return None
+
+    def _apply(self, conn: _Conn, rule) -> None:
+        _, action, status, code = rule
+        if action == "reject":
+            body = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code>"
+                    f"<Message>rejected by the fault proxy</Message></Error>").encode()
+            head = (f"HTTP/1.1 {status} Error\r\nContent-Type: application/xml\r\n"
+                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+            with self._cond:
+                self.rejected += 1
+                self._cond.notify_all()
+            try:
+                conn.client.sendall(head + body)
+            except OSError:
+                pass
+        else:
+            with self._cond:
+                self.held += 1
+                self._cond.notify_all()
+                self._cond.wait_for(lambda: self._released or self._stop.is_set() or conn.client_gone)
+        conn.close()
 
     def _pump_down(self, conn: _Conn) -> None:
         """Server -> client, through the faults."""

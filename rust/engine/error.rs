@@ -19,6 +19,9 @@ pub enum ErrorKind {
     InvalidRange,
     /// The object changed between the first and a later ranged GET (`If-Match` failed).
     ObjectChanged,
+    /// A conditional write's condition failed (HTTP 412): with `if_none_match`, the key
+    /// exists already.
+    PreconditionFailed,
     /// The bytes received do not match the checksum the server sent for them.
     ChecksumMismatch,
     /// `checksum="required"` and nothing the server sent can verify the bytes read.

@@ -32,3 +32,4 @@ pub mod objects;
 pub mod status;
 pub mod transfer;
 pub mod version;
+pub mod writes;

@@ -38,6 +38,9 @@ pub enum fasts3_status {
     /// The client requires verified reads (`checksum=required`) and the server sent no
     /// full-object checksum covering the bytes read (a byte range, a composite checksum...).
     FASTS3_CHECKSUM_UNAVAILABLE = 206,
+    /// A conditional write's condition failed (HTTP 412): with `if_none_match`, an object
+    /// with that key exists already. Nothing was written.
+    FASTS3_PRECONDITION_FAILED = 207,
     /// The server asked us to slow down and retries were exhausted (SlowDown, HTTP 503).
     FASTS3_THROTTLED = 300,
     /// Connection or I/O failure, including bodies cut short, after retries.
@@ -71,6 +74,7 @@ impl From<ErrorKind> for fasts3_status {
             ErrorKind::AccessDenied => FASTS3_ACCESS_DENIED,
             ErrorKind::InvalidRange => FASTS3_INVALID_RANGE,
             ErrorKind::ObjectChanged => FASTS3_OBJECT_CHANGED,
+            ErrorKind::PreconditionFailed => FASTS3_PRECONDITION_FAILED,
             ErrorKind::ChecksumMismatch => FASTS3_CHECKSUM_MISMATCH,
             ErrorKind::ChecksumUnavailable => FASTS3_CHECKSUM_UNAVAILABLE,
             ErrorKind::Throttled => FASTS3_THROTTLED,

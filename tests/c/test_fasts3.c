@@ -96,6 +96,7 @@ static const char *status_name(fasts3_status s) {
     case FASTS3_ACCESS_DENIED: return "ACCESS_DENIED";
     case FASTS3_INVALID_RANGE: return "INVALID_RANGE";
     case FASTS3_OBJECT_CHANGED: return "OBJECT_CHANGED";
+    case FASTS3_PRECONDITION_FAILED: return "PRECONDITION_FAILED";
     case FASTS3_CHECKSUM_MISMATCH: return "CHECKSUM_MISMATCH";
     case FASTS3_CHECKSUM_UNAVAILABLE: return "CHECKSUM_UNAVAILABLE";
     case FASTS3_THROTTLED: return "THROTTLED";
@@ -594,6 +595,91 @@ static void test_get_into(const fasts3_client *c) {
     CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("small"), UINT64_MAX, buf, sizeof buf, NULL, &written),
                  FASTS3_INVALID_ARGUMENT, "get_into(offset UINT64_MAX)");
     CHECK(written == 777, "  *out_written untouched by every failed call");
+}
+
+static void test_writes(const fasts3_client *c) {
+    section("put_from, delete, delete_many, copy");
+    const size_t big = (11u << 20) + 123; /* 3 parts of 5 MiB with the threshold below */
+    uint8_t *data = xmalloc(big), *back = xmalloc(big);
+    for (size_t i = 0; i < big; i++) data[i] = (uint8_t)(i * 131 + (i >> 13));
+    uint32_t parts = 99;
+    CHECK_STATUS(fasts3_put_from(c, SL(g.bucket), SL("w/small"), data, 1000, NULL, NULL, &parts), FASTS3_OK,
+                 "put_from(1000 bytes, options NULL)");
+    CHECK(parts == 0, "  one PUT (parts = %u)", parts);
+    fasts3_put_options options = {0};
+    options.struct_size = sizeof options;
+    options.multipart_threshold = 5u << 20;
+    options.part_size = 5u << 20;
+    const char *names[] = {"origin"}, *values[] = {"c-test"};
+    options.content_type = "application/x-c-test";
+    options.metadata_names = names;
+    options.metadata_values = values;
+    options.metadata_count = 1;
+    CHECK_STATUS(fasts3_put_from(c, SL(g.bucket), SL("w/big"), data, big, &options, NULL, &parts), FASTS3_OK,
+                 "put_from(11 MiB, multipart from the caller's buffer)");
+    CHECK(parts == 3, "  3 parts (got %u)", parts);
+    uint64_t written = 0;
+    memset(back, 0, big);
+    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("w/big"), 0, back, big, NULL, &written), FASTS3_OK,
+                 "get_into(w/big)");
+    CHECK(written == big && memcmp(data, back, big) == 0, "  read back byte for byte");
+    fasts3_object_page *page = NULL;
+    if (CHECK_STATUS(fasts3_head(c, SL(g.bucket), SL("w/big"), NULL, &page), FASTS3_OK, "head(w/big)")) {
+        fasts3_object_page_view view;
+        fasts3_object_page_get_view(page, &view);
+        CHECK(strcmp(str_at(&view.content_types, 0), "application/x-c-test") == 0, "  content type stored (%s)",
+              str_at(&view.content_types, 0));
+        fasts3_object_page_free(page);
+    }
+
+    options.if_none_match = 1;
+    CHECK_STATUS(fasts3_put_from(c, SL(g.bucket), SL("w/small"), data, 10, &options, NULL, NULL),
+                 FASTS3_PRECONDITION_FAILED, "put_from(if_none_match, key exists)");
+    options.if_none_match = 0;
+    /* A caller built against an older, shorter struct: the fields it lacks take defaults. */
+    options.struct_size = sizeof(size_t);
+    CHECK_STATUS(fasts3_put_from(c, SL(g.bucket), SL("w/x"), data, (5u << 20) + 1, &options, NULL, &parts),
+                 FASTS3_OK, "put_from(options holding only struct_size)");
+    CHECK(parts == 0, "  defaults: 5 MiB + 1 is one PUT below the 16 MiB threshold (parts = %u)", parts);
+    options.struct_size = 0;
+    CHECK_STATUS(fasts3_put_from(c, SL(g.bucket), SL("w/x"), data, 10, &options, NULL, NULL),
+                 FASTS3_INVALID_ARGUMENT, "put_from(options.struct_size 0)");
+    CHECK_STATUS(fasts3_delete(c, SL(g.bucket), SL("w/x"), NULL), FASTS3_OK, "delete(w/x)");
+    CHECK_STATUS(fasts3_put_from(c, SL(g.bucket), SL("w/x"), NULL, 10, NULL, NULL, NULL), FASTS3_NULL_POINTER,
+                 "put_from(data NULL, data_len 10)");
+    CHECK_STATUS(fasts3_put_from(NULL, SL(g.bucket), SL("w/x"), data, 10, NULL, NULL, NULL), FASTS3_NULL_POINTER,
+                 "put_from(NULL client)");
+
+    fasts3_copy_options copy = {0};
+    copy.struct_size = sizeof copy;
+    copy.multipart_threshold = 5u << 20;
+    copy.part_size = 5u << 20;
+    CHECK_STATUS(fasts3_copy(c, SL(g.bucket), SL("w/big"), SL(g.bucket), SL("w/copy"), &copy, NULL), FASTS3_OK,
+                 "copy(w/big -> w/copy, multipart)");
+    memset(back, 0, big);
+    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("w/copy"), 0, back, big, NULL, &written), FASTS3_OK,
+                 "get_into(w/copy)");
+    CHECK(written == big && memcmp(data, back, big) == 0, "  the copy matches byte for byte");
+    CHECK_STATUS(fasts3_copy(c, SL(g.bucket), SL("w/missing"), SL(g.bucket), SL("w/c2"), NULL, NULL),
+                 FASTS3_NO_SUCH_KEY, "copy(missing source)");
+
+    CHECK_STATUS(fasts3_delete(c, SL(g.bucket), SL("w/small"), NULL), FASTS3_OK, "delete(w/small)");
+    CHECK_STATUS(fasts3_delete(c, SL(g.bucket), SL("w/small"), NULL), FASTS3_OK, "delete(w/small) again: S3 says OK");
+    CHECK_STATUS(fasts3_delete(c, SL("no-such-bucket-fasts3-c"), SL("k"), NULL), FASTS3_NO_SUCH_BUCKET,
+                 "delete(missing bucket)");
+    fasts3_str keys[2] = {{(const uint8_t *)"w/big", 5}, {(const uint8_t *)"w/copy", 6}};
+    fasts3_delete_result results[2];
+    CHECK_STATUS(fasts3_delete_many(c, SL(g.bucket), keys, 2, NULL, results), FASTS3_OK, "delete_many(2 keys)");
+    CHECK(results[0].status == FASTS3_OK && results[1].status == FASTS3_OK && results[0].code[0] == '\0',
+          "  both deleted");
+    CHECK_STATUS(fasts3_delete_many(c, SL("no-such-bucket-fasts3-c"), keys, 2, NULL, results), FASTS3_NO_SUCH_BUCKET,
+                 "delete_many(missing bucket)");
+    CHECK(results[1].status == FASTS3_NO_SUCH_BUCKET && strcmp(results[1].code, "NoSuchBucket") == 0,
+          "  each key reports it (\"%s\": %s)", results[1].code, results[1].message);
+    CHECK_STATUS(fasts3_delete_many(c, SL(g.bucket), NULL, 2, NULL, results), FASTS3_NULL_POINTER,
+                 "delete_many(keys NULL)");
+    free(data);
+    free(back);
 }
 
 static void test_read_options(const fasts3_client *c) {
@@ -1429,6 +1515,7 @@ int main(int argc, char **argv) {
         test_get(client);
         test_read_options(client);
         test_get_many(client);
+        test_writes(client);
         test_cancel(client);
         test_invalid_handles(client);
         test_threads(client);

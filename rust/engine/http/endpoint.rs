@@ -162,6 +162,12 @@ impl Resolved {
         uri.parse().map_err(|e| Error::invalid(format!("key {key:?} does not make a valid URI: {e}")))
     }
 
+    /// The URI of `key` with `query` (already encoded, without `?`): an upload's part.
+    pub fn object_uri_with_query(&self, key: &str, query: &str) -> Result<http::Uri> {
+        let uri = format!("{}/{}?{query}", self.base, fmt_string(key, EncodingStrategy::Greedy));
+        uri.parse().map_err(|e| Error::invalid(format!("key {key:?} does not make a valid URI: {e}")))
+    }
+
     pub fn host_header(&self) -> HeaderValue {
         self.host_header.clone()
     }

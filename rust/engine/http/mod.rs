@@ -23,18 +23,20 @@ mod body;
 mod endpoint;
 mod retry;
 mod s3_error;
+mod scoped;
 mod sign;
 
 pub(crate) use body::Body;
 pub(crate) use endpoint::EndpointConfig;
 pub(crate) use retry::RetryPolicy;
+pub(crate) use scoped::Connections;
 
 use crate::engine::error::{Error, ErrorKind, Result};
 use bytes::Bytes;
 use endpoint::Endpoints;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
 use sign::Signer;
@@ -82,8 +84,32 @@ pub(crate) struct Settings {
 /// pooled connections are tasks of the runtime that opened them.
 #[derive(Clone)]
 pub(crate) struct DataPlane {
-    http: HyperClient<Connector, Empty<Bytes>>,
+    /// Request bodies are `Full<Bytes>`: empty for GET and HEAD (hyper sends exactly what it
+    /// sent for `Empty`: no body, no Content-Length), a part of the caller's data for uploads.
+    http: HyperClient<Connector, Full<Bytes>>,
     shared: Arc<Shared>,
+}
+
+/// A request that carries a body (PUT of an object or of a multipart upload's part).
+pub(crate) struct BodyRequest<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    /// Query string without the `?` (`partNumber=1&uploadId=...`), already encoded; or "".
+    pub query: &'a str,
+    /// Headers to send (and sign) besides those every request carries.
+    pub headers: HeaderMap,
+    /// Cloned (a reference count) for every attempt.
+    pub body: Bytes,
+}
+
+/// What one attempt sends.
+struct Outgoing<'a> {
+    method: &'a Method,
+    id: ObjectId<'a>,
+    /// Query string of an upload (`partNumber=...`); "" otherwise.
+    query: &'a str,
+    headers: &'a HeaderMap,
+    body: Option<&'a Bytes>,
 }
 
 /// Which object (and which version of it) a request is about.
@@ -131,9 +157,42 @@ impl DataPlane {
         DataPlane { http, shared }
     }
 
+    /// A data plane sharing this one's credentials and endpoints whose connections are not
+    /// spawned as runtime tasks but run inside the returned [`Connections`], which the caller
+    /// polls alongside its requests (see `scoped`). Dropping both closes every connection and
+    /// drops every request body they still held: nothing of a call outlives it.
+    pub fn scoped_to_call(&self) -> (DataPlane, Connections) {
+        let (executor, connections) = scoped::executor();
+        let http = HyperClient::builder(executor)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_timer(hyper_util::rt::TokioTimer::new())
+            .build(self.shared.connector.clone());
+        (DataPlane { http, shared: self.shared.clone() }, connections)
+    }
+
     /// Send `request`, retrying as the policy says; a 2xx response is returned with its body
     /// unread, anything else becomes an [`Error`] carrying the S3 code and message.
     pub async fn send(&self, request: &ObjectRequest<'_>) -> Result<http::Response<Body>> {
+        let outgoing = Outgoing { method: &request.method, id: request.id, query: "", headers: &request.headers, body: None };
+        self.send_outgoing(&outgoing).await
+    }
+
+    /// PUT `request.body` (an object, or a part of a multipart upload), retried as `send`
+    /// retries (the body is sent again from its start). The payload is not hashed into the
+    /// signature (`UNSIGNED-PAYLOAD`, as the AWS SDKs send S3 bodies): its integrity is
+    /// checked by the `x-amz-checksum-*` header the caller adds, which the server verifies.
+    pub async fn put(&self, request: &BodyRequest<'_>) -> Result<http::Response<Body>> {
+        let outgoing = Outgoing {
+            method: &Method::PUT,
+            id: ObjectId { bucket: request.bucket, key: request.key, version_id: None },
+            query: request.query,
+            headers: &request.headers,
+            body: Some(&request.body),
+        };
+        self.send_outgoing(&outgoing).await
+    }
+
+    async fn send_outgoing(&self, request: &Outgoing<'_>) -> Result<http::Response<Body>> {
         let mut attempt = 1;
         let mut fresh_connection_retries = 0;
         let mut redirected = false;
@@ -167,17 +226,32 @@ impl DataPlane {
         }
     }
 
-    async fn attempt(&self, endpoint: &endpoint::Resolved, request: &ObjectRequest<'_>) -> Result<Answer> {
+    async fn attempt(&self, endpoint: &endpoint::Resolved, request: &Outgoing<'_>) -> Result<Answer> {
+        let uri = if request.query.is_empty() {
+            endpoint.object_uri(request.id.key, request.id.version_id)?
+        } else {
+            endpoint.object_uri_with_query(request.id.key, request.query)?
+        };
+        let body = request.body.cloned().unwrap_or_default();
+        let body_len = body.len();
         let mut http_request = http::Request::builder()
             .method(request.method.clone())
-            .uri(endpoint.object_uri(request.id.key, request.id.version_id)?)
-            .body(Empty::<Bytes>::new())
+            .uri(uri)
+            .body(Full::new(body))
             .map_err(|e| Error::invalid(format!("cannot build the request: {e}")))?;
         let headers = http_request.headers_mut();
         headers.extend(request.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
         let host = endpoint.host_header();
         headers.insert(http::header::HOST, host);
-        self.shared.signer.sign(&mut http_request, endpoint).await?;
+        let payload = match request.body {
+            None => sign::Payload::Empty,
+            Some(_) => {
+                // Stated, not left to hyper: it is signed, and a 0-byte PUT needs it too.
+                headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body_len));
+                sign::Payload::Unsigned
+            }
+        };
+        self.shared.signer.sign(&mut http_request, endpoint, payload).await?;
         // After signing: proxies and load balancers may rewrite the User-Agent.
         http_request.headers_mut().insert(http::header::USER_AGENT, self.shared.user_agent.clone());
         // Plain http through a proxy with credentials; unsigned, as the proxy removes it.

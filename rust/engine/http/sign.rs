@@ -15,9 +15,19 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use std::sync::RwLock;
 use std::time::{Duration, SystemTime};
 
-/// SHA-256 of the empty body: every data-plane request (GET, HEAD) has one, and S3 requires
-/// `x-amz-content-sha256`.
+/// SHA-256 of the empty body: GET and HEAD have one, and S3 requires `x-amz-content-sha256`.
 const EMPTY_BODY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/// What `x-amz-content-sha256` says of the body.
+#[derive(Clone, Copy)]
+pub(super) enum Payload {
+    /// No body (GET, HEAD).
+    Empty,
+    /// A body whose SHA-256 is not computed (`UNSIGNED-PAYLOAD`): hashing every byte would
+    /// cost more CPU than sending it. The AWS SDKs do the same for S3 bodies; uploads carry
+    /// an `x-amz-checksum-*` the server verifies instead.
+    Unsigned,
+}
 /// Credentials are refreshed this long before they expire, so none expires in flight.
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(30);
 
@@ -38,7 +48,7 @@ impl Signer {
     /// Add the SigV4 headers (`authorization`, `x-amz-date`, `x-amz-content-sha256`, and
     /// `x-amz-security-token` for temporary credentials) to `request`, signing every header it
     /// already carries.
-    pub async fn sign<B>(&self, request: &mut http::Request<B>, endpoint: &Resolved) -> Result<()> {
+    pub async fn sign<B>(&self, request: &mut http::Request<B>, endpoint: &Resolved, payload: Payload) -> Result<()> {
         let Some(credentials) = self.credentials().await? else {
             return Ok(());
         };
@@ -63,7 +73,10 @@ impl Signer {
             request.method().as_str(),
             uri,
             headers,
-            SignableBody::Precomputed(EMPTY_BODY_SHA256.to_string()),
+            match payload {
+                Payload::Empty => SignableBody::Precomputed(EMPTY_BODY_SHA256.to_string()),
+                Payload::Unsigned => SignableBody::UnsignedPayload,
+            },
         )
         .map_err(|e| Error::invalid(format!("cannot sign the request: {e}")))?;
         let (instructions, _signature) = sign(signable, &params)

@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Upload from memory: pyfasts3 ``put_from`` against boto3 ``upload_fileobj`` and obstore
+``put`` on a local versitygw (posix backend), interleaved repetitions, medians.
+
+    python bench/upload.py [--sizes 64,1024] [--reps 5] [--root /var/tmp]
+    python bench/upload.py --threshold-sweep [--reps 5]   # one PUT vs multipart, 4-64 MiB
+
+Reports, per size and client: median MB/s (min-max) and client CPU seconds per GB (this
+process's user+system time over the upload, all threads). The server runs on the same
+machine, so its CPU and disk bound everyone alike; rows are comparable within one run only.
+Each client uses its defaults (pyfasts3: 16 MiB threshold, 8 MiB parts, 16 in flight;
+boto3 TransferConfig: 8 MiB parts, 10 threads; obstore: its multipart put, 5 MiB chunks,
+12 in flight).
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import pyfasts3  # noqa: E402
+from servers import make_root, start_versitygw  # noqa: E402
+
+BUCKET = "upload-bench"
+
+
+def clients(lane):
+    import boto3
+    from boto3.s3.transfer import TransferConfig
+    import obstore
+    from obstore.store import S3Store
+
+    fast = pyfasts3.Client(lane.endpoint_url, region=lane.region, access_key_id=lane.access_key_id,
+                           secret_access_key=lane.secret_access_key)
+    s3 = boto3.client("s3", endpoint_url=lane.endpoint_url, region_name=lane.region,
+                      aws_access_key_id=lane.access_key_id, aws_secret_access_key=lane.secret_access_key)
+    config = TransferConfig()
+    store = S3Store(BUCKET, endpoint=lane.endpoint_url, region=lane.region, access_key_id=lane.access_key_id,
+                    secret_access_key=lane.secret_access_key, virtual_hosted_style_request=False,
+                    client_options={"allow_http": True})
+    return s3, {
+        "pyfasts3 put_from": lambda data, key: fast.put_from(data, f"{BUCKET}/{key}"),
+        "boto3 upload_fileobj": lambda data, key: s3.upload_fileobj(io.BytesIO(data), BUCKET, key, Config=config),
+        "obstore put": lambda data, key: obstore.put(store, key, memoryview(data)),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="64,1024", help="sizes in MiB, comma-separated")
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--root", default=None, help="parent directory of the server's data")
+    parser.add_argument("--threshold-sweep", action="store_true",
+                        help="pyfasts3 only: one PUT against multipart (8 MiB parts) at 4-64 MiB")
+    args = parser.parse_args()
+    if args.threshold_sweep:
+        return threshold_sweep(args)
+    root = make_root(args.root)
+    lane = start_versitygw(root, root.parent / f"{root.name}.log")
+    try:
+        s3, uploaders = clients(lane)
+        s3.create_bucket(Bucket=BUCKET)
+        names = list(uploaders)
+        print(f"versitygw {lane.version}; reps {args.reps}, order rotated each rep")
+        for mib in (int(s) for s in args.sizes.split(",")):
+            size = mib << 20
+            data = np.random.default_rng(mib).integers(0, 256, size, dtype=np.uint8).tobytes()
+            samples = {n: [] for n in names}
+            for rep in range(args.reps):
+                order = names[rep % len(names):] + names[: rep % len(names)]
+                for name in order:
+                    key = f"{mib}-{rep}-{names.index(name)}"
+                    cpu0, t0 = time.process_time(), time.perf_counter()
+                    uploaders[name](data, key)
+                    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+                    samples[name].append((size / wall / 1e6, cpu / (size / 1e9)))
+                    s3.delete_object(Bucket=BUCKET, Key=key)
+            print(f"\n{mib} MiB upload from memory")
+            print(f"  {'client':24} {'MB/s median':>12} {'(min-max)':>16} {'CPU s/GB':>9}")
+            for name in names:
+                rates = [r for r, _ in samples[name]]
+                cpus = [c for _, c in samples[name]]
+                print(f"  {name:24} {statistics.median(rates):12,.0f} {f'({min(rates):,.0f}-{max(rates):,.0f})':>16} "
+                      f"{statistics.median(cpus):9.2f}")
+            del data
+    finally:
+        lane.stop()
+    return 0
+
+
+def threshold_sweep(args) -> int:
+    """Where multipart starts to pay: put_from as one PUT and as 8 MiB parts, interleaved."""
+    root = make_root(args.root)
+    lane = start_versitygw(root, root.parent / f"{root.name}.log")
+    try:
+        s3, _ = clients(lane)
+        s3.create_bucket(Bucket=BUCKET)
+        fast = pyfasts3.Client(lane.endpoint_url, region=lane.region, access_key_id=lane.access_key_id,
+                               secret_access_key=lane.secret_access_key)
+        ways = {"one PUT": 1 << 40, "multipart 8 MiB": 1}
+        print(f"{'MiB':>5} {'way':18} {'MB/s median':>12} {'(min-max)':>16} {'CPU s/GB':>9}")
+        for mib in (4, 8, 16, 32, 64):
+            size = mib << 20
+            data = np.random.default_rng(mib).integers(0, 256, size, dtype=np.uint8).tobytes()
+            samples = {w: [] for w in ways}
+            for rep in range(args.reps):
+                for way in (list(ways) if rep % 2 == 0 else list(ways)[::-1]):
+                    key = f"sweep-{mib}-{rep}"
+                    cpu0, t0 = time.process_time(), time.perf_counter()
+                    fast.put_from(data, f"{BUCKET}/{key}", multipart_threshold=min(ways[way], 5 << 30),
+                                  part_size=8 << 20)
+                    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+                    samples[way].append((size / wall / 1e6, cpu / (size / 1e9)))
+            for way in ways:
+                rates = [r for r, _ in samples[way]]
+                cpus = [c for _, c in samples[way]]
+                print(f"{mib:5} {way:18} {statistics.median(rates):12,.0f} "
+                      f"{f'({min(rates):,.0f}-{max(rates):,.0f})':>16} {statistics.median(cpus):9.2f}")
+    finally:
+        lane.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
