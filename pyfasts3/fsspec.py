@@ -513,6 +513,11 @@ class FastS3FileSystem(AbstractFileSystem):
                     if under:
                         files += [k for k in under if not k.endswith("/")]
                         markers += [k for k in under if k.endswith("/")]
+                        try:  # "a" can be an object as well as the directory "a/"
+                            self.client.head(m)
+                            files.append(m)
+                        except NoSuchKey:
+                            pass
                         continue
                 info = self.info(m)  # FileNotFoundError for nothing
                 if info["type"] == "directory":
