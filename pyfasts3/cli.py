@@ -1,23 +1,28 @@
-"""The ``pyfasts3`` command line (also ``python -m pyfasts3``): read commands shaped like
+"""The ``pyfasts3`` command line (also ``python -m pyfasts3``): commands shaped like
 ``aws s3``'s.
 
     pyfasts3 ls [-r] [--json] [--human-readable] [--summarize] s3://bucket[/prefix]
     pyfasts3 head s3://bucket/key          object metadata as JSON
     pyfasts3 cat s3://bucket/key           object bytes to stdout
     pyfasts3 cp [-r] s3://bucket/key-or-prefix LOCAL   (LOCAL "-" = stdout)
+    pyfasts3 cp [-r] LOCAL s3://bucket/key-or-prefix   upload (parallel with -r)
+    pyfasts3 cp [-r] s3://... s3://...                 server-side copy
+    pyfasts3 rm [-r] s3://bucket/key-or-prefix
 
 Client options: ``--endpoint-url``, ``--region``, ``--profile``, ``--no-sign-request``; else
 the AWS environment (AWS_ENDPOINT_URL, AWS_REGION, AWS_PROFILE, keys, config files...).
 
 Downloads land in a temporary file beside the target (``.NAME.RANDOM.pyfasts3-part``),
-renamed over it only when complete: an interrupted copy never leaves a torn file. Large
+renamed over it only when complete: an interrupted copy never leaves a torn file. Uploads
+read the local file through a memory map (large files go up as a parallel multipart upload,
+aborted on failure, so an interrupted upload never leaves a partial object). Large
 objects are read with parallel ranged GETs straight into a memory map of that file; many
 small ones are fetched concurrently in batches (``get_many``). A progress bar (tqdm) is shown
 when stderr is a terminal.
 
 Exit codes as ``aws s3``: 0 success; 1 an S3 or local error (missing key or bucket, denied,
-nothing listed, a failed download; message on stderr); 2 usage errors and the commands that
-need the write path, which is not built yet (uploads in ``cp``, ``rm``); 130 interrupted.
+nothing listed, a failed transfer or delete; message on stderr); 2 usage errors and ``mv``
+(not available yet); 130 interrupted.
 """
 from __future__ import annotations
 
@@ -40,8 +45,11 @@ LARGE_OBJECT = 8 << 20
 BATCH_OBJECTS = 64
 BATCH_BYTES = 64 << 20
 
-WRITE_NOT_AVAILABLE = ("is not available yet: it needs the write path (PUT / multipart upload, "
-                       "delete), which pyfasts3 does not have yet")
+#: Files uploaded (and objects copied) at once by ``cp -r``; each large one is itself split
+#: into parallel parts within the client's concurrency budget.
+TRANSFER_WORKERS = 16
+
+NOT_AVAILABLE = "is not available yet in pyfasts3 (use cp, then rm)"
 
 
 class UsageError(Exception):
@@ -156,8 +164,9 @@ def cmd_cat(client: Client, args) -> int:
 def cmd_cp(client: Client, args) -> int:
     src, dst = args.src, args.dst
     if _is_s3(dst):
-        what = "copying between S3 locations" if _is_s3(src) else "uploading"
-        raise UsageError(f"{what} {WRITE_NOT_AVAILABLE}")
+        if _is_s3(src):
+            return _cp_s3_to_s3(client, src, dst, args)
+        return _upload(client, src, dst, args)
     if not _is_s3(src):
         raise UsageError(f"cp needs an s3:// source and a local destination, got {src!r} -> {dst!r}")
     if args.recursive:
@@ -300,6 +309,131 @@ def _write_atomically(local: str, data) -> None:
         raise
 
 
+# -- uploads, copies, deletes -------------------------------------------------------------
+
+
+def _upload_file(client: Client, local: str, path: str) -> int:
+    """Upload one local file to ``path`` from a memory map of it (no copy); returns its size."""
+    import mmap
+
+    with open(local, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:  # an empty file cannot be mapped
+            client.put_from(b"", path)
+        else:
+            with mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ) as mm:
+                client.put_from(mm, path)
+    return size
+
+
+def _upload(client: Client, src: str, dst: str, args) -> int:
+    bucket, key = split_prefix(dst)
+    if args.recursive:
+        if not os.path.isdir(src):
+            raise UsageError(f"cp -r needs a local directory as source, got {src!r}")
+        prefix = key if not key or key.endswith("/") else key + "/"
+        plan = []
+        for root, dirs, files in os.walk(src):
+            dirs.sort()
+            for name in sorted(files):
+                local = os.path.join(root, name)
+                rel = os.path.relpath(local, src).replace(os.sep, "/")
+                plan.append((local, f"{bucket}/{prefix}{rel}", os.path.getsize(local)))
+        return _run_transfers(plan, lambda local, path: _upload_file(client, local, path), "upload", args)
+    if os.path.isdir(src):
+        raise UsageError(f"{src!r} is a directory: use cp -r to upload a directory")
+    if not key or key.endswith("/"):
+        key += os.path.basename(src)
+    size = os.path.getsize(src)  # FileNotFoundError (exit 1) for a missing source
+    with _Progress(size, 1, args) as progress:
+        _upload_file(client, src, f"{bucket}/{key}")
+        progress.update(size)
+    if not args.quiet:
+        print(f"upload: {src} to {_s3_url(bucket, key)}")
+    return 0
+
+
+def _cp_s3_to_s3(client: Client, src: str, dst: str, args) -> int:
+    if args.recursive:
+        sb, sp = split_prefix(src)
+        db, dp = split_prefix(dst)
+        sp = sp if not sp or sp.endswith("/") else sp + "/"
+        dp = dp if not dp or dp.endswith("/") else dp + "/"
+        objects = [info for info in client.list_objects(f"{sb}/{sp}", parallel=True) if not info.key.endswith("/")]
+        if not objects:
+            print(f"fatal error: no objects under {_s3_url(sb, sp)}", file=sys.stderr)
+            return 1
+        plan = [(_s3_url(sb, info.key), f"{db}/{dp}{info.key[len(sp):]}", info.size) for info in objects]
+        return _run_transfers(plan, lambda s, d: client.copy(s[len("s3://"):], d), "copy", args)
+    sb, sk = split_object(src)
+    db, dk = split_prefix(dst)
+    if not dk or dk.endswith("/"):
+        dk += sk.rsplit("/", 1)[-1]
+    client.copy(f"{sb}/{sk}", f"{db}/{dk}")
+    if not args.quiet:
+        print(f"copy: {src} to {_s3_url(db, dk)}")
+    return 0
+
+
+def _run_transfers(plan, transfer, verb: str, args) -> int:
+    """Run ``transfer(source, bucket/key)`` for each ``(source, bucket/key, size)`` of ``plan``
+    on a thread pool, printing ``verb: source to s3://...`` lines as they finish (aws s3
+    style); failures are reported and counted, the others still run. Exit code 0 or 1."""
+    if not plan:
+        return 0
+    failed = 0
+    with _Progress(sum(size for _, _, size in plan), len(plan), args) as progress:
+        with ThreadPoolExecutor(max_workers=min(TRANSFER_WORKERS, len(plan))) as pool:
+            futures = [(pool.submit(transfer, source, path), source, path, size) for source, path, size in plan]
+            for future, source, path, size in futures:
+                try:
+                    future.result()
+                except (S3Error, OSError) as e:
+                    failed += 1
+                    print(f"{verb} failed: {source} to s3://{path} {e}", file=sys.stderr)
+                    continue
+                progress.update(size)
+                if not args.quiet:
+                    progress.write(f"{verb}: {source} to s3://{path}")
+    if failed:
+        print(f"fatal error: {failed} of {len(plan)} {verb}s failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_rm(client: Client, args) -> int:
+    if not _is_s3(args.path):
+        raise UsageError(f"rm needs an s3:// path, got {args.path!r}")
+    if not args.recursive:
+        # As aws s3 rm: one key, deleted whether or not it exists.
+        bucket, key = split_object(args.path)
+        client.delete(f"{bucket}/{key}")
+        if not args.quiet:
+            print(f"delete: {_s3_url(bucket, key)}")
+        return 0
+    bucket, prefix = split_prefix(args.path)
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    keys = [info.key for info in client.list_objects(f"{bucket}/{prefix}", parallel=True)]
+    if not keys:
+        print(f"fatal error: no objects under {_s3_url(bucket, prefix)}", file=sys.stderr)
+        return 1
+    # Directory markers ("dir/") after the files, deepest first: some servers map them to
+    # real directories that must be empty to go.
+    keys.sort(key=lambda k: (k.endswith("/"), -k.count("/") if k.endswith("/") else 0))
+    failures = dict(client.delete_many([f"{bucket}/{k}" for k in keys]))
+    for k in keys:
+        error = failures.get(f"{bucket}/{k}")
+        if error is not None:
+            print(f"delete failed: {_s3_url(bucket, k)} {error}", file=sys.stderr)
+        elif not args.quiet:
+            print(f"delete: {_s3_url(bucket, k)}")
+    if failures:
+        print(f"fatal error: {len(failures)} of {len(keys)} deletes failed", file=sys.stderr)
+        return 1
+    return 0
+
+
 class _Progress:
     """A tqdm byte counter on stderr when it is a terminal; otherwise silent. ``write``
     prints a line without breaking the bar."""
@@ -335,7 +469,7 @@ class _Progress:
 
 
 def cmd_not_available(client: Optional[Client], args) -> int:
-    raise UsageError(f"{args.command} {WRITE_NOT_AVAILABLE}")
+    raise UsageError(f"{args.command} {NOT_AVAILABLE}")
 
 
 # -- parsing and main -------------------------------------------------------------------
@@ -356,7 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = _common_options()
     parser = argparse.ArgumentParser(
         prog="pyfasts3", parents=[common],
-        description="Fast S3 reads from the command line (pyfasts3). Paths: s3://bucket/key.")
+        description="Fast S3 transfers from the command line (pyfasts3). Paths: s3://bucket/key.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("ls", parents=[common], help="list objects and prefixes")
@@ -375,18 +509,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="s3://bucket/key")
     p.set_defaults(func=cmd_cat)
 
-    p = sub.add_parser("cp", parents=[common], help="download objects (uploads: not available yet)")
-    p.add_argument("src", help="s3://bucket/key, or s3://bucket/prefix with -r")
-    p.add_argument("dst", help="local file or directory ('-' for stdout)")
-    p.add_argument("-r", "--recursive", action="store_true", help="every object under the prefix")
+    p = sub.add_parser("cp", parents=[common], help="download, upload or copy objects")
+    p.add_argument("src", help="s3://bucket/key (s3://bucket/prefix with -r), or a local file (directory with -r)")
+    p.add_argument("dst", help="local file or directory ('-' for stdout), or s3://bucket/key-or-prefix")
+    p.add_argument("-r", "--recursive", action="store_true", help="every object under the prefix / file under the directory")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_cp)
 
-    for name in ("rm", "mv"):
-        p = sub.add_parser(name, parents=[common], help="not available yet (needs the write path)")
-        p.add_argument("rest", nargs=argparse.REMAINDER)
-        p.set_defaults(func=cmd_not_available)
+    p = sub.add_parser("rm", parents=[common], help="delete an object, or with -r everything under a prefix")
+    p.add_argument("path", help="s3://bucket/key, or s3://bucket/prefix with -r")
+    p.add_argument("-r", "--recursive", action="store_true", help="every object under the prefix")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    p.set_defaults(func=cmd_rm)
+
+    p = sub.add_parser("mv", parents=[common], help="not available yet (use cp, then rm)")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_not_available)
     return parser
 
 

@@ -378,9 +378,10 @@ class Client:
         return (_rebuild_client, (dict(self._init_kwargs),))
 
     def open(self, path: str, mode: str = "rb", *, block_size: Optional[int] = None):
-        """A seekable binary file object reading the object at ``path`` (see
-        :func:`pyfasts3.io.open_object`). Only ``"rb"`` is available: write modes raise
-        NotImplementedError (upload from memory with :meth:`put_from`)."""
+        """A file object on the object at ``path`` (see :func:`pyfasts3.io.open_object`):
+        ``"rb"`` a seekable binary reader; ``"wb"`` / ``"xb"`` a writer that buffers the whole
+        object in memory and uploads it with :meth:`put_from` on close (nothing is uploaded
+        if a ``with`` block exits by an exception)."""
         from .io import open_object
 
         return open_object(self, path, mode, block_size=block_size)

@@ -24,8 +24,16 @@ Reading is complete: ls / info / find / glob / walk (``find`` and ``walk`` witho
 ``maxdepth`` use one parallel listing of the whole subtree), cat_file with start/end and
 cat_ranges on the ranged GET path (ranges fetched concurrently), cat of many files through
 ``get_many``, open (``Client.open``'s reader), get_file (straight into a memory-mapped
-temporary file, then renamed). Writing (pipe/put/rm/cp/mv/touch, open "wb") needs the write
-path (PUT / multipart, not built yet): those raise NotImplementedError.
+temporary file, then renamed).
+
+Writing: pipe_file / pipe (``Client.put_from``; ``mode="create"`` only creates), put_file
+(from a memory map of the local file, so large files go up as a parallel multipart upload
+without a copy), rm_file / rm (recursive rm lists once and deletes in batches of 1,000 with
+``delete_many``; any key the server refuses raises an OSError naming it), cp_file (server-side
+copy), mv (copy then delete), touch (an empty object), open "wb" (buffers the whole object in
+memory, uploaded on close; see :class:`pyfasts3.io.ObjectWriter`). This filesystem keeps no
+listing cache, so there is nothing to invalidate after a write. Creating or deleting buckets
+is not available.
 
 Why ``_open`` returns :class:`pyfasts3.io.ObjectReader` rather than an
 ``AbstractBufferedFile``: its ``readinto`` lands bytes directly in the caller's buffer (what
@@ -35,8 +43,10 @@ serves ``Client.open`` and fsspec alike. It has ``size`` like fsspec files.
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 import threading
+from glob import has_magic
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -46,7 +56,7 @@ from fsspec.spec import AbstractFileSystem
 
 from .client import DEFAULT_MAX_GAP, Client
 from .errors import NoSuchKey
-from .io import WRITE_NOT_AVAILABLE, download_to_file, open_object
+from .io import download_to_file, open_object
 
 __all__ = ["FastS3FileSystem", "register_s3"]
 
@@ -70,7 +80,7 @@ def _enoent(path: str) -> FileNotFoundError:
 
 
 class FastS3FileSystem(AbstractFileSystem):
-    """fsspec filesystem for S3 on pyfasts3 (read-only for now; see the module docstring).
+    """fsspec filesystem for S3 on pyfasts3 (see the module docstring).
 
     Paths are ``bucket/key`` (``fasts3://``, ``s3://`` and ``s3a://`` prefixes are stripped).
     Directories are key prefixes ending in ``/``, as in s3fs.
@@ -417,8 +427,6 @@ class FastS3FileSystem(AbstractFileSystem):
         return out
 
     def _open(self, path, mode="rb", block_size=None, autocommit=True, cache_options=None, **kwargs):
-        if "r" not in mode or any(c in mode for c in "wax+"):
-            raise NotImplementedError(WRITE_NOT_AVAILABLE)
         return open_object(self.client, self._strip_protocol(path), mode,
                            block_size=block_size or self.default_block_size)
 
@@ -441,24 +449,123 @@ class FastS3FileSystem(AbstractFileSystem):
     def ukey(self, path):
         return self.info(path)["ETag"]
 
-    # -- writing: not available yet ---------------------------------------------------
+    # -- writing -------------------------------------------------------------------
 
-    def _no_write(self, *args, **kwargs):
-        raise NotImplementedError(WRITE_NOT_AVAILABLE)
+    def pipe_file(self, path, value, mode="overwrite", **kwargs):
+        """Store ``value`` (bytes-like) as the object at ``path``; ``mode="create"`` raises
+        FileExistsError (and writes nothing) if it exists."""
+        if mode not in ("overwrite", "create"):
+            raise ValueError(f"mode must be 'overwrite' or 'create', got {mode!r}")
+        self.client.put_from(value, self._strip_protocol(path), if_none_match=mode == "create",
+                             content_type=kwargs.get("ContentType"))
 
-    pipe_file = put_file = rm_file = _rm = cp_file = touch = rmdir = _no_write
+    def put_file(self, lpath, rpath, callback=DEFAULT_CALLBACK, mode="overwrite", **kwargs):
+        if os.path.isdir(lpath):
+            return None  # S3 has no directories: the files under it make the prefix
+        rpath = self._strip_protocol(rpath)
+        with open(lpath, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            callback.set_size(size)
+            if size == 0:  # mmap cannot map an empty file
+                self.pipe_file(rpath, b"", mode=mode, **kwargs)
+            else:
+                with mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ) as mm:
+                    self.pipe_file(rpath, mm, mode=mode, **kwargs)
+        callback.relative_update(size)
+        return None
+
+    def rm_file(self, path):
+        path = self._strip_protocol(path)
+        if not self.exists(path):
+            raise _enoent(path)
+        self.client.delete(path)
+
+    def _rm(self, path):
+        if isinstance(path, list):
+            self._delete_keys([self._strip_protocol(p) for p in path])
+        else:
+            self.rm_file(path)
 
     def rm(self, path, recursive=False, maxdepth=None):
-        raise NotImplementedError(WRITE_NOT_AVAILABLE)
+        """Delete files; with ``recursive=True`` everything under directories (one parallel
+        listing per directory, then DeleteObjects in batches of 1,000 keys, directory marker
+        objects last). FileNotFoundError if a path matches nothing, IsADirectoryError for a
+        directory without ``recursive``; an OSError naming the keys the server refused to
+        delete (the others are deleted)."""
+        if recursive and maxdepth is not None:
+            # Depth-limited: fsspec's expansion (files and directories down to maxdepth).
+            files = [p for p in self.expand_path(path, recursive=True, maxdepth=maxdepth) if not self.isdir(p)]
+            self._delete_keys(files)
+            return
+        paths = path if isinstance(path, list) else [path]
+        files: List[str] = []
+        markers: List[str] = []
+        for p in paths:
+            p = self._strip_protocol(p)
+            matches = self.expand_path(p) if has_magic(p) else [p]
+            for m in matches:
+                bucket, key = self._split(m)
+                if not key:
+                    raise NotImplementedError(f"deleting buckets is not available in pyfasts3 ({m})")
+                if recursive:
+                    _, page = self.client._list_all(f"{m}/", None, True)
+                    under = [f"{bucket}/{k}" for k in page.keys]
+                    if under:
+                        files += [k for k in under if not k.endswith("/")]
+                        markers += [k for k in under if k.endswith("/")]
+                        try:  # "a" can be an object as well as the directory "a/"
+                            self.client.head(m)
+                            files.append(m)
+                        except NoSuchKey:
+                            pass
+                        continue
+                info = self.info(m)  # FileNotFoundError for nothing
+                if info["type"] == "directory":
+                    if not recursive:
+                        raise IsADirectoryError(errno.EISDIR, "is a directory (use recursive=True)", m)
+                    continue  # an empty bucket root: nothing to delete
+                files.append(m)
+        self._delete_keys(files)
+        # Markers after the files, deepest first: some servers (versitygw's posix backend)
+        # map them to real directories that must be empty to go.
+        self._delete_keys(sorted(markers, key=lambda k: -k.count("/")))
 
-    def mv(self, path1, path2, recursive=False, maxdepth=None, **kwargs):
-        raise NotImplementedError(WRITE_NOT_AVAILABLE)
+    def _delete_keys(self, keys: List[str]) -> None:
+        failures = self.client.delete_many(keys) if keys else []
+        if failures:
+            shown = "; ".join(f"{p}: {e}" for p, e in failures[:5])
+            more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
+            error = OSError(errno.EIO, f"could not delete {len(failures)} of {len(keys)} objects: {shown}{more}")
+            error.failures = failures
+            raise error from failures[0][1]
+
+    def cp_file(self, path1, path2, **kwargs):
+        """Server-side copy (no bytes pass through this machine)."""
+        path1, path2 = self._strip_protocol(path1), self._strip_protocol(path2)
+        if self.isdir(path1):
+            return None  # directories are prefixes: nothing to copy
+        self.client.copy(path1, path2)
+        return None
+
+    def touch(self, path, truncate=True, **kwargs):
+        """Create an empty object (replacing an existing one when ``truncate``). As in
+        s3fs, S3 cannot update an existing object's time: ``truncate=False`` on an existing
+        object raises ValueError."""
+        path = self._strip_protocol(path)
+        if not truncate and self.exists(path):
+            raise ValueError("S3 does not support touching an existing object without truncating it")
+        self.client.put_from(b"", path)
+
+    def rmdir(self, path):
+        # S3 has no directories: under a bucket this is a no-op (as in s3fs); deleting a
+        # bucket is not available.
+        if "/" not in self._strip_protocol(path):
+            raise NotImplementedError("deleting buckets is not available in pyfasts3")
 
     def mkdir(self, path, create_parents=True, **kwargs):
-        # S3 has no directories: under a bucket this is a no-op (as in s3fs); creating a
-        # bucket is a write.
+        # S3 has no directories: under a bucket this is a no-op (as in s3fs).
         if "/" not in self._strip_protocol(path):
-            raise NotImplementedError(WRITE_NOT_AVAILABLE + " (creating buckets)")
+            raise NotImplementedError("creating buckets is not available in pyfasts3")
 
     def makedirs(self, path, exist_ok=False):
         self.mkdir(path)

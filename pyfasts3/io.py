@@ -19,8 +19,12 @@ if_match=etag)``, sent as ``If-Match`` and checked on every response), so a file
 mixes two versions of an object: a replaced object raises :class:`~pyfasts3.ObjectChanged` at
 the next fetch, whatever its size.
 
-Writing (``"wb"``) needs the write path (PUT / multipart upload), which does not exist yet:
-it raises NotImplementedError.
+Writing: ``client.open(path, "wb")`` returns an :class:`ObjectWriter`, which buffers the
+WHOLE object in memory and uploads it with ``Client.put_from`` (one PUT, or a parallel
+multipart upload for large objects) when closed. Nothing is sent before ``close()``; leaving a
+``with`` block by an exception uploads nothing. ``"xb"`` only creates (``FileExistsError`` at
+close if the key exists). S3 objects cannot be appended to or updated in place: ``"a"`` and
+``"+"`` modes raise NotImplementedError.
 """
 from __future__ import annotations
 
@@ -44,10 +48,7 @@ MAX_READAHEAD = 64 << 20
 
 _EMPTY = np.empty(0, dtype=np.uint8)
 
-WRITE_NOT_AVAILABLE = (
-    "writing S3 objects is not available yet in pyfasts3: it needs the write path "
-    "(PUT / multipart upload from caller memory), which is not built yet; only reading is supported"
-)
+NO_APPEND = "S3 objects cannot be appended to or updated in place; open with 'wb' to replace the object"
 
 
 class ObjectRawReader(io.RawIOBase):
@@ -224,19 +225,85 @@ class ObjectReader(io.BufferedReader):
         raise TypeError("an open pyfasts3 file cannot be pickled: pickle the Client (or the path) instead")
 
 
-def open_object(client: "Client", path: str, mode: str = "rb", *, block_size: Optional[int] = None) -> ObjectReader:
-    """Open the S3 object at ``path`` (``"bucket/key"`` or ``"s3://bucket/key"``) for reading.
+class ObjectWriter(io.RawIOBase):
+    """Write-only file object for one S3 object (see the module docstring): the bytes are
+    buffered in memory and uploaded by ``close()`` with ``Client.put_from``. Closing after
+    :meth:`discard` (what leaving a ``with`` block by an exception does) uploads nothing.
 
-    ``mode`` must be ``"rb"`` (or ``"r"``, treated as binary). ``block_size`` is the first
-    readahead in bytes (default 1 MiB); it doubles on sequential reads up to 64 MiB. One HEAD
-    is sent now (size and ETag; NoSuchKey raises here). Use as a context manager or close().
+    Attributes: ``name`` (the path given), ``bucket``, ``key``.
+    """
+
+    def __init__(self, client: "Client", path: str, *, if_none_match: bool = False,
+                 content_type: Optional[str] = None):
+        super().__init__()
+        self.bucket, self.key = split_object(path)  # invalid paths fail now, not at close
+        self.name = path
+        self._client = client
+        self._if_none_match = if_none_match
+        self._content_type = content_type
+        self._buffer: Optional[io.BytesIO] = io.BytesIO()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+        return self._buffer.write(data)
+
+    def tell(self) -> int:
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+        return self._buffer.tell()
+
+    def discard(self) -> None:
+        """Drop the buffered bytes and close without uploading."""
+        self._buffer = None
+        super().close()
+
+    def close(self) -> None:
+        """Upload the buffered bytes (once) and close. If the upload fails the file is
+        closed anyway (nothing is stored) and the error propagates."""
+        if self.closed:
+            return
+        buffer, self._buffer = self._buffer, None
+        try:
+            if buffer is not None:
+                self._client.put_from(buffer.getbuffer(), self.name, content_type=self._content_type,
+                                      if_none_match=self._if_none_match)
+        finally:
+            super().close()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.discard()
+        else:
+            self.close()
+
+    def __reduce__(self):
+        raise TypeError("an open pyfasts3 file cannot be pickled: pickle the Client (or the path) instead")
+
+
+def open_object(client: "Client", path: str, mode: str = "rb", *, block_size: Optional[int] = None):
+    """Open the S3 object at ``path`` (``"bucket/key"`` or ``"s3://bucket/key"``).
+
+    ``"rb"`` (or ``"r"``, treated as binary) returns an :class:`ObjectReader`:
+    ``block_size`` is the first readahead in bytes (default 1 MiB); it doubles on sequential
+    reads up to 64 MiB. One HEAD is sent now (size and ETag; NoSuchKey raises here).
+
+    ``"wb"`` (or ``"w"``) returns an :class:`ObjectWriter`, which buffers the whole object in
+    memory and uploads it on close; ``"xb"`` likewise but only creates the object. Use as a
+    context manager or close().
     """
     if not isinstance(mode, str):
         raise TypeError(f"mode must be a str, got {type(mode).__name__}")
-    if any(c in mode for c in "wax+"):
-        raise NotImplementedError(WRITE_NOT_AVAILABLE)
-    if set(mode) - set("rb") or "r" not in mode:
-        raise ValueError(f"invalid mode {mode!r}: only 'rb' is available")
+    if "a" in mode or "+" in mode:
+        raise NotImplementedError(NO_APPEND)
+    kinds = [c for c in mode if c in "rwx"]
+    if len(kinds) != 1 or set(mode) - {kinds[0], "b"} or len(mode) > 2:
+        raise ValueError(f"invalid mode {mode!r}: use 'rb', 'wb' or 'xb'")
+    if kinds[0] in "wx":
+        return ObjectWriter(client, path, if_none_match=kinds[0] == "x")
     raw = ObjectRawReader(client, path, block_size=block_size)
     # The buffered layer only serves reads smaller than 8 KiB; larger ones go straight
     # through to readinto (and so to the caller's memory when they exceed the readahead).

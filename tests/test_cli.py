@@ -183,13 +183,89 @@ def test_cp_skips_keys_escaping_destination(cli, s3, bucket, tmp_path):
         assert b"skipping" in r.stderr and b"not a safe local path" in r.stderr
 
 
-def test_write_commands_not_available(cli, tree, tmp_path):
-    (tmp_path / "f").write_bytes(b"x")
-    for args in (("cp", "f", f"s3://{tree}/f"), ("cp", f"s3://{tree}/top.txt", f"s3://{tree}/copy"),
-                 ("rm", f"s3://{tree}/top.txt"), ("rm", "-r", f"s3://{tree}/data"), ("mv", "a", "b")):
-        r = cli(*args)
-        assert r.returncode == 2, args
-        assert b"not available yet" in r.stderr, args
+def _keys(s3, bucket, prefix=""):
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []))
+
+
+def _body(s3, bucket, key):
+    return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def test_cp_upload_single(cli, s3, bucket, tmp_path):
+    big = _data(3_000_000, 4)
+    (tmp_path / "big.bin").write_bytes(big)
+    (tmp_path / "empty").write_bytes(b"")
+    r = cli("cp", "big.bin", f"s3://{bucket}/up/big.bin")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode() == f"upload: big.bin to s3://{bucket}/up/big.bin\n"
+    assert _body(s3, bucket, "up/big.bin") == big
+    # A destination ending in "/" takes the file's name, as in aws s3 cp.
+    assert cli("cp", "-q", "empty", f"s3://{bucket}/up/").stdout == b""
+    assert _body(s3, bucket, "up/empty") == b""
+    r = cli("cp", "missing", f"s3://{bucket}/up/missing")
+    assert r.returncode == 1 and b"missing" in r.stderr
+    r = cli("cp", "big.bin", "s3://no-such-bucket-pyfasts3/x")
+    assert r.returncode == 1 and b"no-such-bucket-pyfasts3" in r.stderr
+    r = cli("cp", ".", f"s3://{bucket}/dir")  # a directory without -r
+    assert r.returncode == 2 and b"-r" in r.stderr
+    assert _keys(s3, bucket) == ["up/big.bin", "up/empty"]
+
+
+def test_cp_upload_recursive(cli, s3, bucket, tmp_path):
+    src = tmp_path / "src"
+    files = {"a.txt": b"a", "sub/b.bin": _data(200_000, 5), "sub/deep/c": b"", "sp ace+%.txt": b"s"}
+    files.update({f"many/{i:03d}": _data(100 + i, i) for i in range(60)})
+    for rel, data in files.items():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_bytes(data)
+    r = cli("cp", "-r", "src", f"s3://{bucket}/dst")
+    assert r.returncode == 0, r.stderr
+    assert _keys(s3, bucket) == sorted(f"dst/{k}" for k in files)
+    for rel, data in files.items():
+        assert _body(s3, bucket, f"dst/{rel}") == data, rel
+    assert f"upload: src/sub/b.bin to s3://{bucket}/dst/sub/b.bin" in r.stdout.decode()
+    # And back down: identical tree.
+    assert cli("cp", "-r", "-q", f"s3://{bucket}/dst", "back").returncode == 0
+    for rel, data in files.items():
+        assert (tmp_path / "back" / rel).read_bytes() == data
+
+
+def test_cp_s3_to_s3(cli, s3, tree):
+    b = tree
+    r = cli("cp", f"s3://{b}/data/a.bin", f"s3://{b}/copy/a.bin")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode() == f"copy: s3://{b}/data/a.bin to s3://{b}/copy/a.bin\n"
+    assert _body(s3, b, "copy/a.bin") == TREE["data/a.bin"]
+    assert cli("cp", "-r", "-q", f"s3://{b}/data/sub", f"s3://{b}/copy2").returncode == 0
+    assert _keys(s3, b, "copy2/") == ["copy2/b.bin", "copy2/deep/c.bin"]
+    r = cli("cp", f"s3://{b}/missing", f"s3://{b}/copy/x")
+    assert r.returncode == 1 and b"missing" in r.stderr
+
+
+def test_rm_and_rm_recursive(cli, s3, tree):
+    b = tree
+    r = cli("rm", f"s3://{b}/top.txt")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode() == f"delete: s3://{b}/top.txt\n"
+    assert "top.txt" not in _keys(s3, b)
+    r = cli("rm", f"s3://{b}/data")  # a prefix without -r: nothing deleted, as aws s3 rm
+    assert r.returncode == 0, r.stderr
+    assert len(_keys(s3, b, "data/")) == 4
+    r = cli("rm", "-r", f"s3://{b}/data")
+    assert r.returncode == 0, r.stderr
+    assert f"delete: s3://{b}/data/sub/deep/c.bin" in r.stdout.decode()
+    assert _keys(s3, b) == ["datastore/x"]  # "data" is a directory, not a string prefix
+    r = cli("rm", "-r", f"s3://{b}/nothing-here")
+    assert r.returncode == 1 and b"no objects" in r.stderr
+    r = cli("rm", "-r", "s3://no-such-bucket-pyfasts3/x")
+    assert r.returncode == 1 and b"no-such-bucket-pyfasts3" in r.stderr
+    r = cli("rm", "local-file")
+    assert r.returncode == 2
+
+
+def test_mv_not_available(cli, tree):
+    r = cli("mv", f"s3://{tree}/top.txt", f"s3://{tree}/moved")
+    assert r.returncode == 2 and b"not available yet" in r.stderr
     assert cli("cat", f"s3://{tree}/top.txt").stdout == b"hello\n"  # still there
 
 

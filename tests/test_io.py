@@ -195,13 +195,49 @@ def test_missing_key_raises_at_open(client, bucket):
     assert isinstance(e.value, FileNotFoundError)
 
 
-def test_write_modes_not_available(client, obj):
-    path, _ = obj
-    for mode in ("wb", "ab", "r+b", "xb", "w"):
-        with pytest.raises(NotImplementedError, match="write path"):
-            client.open(path, mode)
+def test_writer_uploads_on_close(client, bucket):
+    path = f"{bucket}/w/obj"
+    data = np.random.default_rng(3).integers(0, 256, 400_000, dtype=np.uint8).tobytes()
+    with client.open(path, "wb") as f:
+        assert f.writable() and not f.readable()
+        assert f.write(data[:10]) == 10
+        f.write(memoryview(data)[10:])
+        assert f.tell() == len(data)
+        with pytest.raises(pyfasts3.NoSuchKey):
+            client.head(path)  # nothing sent before close
+    assert f.closed
+    assert client.get(path).tobytes() == data
+    f.close()  # idempotent, uploads nothing again
+    with client.open(f"{bucket}/w/empty", "wb"):
+        pass
+    assert client.head(f"{bucket}/w/empty").size == 0
+    # "xb" only creates.
+    with pytest.raises(FileExistsError):
+        with client.open(path, "xb") as f:
+            f.write(b"other")
+    assert client.get(path).tobytes() == data
     with pytest.raises(ValueError):
-        client.open(path, "rt")
+        f.write(b"closed")
+
+
+def test_writer_aborts_on_exception(client, bucket):
+    path = f"{bucket}/w/aborted"
+    with pytest.raises(RuntimeError, match="boom"):
+        with client.open(path, "wb") as f:
+            f.write(b"partial")
+            raise RuntimeError("boom")
+    with pytest.raises(pyfasts3.NoSuchKey):
+        client.head(path)
+
+
+def test_unsupported_modes(client, obj):
+    path, _ = obj
+    for mode in ("ab", "r+b", "w+b"):
+        with pytest.raises(NotImplementedError, match="append|in place"):
+            client.open(path, mode)
+    for mode in ("rt", "wt", "q"):
+        with pytest.raises(ValueError):
+            client.open(path, mode)
 
 
 def test_open_file_does_not_pickle(client, obj):
