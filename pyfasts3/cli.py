@@ -292,21 +292,11 @@ def _download(client: Client, path: str, local: str, size: int) -> None:
 
 
 def _write_atomically(local: str, data) -> None:
-    from .io import _create_temp_beside
+    from .io import replaced_atomically
 
-    directory = os.path.dirname(os.path.abspath(local))
-    os.makedirs(directory, exist_ok=True)
-    tmp, fd = _create_temp_beside(directory, os.path.basename(local))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(memoryview(data))
-        os.replace(tmp, local)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    os.makedirs(os.path.dirname(os.path.abspath(local)), exist_ok=True)
+    with replaced_atomically(local) as f:
+        f.write(memoryview(data))
 
 
 # -- uploads, copies, deletes -------------------------------------------------------------

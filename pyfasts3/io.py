@@ -28,10 +28,11 @@ close if the key exists). S3 objects cannot be appended to or updated in place: 
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import mmap
 import os
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Optional
 
 import numpy as np
 
@@ -318,21 +319,31 @@ def download_to_file(client: "Client", path: str, local_path: str, *, size: Opti
     bucket, key = split_object(path)
     if size is None:
         size = client.head(path).size
+    with replaced_atomically(local_path) as f:
+        # One byte more than expected: a whole object is read (and its version pinned by
+        # the engine) in one call, and an object that grew since it was listed shows.
+        f.truncate(size + 1)
+        with mmap.mmap(f.fileno(), size + 1) as mm:
+            got = client.get_into(mm, path)
+        if got > size:
+            raise ObjectChanged(
+                f"s3://{bucket}/{key} changed during the copy: listed with {size} bytes, now larger",
+                code="ObjectChanged", bucket=bucket, key=key,
+            )
+        f.truncate(got)
+    return got
+
+
+@contextlib.contextmanager
+def replaced_atomically(local_path: str) -> Iterator[BinaryIO]:
+    """A new temporary file beside ``local_path``, open for reading and writing; renamed over
+    ``local_path`` when the block ends normally, deleted when it raises, so an interrupted
+    write never leaves a torn file at ``local_path``."""
     directory = os.path.dirname(os.path.abspath(local_path))
     tmp, fd = _create_temp_beside(directory, os.path.basename(local_path))
     try:
         with os.fdopen(fd, "r+b") as f:
-            # One byte more than expected: a whole object is read (and its version pinned by
-            # the engine) in one call, and an object that grew since it was listed shows.
-            f.truncate(size + 1)
-            with mmap.mmap(f.fileno(), size + 1) as mm:
-                got = client.get_into(mm, path)
-            if got > size:
-                raise ObjectChanged(
-                    f"s3://{bucket}/{key} changed during the copy: listed with {size} bytes, now larger",
-                    code="ObjectChanged", bucket=bucket, key=key,
-                )
-            f.truncate(got)
+            yield f
         os.replace(tmp, local_path)
     except BaseException:
         try:
@@ -340,7 +351,6 @@ def download_to_file(client: "Client", path: str, local_path: str, *, size: Opti
         except OSError:
             pass
         raise
-    return got
 
 
 def _create_temp_beside(directory: str, name: str):
