@@ -45,6 +45,7 @@ pub(crate) fn block_on_cancellable<T: Send + 'static>(
     placement: Placement,
     fut: impl Future<Output = Result<T>> + Send,
 ) -> Result<T> {
+    let on_thread_runtime = matches!(placement, Placement::CallingThread { .. });
     let watch = token
         .filter(|t| t.watch_sigint.load(Ordering::Relaxed))
         .map(|_| crate::ffi::interrupt::Watch::start());
@@ -53,7 +54,7 @@ pub(crate) fn block_on_cancellable<T: Send + 'static>(
             None => fut.await,
             Some(w) => tokio::select! {
                 biased;
-                _ = w.interrupted() => Err(Error::cancelled().context("interrupted (SIGINT)")),
+                _ = w.interrupted(on_thread_runtime) => Err(Error::cancelled().context("interrupted (SIGINT)")),
                 r = fut => r,
             },
         }
