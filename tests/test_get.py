@@ -287,6 +287,53 @@ def test_get_arrays_are_independent(client, put):
     assert b.tobytes() == data
 
 
+# Large results (>= 16 MiB) freed by the caller are kept a few seconds and handed to the
+# next get() of a similar size (rust/engine/result_buffer.rs): the reused memory must never
+# show the old object's bytes, never be shared with a live array, and never outlive use.
+CACHED = 16 * MIB
+
+
+def test_get_reusing_a_freed_large_result_returns_only_the_new_bytes(client, put):
+    big, smaller = payload(CACHED + 4 * MIB, seed=21), payload(CACHED + 1 * MIB + 3, seed=22)
+    big_path, smaller_path = put("big", big), put("smaller", smaller)
+    first = client.get(big_path)
+    first_address = first.__array_interface__["data"][0]
+    assert first.tobytes() == big
+    first[:] = 0x5A  # the caller scribbles on its result before dropping it
+    del first
+    gc.collect()
+    # Without the cache, the freed mapping's address would go to this array.
+    other = np.ones(len(big), np.uint8)
+    second = client.get(smaller_path)
+    # The same memory, now exactly the smaller object: nothing of the old one shows.
+    assert second.__array_interface__["data"][0] == first_address
+    assert not np.shares_memory(second, other)
+    assert second.nbytes == len(smaller)
+    assert second.tobytes() == smaller
+
+
+def test_get_never_hands_out_memory_of_a_live_result(client, put):
+    data = payload(CACHED + 7, seed=23)
+    path = put("obj", data)
+    results = [client.get(path) for _ in range(3)]
+    for i, a in enumerate(results):
+        for b in results[i + 1:]:
+            assert not np.shares_memory(a, b)
+    results[0][:] = 0
+    assert results[1].tobytes() == data and results[2].tobytes() == data
+
+
+def test_get_reused_memory_after_a_failed_read_is_not_returned(client, put, bucket):
+    data = payload(CACHED + 11, seed=24)
+    path = put("obj", data)
+    arr = client.get(path)
+    del arr
+    gc.collect()
+    with pytest.raises(pyfasts3.NoSuchKey):
+        client.get(f"{bucket}/missing")
+    assert client.get(path).tobytes() == data
+
+
 def test_get_array_outlives_closed_and_collected_client(server, put):
     """The array owns its memory: closing and collecting the client must not invalidate it."""
     data = payload(3 * PART + 9, seed=8)

@@ -2,6 +2,7 @@
 
 use crate::engine::get::{self, Destination, GetRequest, ReadOptions};
 use crate::engine::ranges::{self, ByteRange};
+use crate::engine::result_buffer::ResultBuffer;
 use crate::engine::Error;
 use crate::ffi::boundary::{bytes_mut, guard, guard_infallible, optional_cstr, out_ptr, utf8, Failure, FfiResult};
 use std::ffi::c_char;
@@ -17,7 +18,7 @@ pub const FASTS3_TO_END: u64 = u64::MAX;
 /// A byte buffer allocated by libfasts3 (the result of `fasts3_get`).
 #[allow(non_camel_case_types)]
 pub struct fasts3_bytes {
-    data: Vec<u8>,
+    data: ResultBuffer,
 }
 handle_type!(fasts3_bytes, Bytes);
 
@@ -227,7 +228,7 @@ pub unsafe extern "C" fn fasts3_get_with_options(
         let dest = Destination::Allocate { max_len: length };
         let read = get::get(client, on_calling_thread(), bucket, key, offset, dest, options);
         let fetched = block_on_cancellable(cancel, on_calling_thread(), read)?;
-        *out = into_handle(fasts3_bytes { data: fetched.owned.unwrap_or_default() });
+        *out = into_handle(fasts3_bytes { data: fetched.owned.unwrap_or_else(ResultBuffer::empty) });
         Ok(())
     })
 }
@@ -248,7 +249,7 @@ pub unsafe extern "C" fn fasts3_bytes_data(bytes: *mut fasts3_bytes, out_data: *
         let out_data = unsafe { out_ptr(out_data, "out_data") }?;
         // SAFETY: NULL or writable (this function's contract).
         let out_len = unsafe { out_ptr(out_len, "out_len") }?;
-        *out_data = bytes.data.as_mut_ptr();
+        *out_data = bytes.data.as_mut_slice().as_mut_ptr();
         *out_len = bytes.data.len();
         Ok(())
     })
