@@ -25,11 +25,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Results smaller than this are allocated and freed normally.
-pub const MIN_CACHED: usize = 16 << 20;
+const MIN_CACHED: usize = 16 << 20;
 /// How much the cache may hold unless `PYFASTS3_RESULT_CACHE_MB` says otherwise.
-pub const DEFAULT_LIMIT_MB: usize = 1024;
+const DEFAULT_LIMIT_MB: usize = 1024;
 /// A cached buffer unused for this long is freed.
-pub const IDLE: Duration = Duration::from_secs(5);
+const IDLE: Duration = Duration::from_secs(5);
 
 /// A result's bytes: the first `len` bytes of `memory`, all of which are initialized.
 /// Dropping it offers the memory to the cache.
