@@ -239,6 +239,13 @@ def find_s5cmd() -> Optional[str]:
         (str(p) for p in [Path.home() / "go" / "bin" / "s5cmd"] if p.exists()), None)
 
 
+def find_aws() -> Optional[str]:
+    """The ``aws`` script beside this interpreter when there is one: a version manager's
+    shim on PATH (pyenv's is a shell script) would add its own start-up to every run."""
+    beside = Path(sys.executable).parent / "aws"
+    return str(beside) if beside.exists() else shutil.which("aws")
+
+
 def tool_version(tool: str, exe: Optional[str]) -> str:
     try:
         if tool == "s5cmd":
@@ -379,7 +386,7 @@ def main() -> int:
     tools = [t for t in args.tools.split(",") if t]
     cases = [c for c in args.cases.split(",") if c]
     exes: Dict[str, Optional[str]] = {"pyfasts3": sys.executable, "s3transfer": sys.executable,
-                                      "s5cmd": find_s5cmd(), "awscli": shutil.which("aws")}
+                                      "s5cmd": find_s5cmd(), "awscli": find_aws()}
     skipped = {}
     for t in list(tools):
         if exes.get(t) is None:
