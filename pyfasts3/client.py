@@ -1,6 +1,7 @@
 """The Client: one native client handle and the public operations on it."""
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import threading
@@ -151,6 +152,20 @@ def _read_options(if_match: Optional[str], version_id: Optional[str]):
         keep.append(text)
         setattr(options, name, text)
     return options, keep
+
+
+def _batch_item(item: Any) -> Tuple[str, str, int, Optional[int]]:
+    """A get_many item -- a path, or (path, offset, length) -- as (bucket, key, offset, length)."""
+    if isinstance(item, str):
+        return (*split_object(item), 0, None)
+    try:
+        path, offset, length = item
+    except (TypeError, ValueError):
+        raise TypeError(f"each item must be a path or a (path, offset, length) tuple, got {item!r}") from None
+    if not isinstance(path, str):
+        raise TypeError(f"each item's path must be a str, got {type(path).__name__}")
+    length = None if length is None else _non_negative("length", length)
+    return (*split_object(path), _non_negative("offset", offset), length)
 
 
 def _non_negative(name: str, value: Any) -> int:
@@ -476,7 +491,8 @@ class Client:
         ``out``: a writable C-contiguous buffer receiving the ranges packed in order (range
         ``i`` at the sum of the lengths before it); None allocates one buffer. Returns one
         uint8 view per range, into ``out`` or that buffer, shorter than asked only where the
-        object ends first.
+        object ends first. If the call raises, ``out`` may hold some of the ranges and its
+        other bytes are unspecified.
         """
         bucket, key = split_object(path)
         if isinstance(ranges, (str, bytes)):
@@ -520,38 +536,72 @@ class Client:
             at += n
         return views
 
-    def get_many(self, paths: Sequence[str]) -> List[np.ndarray]:
-        """Fetch whole objects concurrently (sharing this client's concurrency budget);
-        one uint8 array per path, in order. Raises the error of the first failed path
-        (its ``bucket``/``key`` attributes say which)."""
-        if isinstance(paths, (str, bytes)):
+    def get_many(self, items: Sequence[Any], *, out: Optional[Sequence[Any]] = None) -> List[Any]:
+        """Many reads at once, sharing this client's concurrency budget; results in order.
+
+        Each item is a path (the whole object) or a ``(path, offset, length)`` tuple
+        (``length`` None: to the end of the object): the safetensors / parquet-footer /
+        zarr-chunk pattern of many slices of many objects.
+
+        ``out=None``: returns one uint8 array per item, exactly as long as what was read.
+        ``out``: one writable C-contiguous buffer per item (numpy arrays of any dtype,
+        bytearrays, memoryviews...; several may be views of one array), item ``i`` landing
+        at the start of ``out[i]`` -- ``length`` bytes, or ``nbytes(out[i])`` when ``length``
+        is None; a ``length`` larger than the buffer is a ValueError. Returns the number of
+        bytes written per item (fewer only where the object ends first). Buffers must not
+        overlap; if the call raises, their contents are unspecified.
+
+        Raises the error of the first failed item (its ``bucket``/``key`` attributes say
+        which).
+        """
+        if isinstance(items, (str, bytes)):
             raise TypeError("get_many takes a sequence of paths, not a single path")
-        parsed = [split_object(p) for p in paths]
-        n = len(parsed)
+        reads = [_batch_item(item) for item in items]
+        n = len(reads)
+        if out is not None:
+            if isinstance(out, (str, bytes)) or len(out) != n:
+                raise ValueError(f"out must be a sequence of {n} writable buffers, one per item")
         if n == 0:
             return []
         requests = ffi.new("fasts3_get_request[]", n)
         keepalive = []
-        for req, (bucket, key) in zip(requests, parsed):
-            b = ffi.from_buffer("uint8_t[]", bucket.encode())
-            k = ffi.from_buffer("uint8_t[]", key.encode())
-            keepalive += (b, k)
-            req.bucket, req.bucket_len, req.key, req.key_len = b, len(b), k, len(k)
-            req.buf, req.buf_len = ffi.NULL, TO_END
-        results = ffi.new("fasts3_get_result[]", n)
-
-        with self._handle.borrow() as client:
-            status = lib.fasts3_get_many(client, requests, n, _interrupt.cancel_token(), results)
+        with contextlib.ExitStack() as exports:
+            for i, (req, (bucket, key, offset, length)) in enumerate(zip(requests, reads)):
+                b = ffi.from_buffer("uint8_t[]", bucket.encode())
+                k = ffi.from_buffer("uint8_t[]", key.encode())
+                keepalive += (b, k)
+                req.bucket, req.bucket_len, req.key, req.key_len = b, len(b), k, len(k)
+                req.offset = offset
+                if out is None:
+                    req.buf, req.buf_len = ffi.NULL, TO_END if length is None else length
+                    continue
+                view = exports.enter_context(_writable_bytes(out[i]))
+                if length is not None and length > view.nbytes:
+                    raise ValueError(f"item {i} asks for {length} bytes but out[{i}] holds {view.nbytes}")
+                req.buf_len = view.nbytes if length is None else length
+                if req.buf_len:
+                    cbuf = ffi.from_buffer("uint8_t[]", view, require_writable=True)
+                    exports.callback(ffi.release, cbuf)
+                else:
+                    cbuf = ffi.new("uint8_t[1]")  # not NULL: NULL asks libfasts3 to allocate
+                    keepalive.append(cbuf)
+                req.buf = cbuf
+            results = ffi.new("fasts3_get_result[]", n)
+            with self._handle.borrow() as client:
+                status = lib.fasts3_get_many(client, requests, n, _interrupt.cancel_token(), results)
         error = last_error(status) if status else None
-        arrays = [_owned_array(r.bytes) if r.status == 0 and r.bytes != ffi.NULL else None for r in results]
+        if out is None:
+            found = [_owned_array(r.bytes) if r.status == 0 and r.bytes != ffi.NULL else None for r in results]
+        else:
+            found = [int(r.written) for r in results]
         if error is not None:
             # A failure of the batch itself (not of one read) leaves every result untouched:
             # then no path is to blame, and the error is raised as it is.
             index = next((i for i, r in enumerate(results) if r.status != 0), None)
             if index is not None:
-                error.bucket, error.key = parsed[index]
+                error.bucket, error.key = reads[index][:2]
             raise error
-        return arrays
+        return found
 
     def head(self, path: str) -> ObjectInfo:
         """Size, ETag, last-modified time and content type of one object."""
