@@ -11,9 +11,9 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from . import _interrupt
-from ._lowlevel import TO_END, ffi, last_error, lib, rustcall
+from ._lowlevel import TO_END, ffi, last_error, lib, rustcall, take_error
 from ._paths import split_object, split_prefix
-from .errors import S3Error, error_for_status
+from .errors import S3Error
 from .types import ObjectInfo
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -541,16 +541,17 @@ class Client:
         results = ffi.new("fasts3_get_result[]", n)
 
         with self._handle.borrow() as client:
-            status = lib.fasts3_get_many(client, requests, n, _interrupt.cancel_token(), results)
-        error = last_error(status) if status else None
-        arrays = [_owned_array(r.bytes) if r.status == 0 and r.bytes != ffi.NULL else None for r in results]
-        if error is not None:
+            status = lib.fasts3_get_many(client, requests, n, _interrupt.cancel_token(), results, ffi.NULL)
+        if status and not any(r.status != 0 for r in results):
             # A failure of the batch itself (not of one read) leaves every result untouched:
             # then no path is to blame, and the error is raised as it is.
-            index = next((i for i, r in enumerate(results) if r.status != 0), None)
-            if index is not None:
-                error.bucket, error.key = parsed[index]
-            raise error
+            raise last_error(status)
+        arrays = [_owned_array(r.bytes) if r.status == 0 and r.bytes != ffi.NULL else None for r in results]
+        # Each failed read carries its own error (naming its bucket and key); take them all so
+        # each is freed, and raise the first.
+        errors = [take_error(r.error) for r in results if r.status != 0 and r.error != ffi.NULL]
+        if errors:
+            raise errors[0]
         return arrays
 
     def head(self, path: str) -> ObjectInfo:
@@ -663,16 +664,13 @@ class Client:
                 entry.ptr, entry.len = k, len(k)
             results = ffi.new("fasts3_delete_result[]", len(items))
             with self._handle.borrow() as client:
-                status = lib.fasts3_delete_many(client, b, len(b), keys, len(items), _interrupt.cancel_token(), results)
-            if status != 0:
-                error = last_error(status, bucket)
-                if not any(r.status != 0 for r in results):
-                    raise error  # the call itself failed: nothing to report per key
-            for (i, p, key), r in zip(items, results):
+                status = lib.fasts3_delete_many(client, b, len(b), keys, len(items), _interrupt.cancel_token(), results,
+                                                ffi.NULL)
+            if status != 0 and not any(r.status != 0 for r in results):
+                raise last_error(status, bucket)  # the call itself failed: nothing to report per key
+            for (i, p, _key), r in zip(items, results):
                 if r.status != 0:
-                    message = ffi.string(r.message).decode("utf-8", "replace")
-                    code = ffi.string(r.code).decode("utf-8", "replace")
-                    failures.append((i, p, error_for_status(r.status, message, code, 0, bucket, key)))
+                    failures.append((i, p, take_error(r.error)))
         failures.sort(key=lambda f: f[0])
         return [(p, e) for _, p, e in failures]
 
