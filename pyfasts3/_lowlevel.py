@@ -105,9 +105,10 @@ def take_error(error) -> S3Error:
 def rustcall(func, *args, bucket: Optional[str] = None, key: Optional[str] = None) -> None:
     """Call a fallible export; raise the mapped exception unless it returned FASTS3_OK.
 
-    `args` are the export's arguments but its trailing `fasts3_error **err`, which gets NULL:
-    the error is read from this thread's last-error state instead, which costs no allocation
-    and is correct here (a Python thread stays on one OS thread)."""
-    status = func(*args, ffi.NULL)
+    Callers pass `ffi.NULL` for the export's trailing `fasts3_error **err`: the error is read
+    from this thread's last-error state instead, which costs no allocation and is correct
+    here (a Python thread stays on one OS thread). (Appending the NULL here instead would cost
+    every call ~0.2-0.4 us of argument repacking.)"""
+    status = func(*args)
     if status != 0:
         raise last_error(status, bucket, key)

@@ -168,7 +168,7 @@ def _owned_array(handle) -> np.ndarray:
     released when the array (and every view of it) is garbage."""
     data = ffi.new("uint8_t **")
     size = ffi.new("size_t *")
-    rustcall(lib.fasts3_bytes_data, handle, data, size)
+    rustcall(lib.fasts3_bytes_data, handle, data, size, ffi.NULL)
     if size[0] == 0:
         lib.fasts3_bytes_free(handle)
         return np.empty(0, dtype=np.uint8)
@@ -202,7 +202,7 @@ class _Page:
 
     def __init__(self, page):
         view = ffi.new("fasts3_object_page_view *")
-        rustcall(lib.fasts3_object_page_get_view, page, view)
+        rustcall(lib.fasts3_object_page_get_view, page, view, ffi.NULL)
         n = view.count
         self.keys = _strings(view.keys)
         self.sizes = ffi.unpack(view.sizes, n) if n else []
@@ -348,14 +348,14 @@ class Client:
                 options[name] = repr(float(value))
 
         out = ffi.new("fasts3_config **")
-        rustcall(lib.fasts3_config_new, out)
+        rustcall(lib.fasts3_config_new, out, ffi.NULL)
         config = ffi.gc(out[0], lib.fasts3_config_free)
         try:
             for name, value in options.items():
                 if value is not None:
-                    rustcall(lib.fasts3_config_set, config, name.encode(), value.encode())
+                    rustcall(lib.fasts3_config_set, config, name.encode(), value.encode(), ffi.NULL)
             client_out = ffi.new("fasts3_client **")
-            rustcall(lib.fasts3_client_new, config, client_out)
+            rustcall(lib.fasts3_client_new, config, client_out, ffi.NULL)
         finally:
             ffi.release(config)
         self._handle = _Handle(client_out[0])
@@ -431,10 +431,10 @@ class Client:
                 with self._handle.borrow() as client:
                     if options == ffi.NULL:
                         rustcall(lib.fasts3_get_into, client, b, len(b), k, len(k), offset, cbuf, nbytes,
-                                 _interrupt.cancel_token(), written, bucket=bucket, key=key)
+                                 _interrupt.cancel_token(), written, ffi.NULL, bucket=bucket, key=key)
                     else:
                         rustcall(lib.fasts3_get_into_with_options, client, b, len(b), k, len(k), offset, cbuf,
-                                 nbytes, options, _interrupt.cancel_token(), written, bucket=bucket, key=key)
+                                 nbytes, options, _interrupt.cancel_token(), written, ffi.NULL, bucket=bucket, key=key)
             finally:
                 if nbytes:
                     ffi.release(cbuf)
@@ -456,10 +456,10 @@ class Client:
         with self._handle.borrow() as client:
             if options == ffi.NULL:
                 rustcall(lib.fasts3_get, client, b, len(b), k, len(k), offset, max_len, _interrupt.cancel_token(),
-                         out, bucket=bucket, key=key)
+                         out, ffi.NULL, bucket=bucket, key=key)
             else:
                 rustcall(lib.fasts3_get_with_options, client, b, len(b), k, len(k), offset, max_len, options,
-                         _interrupt.cancel_token(), out, bucket=bucket, key=key)
+                         _interrupt.cancel_token(), out, ffi.NULL, bucket=bucket, key=key)
         return _owned_array(out[0])
 
     def get_ranges(self, path: str, ranges: Sequence[Tuple[int, int]], *, out: Any = None,
@@ -510,7 +510,8 @@ class Client:
             try:
                 with self._handle.borrow() as client:
                     rustcall(lib.fasts3_get_ranges, client, b, len(b), k, len(k), c_ranges, len(pairs), max_gap,
-                             cbuf, view.nbytes, options, _interrupt.cancel_token(), lengths, bucket=bucket, key=key)
+                             cbuf, view.nbytes, options, _interrupt.cancel_token(), lengths, ffi.NULL,
+                             bucket=bucket, key=key)
             finally:
                 if view.nbytes:
                     ffi.release(cbuf)
@@ -560,7 +561,7 @@ class Client:
         b, k = bucket.encode(), key.encode()
         out = ffi.new("fasts3_object_page **")
         with self._handle.borrow() as client:
-            rustcall(lib.fasts3_head, client, b, len(b), k, len(k), _interrupt.cancel_token(), out,
+            rustcall(lib.fasts3_head, client, b, len(b), k, len(k), _interrupt.cancel_token(), out, ffi.NULL,
                      bucket=bucket, key=key)
         return _take_page(out[0]).infos(bucket, with_content_type=True)[0]
 
@@ -620,7 +621,7 @@ class Client:
             try:
                 with self._handle.borrow() as client:
                     rustcall(lib.fasts3_put_from, client, b, len(b), k, len(k), cbuf, nbytes, options,
-                             _interrupt.cancel_token(), parts, bucket=bucket, key=key)
+                             _interrupt.cancel_token(), parts, ffi.NULL, bucket=bucket, key=key)
             finally:
                 if nbytes:
                     ffi.release(cbuf)
@@ -638,7 +639,7 @@ class Client:
         bucket, key = split_object(path)
         b, k = bucket.encode(), key.encode()
         with self._handle.borrow() as client:
-            rustcall(lib.fasts3_delete, client, b, len(b), k, len(k), _interrupt.cancel_token(),
+            rustcall(lib.fasts3_delete, client, b, len(b), k, len(k), _interrupt.cancel_token(), ffi.NULL,
                      bucket=bucket, key=key)
 
     def delete_many(self, paths: Sequence[str]) -> List[Tuple[str, S3Error]]:
@@ -691,7 +692,7 @@ class Client:
         args = [x.encode() for x in (sb, sk, db, dk)]
         with self._handle.borrow() as client:
             rustcall(lib.fasts3_copy, client, args[0], len(args[0]), args[1], len(args[1]), args[2], len(args[2]),
-                     args[3], len(args[3]), options, _interrupt.cancel_token(), bucket=sb, key=sk)
+                     args[3], len(args[3]), options, _interrupt.cancel_token(), ffi.NULL, bucket=sb, key=sk)
 
     # -- listing ---------------------------------------------------------------------
 
@@ -706,12 +707,13 @@ class Client:
         s = start_after.encode() if start_after else ffi.NULL
         out = ffi.new("fasts3_list_cursor **")
         with self._handle.borrow() as client:
-            rustcall(lib.fasts3_list_cursor_new, client, b, len(b), p, len(p), d, s, page_size, out, bucket=bucket)
+            rustcall(lib.fasts3_list_cursor_new, client, b, len(b), p, len(p), d, s, page_size, out, ffi.NULL,
+                     bucket=bucket)
         cursor = ffi.gc(out[0], lib.fasts3_list_cursor_free)
         try:
             while True:
                 page_out = ffi.new("fasts3_object_page **")
-                rustcall(lib.fasts3_list_next, cursor, _interrupt.cancel_token(), page_out, bucket=bucket)
+                rustcall(lib.fasts3_list_next, cursor, _interrupt.cancel_token(), page_out, ffi.NULL, bucket=bucket)
                 if page_out[0] == ffi.NULL:
                     return
                 yield bucket, _take_page(page_out[0])
@@ -727,7 +729,7 @@ class Client:
         out = ffi.new("fasts3_object_page **")
         with self._handle.borrow() as client:
             rustcall(lib.fasts3_list_all, client, b, len(b), p, len(p), d, bool(parallel), _interrupt.cancel_token(),
-                     out, bucket=bucket)
+                     out, ffi.NULL, bucket=bucket)
         return bucket, _take_page(out[0])
 
     def list_keys(self, path: str, *, delimiter: Optional[str] = None, parallel: bool = False) -> List[str]:
