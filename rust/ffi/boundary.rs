@@ -168,7 +168,9 @@ pub fn guard<'a>(err: ErrorOut, body: impl FnOnce(&mut Call<'a>) -> FfiResult<()
     };
     set_last_error(&failure.error);
     if !err.0.is_null() {
-        err.write(new_error(&failure, call.bucket, call.key));
+        // Nothing here may unwind into C either (into_handle's debug assertion could).
+        let error = catch_unwind(AssertUnwindSafe(|| new_error(&failure, call.bucket, call.key)));
+        err.write(error.unwrap_or(std::ptr::null_mut()));
     }
     failure.status
 }
