@@ -12,9 +12,9 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from . import _interrupt
-from ._lowlevel import TO_END, ffi, last_error, lib, rustcall
+from ._lowlevel import TO_END, ffi, last_error, lib, rustcall, take_error
 from ._paths import split_object, split_prefix
-from .errors import S3Error, error_for_status
+from .errors import S3Error
 from .types import ObjectInfo
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -183,7 +183,7 @@ def _owned_array(handle) -> np.ndarray:
     released when the array (and every view of it) is garbage."""
     data = ffi.new("uint8_t **")
     size = ffi.new("size_t *")
-    rustcall(lib.fasts3_bytes_data, handle, data, size)
+    rustcall(lib.fasts3_bytes_data, handle, data, size, ffi.NULL)
     if size[0] == 0:
         lib.fasts3_bytes_free(handle)
         return np.empty(0, dtype=np.uint8)
@@ -217,7 +217,7 @@ class _Page:
 
     def __init__(self, page):
         view = ffi.new("fasts3_object_page_view *")
-        rustcall(lib.fasts3_object_page_get_view, page, view)
+        rustcall(lib.fasts3_object_page_get_view, page, view, ffi.NULL)
         n = view.count
         self.keys = _strings(view.keys)
         self.sizes = ffi.unpack(view.sizes, n) if n else []
@@ -363,14 +363,14 @@ class Client:
                 options[name] = repr(float(value))
 
         out = ffi.new("fasts3_config **")
-        rustcall(lib.fasts3_config_new, out)
+        rustcall(lib.fasts3_config_new, out, ffi.NULL)
         config = ffi.gc(out[0], lib.fasts3_config_free)
         try:
             for name, value in options.items():
                 if value is not None:
-                    rustcall(lib.fasts3_config_set, config, name.encode(), value.encode())
+                    rustcall(lib.fasts3_config_set, config, name.encode(), value.encode(), ffi.NULL)
             client_out = ffi.new("fasts3_client **")
-            rustcall(lib.fasts3_client_new, config, client_out)
+            rustcall(lib.fasts3_client_new, config, client_out, ffi.NULL)
         finally:
             ffi.release(config)
         self._handle = _Handle(client_out[0])
@@ -446,10 +446,10 @@ class Client:
                 with self._handle.borrow() as client:
                     if options == ffi.NULL:
                         rustcall(lib.fasts3_get_into, client, b, len(b), k, len(k), offset, cbuf, nbytes,
-                                 _interrupt.cancel_token(), written, bucket=bucket, key=key)
+                                 _interrupt.cancel_token(), written, ffi.NULL, bucket=bucket, key=key)
                     else:
                         rustcall(lib.fasts3_get_into_with_options, client, b, len(b), k, len(k), offset, cbuf,
-                                 nbytes, options, _interrupt.cancel_token(), written, bucket=bucket, key=key)
+                                 nbytes, options, _interrupt.cancel_token(), written, ffi.NULL, bucket=bucket, key=key)
             finally:
                 if nbytes:
                     ffi.release(cbuf)
@@ -471,10 +471,10 @@ class Client:
         with self._handle.borrow() as client:
             if options == ffi.NULL:
                 rustcall(lib.fasts3_get, client, b, len(b), k, len(k), offset, max_len, _interrupt.cancel_token(),
-                         out, bucket=bucket, key=key)
+                         out, ffi.NULL, bucket=bucket, key=key)
             else:
                 rustcall(lib.fasts3_get_with_options, client, b, len(b), k, len(k), offset, max_len, options,
-                         _interrupt.cancel_token(), out, bucket=bucket, key=key)
+                         _interrupt.cancel_token(), out, ffi.NULL, bucket=bucket, key=key)
         return _owned_array(out[0])
 
     def get_ranges(self, path: str, ranges: Sequence[Tuple[int, int]], *, out: Any = None,
@@ -526,7 +526,8 @@ class Client:
             try:
                 with self._handle.borrow() as client:
                     rustcall(lib.fasts3_get_ranges, client, b, len(b), k, len(k), c_ranges, len(pairs), max_gap,
-                             cbuf, view.nbytes, options, _interrupt.cancel_token(), lengths, bucket=bucket, key=key)
+                             cbuf, view.nbytes, options, _interrupt.cancel_token(), lengths, ffi.NULL,
+                             bucket=bucket, key=key)
             finally:
                 if view.nbytes:
                     ffi.release(cbuf)
@@ -588,19 +589,20 @@ class Client:
                 req.buf = cbuf
             results = ffi.new("fasts3_get_result[]", n)
             with self._handle.borrow() as client:
-                status = lib.fasts3_get_many(client, requests, n, _interrupt.cancel_token(), results)
-        error = last_error(status) if status else None
+                status = lib.fasts3_get_many(client, requests, n, _interrupt.cancel_token(), results, ffi.NULL)
+        if status and not any(r.status != 0 for r in results):
+            # A failure of the batch itself (not of one read) leaves every result untouched:
+            # then no item is to blame, and the error is raised as it is.
+            raise last_error(status)
         if out is None:
             found = [_owned_array(r.bytes) if r.status == 0 and r.bytes != ffi.NULL else None for r in results]
         else:
             found = [int(r.written) for r in results]
-        if error is not None:
-            # A failure of the batch itself (not of one read) leaves every result untouched:
-            # then no path is to blame, and the error is raised as it is.
-            index = next((i for i, r in enumerate(results) if r.status != 0), None)
-            if index is not None:
-                error.bucket, error.key = reads[index][:2]
-            raise error
+        # Each failed read carries its own error (naming its bucket and key); take them all so
+        # each is freed, and raise the first.
+        errors = [take_error(r.error) for r in results if r.status != 0 and r.error != ffi.NULL]
+        if errors:
+            raise errors[0]
         return found
 
     def head(self, path: str) -> ObjectInfo:
@@ -609,7 +611,7 @@ class Client:
         b, k = bucket.encode(), key.encode()
         out = ffi.new("fasts3_object_page **")
         with self._handle.borrow() as client:
-            rustcall(lib.fasts3_head, client, b, len(b), k, len(k), _interrupt.cancel_token(), out,
+            rustcall(lib.fasts3_head, client, b, len(b), k, len(k), _interrupt.cancel_token(), out, ffi.NULL,
                      bucket=bucket, key=key)
         return _take_page(out[0]).infos(bucket, with_content_type=True)[0]
 
@@ -669,7 +671,7 @@ class Client:
             try:
                 with self._handle.borrow() as client:
                     rustcall(lib.fasts3_put_from, client, b, len(b), k, len(k), cbuf, nbytes, options,
-                             _interrupt.cancel_token(), parts, bucket=bucket, key=key)
+                             _interrupt.cancel_token(), parts, ffi.NULL, bucket=bucket, key=key)
             finally:
                 if nbytes:
                     ffi.release(cbuf)
@@ -687,7 +689,7 @@ class Client:
         bucket, key = split_object(path)
         b, k = bucket.encode(), key.encode()
         with self._handle.borrow() as client:
-            rustcall(lib.fasts3_delete, client, b, len(b), k, len(k), _interrupt.cancel_token(),
+            rustcall(lib.fasts3_delete, client, b, len(b), k, len(k), _interrupt.cancel_token(), ffi.NULL,
                      bucket=bucket, key=key)
 
     def delete_many(self, paths: Sequence[str]) -> List[Tuple[str, S3Error]]:
@@ -713,16 +715,13 @@ class Client:
                 entry.ptr, entry.len = k, len(k)
             results = ffi.new("fasts3_delete_result[]", len(items))
             with self._handle.borrow() as client:
-                status = lib.fasts3_delete_many(client, b, len(b), keys, len(items), _interrupt.cancel_token(), results)
-            if status != 0:
-                error = last_error(status, bucket)
-                if not any(r.status != 0 for r in results):
-                    raise error  # the call itself failed: nothing to report per key
-            for (i, p, key), r in zip(items, results):
+                status = lib.fasts3_delete_many(client, b, len(b), keys, len(items), _interrupt.cancel_token(), results,
+                                                ffi.NULL)
+            if status != 0 and not any(r.status != 0 for r in results):
+                raise last_error(status, bucket)  # the call itself failed: nothing to report per key
+            for (i, p, _key), r in zip(items, results):
                 if r.status != 0:
-                    message = ffi.string(r.message).decode("utf-8", "replace")
-                    code = ffi.string(r.code).decode("utf-8", "replace")
-                    failures.append((i, p, error_for_status(r.status, message, code, 0, bucket, key)))
+                    failures.append((i, p, take_error(r.error)))
         failures.sort(key=lambda f: f[0])
         return [(p, e) for _, p, e in failures]
 
@@ -743,7 +742,7 @@ class Client:
         args = [x.encode() for x in (sb, sk, db, dk)]
         with self._handle.borrow() as client:
             rustcall(lib.fasts3_copy, client, args[0], len(args[0]), args[1], len(args[1]), args[2], len(args[2]),
-                     args[3], len(args[3]), options, _interrupt.cancel_token(), bucket=sb, key=sk)
+                     args[3], len(args[3]), options, _interrupt.cancel_token(), ffi.NULL, bucket=sb, key=sk)
 
     # -- listing ---------------------------------------------------------------------
 
@@ -758,12 +757,13 @@ class Client:
         s = start_after.encode() if start_after else ffi.NULL
         out = ffi.new("fasts3_list_cursor **")
         with self._handle.borrow() as client:
-            rustcall(lib.fasts3_list_cursor_new, client, b, len(b), p, len(p), d, s, page_size, out, bucket=bucket)
+            rustcall(lib.fasts3_list_cursor_new, client, b, len(b), p, len(p), d, s, page_size, out, ffi.NULL,
+                     bucket=bucket)
         cursor = ffi.gc(out[0], lib.fasts3_list_cursor_free)
         try:
             while True:
                 page_out = ffi.new("fasts3_object_page **")
-                rustcall(lib.fasts3_list_next, cursor, _interrupt.cancel_token(), page_out, bucket=bucket)
+                rustcall(lib.fasts3_list_next, cursor, _interrupt.cancel_token(), page_out, ffi.NULL, bucket=bucket)
                 if page_out[0] == ffi.NULL:
                     return
                 yield bucket, _take_page(page_out[0])
@@ -779,7 +779,7 @@ class Client:
         out = ffi.new("fasts3_object_page **")
         with self._handle.borrow() as client:
             rustcall(lib.fasts3_list_all, client, b, len(b), p, len(p), d, bool(parallel), _interrupt.cancel_token(),
-                     out, bucket=bucket)
+                     out, ffi.NULL, bucket=bucket)
         return bucket, _take_page(out[0])
 
     def list_keys(self, path: str, *, delimiter: Optional[str] = None, parallel: bool = False) -> List[str]:
