@@ -116,6 +116,14 @@ typedef struct fasts3_list_cursor fasts3_list_cursor;
 // Metadata of a set of objects: one listing page, or the single object of a HEAD.
 typedef struct fasts3_object_page fasts3_object_page;
 
+// A multipart upload in progress. Create with `fasts3_upload_begin`, send parts with
+// `fasts3_upload_write_part`, end with `fasts3_upload_finish`, release with
+// `fasts3_upload_free` (which aborts an upload that was not finished).
+//
+// Thread safety: one call at a time per upload (not `fasts3_upload_free` during another
+// call); any thread may make them.
+typedef struct fasts3_upload fasts3_upload;
+
 // `count` strings packed in `data`: string `i` starts at `data + offsets[i]`, is
 // NUL-terminated, and is `offsets[i + 1] - offsets[i] - 1` bytes long (UTF-8).
 // `offsets` has `count + 1` entries; `offsets[count]` is `data_len`.
@@ -753,6 +761,76 @@ enum fasts3_status fasts3_get_many(const struct fasts3_client *client,
                                    const struct fasts3_cancel_token *cancel,
                                    struct fasts3_get_result *results,
                                    struct fasts3_error **err);
+
+// Start a multipart upload (CreateMultipartUpload) of object `key` of `bucket` (both
+// `(ptr, len)` UTF-8) in `*out`. `options` may be NULL: its content type, metadata and
+// `if_none_match` apply (`if_none_match` is checked when the upload completes);
+// `multipart_threshold` and `part_size` are ignored (the caller chooses its parts).
+//
+// Ownership: on success the caller owns `*out` and releases it with `fasts3_upload_free`.
+// The upload keeps the client alive (it may be freed first).
+//
+// # Safety
+// - `client` and `cancel` (NULL allowed) are not freed until this call returns.
+// - `bucket` and `key` point to `bucket_len` and `key_len` readable bytes.
+// - `options` is NULL or as in `fasts3_put_from`.
+// - `out` is NULL or points to a writable `fasts3_upload *`.
+// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
+enum fasts3_status fasts3_upload_begin(const struct fasts3_client *client,
+                                       const uint8_t *bucket,
+                                       size_t bucket_len,
+                                       const uint8_t *key,
+                                       size_t key_len,
+                                       const struct fasts3_put_options *options,
+                                       const struct fasts3_cancel_token *cancel,
+                                       struct fasts3_upload **out,
+                                       struct fasts3_error **err);
+
+// Send `data[0..data_len)` as the upload's next part (numbered from 1). The bytes are copied
+// before the part is sent: `data` is free again when this returns. Parts are sent in the
+// background, at most the client's `max_concurrency` at a time; when that many are in
+// flight this call waits for one to finish. The error of an earlier part may surface here or
+// at `fasts3_upload_finish`; after an error, only `fasts3_upload_free` (which aborts) is
+// useful. Every part but the last must hold at least 5 MiB (S3's rule): a part written
+// after a smaller one is refused with `FASTS3_INVALID_ARGUMENT`. A part holds 1 byte to
+// 5 GiB; an upload has at most 10,000 parts.
+//
+// # Safety
+// - `upload` is a live upload not used by another call meanwhile; `cancel` (NULL allowed)
+//   is not freed until this call returns.
+// - `data` points to `data_len` readable bytes (NULL only when `data_len` is 0), unchanged
+//   until this call returns.
+// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
+enum fasts3_status fasts3_upload_write_part(struct fasts3_upload *upload,
+                                            const uint8_t *data,
+                                            size_t data_len,
+                                            const struct fasts3_cancel_token *cancel,
+                                            struct fasts3_error **err);
+
+// Wait for every part and complete the upload (CompleteMultipartUpload). On success
+// `*out_parts` (if not NULL) is the number of parts. On failure the upload is aborted before
+// this returns (no parts stay stored), unless the call was cancelled: then
+// `fasts3_upload_free` aborts it. Either way the upload cannot be written to afterwards;
+// release it with `fasts3_upload_free`.
+//
+// # Safety
+// - `upload` is a live upload not used by another call meanwhile; `cancel` (NULL allowed)
+//   is not freed until this call returns.
+// - `out_parts` is NULL or points to a writable `uint32_t`.
+// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
+enum fasts3_status fasts3_upload_finish(struct fasts3_upload *upload,
+                                        const struct fasts3_cancel_token *cancel,
+                                        uint32_t *out_parts,
+                                        struct fasts3_error **err);
+
+// Release an upload. One that was not finished is aborted first (AbortMultipartUpload,
+// parts in flight stopped): when this returns, no parts of it stay stored (unless the abort
+// request itself failed; that is reported on stderr). NULL is ignored; a pointer that is not
+// a live upload is reported on stderr and otherwise ignored (debug builds abort instead).
+//
+// # Safety
+// - `upload` is not used by another call, during or after this one.
+void fasts3_upload_free(struct fasts3_upload *upload);
 
 // The major ABI version this library implements (`FASTS3_ABI_VERSION` of its header).
 uint32_t fasts3_abi_version(void);

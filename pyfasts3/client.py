@@ -154,6 +154,77 @@ def _read_options(if_match: Optional[str], version_id: Optional[str]):
     return options, keep
 
 
+def _put_options(content_type: Optional[str], if_none_match: bool, metadata: Optional[Mapping[str, str]],
+                 multipart_threshold: Optional[int] = None, part_size: Optional[int] = None):
+    """A ``fasts3_put_options *`` and the objects that must outlive the call (its strings)."""
+    if content_type is not None and not isinstance(content_type, str):
+        raise TypeError(f"content_type must be a str, got {type(content_type).__name__}")
+    options = ffi.new("fasts3_put_options *")
+    options.struct_size = ffi.sizeof("fasts3_put_options")
+    keepalive = [options]
+    if content_type is not None:
+        ct = ffi.new("char[]", content_type.encode())
+        keepalive.append(ct)
+        options.content_type = ct
+    if metadata:
+        items = list(metadata.items())
+        for name, value in items:
+            if not isinstance(name, str) or not isinstance(value, str):
+                raise TypeError("metadata names and values must be str")
+        names = [ffi.new("char[]", n.encode()) for n, _ in items]
+        values = [ffi.new("char[]", v.encode()) for _, v in items]
+        name_array = ffi.new("const char *[]", names)
+        value_array = ffi.new("const char *[]", values)
+        keepalive += names + values + [name_array, value_array]
+        options.metadata_names, options.metadata_values = name_array, value_array
+        options.metadata_count = len(items)
+    options.if_none_match = 1 if if_none_match else 0
+    options.multipart_threshold = _size_option("multipart_threshold", multipart_threshold)
+    options.part_size = _size_option("part_size", part_size)
+    return options, keepalive
+
+
+class _Upload:
+    """A multipart upload written part by part (``fasts3_upload_*``), for the streaming
+    writer of ``open(path, "wb")``. Owns the native handle: ``close()`` (or garbage
+    collection) frees it, which aborts an upload that was not finished."""
+
+    def __init__(self, client: "Client", path: str, *, content_type: Optional[str] = None,
+                 if_none_match: bool = False, metadata: Optional[Mapping[str, str]] = None):
+        self.bucket, self.key = split_object(path)
+        b, k = self.bucket.encode(), self.key.encode()
+        options, keep = _put_options(content_type, if_none_match, metadata)
+        out = ffi.new("fasts3_upload **")
+        with client._handle.borrow() as native:
+            rustcall(lib.fasts3_upload_begin, native, b, len(b), k, len(k), options, _interrupt.cancel_token(),
+                     out, ffi.NULL, bucket=self.bucket, key=self.key)
+        self._ptr = ffi.gc(out[0], lib.fasts3_upload_free)
+
+    def write_part(self, data: Any) -> None:
+        """Send ``data`` (any C-contiguous buffer) as the next part: copied before this
+        returns, sent in the background."""
+        with _readable_bytes(data) as view:
+            cbuf = ffi.from_buffer("uint8_t[]", view)
+            try:
+                rustcall(lib.fasts3_upload_write_part, self._ptr, cbuf, view.nbytes, _interrupt.cancel_token(),
+                         ffi.NULL, bucket=self.bucket, key=self.key)
+            finally:
+                ffi.release(cbuf)
+
+    def finish(self) -> int:
+        """Wait for the parts and complete the upload; the number of parts."""
+        parts = ffi.new("uint32_t *")
+        rustcall(lib.fasts3_upload_finish, self._ptr, _interrupt.cancel_token(), parts, ffi.NULL,
+                 bucket=self.bucket, key=self.key)
+        return int(parts[0])
+
+    def close(self) -> None:
+        """Free the handle now, aborting the upload unless it was finished."""
+        ptr, self._ptr = self._ptr, None
+        if ptr is not None:
+            ffi.release(ptr)  # runs fasts3_upload_free
+
+
 def _batch_item(item: Any) -> Tuple[str, str, int, Optional[int]]:
     """A get_many item -- a path, or (path, offset, length) -- as (bucket, key, offset, length)."""
     if isinstance(item, str):
@@ -640,30 +711,7 @@ class Client:
         """
         bucket, key = split_object(path)
         b, k = bucket.encode(), key.encode()
-        if content_type is not None and not isinstance(content_type, str):
-            raise TypeError(f"content_type must be a str, got {type(content_type).__name__}")
-        options = ffi.new("fasts3_put_options *")
-        options.struct_size = ffi.sizeof("fasts3_put_options")
-        keepalive = []
-        if content_type is not None:
-            ct = ffi.new("char[]", content_type.encode())
-            keepalive.append(ct)
-            options.content_type = ct
-        if metadata:
-            items = list(metadata.items())
-            for name, value in items:
-                if not isinstance(name, str) or not isinstance(value, str):
-                    raise TypeError("metadata names and values must be str")
-            names = [ffi.new("char[]", n.encode()) for n, _ in items]
-            values = [ffi.new("char[]", v.encode()) for _, v in items]
-            name_array = ffi.new("const char *[]", names)
-            value_array = ffi.new("const char *[]", values)
-            keepalive += names + values + [name_array, value_array]
-            options.metadata_names, options.metadata_values = name_array, value_array
-            options.metadata_count = len(items)
-        options.if_none_match = 1 if if_none_match else 0
-        options.multipart_threshold = _size_option("multipart_threshold", multipart_threshold)
-        options.part_size = _size_option("part_size", part_size)
+        options, keepalive = _put_options(content_type, if_none_match, metadata, multipart_threshold, part_size)
         parts = ffi.new("uint32_t *")
         with _readable_bytes(buf) as view:
             nbytes = view.nbytes

@@ -19,12 +19,14 @@ if_match=etag)``, sent as ``If-Match`` and checked on every response), so a file
 mixes two versions of an object: a replaced object raises :class:`~pyfasts3.ObjectChanged` at
 the next fetch, whatever its size.
 
-Writing: ``client.open(path, "wb")`` returns an :class:`ObjectWriter`, which buffers the
-WHOLE object in memory and uploads it with ``Client.put_from`` (one PUT, or a parallel
-multipart upload for large objects) when closed. Nothing is sent before ``close()``; leaving a
-``with`` block by an exception uploads nothing. ``"xb"`` only creates (``FileExistsError`` at
-close if the key exists). S3 objects cannot be appended to or updated in place: ``"a"`` and
-``"+"`` modes raise NotImplementedError.
+Writing: ``client.open(path, "wb")`` returns an :class:`ObjectWriter`, which streams: each
+16 MiB written goes out as a part of a multipart upload, sent in the background (several at
+a time) while writing continues, so memory stays bounded however large the object; ``close()``
+completes the upload. An object smaller than one part is stored with one PUT at close.
+Leaving a ``with`` block by an exception (or a failed part) aborts the upload: nothing is
+stored and no parts are left behind. ``"xb"`` only creates (``FileExistsError`` at close if
+the key exists). S3 objects cannot be appended to or updated in place: ``"a"`` and ``"+"``
+modes raise NotImplementedError.
 """
 from __future__ import annotations
 
@@ -46,6 +48,10 @@ if TYPE_CHECKING:  # pragma: no cover
 DEFAULT_BLOCK_SIZE = 1 << 20
 #: Readahead never grows beyond this.
 MAX_READAHEAD = 64 << 20
+#: Part size of the writer's multipart upload (S3 allows 5 MiB..5 GiB; 10,000 parts of
+#: 16 MiB cover 156 GiB).
+WRITE_PART_SIZE = 16 << 20
+MIN_WRITE_PART_SIZE = 5 << 20
 
 _EMPTY = np.empty(0, dtype=np.uint8)
 
@@ -227,22 +233,30 @@ class ObjectReader(io.BufferedReader):
 
 
 class ObjectWriter(io.RawIOBase):
-    """Write-only file object for one S3 object (see the module docstring): the bytes are
-    buffered in memory and uploaded by ``close()`` with ``Client.put_from``. Closing after
-    :meth:`discard` (what leaving a ``with`` block by an exception does) uploads nothing.
+    """Write-only file object for one S3 object (see the module docstring). Bytes gather in
+    a buffer of ``part_size``; each time it fills, it is sent as a part of a multipart upload
+    (started then), in the background while writing goes on. ``close()`` sends the rest and
+    completes the upload, or, for an object that never filled one part, stores it with one
+    PUT. Closing after :meth:`discard` (what leaving a ``with`` block by an exception does)
+    stores nothing and aborts an upload in progress; so does a failed part.
 
     Attributes: ``name`` (the path given), ``bucket``, ``key``.
     """
 
     def __init__(self, client: "Client", path: str, *, if_none_match: bool = False,
-                 content_type: Optional[str] = None):
+                 content_type: Optional[str] = None, part_size: int = WRITE_PART_SIZE):
         super().__init__()
         self.bucket, self.key = split_object(path)  # invalid paths fail now, not at close
         self.name = path
         self._client = client
         self._if_none_match = if_none_match
         self._content_type = content_type
-        self._buffer: Optional[io.BytesIO] = io.BytesIO()
+        if not isinstance(part_size, int) or part_size < MIN_WRITE_PART_SIZE:
+            raise ValueError(f"part_size must be an int of at least {MIN_WRITE_PART_SIZE} bytes (5 MiB)")
+        self._part_size = part_size
+        self._buffer: Optional[bytearray] = bytearray()
+        self._upload = None  # a client._Upload once the first part is sent
+        self._written = 0
 
     def writable(self) -> bool:
         return True
@@ -250,29 +264,69 @@ class ObjectWriter(io.RawIOBase):
     def write(self, data: Any) -> int:
         if self.closed:
             raise ValueError("I/O operation on closed file")
-        return self._buffer.write(data)
+        with memoryview(data) as view:
+            n = view.nbytes
+            if n == 0:
+                return 0
+            with (view.cast("B") if view.c_contiguous else memoryview(view.tobytes())) as flat:
+                start = 0
+                while start < n:
+                    take = min(n - start, self._part_size - len(self._buffer))
+                    self._buffer += flat[start:start + take]
+                    start += take
+                    if len(self._buffer) == self._part_size:
+                        self._send_part()
+        self._written += n
+        return n
+
+    def _send_part(self) -> None:
+        try:
+            if self._upload is None:
+                from .client import _Upload
+
+                self._upload = _Upload(self._client, self.name, content_type=self._content_type,
+                                       if_none_match=self._if_none_match)
+            self._upload.write_part(self._buffer)
+        except BaseException:
+            self.discard()  # aborts the upload: no parts stay stored
+            raise
+        self._buffer = bytearray()
 
     def tell(self) -> int:
         if self.closed:
             raise ValueError("I/O operation on closed file")
-        return self._buffer.tell()
+        return self._written
 
     def discard(self) -> None:
-        """Drop the buffered bytes and close without uploading."""
+        """Drop the buffered bytes and close without storing anything (an upload in
+        progress is aborted)."""
         self._buffer = None
-        super().close()
+        upload, self._upload = self._upload, None
+        try:
+            if upload is not None:
+                upload.close()
+        finally:
+            super().close()
 
     def close(self) -> None:
-        """Upload the buffered bytes (once) and close. If the upload fails the file is
-        closed anyway (nothing is stored) and the error propagates."""
+        """Store what was written (once) and close. If that fails the file is closed anyway
+        (nothing is stored: an upload in progress is aborted) and the error propagates."""
         if self.closed:
             return
         buffer, self._buffer = self._buffer, None
+        upload, self._upload = self._upload, None
         try:
-            if buffer is not None:
-                self._client.put_from(buffer.getbuffer(), self.name, content_type=self._content_type,
-                                      if_none_match=self._if_none_match)
+            if upload is None:
+                if buffer is not None:
+                    self._client.put_from(buffer, self.name, content_type=self._content_type,
+                                          if_none_match=self._if_none_match)
+            else:
+                if buffer:
+                    upload.write_part(buffer)
+                upload.finish()
         finally:
+            if upload is not None:
+                upload.close()
             super().close()
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -292,9 +346,9 @@ def open_object(client: "Client", path: str, mode: str = "rb", *, block_size: Op
     ``block_size`` is the first readahead in bytes (default 1 MiB); it doubles on sequential
     reads up to 64 MiB. One HEAD is sent now (size and ETag; NoSuchKey raises here).
 
-    ``"wb"`` (or ``"w"``) returns an :class:`ObjectWriter`, which buffers the whole object in
-    memory and uploads it on close; ``"xb"`` likewise but only creates the object. Use as a
-    context manager or close().
+    ``"wb"`` (or ``"w"``) returns an :class:`ObjectWriter`, which sends each 16 MiB written as
+    a part of a multipart upload and completes it on close (one PUT for smaller objects);
+    ``"xb"`` likewise but only creates the object. Use as a context manager or close().
     """
     if not isinstance(mode, str):
         raise TypeError(f"mode must be a str, got {type(mode).__name__}")

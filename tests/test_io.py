@@ -230,6 +230,70 @@ def test_writer_aborts_on_exception(client, bucket):
         client.head(path)
 
 
+def _uploads_in_progress(s3, bucket):
+    return s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+
+
+def test_writer_streams_parts_while_writing(client, bucket, s3):
+    """A writer larger than one part starts a multipart upload as soon as a part fills (the
+    object is not held in memory until close), and close completes it exactly."""
+    path = f"{bucket}/w/streamed"
+    part = 5 * MIB
+    data = _data(3 * part + 12345, 7)
+    with client.open(path, "wb") as f:
+        f._part_size = part  # the smallest S3 allows, to keep the test small
+        f.write(data[:part - 1])
+        assert _uploads_in_progress(s3, bucket) == []  # nothing sent before a part fills
+        f.write(data[part - 1:2 * part + 10])
+        assert len(f._buffer) == 10  # two parts sent, only the rest is held
+        assert [u["Key"] for u in _uploads_in_progress(s3, bucket)] == ["w/streamed"]
+        with pytest.raises(pyfasts3.NoSuchKey):
+            client.head(path)  # not visible before close
+        for i in range(2 * part + 10, len(data), 999_999):  # odd-sized writes across parts
+            f.write(data[i:i + 999_999])
+        assert f.tell() == len(data)
+    assert client.get(path).tobytes() == data
+    assert _uploads_in_progress(s3, bucket) == []
+
+
+def test_writer_exactly_one_part_and_typed_arrays(client, bucket):
+    path = f"{bucket}/w/one-part"
+    arr = np.arange(5 * MIB // 8, dtype=np.float64)
+    with client.open(path, "wb") as f:
+        f._part_size = 5 * MIB
+        assert f.write(arr) == arr.nbytes  # any buffer, counted in bytes
+        f.write(arr[::2])  # a strided view is copied, not refused
+    assert client.get(path).tobytes() == arr.tobytes() + arr[::2].tobytes()
+
+
+def test_writer_aborts_a_started_upload_on_exception(client, bucket, s3):
+    path = f"{bucket}/w/aborted-multipart"
+    with pytest.raises(RuntimeError, match="boom"):
+        with client.open(path, "wb") as f:
+            f._part_size = 5 * MIB
+            f.write(_data(11 * MIB, 8))
+            assert len(_uploads_in_progress(s3, bucket)) == 1
+            raise RuntimeError("boom")
+    assert _uploads_in_progress(s3, bucket) == []
+    with pytest.raises(pyfasts3.NoSuchKey):
+        client.head(path)
+
+
+def test_writer_xb_refuses_an_existing_key_after_streaming(client, put, bucket, s3):
+    path = put("w/exists", b"old")
+    with pytest.raises(FileExistsError):
+        with client.open(path, "xb") as f:
+            f._part_size = 5 * MIB
+            f.write(_data(11 * MIB, 9))
+    assert client.get(path).tobytes() == b"old"
+    assert _uploads_in_progress(s3, bucket) == []
+
+
+def test_writer_refuses_a_part_size_below_s3s_minimum(client, bucket):
+    with pytest.raises(ValueError, match="5 MiB"):
+        pyfasts3.io.ObjectWriter(client, f"{bucket}/w/x", part_size=1 << 20)
+
+
 def test_unsupported_modes(client, obj):
     path, _ = obj
     for mode in ("ab", "r+b", "w+b"):

@@ -22,6 +22,7 @@ pub mod put;
 pub mod ranges;
 pub mod result_buffer;
 pub mod runtime;
+pub mod upload;
 mod sdk_http;
 mod tls;
 

@@ -51,23 +51,7 @@ pub(crate) async fn upload(
 ) -> Result<PutOutcome> {
     let len = payload.len() as u64;
     let part_size = part_size(len, options.part_size)?;
-    let metadata = (!options.metadata.is_empty()).then(|| options.metadata.iter().cloned().collect());
-    let created = session
-        .s3
-        .create_multipart_upload()
-        .bucket(bucket)
-        .key(key)
-        .set_content_type(options.content_type.clone())
-        .set_metadata(metadata)
-        .checksum_algorithm(ChecksumAlgorithm::Crc32C)
-        .send()
-        .await
-        .map_err(|e| Error::from(e).context("CreateMultipartUpload"))?;
-    let upload_id = created
-        .upload_id()
-        .filter(|id| !id.is_empty())
-        .ok_or_else(|| Error::protocol("CreateMultipartUpload answered no UploadId"))?
-        .to_string();
+    let upload_id = create(session, bucket, key, options).await?;
     let mut guard = AbortOnDrop::new(client, placement, session, bucket, key, &upload_id);
 
     let sent = send_parts(session, payload, bucket, key, &upload_id, part_size, client.max_concurrency()).await;
@@ -83,6 +67,28 @@ pub(crate) async fn upload(
             Err(e)
         }
     }
+}
+
+/// CreateMultipartUpload with the options' content type and metadata, CRC32C parts: the
+/// upload id.
+pub(crate) async fn create(session: &Session, bucket: &str, key: &str, options: &PutOptions) -> Result<String> {
+    let metadata = (!options.metadata.is_empty()).then(|| options.metadata.iter().cloned().collect());
+    let created = session
+        .s3
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .set_content_type(options.content_type.clone())
+        .set_metadata(metadata)
+        .checksum_algorithm(ChecksumAlgorithm::Crc32C)
+        .send()
+        .await
+        .map_err(|e| Error::from(e).context("CreateMultipartUpload"))?;
+    Ok(created
+        .upload_id()
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| Error::protocol("CreateMultipartUpload answered no UploadId"))?
+        .to_string())
 }
 
 /// Every part, at most the client's `max_concurrency` at a time; the first failure (after the
@@ -120,7 +126,7 @@ async fn send_parts(
     Ok(parts)
 }
 
-async fn send_part(
+pub(crate) async fn send_part(
     session: &Session,
     plane: &DataPlane,
     bucket: &str,
@@ -142,7 +148,7 @@ async fn send_part(
     Ok(CompletedPart::builder().part_number(number).e_tag(etag).checksum_crc32_c(checksum).build())
 }
 
-async fn complete(
+pub(crate) async fn complete(
     session: &Session,
     bucket: &str,
     key: &str,

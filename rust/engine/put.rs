@@ -49,7 +49,7 @@ pub struct PutOptions {
 }
 
 impl PutOptions {
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         if self.part_size != 0 && !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&self.part_size) {
             return Err(Error::invalid(format!(
                 "part_size must be between 5 MiB and 5 GiB (S3's limits), got {}",

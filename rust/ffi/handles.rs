@@ -61,8 +61,9 @@ pub(crate) enum Kind {
     ObjectPage,
     Bytes,
     Error,
+    Upload,
 }
-const KINDS: usize = 7;
+const KINDS: usize = 8;
 
 /// Declare a struct a handle type, registered under `Kind::$kind`.
 macro_rules! handle_type {

@@ -37,5 +37,6 @@ pub mod interrupt;
 pub mod objects;
 pub mod status;
 pub mod transfer;
+pub mod upload;
 pub mod version;
 pub mod writes;
