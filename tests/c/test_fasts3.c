@@ -690,6 +690,59 @@ static void test_writes(const fasts3_client *c) {
     free(back);
 }
 
+static void test_streaming_upload(const fasts3_client *c) {
+    section("streaming upload (fasts3_upload_*)");
+    const size_t part = 5u << 20, total = 2 * part + 777;
+    uint8_t *data = xmalloc(total), *back = xmalloc(total);
+    for (size_t i = 0; i < total; i++) data[i] = pattern(i);
+    fasts3_upload *up = NULL;
+    fasts3_error *err = NULL;
+    if (CHECK_STATUS(fasts3_upload_begin(c, SL(g.bucket), SL("w/streamed"), NULL, NULL, &up, &err), FASTS3_OK,
+                     "upload_begin(w/streamed)")) {
+        CHECK(err == NULL, "  success leaves *err NULL");
+        CHECK_STATUS(fasts3_upload_write_part(up, data, part, NULL, NULL), FASTS3_OK, "write_part(1: 5 MiB)");
+        /* The part was copied: scribbling on the caller's buffer now changes nothing stored. */
+        memset(data, 0xEE, part);
+        CHECK_STATUS(fasts3_upload_write_part(up, data + part, part, NULL, NULL), FASTS3_OK, "write_part(2: 5 MiB)");
+        CHECK_STATUS(fasts3_upload_write_part(up, data + 2 * part, 777, NULL, NULL), FASTS3_OK,
+                     "write_part(3: 777 bytes, the last)");
+        CHECK_STATUS(fasts3_upload_write_part(up, data, 10, NULL, &err), FASTS3_INVALID_ARGUMENT,
+                     "write_part after a short part is refused");
+        CHECK(err != NULL && strcmp(fasts3_error_key(err), "w/streamed") == 0, "  the error names the key (%s)",
+              fasts3_error_key(err));
+        fasts3_error_free(err);
+        CHECK_STATUS(fasts3_upload_write_part(up, NULL, 10, NULL, NULL), FASTS3_NULL_POINTER, "write_part(data NULL)");
+        for (size_t i = 0; i < part; i++) data[i] = pattern(i);
+        uint32_t parts = 0;
+        CHECK_STATUS(fasts3_upload_finish(up, NULL, &parts, NULL), FASTS3_OK, "upload_finish");
+        CHECK(parts == 3, "  3 parts (got %u)", parts);
+        CHECK_STATUS(fasts3_upload_finish(up, NULL, NULL, NULL), FASTS3_INVALID_ARGUMENT, "finish twice is refused");
+        fasts3_upload_free(up);
+        uint64_t written = 0;
+        memset(back, 0, total);
+        CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("w/streamed"), 0, back, total, NULL, &written, NULL),
+                     FASTS3_OK, "get_into(w/streamed)");
+        CHECK(written == total && memcmp(data, back, total) == 0, "  read back byte for byte");
+    }
+    up = NULL;
+    if (CHECK_STATUS(fasts3_upload_begin(c, SL(g.bucket), SL("w/abandoned"), NULL, NULL, &up, NULL), FASTS3_OK,
+                     "upload_begin(w/abandoned)")) {
+        CHECK_STATUS(fasts3_upload_write_part(up, data, part, NULL, NULL), FASTS3_OK, "write_part(5 MiB)");
+        fasts3_upload_free(up); /* unfinished: aborted */
+        fasts3_object_page *page = NULL;
+        CHECK_STATUS(fasts3_head(c, SL(g.bucket), SL("w/abandoned"), NULL, &page, NULL), FASTS3_NO_SUCH_KEY,
+                     "  freed unfinished: nothing stored");
+        fasts3_object_page_free(page);
+    }
+    CHECK_STATUS(fasts3_upload_begin(c, SL(g.bucket), SL(""), NULL, NULL, &up, NULL), FASTS3_INVALID_ARGUMENT,
+                 "upload_begin(empty key)");
+    CHECK_STATUS(fasts3_upload_finish(NULL, NULL, NULL, NULL), FASTS3_NULL_POINTER, "upload_finish(NULL)");
+    fasts3_upload_free(NULL);
+    CHECK_STATUS(fasts3_delete(c, SL(g.bucket), SL("w/streamed"), NULL, NULL), FASTS3_OK, "delete(w/streamed)");
+    free(data);
+    free(back);
+}
+
 static void test_read_options(const fasts3_client *c) {
     section("read options (extensible struct: If-Match pin)");
     uint8_t buf[SMALL_SIZE];
@@ -1721,8 +1774,9 @@ int main(int argc, char **argv) {
         test_get(client);
         test_read_options(client);
         test_get_many(client);
-        test_per_call_errors(client);
         test_writes(client);
+        test_streaming_upload(client);
+        test_per_call_errors(client);
         test_cancel(client);
         test_invalid_handles(client);
         test_threads(client);
