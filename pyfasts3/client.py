@@ -465,9 +465,9 @@ class Client:
 
     def open(self, path: str, mode: str = "rb", *, block_size: Optional[int] = None):
         """A file object on the object at ``path`` (see :func:`pyfasts3.io.open_object`):
-        ``"rb"`` a seekable binary reader; ``"wb"`` / ``"xb"`` a writer that buffers the whole
-        object in memory and uploads it with :meth:`put_from` on close (nothing is uploaded
-        if a ``with`` block exits by an exception)."""
+        ``"rb"`` a seekable binary reader; ``"wb"`` / ``"xb"`` a writer that sends each 16 MiB
+        written as a part of a multipart upload and completes it on close (one PUT for less);
+        nothing is stored if a ``with`` block exits by an exception."""
         from .io import open_object
 
         return open_object(self, path, mode, block_size=block_size)

@@ -30,8 +30,8 @@ Writing: pipe_file / pipe (``Client.put_from``; ``mode="create"`` only creates),
 (from a memory map of the local file, so large files go up as a parallel multipart upload
 without a copy), rm_file / rm (recursive rm lists once and deletes in batches of 1,000 with
 ``delete_many``; any key the server refuses raises an OSError naming it), cp_file (server-side
-copy), mv (copy then delete), touch (an empty object), open "wb" (buffers the whole object in
-memory, uploaded on close; see :class:`pyfasts3.io.ObjectWriter`). This filesystem keeps no
+copy), mv (copy then delete), touch (an empty object), open "wb" (each 16 MiB written goes
+out as a part of a multipart upload, completed on close; see :class:`pyfasts3.io.ObjectWriter`). This filesystem keeps no
 listing cache, so there is nothing to invalidate after a write. Creating or deleting buckets
 is not available.
 
