@@ -31,12 +31,16 @@ def native_library() -> Path:
         if not path.is_file():
             sys.exit(f"PYFASTS3_LIBRARY={prebuilt} does not exist")
         return path
-    # build.py beside this file (stdlib only), loaded by path: `import build` could find PyPA's.
+    # Packaging uses the committed header; regenerating it is a dev/CI step.
+    return _native_build().build_library()
+
+
+def _native_build():
+    """build.py beside this file, loaded by path: `import build` could find PyPA's."""
     spec = importlib.util.spec_from_file_location("pyfasts3_build", ROOT / "build.py")
     native_build = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(native_build)
-    # Packaging uses the committed header; regenerating it is a dev/CI step.
-    return native_build.build_library()
+    return native_build
 
 
 class BuildWithLibrary(build_py):
@@ -49,6 +53,7 @@ class BuildWithLibrary(build_py):
         dest.mkdir(parents=True, exist_ok=True)
         shutil.copy2(library, dest / library.name)
         shutil.copy2(ROOT / "include" / "fasts3.h", dest / "fasts3.h")
+        _native_build().write_ffi_module(ROOT / "include" / "fasts3.h", dest / "_fasts3_ffi.py")
 
 
 class PlatformWheel(bdist_wheel):

@@ -1,11 +1,8 @@
 """Loading libfasts3 through cffi (ABI mode) and the single path every native call takes."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Dict, Optional
-
-from cffi import FFI
 
 from .errors import S3Error, class_for_status_name
 
@@ -19,13 +16,6 @@ _HERE = Path(__file__).resolve().parent
 _LIB_NAMES = ("libfasts3.so", "libfasts3.dylib", "fasts3.dll")
 
 
-def _cdef_source(header: str) -> str:
-    """cffi's cdef cannot parse preprocessor lines: drop the C++ guard blocks and every
-    remaining directive (include guard, includes, #defines mirrored as Python constants)."""
-    header = re.sub(r"#ifdef __cplusplus.*?#endif[^\n]*\n", "", header, flags=re.S)
-    return "\n".join(line for line in header.splitlines() if not line.lstrip().startswith("#"))
-
-
 def check_abi(path, major: int, minor: int) -> None:
     """Refuse a library of another major ABI version, or one older than the additions used."""
     if major != ABI_VERSION or minor < ABI_MINOR_VERSION:
@@ -34,11 +24,12 @@ def check_abi(path, major: int, minor: int) -> None:
 
 
 def _load():
-    header = _HERE / "fasts3.h"
-    if not header.exists():
-        raise ImportError(f"{header} is missing: build the library with `python build.py`")
-    ffi = FFI()
-    ffi.cdef(_cdef_source(header.read_text()))
+    try:
+        # The declarations, generated from fasts3.h when the library was built (build.py:
+        # cffi's out-of-line ABI mode), so that importing parses nothing.
+        from ._fasts3_ffi import ffi
+    except ImportError as e:
+        raise ImportError(f"{_HERE / '_fasts3_ffi.py'} is missing: build the library with `python build.py`") from e
     for name in _LIB_NAMES:
         path = _HERE / name
         if path.exists():

@@ -213,3 +213,21 @@ def test_wheel_runs_the_quickstart_in_a_venv_without_cargo(wheel_venv, server, s
                           timeout=120, cwd=tmp_path, env=env_without_cargo(**server.env()))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout == big
+
+
+def test_loader_imports_declarations_generated_from_the_header(tmp_path):
+    """cffi out-of-line ABI mode: the loader imports the declarations build.py generated from
+    include/fasts3.h (nothing is parsed at import), and they are the header's current ones."""
+    import importlib.util
+
+    import pyfasts3._fasts3_ffi
+    import pyfasts3._lowlevel
+
+    assert pyfasts3._lowlevel.ffi is pyfasts3._fasts3_ffi.ffi
+    spec = importlib.util.spec_from_file_location("pyfasts3_build_under_test", ROOT / "build.py")
+    native_build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(native_build)
+    fresh = tmp_path / "_fasts3_ffi.py"
+    native_build.write_ffi_module(ROOT / "include" / "fasts3.h", fresh)
+    assert fresh.read_text() == (ROOT / "pyfasts3" / "_fasts3_ffi.py").read_text(), \
+        "pyfasts3/_fasts3_ffi.py is stale: run `python build.py`"
