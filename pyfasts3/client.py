@@ -153,6 +153,36 @@ def _read_options(if_match: Optional[str], version_id: Optional[str]):
     return options, keep
 
 
+def _put_options(content_type: Optional[str], if_none_match: bool, metadata: Optional[Mapping[str, str]],
+                 multipart_threshold: Optional[int], part_size: Optional[int]):
+    """A ``fasts3_put_options *`` and the objects that must outlive the call (its strings)."""
+    if content_type is not None and not isinstance(content_type, str):
+        raise TypeError(f"content_type must be a str, got {type(content_type).__name__}")
+    options = ffi.new("fasts3_put_options *")
+    options.struct_size = ffi.sizeof("fasts3_put_options")
+    keepalive = []
+    if content_type is not None:
+        ct = ffi.new("char[]", content_type.encode())
+        keepalive.append(ct)
+        options.content_type = ct
+    if metadata:
+        items = list(metadata.items())
+        for name, value in items:
+            if not isinstance(name, str) or not isinstance(value, str):
+                raise TypeError("metadata names and values must be str")
+        names = [ffi.new("char[]", n.encode()) for n, _ in items]
+        values = [ffi.new("char[]", v.encode()) for _, v in items]
+        name_array = ffi.new("const char *[]", names)
+        value_array = ffi.new("const char *[]", values)
+        keepalive += names + values + [name_array, value_array]
+        options.metadata_names, options.metadata_values = name_array, value_array
+        options.metadata_count = len(items)
+    options.if_none_match = 1 if if_none_match else 0
+    options.multipart_threshold = _size_option("multipart_threshold", multipart_threshold)
+    options.part_size = _size_option("part_size", part_size)
+    return options, keepalive
+
+
 def _non_negative(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
@@ -563,6 +593,45 @@ class Client:
                      bucket=bucket, key=key)
         return _take_page(out[0]).infos(bucket, with_content_type=True)[0]
 
+    # -- asyncio (pyfasts3.aio: a native completion queue, no thread per call) ----------
+
+    async def get_into_async(self, buf: Any, path: str, *, offset: int = 0, if_match: Optional[str] = None,
+                             version_id: Optional[str] = None) -> int:
+        """:meth:`get_into` for asyncio: the event loop keeps running during the transfer.
+        ``buf`` must stay alive and untouched until the await returns. Cancelling the task
+        cancels the read and returns only once nothing writes into ``buf`` any more."""
+        from . import aio
+
+        return await aio.get_into(self, buf, path, offset=offset, if_match=if_match, version_id=version_id)
+
+    async def get_async(self, path: str, *, offset: int = 0, length: Optional[int] = None,
+                        if_match: Optional[str] = None, version_id: Optional[str] = None) -> np.ndarray:
+        """:meth:`get` for asyncio (a new uint8 array; cancelled with its task)."""
+        from . import aio
+
+        return await aio.get(self, path, offset=offset, length=length, if_match=if_match, version_id=version_id)
+
+    async def get_many_async(self, items: Sequence[Any], *, out: Optional[Sequence[Any]] = None) -> list:
+        """Many reads at once for asyncio, sharing this client's concurrency budget. Each
+        item is a path or a ``(path, offset[, length])`` tuple. Without ``out``: one uint8
+        array per item. With ``out`` (one writable buffer per item, filled from the item's
+        offset): the bytes written into each. The first failure is raised (its ``bucket`` /
+        ``key`` say which) after every other read was cancelled and has ended."""
+        from . import aio
+
+        return await aio.get_many(self, items, out=out)
+
+    async def put_from_async(self, buf: Any, path: str, *, content_type: Optional[str] = None,
+                             if_none_match: bool = False, metadata: Optional[Mapping[str, str]] = None,
+                             multipart_threshold: Optional[int] = None, part_size: Optional[int] = None) -> int:
+        """:meth:`put_from` for asyncio; returns the number of bytes uploaded. ``buf`` must
+        stay alive and unchanged until the await returns. Parts are copied as they are sent
+        (bounded by ``max_concurrency``); a cancelled multipart upload is aborted."""
+        from . import aio
+
+        return await aio.put_from(self, buf, path, content_type=content_type, if_none_match=if_none_match,
+                                  metadata=metadata, multipart_threshold=multipart_threshold, part_size=part_size)
+
     # -- writing ---------------------------------------------------------------------
 
     def put_from(self, buf: Any, path: str, *, content_type: Optional[str] = None,
@@ -588,30 +657,7 @@ class Client:
         """
         bucket, key = split_object(path)
         b, k = bucket.encode(), key.encode()
-        if content_type is not None and not isinstance(content_type, str):
-            raise TypeError(f"content_type must be a str, got {type(content_type).__name__}")
-        options = ffi.new("fasts3_put_options *")
-        options.struct_size = ffi.sizeof("fasts3_put_options")
-        keepalive = []
-        if content_type is not None:
-            ct = ffi.new("char[]", content_type.encode())
-            keepalive.append(ct)
-            options.content_type = ct
-        if metadata:
-            items = list(metadata.items())
-            for name, value in items:
-                if not isinstance(name, str) or not isinstance(value, str):
-                    raise TypeError("metadata names and values must be str")
-            names = [ffi.new("char[]", n.encode()) for n, _ in items]
-            values = [ffi.new("char[]", v.encode()) for _, v in items]
-            name_array = ffi.new("const char *[]", names)
-            value_array = ffi.new("const char *[]", values)
-            keepalive += names + values + [name_array, value_array]
-            options.metadata_names, options.metadata_values = name_array, value_array
-            options.metadata_count = len(items)
-        options.if_none_match = 1 if if_none_match else 0
-        options.multipart_threshold = _size_option("multipart_threshold", multipart_threshold)
-        options.part_size = _size_option("part_size", part_size)
+        options, keepalive = _put_options(content_type, if_none_match, metadata, multipart_threshold, part_size)
         parts = ffi.new("uint32_t *")
         with _readable_bytes(buf) as view:
             nbytes = view.nbytes

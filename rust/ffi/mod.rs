@@ -29,6 +29,7 @@ pub mod interrupt;
 #[path = "interrupt_unsupported.rs"]
 pub mod interrupt;
 pub mod objects;
+pub mod ops;
 pub mod status;
 pub mod transfer;
 pub mod version;

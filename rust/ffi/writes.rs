@@ -136,7 +136,7 @@ pub unsafe extern "C" fn fasts3_put_from(
 ///
 /// # Safety
 /// As `fasts3_put_from`'s contract for `options`.
-unsafe fn put_options(options: *const fasts3_put_options) -> FfiResult<PutOptions> {
+pub(crate) unsafe fn put_options(options: *const fasts3_put_options) -> FfiResult<PutOptions> {
     let mut known = fasts3_put_options {
         struct_size: 0,
         content_type: std::ptr::null(),
