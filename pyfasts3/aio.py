@@ -121,22 +121,11 @@ class _Queue:
                 _release(op.keep)  # nothing writes into the buffer any more
                 op.keep = None
                 if not op.abandoned and not op.future.done():
-                    result_status = lib.fasts3_completion_status(c)
-                    if result_status == 0:
-                        if op.kind == _ALLOCATED:
-                            bytes_out = ffi.new("fasts3_bytes **")
-                            rustcall(lib.fasts3_completion_take_bytes, c, bytes_out)
-                            op.future.set_result(_owned_array(bytes_out[0]))
-                        else:
-                            op.future.set_result(int(lib.fasts3_completion_written(c)))
-                    else:
-                        op.future.set_exception(error_for_status(
-                            result_status,
-                            ffi.string(lib.fasts3_completion_message(c)).decode("utf-8", "replace"),
-                            ffi.string(lib.fasts3_completion_code(c)).decode("utf-8", "replace"),
-                            lib.fasts3_completion_http_status(c),
-                            op.bucket, op.key,
-                        ))
+                    try:
+                        _resolve(op, c)
+                    except BaseException as e:  # never leave an awaiter hanging
+                        if not op.future.done():
+                            op.future.set_exception(e)
                 if op.on_complete is not None and not op.on_complete.done():
                     op.on_complete.set_result(None)
             finally:
@@ -187,6 +176,25 @@ class _Queue:
                 await woken
             except asyncio.CancelledError:
                 continue
+
+
+def _resolve(op: _Op, c) -> None:
+    """Set op's future from its completion `c`: the result, or the mapped exception."""
+    status = lib.fasts3_completion_status(c)
+    if status != 0:
+        op.future.set_exception(error_for_status(
+            status,
+            ffi.string(lib.fasts3_completion_message(c)).decode("utf-8", "replace"),
+            ffi.string(lib.fasts3_completion_code(c)).decode("utf-8", "replace"),
+            lib.fasts3_completion_http_status(c),
+            op.bucket, op.key,
+        ))
+    elif op.kind == _ALLOCATED:
+        taken = ffi.new("fasts3_bytes **")
+        rustcall(lib.fasts3_completion_take_bytes, c, taken)
+        op.future.set_result(_owned_array(taken[0]))
+    else:
+        op.future.set_result(int(lib.fasts3_completion_written(c)))
 
 
 def _free_queue(ptr, pid: int) -> None:

@@ -942,3 +942,121 @@ pub unsafe extern "C" fn fasts3_completion_free(completion: *mut fasts3_completi
     // SAFETY: no call uses `completion` (this function's contract); an unknown pointer is not touched.
     guard_infallible((), || unsafe { free_handle(completion, "fasts3_completion_free") })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    /// Sets its flag when dropped: stands for an op's borrow of caller memory.
+    struct DropFlag(Arc<AtomicBool>);
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[cfg(unix)]
+    fn readable(queue: &Queue) -> bool {
+        let mut fds = libc::pollfd { fd: queue.wakeup.raw(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one live pollfd, zero timeout.
+        unsafe { libc::poll(&mut fds, 1, 0) == 1 }
+    }
+
+    fn pop_within(queue: &Queue, wait: Duration) -> Option<Done> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            if let Some(done) = queue.pop() {
+                return Some(done);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// The fd is readable exactly while completions wait, and a completion is queued only
+    /// after the op's future (its borrows) has been dropped.
+    #[test]
+    fn completions_wake_the_fd_and_arrive_after_the_work_is_gone() {
+        let queue = Arc::new(Queue::new().unwrap_or_else(|f| panic!("{}", f.error)));
+        #[cfg(unix)]
+        assert!(!readable(&queue), "fresh queue readable");
+        let mut flags = Vec::new();
+        for user_data in [7u64, 8] {
+            let dropped = Arc::new(AtomicBool::new(false));
+            let guard = DropFlag(dropped.clone());
+            flags.push(dropped);
+            // Only borrowed inside, as ops borrow their LentBuffer: the guard then lives as
+            // long as the future itself, not just until the block returns.
+            spawn_op(&queue, user_data, async move {
+                let _borrow = &guard;
+                Ok(Outcome::Written(user_data * 10))
+            });
+        }
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            #[cfg(unix)]
+            while !readable(&queue) {
+                assert!(std::time::Instant::now() < deadline, "fd never became readable");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let done = pop_within(&queue, Duration::from_secs(10)).expect("a completion");
+            let i = (done.user_data - 7) as usize;
+            assert!(flags[i].load(Ordering::SeqCst), "completion queued before the op's future was dropped");
+            assert!(matches!(done.result, Ok(Outcome::Written(n)) if n == done.user_data * 10));
+            seen.push(done.user_data);
+        }
+        seen.sort();
+        assert_eq!(seen, [7, 8]);
+        #[cfg(unix)]
+        assert!(!readable(&queue), "fd still readable with the queue empty");
+        assert!(queue.pop().is_none());
+    }
+
+    /// Closing cancels running ops and returns only once their futures are gone.
+    #[test]
+    fn close_cancels_and_waits_for_running_ops() {
+        let queue = Arc::new(Queue::new().unwrap_or_else(|f| panic!("{}", f.error)));
+        let dropped = Arc::new(AtomicBool::new(false));
+        let guard = DropFlag(dropped.clone());
+        let op = spawn_op(&queue, 1, async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+            Ok(Outcome::Written(0))
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!dropped.load(Ordering::SeqCst));
+        queue.close();
+        assert!(dropped.load(Ordering::SeqCst), "close returned while the op's future was alive");
+        assert!(queue.pop().is_none(), "a closed queue kept a completion");
+        drop(op);
+    }
+
+    /// A cancelled op reports CANCELLED; a panicking one PANIC, and the queue lives on.
+    #[test]
+    fn cancelled_and_panicking_ops_still_complete() {
+        let queue = Arc::new(Queue::new().unwrap_or_else(|f| panic!("{}", f.error)));
+        let op = spawn_op(&queue, 1, async {
+            std::future::pending::<()>().await;
+            Ok(Outcome::Written(0))
+        });
+        op.cancel.cancel();
+        let done = pop_within(&queue, Duration::from_secs(10)).expect("cancelled op completed");
+        assert_eq!(done.result.err().map(|f| f.status), Some(fasts3_status::FASTS3_CANCELLED));
+        spawn_op(&queue, 2, async {
+            if std::hint::black_box(true) {
+                panic!("op panicked on purpose");
+            }
+            Ok(Outcome::Written(0))
+        });
+        let done = pop_within(&queue, Duration::from_secs(10)).expect("panicked op completed");
+        let failure = done.result.err().expect("a failure");
+        assert_eq!(failure.status, fasts3_status::FASTS3_PANIC);
+        assert!(failure.error.message.contains("op panicked on purpose"), "{}", failure.error.message);
+        queue.close();
+    }
+}
