@@ -18,9 +18,17 @@
 
 
 
-// Bumped on every incompatible change of the C ABI; loaders refuse a library whose
-// version differs from the one they were written for.
-#define FASTS3_ABI_VERSION 1
+// Major ABI version: bumped on every incompatible change of the C ABI (a signature, a
+// struct layout, a meaning). A loader refuses a library whose major version differs from
+// the one it was written for. Version 2: every fallible call takes a trailing
+// `fasts3_error **err`; batch results carry a `fasts3_error *`.
+#define FASTS3_ABI_VERSION 2
+
+// Minor ABI version: bumped when functions or options are added compatibly, and reset to 0
+// with each major version. A loader needs a minor version at least the one whose additions
+// it uses. Minor 1: the asynchronous interface (completion queues, `fasts3_submit_*`,
+// `fasts3_op_*`, `fasts3_completion_*`).
+#define FASTS3_ABI_MINOR_VERSION 1
 
 // Result of a libfasts3 call. `FASTS3_OK` is 0; other codes are grouped by hundreds:
 // 1xx the caller's arguments, 2xx the object or bucket, 3xx transient transport problems,
@@ -104,6 +112,14 @@ typedef struct fasts3_completion_queue fasts3_completion_queue;
 
 // Options for a client, filled with `fasts3_config_set`.
 typedef struct fasts3_config fasts3_config;
+
+// The error of one failed call (or of one failed item of a batch): status, S3 error code,
+// message, HTTP status, request id, bucket and key. Read it with the `fasts3_error_*`
+// accessors; release it with `fasts3_error_free`.
+//
+// Thread safety: immutable once made; the accessors may be called from any thread, but
+// `fasts3_error_free` must not run while another thread still reads the error.
+typedef struct fasts3_error fasts3_error;
 
 // A listing in progress. Not thread-safe: use one cursor from one thread at a time.
 typedef struct fasts3_list_cursor fasts3_list_cursor;
@@ -210,6 +226,9 @@ typedef struct fasts3_get_result {
   // For requests with `buf` NULL and status OK: the allocated result, owned by the caller
   // (release with `fasts3_bytes_free`). NULL otherwise.
   struct fasts3_bytes *bytes;
+  // When `status` is not OK: this read's error (naming its bucket and key), owned by the
+  // caller (release with `fasts3_error_free`). NULL when `status` is OK.
+  struct fasts3_error *error;
 } fasts3_get_result;
 
 // A `(ptr, len)` UTF-8 string (a key of `fasts3_delete_many`).
@@ -218,13 +237,12 @@ typedef struct fasts3_str {
   size_t len;
 } fasts3_str;
 
-// Outcome of one key of `fasts3_delete_many`. `code` and `message` are NUL-terminated,
-// truncated to fit, and empty when `status` is `FASTS3_OK`.
+// Outcome of one key of `fasts3_delete_many`.
 typedef struct fasts3_delete_result {
   enum fasts3_status status;
-  // The S3 error code (`AccessDenied`...).
-  char code[64];
-  char message[256];
+  // When `status` is not OK: this key's error (S3 code, message, bucket and key), owned by
+  // the caller (release with `fasts3_error_free`). NULL when `status` is OK.
+  struct fasts3_error *error;
 } fasts3_delete_result;
 
 // Options of `fasts3_copy`, extensible like `fasts3_put_options` (`struct_size` first).
@@ -248,7 +266,10 @@ extern "C" {
 //
 // # Safety
 // - `out` is NULL or points to a writable `fasts3_cancel_token *`.
-enum fasts3_status fasts3_cancel_token_new(struct fasts3_cancel_token **out);
+// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+enum fasts3_status fasts3_cancel_token_new(struct fasts3_cancel_token **out,
+                                           struct fasts3_error **err);
 
 // Trigger the token: every running and future call given this token stops and returns
 // `FASTS3_CANCELLED` once all of its work on caller buffers has ended. A token stays
@@ -296,7 +317,9 @@ void fasts3_cancel_token_free(struct fasts3_cancel_token *token);
 //
 // # Safety
 // - `out` is NULL or points to a writable `fasts3_config *`.
-enum fasts3_status fasts3_config_new(struct fasts3_config **out);
+// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+enum fasts3_status fasts3_config_new(struct fasts3_config **out, struct fasts3_error **err);
 
 // Set one option by name; `value` NULL restores its default. Both are NUL-terminated UTF-8,
 // borrowed for the duration of the call. Names:
@@ -334,9 +357,12 @@ enum fasts3_status fasts3_config_new(struct fasts3_config **out);
 // # Safety
 // - `config` is not freed, nor used by another call, until this call returns.
 // - `name` and `value` are NULL or NUL-terminated strings, not modified until this call returns.
+// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 enum fasts3_status fasts3_config_set(struct fasts3_config *config,
                                      const char *name,
-                                     const char *value);
+                                     const char *value,
+                                     struct fasts3_error **err);
 
 // Release a configuration. NULL is ignored. Clients created from it are unaffected.
 // A pointer that is not a live configuration (a double free) is reported on stderr and
@@ -357,8 +383,11 @@ void fasts3_config_free(struct fasts3_config *config);
 // # Safety
 // - `config` is not freed, nor changed by `fasts3_config_set`, until this call returns.
 // - `out` is NULL or points to a writable `fasts3_client *`.
+// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 enum fasts3_status fasts3_client_new(const struct fasts3_config *config,
-                                     struct fasts3_client **out);
+                                     struct fasts3_client **out,
+                                     struct fasts3_error **err);
 
 // Release a client. NULL is ignored. Must not be called while another thread is still in
 // a call on this client. Listing cursors made from it stay valid (they hold their own
@@ -368,6 +397,66 @@ enum fasts3_status fasts3_client_new(const struct fasts3_config *config,
 // # Safety
 // - `client` is not in use by a call on another thread.
 void fasts3_client_free(struct fasts3_client *client);
+
+// The status of the failed call. `FASTS3_OK` for NULL (no error).
+//
+// # Safety
+// - `error` is NULL or an error not freed until this call returns.
+enum fasts3_status fasts3_error_status(const struct fasts3_error *error);
+
+// The message, NUL-terminated UTF-8: what failed, where (e.g. "request 3: ..."), and why.
+// Never NULL ("" for NULL `error`).
+//
+// Ownership: the string belongs to `error` and stays valid until `fasts3_error_free(error)`.
+//
+// # Safety
+// - `error` is NULL or an error not freed until this call returns.
+const char *fasts3_error_message(const struct fasts3_error *error);
+
+// The S3 error code ("NoSuchKey", "SlowDown"...), or "" when the failure had no S3 response
+// (a network error, an invalid argument). Never NULL. Same ownership as
+// `fasts3_error_message`.
+//
+// # Safety
+// - `error` is NULL or an error not freed until this call returns.
+const char *fasts3_error_code(const struct fasts3_error *error);
+
+// The HTTP status of the failing response; 0 when there was none (or for NULL).
+//
+// # Safety
+// - `error` is NULL or an error not freed until this call returns.
+uint16_t fasts3_error_http_status(const struct fasts3_error *error);
+
+// The server's id of the failing request (`x-amz-request-id`, what AWS support asks for),
+// or "" when there was no response or the server sent none. Never NULL. Same ownership as
+// `fasts3_error_message`.
+//
+// # Safety
+// - `error` is NULL or an error not freed until this call returns.
+const char *fasts3_error_request_id(const struct fasts3_error *error);
+
+// The bucket the failed call (or batch item) was about, or "" when it had none or failed
+// before reading it. Never NULL. Same ownership as `fasts3_error_message`.
+//
+// # Safety
+// - `error` is NULL or an error not freed until this call returns.
+const char *fasts3_error_bucket(const struct fasts3_error *error);
+
+// The key the failed call (or batch item) was about, or "" when it had none (a listing, a
+// copy) or failed before reading it. Never NULL. Same ownership as `fasts3_error_message`.
+//
+// # Safety
+// - `error` is NULL or an error not freed until this call returns.
+const char *fasts3_error_key(const struct fasts3_error *error);
+
+// Release an error and the strings its accessors returned. NULL is ignored. A pointer that
+// is not a live error (a double free) is reported on stderr and otherwise ignored (debug
+// builds of libfasts3 abort instead).
+//
+// # Safety
+// - `error` is not in use by a call on another thread, and no string it returned is used
+//   afterwards.
+void fasts3_error_free(struct fasts3_error *error);
 
 // HEAD one object (`bucket`, `key`: `(ptr, len)` UTF-8) into a one-entry page in `*out`.
 // `cancel` may be NULL.
@@ -380,13 +469,16 @@ void fasts3_client_free(struct fasts3_client *client);
 // - `bucket` and `key` point to `bucket_len` and `key_len` readable bytes (or are NULL when
 //   the length is 0), not modified until this call returns.
 // - `out` is NULL or points to a writable `fasts3_object_page *`.
+// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 enum fasts3_status fasts3_head(const struct fasts3_client *client,
                                const uint8_t *bucket,
                                size_t bucket_len,
                                const uint8_t *key,
                                size_t key_len,
                                const struct fasts3_cancel_token *cancel,
-                               struct fasts3_object_page **out);
+                               struct fasts3_object_page **out,
+                               struct fasts3_error **err);
 
 // Start listing `bucket` (`(ptr, len)` UTF-8) under `prefix` (`(ptr, len)`, may be empty).
 // `delimiter` and `start_after` are NUL-terminated UTF-8 or NULL for none. `page_size` is
@@ -402,6 +494,8 @@ enum fasts3_status fasts3_head(const struct fasts3_client *client,
 // - `delimiter` and `start_after` are NULL or NUL-terminated strings, not modified until this
 //   call returns.
 // - `out` is NULL or points to a writable `fasts3_list_cursor *`.
+// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 enum fasts3_status fasts3_list_cursor_new(const struct fasts3_client *client,
                                           const uint8_t *bucket,
                                           size_t bucket_len,
@@ -410,7 +504,8 @@ enum fasts3_status fasts3_list_cursor_new(const struct fasts3_client *client,
                                           const char *delimiter,
                                           const char *start_after,
                                           int32_t page_size,
-                                          struct fasts3_list_cursor **out);
+                                          struct fasts3_list_cursor **out,
+                                          struct fasts3_error **err);
 
 // Fetch the next page into `*out`, or set `*out` to NULL when the listing is complete.
 // On failure the cursor does not advance, so the call can be retried. `cancel` may be NULL.
@@ -421,9 +516,12 @@ enum fasts3_status fasts3_list_cursor_new(const struct fasts3_client *client,
 // - `cursor` is not freed, nor used by another call, until this call returns.
 // - `cancel` is not freed until this call returns.
 // - `out` is NULL or points to a writable `fasts3_object_page *`.
+// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 enum fasts3_status fasts3_list_next(struct fasts3_list_cursor *cursor,
                                     const struct fasts3_cancel_token *cancel,
-                                    struct fasts3_object_page **out);
+                                    struct fasts3_object_page **out,
+                                    struct fasts3_error **err);
 
 // List everything under `prefix` of `bucket` into one page in `*out` (objects in S3's
 // order, plus the common prefixes when `delimiter` is given). Arguments as for
@@ -443,6 +541,8 @@ enum fasts3_status fasts3_list_next(struct fasts3_list_cursor *cursor,
 //   the length is 0), not modified until this call returns.
 // - `delimiter` is NULL or a NUL-terminated string, not modified until this call returns.
 // - `out` is NULL or points to a writable `fasts3_object_page *`.
+// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 enum fasts3_status fasts3_list_all(const struct fasts3_client *client,
                                    const uint8_t *bucket,
                                    size_t bucket_len,
@@ -451,7 +551,8 @@ enum fasts3_status fasts3_list_all(const struct fasts3_client *client,
                                    const char *delimiter,
                                    bool parallel,
                                    const struct fasts3_cancel_token *cancel,
-                                   struct fasts3_object_page **out);
+                                   struct fasts3_object_page **out,
+                                   struct fasts3_error **err);
 
 // Release a cursor. NULL is ignored. A pointer that is not a live cursor (a double free)
 // is reported on stderr and otherwise ignored (debug builds of libfasts3 abort instead).
@@ -466,8 +567,11 @@ void fasts3_list_cursor_free(struct fasts3_list_cursor *cursor);
 // # Safety
 // - `page` is not freed until this call returns.
 // - `out` is NULL or points to a writable `fasts3_object_page_view`.
+// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 enum fasts3_status fasts3_object_page_get_view(const struct fasts3_object_page *page,
-                                               struct fasts3_object_page_view *out);
+                                               struct fasts3_object_page_view *out,
+                                               struct fasts3_error **err);
 
 // Release a page. NULL is ignored. A pointer that is not a live page (a double free) is
 // reported on stderr and otherwise ignored (debug builds of libfasts3 abort instead).
@@ -482,7 +586,10 @@ void fasts3_object_page_free(struct fasts3_object_page *page);
 //
 // # Safety
 // - `out` is NULL or points to a writable `fasts3_completion_queue *`.
-enum fasts3_status fasts3_completion_queue_new(struct fasts3_completion_queue **out);
+// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+enum fasts3_status fasts3_completion_queue_new(struct fasts3_completion_queue **out,
+                                               struct fasts3_error **err);
 
 // A file descriptor that is readable exactly while completions wait in `queue`: wait for it
 // with poll/epoll/kqueue (or an event loop's reader callback), then pop until
@@ -505,8 +612,11 @@ int32_t fasts3_completion_queue_fd(const struct fasts3_completion_queue *queue);
 // # Safety
 // - `queue` is not freed until this call returns.
 // - `out` is NULL or points to a writable `fasts3_completion *`.
+// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 enum fasts3_status fasts3_completion_queue_pop(const struct fasts3_completion_queue *queue,
-                                               struct fasts3_completion **out);
+                                               struct fasts3_completion **out,
+                                               struct fasts3_error **err);
 
 // Release a queue. Ops still running on it are cancelled, and this call waits until every
 // one of them has ended, so that none writes into a caller buffer after it returns (the
@@ -545,6 +655,8 @@ void fasts3_completion_queue_free(struct fasts3_completion_queue *queue);
 //   valid, and that nothing else reads or writes, until the op's completion is popped.
 // - `options` is NULL or as for `fasts3_get_into_with_options` (read during this call only).
 // - `out_op` is NULL or points to a writable `fasts3_op *`.
+// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 enum fasts3_status fasts3_submit_get_into(const struct fasts3_client *client,
                                           const struct fasts3_completion_queue *queue,
                                           const uint8_t *bucket,
@@ -556,7 +668,8 @@ enum fasts3_status fasts3_submit_get_into(const struct fasts3_client *client,
                                           size_t buf_len,
                                           const struct fasts3_read_options *options,
                                           uint64_t user_data,
-                                          struct fasts3_op **out_op);
+                                          struct fasts3_op **out_op,
+                                          struct fasts3_error **err);
 
 // Start reading up to `length` bytes (`FASTS3_TO_END` for all) of an object from `offset`
 // into a buffer libfasts3 allocates, and return at once; as `fasts3_get_with_options`, but
@@ -570,6 +683,8 @@ enum fasts3_status fasts3_submit_get_into(const struct fasts3_client *client,
 //   the length is 0), not modified until this call returns.
 // - `options` is NULL or as for `fasts3_get_into_with_options` (read during this call only).
 // - `out_op` is NULL or points to a writable `fasts3_op *`.
+// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 enum fasts3_status fasts3_submit_get(const struct fasts3_client *client,
                                      const struct fasts3_completion_queue *queue,
                                      const uint8_t *bucket,
@@ -580,7 +695,8 @@ enum fasts3_status fasts3_submit_get(const struct fasts3_client *client,
                                      uint64_t length,
                                      const struct fasts3_read_options *options,
                                      uint64_t user_data,
-                                     struct fasts3_op **out_op);
+                                     struct fasts3_op **out_op,
+                                     struct fasts3_error **err);
 
 // Start uploading `data[0..data_len)` as object `key` of `bucket`, and return at once; as
 // `fasts3_put_from` (one PUT up to the threshold, a parallel multipart upload above it, each
@@ -602,6 +718,8 @@ enum fasts3_status fasts3_submit_get(const struct fasts3_client *client,
 //   valid, and that nothing writes, until the op's completion is popped.
 // - `options` is NULL or as for `fasts3_put_from` (read during this call only).
 // - `out_op` is NULL or points to a writable `fasts3_op *`.
+// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 enum fasts3_status fasts3_submit_put_from(const struct fasts3_client *client,
                                           const struct fasts3_completion_queue *queue,
                                           const uint8_t *bucket,
@@ -612,7 +730,8 @@ enum fasts3_status fasts3_submit_put_from(const struct fasts3_client *client,
                                           size_t data_len,
                                           const struct fasts3_put_options *options,
                                           uint64_t user_data,
-                                          struct fasts3_op **out_op);
+                                          struct fasts3_op **out_op,
+                                          struct fasts3_error **err);
 
 // Cancel the op: it stops at its next step, and its completion says `FASTS3_CANCELLED`
 // (unless it had finished already; then nothing changes). As always, the completion is
@@ -679,8 +798,11 @@ uint16_t fasts3_completion_http_status(const struct fasts3_completion *completio
 // # Safety
 // - `completion` is not freed, nor used by another call, until this call returns.
 // - `out` is NULL or points to a writable `fasts3_bytes *`.
+// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 enum fasts3_status fasts3_completion_take_bytes(struct fasts3_completion *completion,
-                                                struct fasts3_bytes **out);
+                                                struct fasts3_bytes **out,
+                                                struct fasts3_error **err);
 
 // Release a completion (and a result not taken from it). NULL is ignored; a double free is
 // reported on stderr and otherwise ignored (debug builds of libfasts3 abort instead).
@@ -688,6 +810,14 @@ enum fasts3_status fasts3_completion_take_bytes(struct fasts3_completion *comple
 // # Safety
 // - `completion` is not in use by a call on another thread, nor its strings.
 void fasts3_completion_free(struct fasts3_completion *completion);
+
+// The name of status value `status` as the header spells it (`"FASTS3_NO_SUCH_KEY"`), or
+// `"FASTS3_UNKNOWN"` for a value that is not a `fasts3_status` (e.g. one a newer library
+// added). Takes an `int32_t` so that any value is valid to pass.
+//
+// Ownership: a static string, never freed, valid for the life of the process.
+// Thread safety: any thread.
+const char *fasts3_status_name(int32_t status);
 
 // Fill `buf[0..buf_len)` with bytes `[offset, offset + buf_len)` of object `key` in
 // `bucket` (both `(ptr, len)` UTF-8, borrowed for the call), using parallel ranged GETs.
@@ -707,6 +837,8 @@ void fasts3_completion_free(struct fasts3_completion *completion);
 // - `buf` points to `buf_len` writable bytes (or is NULL when `buf_len` is 0) that overlap no
 //   other argument and that nothing else reads or writes until this call returns.
 // - `out_written` is NULL or points to a writable `uint64_t`.
+// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 enum fasts3_status fasts3_get_into(const struct fasts3_client *client,
                                    const uint8_t *bucket,
                                    size_t bucket_len,
@@ -716,7 +848,8 @@ enum fasts3_status fasts3_get_into(const struct fasts3_client *client,
                                    uint8_t *buf,
                                    size_t buf_len,
                                    const struct fasts3_cancel_token *cancel,
-                                   uint64_t *out_written);
+                                   uint64_t *out_written,
+                                   struct fasts3_error **err);
 
 // `fasts3_get_into` with read options (NULL for the defaults): pin the read to an ETag or
 // read a given version.
@@ -735,7 +868,8 @@ enum fasts3_status fasts3_get_into_with_options(const struct fasts3_client *clie
                                                 size_t buf_len,
                                                 const struct fasts3_read_options *options,
                                                 const struct fasts3_cancel_token *cancel,
-                                                uint64_t *out_written);
+                                                uint64_t *out_written,
+                                                struct fasts3_error **err);
 
 // Read up to `length` bytes (`FASTS3_TO_END` for all) of an object from `offset` into a
 // buffer libfasts3 allocates with exactly the size read, once the first response told it
@@ -748,6 +882,8 @@ enum fasts3_status fasts3_get_into_with_options(const struct fasts3_client *clie
 // - `bucket` and `key` point to `bucket_len` and `key_len` readable bytes (or are NULL when
 //   the length is 0), not modified until this call returns.
 // - `out` is NULL or points to a writable `fasts3_bytes *`.
+// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 enum fasts3_status fasts3_get(const struct fasts3_client *client,
                               const uint8_t *bucket,
                               size_t bucket_len,
@@ -756,7 +892,8 @@ enum fasts3_status fasts3_get(const struct fasts3_client *client,
                               uint64_t offset,
                               uint64_t length,
                               const struct fasts3_cancel_token *cancel,
-                              struct fasts3_bytes **out);
+                              struct fasts3_bytes **out,
+                              struct fasts3_error **err);
 
 // `fasts3_get` with read options (NULL for the defaults; see `fasts3_read_options`).
 //
@@ -773,7 +910,8 @@ enum fasts3_status fasts3_get_with_options(const struct fasts3_client *client,
                                            uint64_t length,
                                            const struct fasts3_read_options *options,
                                            const struct fasts3_cancel_token *cancel,
-                                           struct fasts3_bytes **out);
+                                           struct fasts3_bytes **out,
+                                           struct fasts3_error **err);
 
 // The contents of `bytes`: `*out_data` (never NULL, even when empty) and `*out_len`.
 // The data stays valid, and writable by the caller, until `fasts3_bytes_free`.
@@ -782,9 +920,12 @@ enum fasts3_status fasts3_get_with_options(const struct fasts3_client *client,
 // - `bytes` is not freed, nor used by another call, until this call returns.
 // - `out_data` is NULL or points to a writable `uint8_t *`; `out_len` is NULL or points to a
 //   writable `size_t`.
+// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 enum fasts3_status fasts3_bytes_data(struct fasts3_bytes *bytes,
                                      uint8_t **out_data,
-                                     size_t *out_len);
+                                     size_t *out_len,
+                                     struct fasts3_error **err);
 
 // Release a buffer from `fasts3_get` or `fasts3_get_many`. NULL is ignored. A pointer that
 // is not a live buffer (a double free) is reported on stderr and otherwise ignored (debug
@@ -813,6 +954,8 @@ void fasts3_bytes_free(struct fasts3_bytes *bytes);
 //   argument and that nothing else reads or writes until this call returns; `buf_len` is at
 //   least the sum of the lengths.
 // - `out_lengths` points to `count` writable `uint64_t`s (NULL when `count` is 0).
+// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 enum fasts3_status fasts3_get_ranges(const struct fasts3_client *client,
                                      const uint8_t *bucket,
                                      size_t bucket_len,
@@ -825,17 +968,19 @@ enum fasts3_status fasts3_get_ranges(const struct fasts3_client *client,
                                      size_t buf_len,
                                      const struct fasts3_read_options *options,
                                      const struct fasts3_cancel_token *cancel,
-                                     uint64_t *out_lengths);
+                                     uint64_t *out_lengths,
+                                     struct fasts3_error **err);
 
 // Run `count` reads concurrently, sharing the client's concurrency budget, and write one
 // `fasts3_get_result` per request into `results` (an array of `count` the caller provides).
 //
 // Returns `FASTS3_OK` when every read succeeded. Otherwise returns the status of the
-// lowest-index failed read, whose message (prefixed with its index) becomes this thread's
-// last error; `results` then tells which reads failed and which succeeded (release the
-// `bytes` of the successful ones). If the batch itself is invalid (NULL pointers, bad UTF-8,
-// caller buffers that overlap) nothing is read and `results` is untouched. On cancellation
-// every result is `FASTS3_CANCELLED` (nothing to release), and no write into any buffer
+// lowest-index failed read, whose error (message prefixed with its index) also becomes
+// `*err` and this thread's last error; `results` then tells which reads failed and which
+// succeeded. Release the `bytes` of the successful results and the `error` of the failed
+// ones. If the batch itself is invalid (NULL pointers, bad UTF-8, caller buffers that
+// overlap) nothing is read and `results` is untouched. On cancellation every result is
+// `FASTS3_CANCELLED` with its own `error` to release, and no write into any buffer
 // continues after return.
 //
 // # Safety
@@ -846,17 +991,30 @@ enum fasts3_status fasts3_get_ranges(const struct fasts3_client *client,
 //   any string; overlapping buffers of two requests are refused).
 // - `results` points to `count` writable `fasts3_get_result`s (or is NULL when `count` is 0),
 //   overlapping no other argument.
+// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 enum fasts3_status fasts3_get_many(const struct fasts3_client *client,
                                    const struct fasts3_get_request *requests,
                                    size_t count,
                                    const struct fasts3_cancel_token *cancel,
-                                   struct fasts3_get_result *results);
+                                   struct fasts3_get_result *results,
+                                   struct fasts3_error **err);
 
-// The ABI version this library implements.
+// The major ABI version this library implements (`FASTS3_ABI_VERSION` of its header).
 uint32_t fasts3_abi_version(void);
 
+// The minor ABI version this library implements (`FASTS3_ABI_MINOR_VERSION` of its header).
+uint32_t fasts3_abi_minor_version(void);
+
+// The library's version (its crate version, e.g. "0.1.0"), NUL-terminated.
+//
+// Ownership: a static string, never freed, valid for the life of the process.
+const char *fasts3_version(void);
+
 // Message of the last failed call made from this thread, as NUL-terminated UTF-8.
-// Never NULL (empty when the last call succeeded).
+// Never NULL (empty when the last call succeeded). Correct only when the failed call and
+// this accessor run on the same OS thread with no libfasts3 call between them (C, CPython);
+// callers that may change thread (Go, async runtimes) use the call's `fasts3_error **err`.
 //
 // Lifetime: the pointer stays valid until the next libfasts3 call from this thread other
 // than the `fasts3_last_error_*` accessors, which never change the last error.
@@ -893,6 +1051,8 @@ uint16_t fasts3_last_error_http_status(void);
 // - `options` is NULL or points to a `fasts3_put_options` whose `struct_size` bytes are
 //   readable and whose strings are NULL or NUL-terminated, all unchanged during the call.
 // - `out_parts` is NULL or points to a writable `uint32_t`.
+// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 enum fasts3_status fasts3_put_from(const struct fasts3_client *client,
                                    const uint8_t *bucket,
                                    size_t bucket_len,
@@ -902,7 +1062,8 @@ enum fasts3_status fasts3_put_from(const struct fasts3_client *client,
                                    size_t data_len,
                                    const struct fasts3_put_options *options,
                                    const struct fasts3_cancel_token *cancel,
-                                   uint32_t *out_parts);
+                                   uint32_t *out_parts,
+                                   struct fasts3_error **err);
 
 // Delete object `key` of `bucket` (`(ptr, len)` UTF-8). Deleting a key that does not exist
 // succeeds, as in S3; a missing bucket is `FASTS3_NO_SUCH_BUCKET`. `cancel` may be NULL.
@@ -912,20 +1073,24 @@ enum fasts3_status fasts3_put_from(const struct fasts3_client *client,
 // - `client` and `cancel` are not freed until this call returns.
 // - `bucket` and `key` point to `bucket_len` and `key_len` readable bytes (or are NULL when
 //   the length is 0), not modified until this call returns.
+// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 enum fasts3_status fasts3_delete(const struct fasts3_client *client,
                                  const uint8_t *bucket,
                                  size_t bucket_len,
                                  const uint8_t *key,
                                  size_t key_len,
-                                 const struct fasts3_cancel_token *cancel);
+                                 const struct fasts3_cancel_token *cancel,
+                                 struct fasts3_error **err);
 
 // Delete `count` keys of `bucket` (DeleteObjects, 1,000 keys per request, a few requests in
 // flight) and write one `fasts3_delete_result` per key into `results` (an array of `count`
 // the caller provides). Keys that do not exist count as deleted, as in S3.
 //
 // Returns `FASTS3_OK` when every key was deleted. Otherwise returns the status of the
-// lowest-index failed key, whose message (prefixed with its index) becomes this thread's
-// last error; `results` tells which keys failed. A failed request (e.g. a missing bucket)
+// lowest-index failed key, whose error (message prefixed with its index) also becomes
+// `*err` and this thread's last error; `results` tells which keys failed, each with its own
+// `error` for the caller to release. A failed request (e.g. a missing bucket)
 // fails each of its keys. If the call itself is invalid (NULL pointers, bad UTF-8) nothing
 // is deleted and `results` is untouched; on cancellation `results` is untouched too (some
 // keys may have been deleted).
@@ -937,19 +1102,22 @@ enum fasts3_status fasts3_delete(const struct fasts3_client *client,
 //   strings are readable and unchanged until this call returns.
 // - `results` points to `count` writable `fasts3_delete_result`s (or is NULL when `count` is
 //   0), overlapping no other argument.
+// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 enum fasts3_status fasts3_delete_many(const struct fasts3_client *client,
                                       const uint8_t *bucket,
                                       size_t bucket_len,
                                       const struct fasts3_str *keys,
                                       size_t count,
                                       const struct fasts3_cancel_token *cancel,
-                                      struct fasts3_delete_result *results);
+                                      struct fasts3_delete_result *results,
+                                      struct fasts3_error **err);
 
 // Copy object `src_key` of `src_bucket` to `dst_key` of `dst_bucket` on the server (all
 // `(ptr, len)` UTF-8): CopyObject, or a multipart copy (UploadPartCopy, in parallel) for
 // sources above the threshold, pinned to the source's ETag (`FASTS3_OBJECT_CHANGED` if it is
 // replaced meanwhile) and aborted on failure or cancel. Content type and user metadata are
-// kept. `options` and `cancel` may be NULL.
+// kept. `options` and `cancel` may be NULL. An error names the source bucket and key.
 //
 // # Safety
 // - `client` and `cancel` are not freed until this call returns.
@@ -957,6 +1125,8 @@ enum fasts3_status fasts3_delete_many(const struct fasts3_client *client,
 //   0), not modified until this call returns.
 // - `options` is NULL or points to a `fasts3_copy_options` whose `struct_size` bytes are
 //   readable.
+// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 enum fasts3_status fasts3_copy(const struct fasts3_client *client,
                                const uint8_t *src_bucket,
                                size_t src_bucket_len,
@@ -967,7 +1137,8 @@ enum fasts3_status fasts3_copy(const struct fasts3_client *client,
                                const uint8_t *dst_key,
                                size_t dst_key_len,
                                const struct fasts3_copy_options *options,
-                               const struct fasts3_cancel_token *cancel);
+                               const struct fasts3_cancel_token *cancel,
+                               struct fasts3_error **err);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -96,9 +96,9 @@ def get_ranges(path: str, ranges: Sequence[Tuple[int, int]], **kwargs: Any) -> L
     return default_client().get_ranges(path, ranges, **kwargs)
 
 
-def get_many(paths: Sequence[str]) -> List[np.ndarray]:
+def get_many(items: Sequence[Any], *, out: Optional[Sequence[Any]] = None) -> List[Any]:
     """:meth:`Client.get_many` on the default client."""
-    return default_client().get_many(paths)
+    return default_client().get_many(items, out=out)
 
 
 def head(path: str) -> ObjectInfo:

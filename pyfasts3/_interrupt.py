@@ -45,7 +45,7 @@ def cancel_token():
         return ffi.NULL
     if _token == ffi.NULL:
         out = ffi.new("fasts3_cancel_token **")
-        rustcall(lib.fasts3_cancel_token_new, out)
+        rustcall(lib.fasts3_cancel_token_new, out, ffi.NULL)
         lib.fasts3_cancel_token_watch_sigint(out[0])
         _token = out[0]
     return _token

@@ -29,14 +29,13 @@ from __future__ import annotations
 import asyncio
 import os
 import weakref
-from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ._lowlevel import TO_END, ffi, lib, rustcall
+from ._lowlevel import TO_END, error_for_status, ffi, lib, rustcall
 from ._paths import split_object
-from .client import _non_negative, _owned_array, _put_options, _read_options, _readable_bytes, _writable_bytes
-from .errors import error_for_status
+from .client import _batch_item, _non_negative, _owned_array, _put_options, _read_options, _readable_bytes, _writable_bytes
 
 # Kinds of result a completion resolves its future with.
 _WRITTEN, _ALLOCATED = 0, 1
@@ -65,7 +64,7 @@ class _Queue:
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
         out = ffi.new("fasts3_completion_queue **")
-        rustcall(lib.fasts3_completion_queue_new, out)
+        rustcall(lib.fasts3_completion_queue_new, out, ffi.NULL)
         self._ptr = out[0]
         self._pid = os.getpid()
         self._loop = loop
@@ -95,7 +94,7 @@ class _Queue:
         self._next += 1
         op = _Op(self._loop.create_future(), kind, bucket, key, keep)
         out_op = ffi.new("fasts3_op **")
-        rustcall(submit, self._ptr, user_data, out_op, bucket=bucket, key=key)
+        rustcall(submit, self._ptr, user_data, out_op, ffi.NULL, bucket=bucket, key=key)
         op.handle = out_op[0]
         self._ops[user_data] = op
         return op
@@ -109,7 +108,7 @@ class _Queue:
             return
         popped = self._popped
         while True:
-            status = lib.fasts3_completion_queue_pop(self._ptr, popped)
+            status = lib.fasts3_completion_queue_pop(self._ptr, popped, ffi.NULL)
             if status != 0 or popped[0] == ffi.NULL:
                 return
             c = popped[0]
@@ -191,7 +190,7 @@ def _resolve(op: _Op, c) -> None:
         ))
     elif op.kind == _ALLOCATED:
         taken = ffi.new("fasts3_bytes **")
-        rustcall(lib.fasts3_completion_take_bytes, c, taken)
+        rustcall(lib.fasts3_completion_take_bytes, c, taken, ffi.NULL)
         op.future.set_result(_owned_array(taken[0]))
     else:
         op.future.set_result(int(lib.fasts3_completion_written(c)))
@@ -237,28 +236,36 @@ def queue() -> _Queue:
 # -- the operations (Client.*_async delegate here) ---------------------------------------------
 
 
-def _export_writable(buf: Any) -> Tuple[Any, int, tuple]:
-    """(cbuf, nbytes, keep) for a writable buffer; keep is released when the op completes."""
+def _export_writable(buf: Any, limit: Optional[int] = None) -> Tuple[Any, int, tuple]:
+    """(cbuf, nbytes, keep) for a writable buffer (its first `limit` bytes when given); keep
+    is released when the op completes."""
     view = _writable_bytes(buf)
-    nbytes = view.nbytes
-    if not nbytes:
-        view.release()
-        return ffi.NULL, 0, ()
+    keep: tuple = (view,)
     try:
-        cbuf = ffi.from_buffer("uint8_t[]", view, require_writable=True)
+        if limit is not None:
+            if limit > view.nbytes:
+                raise ValueError(f"length {limit} is larger than its out buffer ({view.nbytes} bytes)")
+            keep = (view[:limit], view)
+        target = keep[0]
+        nbytes = target.nbytes
+        if not nbytes:
+            _release(keep)
+            return ffi.NULL, 0, ()
+        cbuf = ffi.from_buffer("uint8_t[]", target, require_writable=True)
     except BaseException:
-        view.release()
+        _release(keep)
         raise
-    return cbuf, nbytes, (cbuf, view)
+    return cbuf, nbytes, (cbuf,) + keep
 
 
-def _start_get_into(q: _Queue, client, buf: Any, bucket: str, key: str, offset: int, options) -> _Op:
+def _start_get_into(q: _Queue, client, buf: Any, bucket: str, key: str, offset: int, options,
+                    limit: Optional[int] = None) -> _Op:
     b, k = bucket.encode(), key.encode()
-    cbuf, nbytes, keep = _export_writable(buf)
+    cbuf, nbytes, keep = _export_writable(buf, limit)
     try:
         with client._handle.borrow() as c:
-            return q.start(lambda qp, ud, out: lib.fasts3_submit_get_into(
-                c, qp, b, len(b), k, len(k), offset, cbuf, nbytes, options, ud, out), _WRITTEN, bucket, key, keep)
+            return q.start(lambda qp, ud, out, err: lib.fasts3_submit_get_into(
+                c, qp, b, len(b), k, len(k), offset, cbuf, nbytes, options, ud, out, err), _WRITTEN, bucket, key, keep)
     except BaseException:
         _release(keep)
         raise
@@ -267,8 +274,8 @@ def _start_get_into(q: _Queue, client, buf: Any, bucket: str, key: str, offset: 
 def _start_get(q: _Queue, client, bucket: str, key: str, offset: int, length: int, options) -> _Op:
     b, k = bucket.encode(), key.encode()
     with client._handle.borrow() as c:
-        return q.start(lambda qp, ud, out: lib.fasts3_submit_get(
-            c, qp, b, len(b), k, len(k), offset, length, options, ud, out), _ALLOCATED, bucket, key, ())
+        return q.start(lambda qp, ud, out, err: lib.fasts3_submit_get(
+            c, qp, b, len(b), k, len(k), offset, length, options, ud, out, err), _ALLOCATED, bucket, key, ())
 
 
 async def _run(q: _Queue, starts: list) -> list:
@@ -306,39 +313,18 @@ async def get(client, path: str, *, offset: int = 0, length: Optional[int] = Non
     return (await q.wait([op]))[0]
 
 
-Item = Union[str, Tuple[str, int], Tuple[str, int, Optional[int]]]
-
-
-def _item(item: Item) -> Tuple[str, str, int, Optional[int]]:
-    if isinstance(item, str):
-        path, offset, length = item, 0, None
-    elif isinstance(item, tuple) and len(item) in (2, 3):
-        path, offset, length = (item + (None,))[:3]
-    else:
-        raise TypeError(f"each item must be a path or a (path, offset[, length]) tuple, got {item!r}")
-    bucket, key = split_object(path)
-    offset = _non_negative("offset", offset)
-    if length is not None:
-        length = _non_negative("length", length)
-    return bucket, key, offset, length
-
-
-async def get_many(client, items: Sequence[Item], *, out: Optional[Sequence[Any]] = None) -> list:
+async def get_many(client, items: Sequence[Any], *, out: Optional[Sequence[Any]] = None) -> list:
+    """As Client.get_many (items, out= and results alike), on the running loop."""
     if isinstance(items, (str, bytes)):
         raise TypeError("get_many_async takes a sequence of paths, not a single path")
-    parsed = [_item(i) for i in items]
+    parsed = [_batch_item(i) for i in items]
     if not parsed:
         return []
     if out is not None:
         out = list(out)
         if len(out) != len(parsed):
             raise ValueError(f"out has {len(out)} buffers for {len(parsed)} items")
-        for (bucket, key, _, length), buf in zip(parsed, out):
-            if length is not None:
-                with memoryview(buf) as probe:
-                    if probe.nbytes != length:
-                        raise ValueError(f"{bucket}/{key}: length {length} but its out buffer holds {probe.nbytes} bytes")
-        starts = [lambda q, p=p, buf=buf: _start_get_into(q, client, buf, p[0], p[1], p[2], ffi.NULL)
+        starts = [lambda q, p=p, buf=buf: _start_get_into(q, client, buf, p[0], p[1], p[2], ffi.NULL, p[3])
                   for p, buf in zip(parsed, out)]
     else:
         starts = [lambda q, p=p: _start_get(q, client, p[0], p[1], p[2], TO_END if p[3] is None else p[3], ffi.NULL)
@@ -362,8 +348,8 @@ async def put_from(client, buf: Any, path: str, *, content_type: Optional[str] =
             keep = (cbuf, view)
         q = queue()
         with client._handle.borrow() as c:
-            op = q.start(lambda qp, ud, out: lib.fasts3_submit_put_from(
-                c, qp, b, len(b), k, len(k), cbuf, nbytes, options, ud, out), _WRITTEN, bucket, key, keep)
+            op = q.start(lambda qp, ud, out, err: lib.fasts3_submit_put_from(
+                c, qp, b, len(b), k, len(k), cbuf, nbytes, options, ud, out, err), _WRITTEN, bucket, key, keep)
     except BaseException:
         _release(keep)
         raise

@@ -1,6 +1,7 @@
 """The Client: one native client handle and the public operations on it."""
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import threading
@@ -11,9 +12,9 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from . import _interrupt
-from ._lowlevel import TO_END, ffi, last_error, lib, rustcall
+from ._lowlevel import TO_END, ffi, last_error, lib, rustcall, take_error
 from ._paths import split_object, split_prefix
-from .errors import S3Error, error_for_status
+from .errors import S3Error
 from .types import ObjectInfo
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -183,6 +184,20 @@ def _put_options(content_type: Optional[str], if_none_match: bool, metadata: Opt
     return options, keepalive
 
 
+def _batch_item(item: Any) -> Tuple[str, str, int, Optional[int]]:
+    """A get_many item -- a path, or (path, offset, length) -- as (bucket, key, offset, length)."""
+    if isinstance(item, str):
+        return (*split_object(item), 0, None)
+    try:
+        path, offset, length = item
+    except (TypeError, ValueError):
+        raise TypeError(f"each item must be a path or a (path, offset, length) tuple, got {item!r}") from None
+    if not isinstance(path, str):
+        raise TypeError(f"each item's path must be a str, got {type(path).__name__}")
+    length = None if length is None else _non_negative("length", length)
+    return (*split_object(path), _non_negative("offset", offset), length)
+
+
 def _non_negative(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
@@ -198,7 +213,7 @@ def _owned_array(handle) -> np.ndarray:
     released when the array (and every view of it) is garbage."""
     data = ffi.new("uint8_t **")
     size = ffi.new("size_t *")
-    rustcall(lib.fasts3_bytes_data, handle, data, size)
+    rustcall(lib.fasts3_bytes_data, handle, data, size, ffi.NULL)
     if size[0] == 0:
         lib.fasts3_bytes_free(handle)
         return np.empty(0, dtype=np.uint8)
@@ -232,7 +247,7 @@ class _Page:
 
     def __init__(self, page):
         view = ffi.new("fasts3_object_page_view *")
-        rustcall(lib.fasts3_object_page_get_view, page, view)
+        rustcall(lib.fasts3_object_page_get_view, page, view, ffi.NULL)
         n = view.count
         self.keys = _strings(view.keys)
         self.sizes = ffi.unpack(view.sizes, n) if n else []
@@ -378,14 +393,14 @@ class Client:
                 options[name] = repr(float(value))
 
         out = ffi.new("fasts3_config **")
-        rustcall(lib.fasts3_config_new, out)
+        rustcall(lib.fasts3_config_new, out, ffi.NULL)
         config = ffi.gc(out[0], lib.fasts3_config_free)
         try:
             for name, value in options.items():
                 if value is not None:
-                    rustcall(lib.fasts3_config_set, config, name.encode(), value.encode())
+                    rustcall(lib.fasts3_config_set, config, name.encode(), value.encode(), ffi.NULL)
             client_out = ffi.new("fasts3_client **")
-            rustcall(lib.fasts3_client_new, config, client_out)
+            rustcall(lib.fasts3_client_new, config, client_out, ffi.NULL)
         finally:
             ffi.release(config)
         self._handle = _Handle(client_out[0])
@@ -461,10 +476,10 @@ class Client:
                 with self._handle.borrow() as client:
                     if options == ffi.NULL:
                         rustcall(lib.fasts3_get_into, client, b, len(b), k, len(k), offset, cbuf, nbytes,
-                                 _interrupt.cancel_token(), written, bucket=bucket, key=key)
+                                 _interrupt.cancel_token(), written, ffi.NULL, bucket=bucket, key=key)
                     else:
                         rustcall(lib.fasts3_get_into_with_options, client, b, len(b), k, len(k), offset, cbuf,
-                                 nbytes, options, _interrupt.cancel_token(), written, bucket=bucket, key=key)
+                                 nbytes, options, _interrupt.cancel_token(), written, ffi.NULL, bucket=bucket, key=key)
             finally:
                 if nbytes:
                     ffi.release(cbuf)
@@ -486,10 +501,10 @@ class Client:
         with self._handle.borrow() as client:
             if options == ffi.NULL:
                 rustcall(lib.fasts3_get, client, b, len(b), k, len(k), offset, max_len, _interrupt.cancel_token(),
-                         out, bucket=bucket, key=key)
+                         out, ffi.NULL, bucket=bucket, key=key)
             else:
                 rustcall(lib.fasts3_get_with_options, client, b, len(b), k, len(k), offset, max_len, options,
-                         _interrupt.cancel_token(), out, bucket=bucket, key=key)
+                         _interrupt.cancel_token(), out, ffi.NULL, bucket=bucket, key=key)
         return _owned_array(out[0])
 
     def get_ranges(self, path: str, ranges: Sequence[Tuple[int, int]], *, out: Any = None,
@@ -506,7 +521,8 @@ class Client:
         ``out``: a writable C-contiguous buffer receiving the ranges packed in order (range
         ``i`` at the sum of the lengths before it); None allocates one buffer. Returns one
         uint8 view per range, into ``out`` or that buffer, shorter than asked only where the
-        object ends first.
+        object ends first. If the call raises, ``out`` may hold some of the ranges and its
+        other bytes are unspecified.
         """
         bucket, key = split_object(path)
         if isinstance(ranges, (str, bytes)):
@@ -540,7 +556,8 @@ class Client:
             try:
                 with self._handle.borrow() as client:
                     rustcall(lib.fasts3_get_ranges, client, b, len(b), k, len(k), c_ranges, len(pairs), max_gap,
-                             cbuf, view.nbytes, options, _interrupt.cancel_token(), lengths, bucket=bucket, key=key)
+                             cbuf, view.nbytes, options, _interrupt.cancel_token(), lengths, ffi.NULL,
+                             bucket=bucket, key=key)
             finally:
                 if view.nbytes:
                     ffi.release(cbuf)
@@ -550,38 +567,73 @@ class Client:
             at += n
         return views
 
-    def get_many(self, paths: Sequence[str]) -> List[np.ndarray]:
-        """Fetch whole objects concurrently (sharing this client's concurrency budget);
-        one uint8 array per path, in order. Raises the error of the first failed path
-        (its ``bucket``/``key`` attributes say which)."""
-        if isinstance(paths, (str, bytes)):
+    def get_many(self, items: Sequence[Any], *, out: Optional[Sequence[Any]] = None) -> List[Any]:
+        """Many reads at once, sharing this client's concurrency budget; results in order.
+
+        Each item is a path (the whole object) or a ``(path, offset, length)`` tuple
+        (``length`` None: to the end of the object): the safetensors / parquet-footer /
+        zarr-chunk pattern of many slices of many objects.
+
+        ``out=None``: returns one uint8 array per item, exactly as long as what was read.
+        ``out``: one writable C-contiguous buffer per item (numpy arrays of any dtype,
+        bytearrays, memoryviews...; several may be views of one array), item ``i`` landing
+        at the start of ``out[i]`` -- ``length`` bytes, or ``nbytes(out[i])`` when ``length``
+        is None; a ``length`` larger than the buffer is a ValueError. Returns the number of
+        bytes written per item (fewer only where the object ends first). Buffers must not
+        overlap; if the call raises, their contents are unspecified.
+
+        Raises the error of the first failed item (its ``bucket``/``key`` attributes say
+        which).
+        """
+        if isinstance(items, (str, bytes)):
             raise TypeError("get_many takes a sequence of paths, not a single path")
-        parsed = [split_object(p) for p in paths]
-        n = len(parsed)
+        reads = [_batch_item(item) for item in items]
+        n = len(reads)
+        if out is not None:
+            if isinstance(out, (str, bytes)) or len(out) != n:
+                raise ValueError(f"out must be a sequence of {n} writable buffers, one per item")
         if n == 0:
             return []
         requests = ffi.new("fasts3_get_request[]", n)
         keepalive = []
-        for req, (bucket, key) in zip(requests, parsed):
-            b = ffi.from_buffer("uint8_t[]", bucket.encode())
-            k = ffi.from_buffer("uint8_t[]", key.encode())
-            keepalive += (b, k)
-            req.bucket, req.bucket_len, req.key, req.key_len = b, len(b), k, len(k)
-            req.buf, req.buf_len = ffi.NULL, TO_END
-        results = ffi.new("fasts3_get_result[]", n)
-
-        with self._handle.borrow() as client:
-            status = lib.fasts3_get_many(client, requests, n, _interrupt.cancel_token(), results)
-        error = last_error(status) if status else None
-        arrays = [_owned_array(r.bytes) if r.status == 0 and r.bytes != ffi.NULL else None for r in results]
-        if error is not None:
+        with contextlib.ExitStack() as exports:
+            for i, (req, (bucket, key, offset, length)) in enumerate(zip(requests, reads)):
+                b = ffi.from_buffer("uint8_t[]", bucket.encode())
+                k = ffi.from_buffer("uint8_t[]", key.encode())
+                keepalive += (b, k)
+                req.bucket, req.bucket_len, req.key, req.key_len = b, len(b), k, len(k)
+                req.offset = offset
+                if out is None:
+                    req.buf, req.buf_len = ffi.NULL, TO_END if length is None else length
+                    continue
+                view = exports.enter_context(_writable_bytes(out[i]))
+                if length is not None and length > view.nbytes:
+                    raise ValueError(f"item {i} asks for {length} bytes but out[{i}] holds {view.nbytes}")
+                req.buf_len = view.nbytes if length is None else length
+                if req.buf_len:
+                    cbuf = ffi.from_buffer("uint8_t[]", view, require_writable=True)
+                    exports.callback(ffi.release, cbuf)
+                else:
+                    cbuf = ffi.new("uint8_t[1]")  # not NULL: NULL asks libfasts3 to allocate
+                    keepalive.append(cbuf)
+                req.buf = cbuf
+            results = ffi.new("fasts3_get_result[]", n)
+            with self._handle.borrow() as client:
+                status = lib.fasts3_get_many(client, requests, n, _interrupt.cancel_token(), results, ffi.NULL)
+        if status and not any(r.status != 0 for r in results):
             # A failure of the batch itself (not of one read) leaves every result untouched:
-            # then no path is to blame, and the error is raised as it is.
-            index = next((i for i, r in enumerate(results) if r.status != 0), None)
-            if index is not None:
-                error.bucket, error.key = parsed[index]
-            raise error
-        return arrays
+            # then no item is to blame, and the error is raised as it is.
+            raise last_error(status)
+        if out is None:
+            found = [_owned_array(r.bytes) if r.status == 0 and r.bytes != ffi.NULL else None for r in results]
+        else:
+            found = [int(r.written) for r in results]
+        # Each failed read carries its own error (naming its bucket and key); take them all so
+        # each is freed, and raise the first.
+        errors = [take_error(r.error) for r in results if r.status != 0 and r.error != ffi.NULL]
+        if errors:
+            raise errors[0]
+        return found
 
     def head(self, path: str) -> ObjectInfo:
         """Size, ETag, last-modified time and content type of one object."""
@@ -589,7 +641,7 @@ class Client:
         b, k = bucket.encode(), key.encode()
         out = ffi.new("fasts3_object_page **")
         with self._handle.borrow() as client:
-            rustcall(lib.fasts3_head, client, b, len(b), k, len(k), _interrupt.cancel_token(), out,
+            rustcall(lib.fasts3_head, client, b, len(b), k, len(k), _interrupt.cancel_token(), out, ffi.NULL,
                      bucket=bucket, key=key)
         return _take_page(out[0]).infos(bucket, with_content_type=True)[0]
 
@@ -612,11 +664,9 @@ class Client:
         return await aio.get(self, path, offset=offset, length=length, if_match=if_match, version_id=version_id)
 
     async def get_many_async(self, items: Sequence[Any], *, out: Optional[Sequence[Any]] = None) -> list:
-        """Many reads at once for asyncio, sharing this client's concurrency budget. Each
-        item is a path or a ``(path, offset[, length])`` tuple. Without ``out``: one uint8
-        array per item. With ``out`` (one writable buffer per item, filled from the item's
-        offset): the bytes written into each. The first failure is raised (its ``bucket`` /
-        ``key`` say which) after every other read was cancelled and has ended."""
+        """:meth:`get_many` for asyncio (same items, ``out=`` and results). The first failure
+        is raised (its ``bucket`` / ``key`` say which) after every other read was cancelled
+        and has ended; so does cancelling the task."""
         from . import aio
 
         return await aio.get_many(self, items, out=out)
@@ -665,7 +715,7 @@ class Client:
             try:
                 with self._handle.borrow() as client:
                     rustcall(lib.fasts3_put_from, client, b, len(b), k, len(k), cbuf, nbytes, options,
-                             _interrupt.cancel_token(), parts, bucket=bucket, key=key)
+                             _interrupt.cancel_token(), parts, ffi.NULL, bucket=bucket, key=key)
             finally:
                 if nbytes:
                     ffi.release(cbuf)
@@ -683,7 +733,7 @@ class Client:
         bucket, key = split_object(path)
         b, k = bucket.encode(), key.encode()
         with self._handle.borrow() as client:
-            rustcall(lib.fasts3_delete, client, b, len(b), k, len(k), _interrupt.cancel_token(),
+            rustcall(lib.fasts3_delete, client, b, len(b), k, len(k), _interrupt.cancel_token(), ffi.NULL,
                      bucket=bucket, key=key)
 
     def delete_many(self, paths: Sequence[str]) -> List[Tuple[str, S3Error]]:
@@ -709,16 +759,13 @@ class Client:
                 entry.ptr, entry.len = k, len(k)
             results = ffi.new("fasts3_delete_result[]", len(items))
             with self._handle.borrow() as client:
-                status = lib.fasts3_delete_many(client, b, len(b), keys, len(items), _interrupt.cancel_token(), results)
-            if status != 0:
-                error = last_error(status, bucket)
-                if not any(r.status != 0 for r in results):
-                    raise error  # the call itself failed: nothing to report per key
-            for (i, p, key), r in zip(items, results):
+                status = lib.fasts3_delete_many(client, b, len(b), keys, len(items), _interrupt.cancel_token(), results,
+                                                ffi.NULL)
+            if status != 0 and not any(r.status != 0 for r in results):
+                raise last_error(status, bucket)  # the call itself failed: nothing to report per key
+            for (i, p, _key), r in zip(items, results):
                 if r.status != 0:
-                    message = ffi.string(r.message).decode("utf-8", "replace")
-                    code = ffi.string(r.code).decode("utf-8", "replace")
-                    failures.append((i, p, error_for_status(r.status, message, code, 0, bucket, key)))
+                    failures.append((i, p, take_error(r.error)))
         failures.sort(key=lambda f: f[0])
         return [(p, e) for _, p, e in failures]
 
@@ -739,7 +786,7 @@ class Client:
         args = [x.encode() for x in (sb, sk, db, dk)]
         with self._handle.borrow() as client:
             rustcall(lib.fasts3_copy, client, args[0], len(args[0]), args[1], len(args[1]), args[2], len(args[2]),
-                     args[3], len(args[3]), options, _interrupt.cancel_token(), bucket=sb, key=sk)
+                     args[3], len(args[3]), options, _interrupt.cancel_token(), ffi.NULL, bucket=sb, key=sk)
 
     # -- listing ---------------------------------------------------------------------
 
@@ -754,12 +801,13 @@ class Client:
         s = start_after.encode() if start_after else ffi.NULL
         out = ffi.new("fasts3_list_cursor **")
         with self._handle.borrow() as client:
-            rustcall(lib.fasts3_list_cursor_new, client, b, len(b), p, len(p), d, s, page_size, out, bucket=bucket)
+            rustcall(lib.fasts3_list_cursor_new, client, b, len(b), p, len(p), d, s, page_size, out, ffi.NULL,
+                     bucket=bucket)
         cursor = ffi.gc(out[0], lib.fasts3_list_cursor_free)
         try:
             while True:
                 page_out = ffi.new("fasts3_object_page **")
-                rustcall(lib.fasts3_list_next, cursor, _interrupt.cancel_token(), page_out, bucket=bucket)
+                rustcall(lib.fasts3_list_next, cursor, _interrupt.cancel_token(), page_out, ffi.NULL, bucket=bucket)
                 if page_out[0] == ffi.NULL:
                     return
                 yield bucket, _take_page(page_out[0])
@@ -775,7 +823,7 @@ class Client:
         out = ffi.new("fasts3_object_page **")
         with self._handle.borrow() as client:
             rustcall(lib.fasts3_list_all, client, b, len(b), p, len(p), d, bool(parallel), _interrupt.cancel_token(),
-                     out, bucket=bucket)
+                     out, ffi.NULL, bucket=bucket)
         return bucket, _take_page(out[0])
 
     def list_keys(self, path: str, *, delimiter: Optional[str] = None, parallel: bool = False) -> List[str]:

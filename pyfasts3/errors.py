@@ -14,10 +14,13 @@ class S3Error(Exception):
         status: HTTP status of the failing response, ``0`` if there was none.
         bucket, key: what the operation was about, when known.
         fasts3_status: the library's numeric status code.
+        request_id: the server's id of the failing request (``x-amz-request-id``), ``""``
+            when unknown (errors of single calls do not carry it yet; batch items do).
     """
 
     def __init__(self, message: str, *, code: str = "", status: int = 0,
-                 bucket: Optional[str] = None, key: Optional[str] = None, fasts3_status: int = 0):
+                 bucket: Optional[str] = None, key: Optional[str] = None, fasts3_status: int = 0,
+                 request_id: str = ""):
         super().__init__(message)
         self.code = code
         self.message = message
@@ -25,6 +28,7 @@ class S3Error(Exception):
         self.bucket = bucket
         self.key = key
         self.fasts3_status = fasts3_status
+        self.request_id = request_id
 
     def __str__(self) -> str:
         if self.code:
@@ -115,35 +119,35 @@ class LibraryOutOfMemory(S3Error, MemoryError):
     """A result buffer could not be allocated."""
 
 
-# fasts3_status value -> exception class (see include/fasts3.h).
-_BY_STATUS = {
-    100: InvalidArgument,
-    101: InvalidArgument,
-    102: LibraryOutOfMemory,
-    103: InvalidHandle,
-    200: NoSuchKey,
-    201: NoSuchBucket,
-    202: AccessDenied,
-    203: InvalidRange,
-    204: ObjectChanged,
-    205: ChecksumMismatch,
-    206: ChecksumUnavailable,
-    207: PreconditionFailed,
-    300: Throttled,
-    301: NetworkError,
-    302: Timeout,
-    400: Cancelled,
-    401: InternalError,
-    402: ConfigError,
-    403: ProtocolError,
-    404: TlsError,
-    500: S3Error,
+# fasts3_status name (as fasts3_status_name() returns it) -> exception class. The numeric
+# values are not repeated here: pyfasts3._lowlevel maps each value the library's header
+# declares to a class through the library's own names.
+_BY_STATUS_NAME = {
+    "FASTS3_INVALID_ARGUMENT": InvalidArgument,
+    "FASTS3_NULL_POINTER": InvalidArgument,
+    "FASTS3_OUT_OF_MEMORY": LibraryOutOfMemory,
+    "FASTS3_INVALID_HANDLE": InvalidHandle,
+    "FASTS3_NO_SUCH_KEY": NoSuchKey,
+    "FASTS3_NO_SUCH_BUCKET": NoSuchBucket,
+    "FASTS3_ACCESS_DENIED": AccessDenied,
+    "FASTS3_INVALID_RANGE": InvalidRange,
+    "FASTS3_OBJECT_CHANGED": ObjectChanged,
+    "FASTS3_CHECKSUM_MISMATCH": ChecksumMismatch,
+    "FASTS3_CHECKSUM_UNAVAILABLE": ChecksumUnavailable,
+    "FASTS3_PRECONDITION_FAILED": PreconditionFailed,
+    "FASTS3_THROTTLED": Throttled,
+    "FASTS3_NETWORK": NetworkError,
+    "FASTS3_TIMEOUT": Timeout,
+    "FASTS3_CANCELLED": Cancelled,
+    "FASTS3_PANIC": InternalError,
+    "FASTS3_CONFIG": ConfigError,
+    "FASTS3_PROTOCOL": ProtocolError,
+    "FASTS3_TLS": TlsError,
+    "FASTS3_S3_ERROR": S3Error,
 }
 
 
-def error_for_status(fasts3_status: int, message: str, code: str, http_status: int,
-                     bucket: Optional[str] = None, key: Optional[str] = None) -> S3Error:
-    """Build the exception for a non-OK status."""
-    cls = _BY_STATUS.get(fasts3_status, S3Error)
-    return cls(message or f"libfasts3 status {fasts3_status}", code=code, status=http_status,
-               bucket=bucket, key=key, fasts3_status=fasts3_status)
+def class_for_status_name(name: str) -> type:
+    """The exception class for a status name; :class:`S3Error` for names this version of
+    pyfasts3 does not know (a newer library's additions, ``FASTS3_UNKNOWN``)."""
+    return _BY_STATUS_NAME.get(name, S3Error)

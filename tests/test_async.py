@@ -80,13 +80,16 @@ def test_offsets_lengths_and_out_buffers(client, put):
         assert bytes(tail[:40]) == body[-40:]
         a = await client.get_async(path, offset=3, length=PART * 2)
         assert a.tobytes() == body[3:3 + 2 * PART]
-        items = [(path, 0, 10), (path, 5 * PART), path]
+        items = [(path, 0, 10), (path, 5 * PART, None), path]
         arrays = await client.get_many_async(items)
         assert [x.tobytes() for x in arrays] == [body[:10], body[5 * PART:], body]
-        outs = [np.zeros(10, np.uint8), np.zeros(2 * PART, np.uint8)]
-        written = await client.get_many_async([(path, 0, 10), (path, PART)], out=outs)
-        assert written == [10, 2 * PART]
+        outs = [np.zeros(10, np.uint8), np.zeros(2 * PART, np.uint8), np.zeros(100, np.uint8)]
+        written = await client.get_many_async([(path, 0, 10), (path, PART, None), (path, 1, 50)], out=outs)
+        assert written == [10, 2 * PART, 50]
         assert outs[0].tobytes() == body[:10] and outs[1].tobytes() == body[PART:3 * PART]
+        assert outs[2][:50].tobytes() == body[1:51] and not outs[2][50:].any(), "wrote past the item's length"
+        with pytest.raises(ValueError):
+            await client.get_many_async([(path, 0, 11)], out=[np.zeros(10, np.uint8)])
 
     run(main())
 

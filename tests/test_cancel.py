@@ -37,7 +37,7 @@ _data = random_bytes
 class Token:
     def __init__(self):
         out = ffi.new("fasts3_cancel_token **")
-        assert lib.fasts3_cancel_token_new(out) == lib.FASTS3_OK
+        assert lib.fasts3_cancel_token_new(out, ffi.NULL) == lib.FASTS3_OK
         self.ptr = out[0]
 
     def cancel(self) -> None:
@@ -89,12 +89,12 @@ class NativeRead:
     def _run(self, handle, token) -> tuple:
         if self.kind == "get_into":
             status = lib.fasts3_get_into(handle, self.bucket, len(self.bucket), self.key, len(self.key), 0,
-                                         self.cbuf, self.size, token, self.written)
+                                         self.cbuf, self.size, token, self.written, ffi.NULL)
         elif self.kind == "get":
             status = lib.fasts3_get(handle, self.bucket, len(self.bucket), self.key, len(self.key), 0,
-                                    2**64 - 1, token, self.out)
+                                    2**64 - 1, token, self.out, ffi.NULL)
         else:
-            status = lib.fasts3_get_many(handle, self.requests, 2, token, self.results)
+            status = lib.fasts3_get_many(handle, self.requests, 2, token, self.results, ffi.NULL)
         return status, _message(), bytes(self.buf)
 
     def check_untouched_outputs(self) -> None:
@@ -106,6 +106,10 @@ class NativeRead:
             for r in self.results:
                 assert r.status == lib.FASTS3_CANCELLED
                 assert r.bytes == ffi.NULL
+                # Each cancelled read carries its own error, which the caller frees.
+                assert lib.fasts3_error_status(r.error) == lib.FASTS3_CANCELLED
+                lib.fasts3_error_free(r.error)
+                r.error = ffi.NULL
 
 
 @pytest.mark.parametrize("kind", ["get_into", "get", "get_many"])
@@ -162,7 +166,7 @@ def test_token_cancelled_before_the_call_returns_immediately(server, put, proxy,
 
             def call():
                 with client._handle.borrow() as handle:
-                    return lib.fasts3_head(handle, bucket, len(bucket), key, len(key), token.ptr, page), _message()
+                    return lib.fasts3_head(handle, bucket, len(bucket), key, len(key), token.ptr, page, ffi.NULL), _message()
 
             status, message = run_guarded(call, PROMPT).value
             assert page[0] == ffi.NULL
@@ -170,20 +174,20 @@ def test_token_cancelled_before_the_call_returns_immediately(server, put, proxy,
             cursor = ffi.new("fasts3_list_cursor **")
             with client._handle.borrow() as handle:  # the cursor keeps its own reference
                 assert lib.fasts3_list_cursor_new(handle, bucket, len(bucket), b"", 0, ffi.NULL, ffi.NULL, 1000,
-                                                  cursor) == lib.FASTS3_OK
+                                                  cursor, ffi.NULL) == lib.FASTS3_OK
             page = ffi.new("fasts3_object_page **")
 
             def call():
-                return lib.fasts3_list_next(cursor[0], token.ptr, page), _message()
+                return lib.fasts3_list_next(cursor[0], token.ptr, page, ffi.NULL), _message()
 
             status, message = run_guarded(call, PROMPT).value
             assert page[0] == ffi.NULL
             assert status == lib.FASTS3_CANCELLED, (status, message)
             assert proxy.connections == 0, "a call with an already-cancelled token sent a request"
             # A failed list_next does not advance the cursor: without the token it lists.
-            assert run_guarded(lambda: lib.fasts3_list_next(cursor[0], ffi.NULL, page), HANG_GUARD).value == 0
+            assert run_guarded(lambda: lib.fasts3_list_next(cursor[0], ffi.NULL, page, ffi.NULL), HANG_GUARD).value == 0
             view = ffi.new("fasts3_object_page_view *")
-            assert lib.fasts3_object_page_get_view(page[0], view) == lib.FASTS3_OK
+            assert lib.fasts3_object_page_get_view(page[0], view, ffi.NULL) == lib.FASTS3_OK
             assert view.count == 1
             lib.fasts3_object_page_free(page[0])
             lib.fasts3_list_cursor_free(cursor[0])

@@ -411,10 +411,10 @@ def test_freed_native_handle_raises_invalid_handle():
     from pyfasts3._lowlevel import ffi, lib, rustcall
 
     out = ffi.new("fasts3_config **")
-    rustcall(lib.fasts3_config_new, out)
+    rustcall(lib.fasts3_config_new, out, ffi.NULL)
     lib.fasts3_config_free(out[0])
     with pytest.raises(pyfasts3.InvalidHandle, match="config is not a live fasts3_config") as info:
-        rustcall(lib.fasts3_config_set, out[0], b"region", b"us-east-1")
+        rustcall(lib.fasts3_config_set, out[0], b"region", b"us-east-1", ffi.NULL)
     assert info.value.fasts3_status == 103
     assert isinstance(info.value, ValueError)
 

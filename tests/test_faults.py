@@ -153,7 +153,7 @@ def test_failed_get_into_leaves_out_written_untouched(server, put, proxy):
         def call():
             with client._handle.borrow() as handle:
                 status = lib.fasts3_get_into(handle, bucket, len(bucket), key, len(key), 0, cbuf, MULTI,
-                                             ffi.NULL, written)
+                                             ffi.NULL, written, ffi.NULL)
                 return status, ffi.string(lib.fasts3_last_error_message()).decode()
 
         status, message = run_guarded(call, HANG_GUARD).value

@@ -287,6 +287,53 @@ def test_get_arrays_are_independent(client, put):
     assert b.tobytes() == data
 
 
+# Large results (>= 16 MiB) freed by the caller are kept a few seconds and handed to the
+# next get() of a similar size (rust/engine/result_buffer.rs): the reused memory must never
+# show the old object's bytes, never be shared with a live array, and never outlive use.
+CACHED = 16 * MIB
+
+
+def test_get_reusing_a_freed_large_result_returns_only_the_new_bytes(client, put):
+    big, smaller = payload(CACHED + 4 * MIB, seed=21), payload(CACHED + 1 * MIB + 3, seed=22)
+    big_path, smaller_path = put("big", big), put("smaller", smaller)
+    first = client.get(big_path)
+    first_address = first.__array_interface__["data"][0]
+    assert first.tobytes() == big
+    first[:] = 0x5A  # the caller scribbles on its result before dropping it
+    del first
+    gc.collect()
+    # Without the cache, the freed mapping's address would go to this array.
+    other = np.ones(len(big), np.uint8)
+    second = client.get(smaller_path)
+    # The same memory, now exactly the smaller object: nothing of the old one shows.
+    assert second.__array_interface__["data"][0] == first_address
+    assert not np.shares_memory(second, other)
+    assert second.nbytes == len(smaller)
+    assert second.tobytes() == smaller
+
+
+def test_get_never_hands_out_memory_of_a_live_result(client, put):
+    data = payload(CACHED + 7, seed=23)
+    path = put("obj", data)
+    results = [client.get(path) for _ in range(3)]
+    for i, a in enumerate(results):
+        for b in results[i + 1:]:
+            assert not np.shares_memory(a, b)
+    results[0][:] = 0
+    assert results[1].tobytes() == data and results[2].tobytes() == data
+
+
+def test_get_reused_memory_after_a_failed_read_is_not_returned(client, put, bucket):
+    data = payload(CACHED + 11, seed=24)
+    path = put("obj", data)
+    arr = client.get(path)
+    del arr
+    gc.collect()
+    with pytest.raises(pyfasts3.NoSuchKey):
+        client.get(f"{bucket}/missing")
+    assert client.get(path).tobytes() == data
+
+
 def test_get_array_outlives_closed_and_collected_client(server, put):
     """The array owns its memory: closing and collecting the client must not invalidate it."""
     data = payload(3 * PART + 9, seed=8)
@@ -321,6 +368,60 @@ def test_get_many_arrays_outlive_client(server, put):
 
 
 # -- get_many ------------------------------------------------------------------------------
+
+
+def test_get_many_items_with_offset_and_length(client, put):
+    a, b = payload(3 * PART + 5, seed=31), payload(PART // 2, seed=32)
+    pa, pb = put("a", a), put("b", b)
+    got = client.get_many([pa, (pa, PART - 3, PART + 10), (pb, 100, None), (pa, len(a) - 8, 8),
+                           (pb, 10, 10**9), (pa, len(a) + 5, 4), (pb, 0, 0)])
+    assert [g.tobytes() for g in got] == [a, a[PART - 3:2 * PART + 7], b[100:], a[-8:], b[10:], b"", b""]
+
+
+def test_get_many_into_caller_buffers(client, put):
+    """The tensor-slices pattern: many slices of several objects land in views of one
+    preallocated array; each returns the bytes written."""
+    a, b = payload(2 * PART + 9, seed=33), payload(5000, seed=34)
+    pa, pb = put("a", a), put("b", b)
+    dest = np.full(3 * PART, SENTINEL, dtype=np.uint8)
+    views = [dest[:PART], dest[PART:PART + 4000], dest[2 * PART:3 * PART], dest[PART + 4000:PART + 4000]]
+    written = client.get_many([(pa, 7, None), (pb, 0, 4000), (pb, 1000, None), (pa, 0, None)], out=views)
+    assert written == [PART, 4000, 4000, 0]
+    assert dest[:PART].tobytes() == a[7:PART + 7]
+    assert dest[PART:PART + 4000].tobytes() == b[:4000]
+    assert dest[2 * PART:2 * PART + 4000].tobytes() == b[1000:]
+    # Nothing outside what was written changed.
+    assert (dest[PART + 4000:2 * PART] == SENTINEL).all()
+    assert (dest[2 * PART + 4000:] == SENTINEL).all()
+
+
+def test_get_many_into_typed_arrays_and_bytearrays(client, put):
+    data = payload(4096, seed=35)
+    path = put("obj", data)
+    floats, raw = np.zeros(256, dtype=np.float64), bytearray(100)
+    assert client.get_many([path, (path, 2048, None)], out=[floats, raw]) == [2048, 100]
+    assert floats.tobytes() == data[:2048]
+    assert bytes(raw) == data[2048:2148]
+
+
+@pytest.mark.parametrize("items,out,error", [
+    (["b/k"], [], ValueError),                      # one buffer per item
+    (["b/k"], [bytes(4)], TypeError),               # read-only buffer
+    ([("b/k", 0, 10)], [bytearray(4)], ValueError),  # length larger than the buffer
+    ([("b/k", -1, 4)], None, ValueError),           # negative offset
+    ([("b/k", 0)], None, TypeError),                # not a triple
+    ([(b"b/k", 0, 4)], None, TypeError),            # path not a str
+])
+def test_get_many_bad_items_or_buffers_are_refused_before_any_request(client, items, out, error):
+    with pytest.raises(error):
+        client.get_many(items, out=out)
+
+
+def test_get_many_into_buffers_names_the_failed_item(client, put, bucket):
+    path = put("obj", payload(100))
+    with pytest.raises(pyfasts3.NoSuchKey) as info:
+        client.get_many([path, (f"{bucket}/missing", 0, 10)], out=[bytearray(100), bytearray(10)])
+    assert info.value.key == "missing"
 
 
 def test_get_many_mixed_sizes_in_order(client, put):

@@ -203,7 +203,7 @@ def test_a_part_failing_once_is_retried_and_the_upload_succeeds(server, bucket, 
 class Token:
     def __init__(self):
         out = ffi.new("fasts3_cancel_token **")
-        assert lib.fasts3_cancel_token_new(out) == lib.FASTS3_OK
+        assert lib.fasts3_cancel_token_new(out, ffi.NULL) == lib.FASTS3_OK
         self.ptr = out[0]
 
     def cancel(self) -> None:
@@ -228,7 +228,7 @@ def test_cancel_mid_upload_aborts_it_before_returning(server, bucket, s3):
 
         def call():
             with c._handle.borrow() as client:
-                return lib.fasts3_put_from(client, b, len(b), k, len(k), cbuf, len(data), options, token.ptr, ffi.NULL)
+                return lib.fasts3_put_from(client, b, len(b), k, len(k), cbuf, len(data), options, token.ptr, ffi.NULL, ffi.NULL)
 
         out = start_guarded(call)
         assert proxy.wait_for(lambda p: p.held >= 1, timeout=30), "part 2 never reached the proxy"

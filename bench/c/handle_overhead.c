@@ -37,7 +37,7 @@ enum { CALLS = 2000000 };
 static void *empty_batches(void *arg) {
     long calls = (long)(size_t)arg;
     for (long i = 0; i < calls; i++) {
-        if (fasts3_get_many(g_client, NULL, 0, NULL, NULL) != FASTS3_OK) abort();
+        if (fasts3_get_many(g_client, NULL, 0, NULL, NULL, NULL) != FASTS3_OK) abort();
     }
     return NULL;
 }
@@ -59,14 +59,14 @@ static void run_empty(long calls) { empty_batches((void *)(size_t)calls); }
 
 static void run_with_token(long calls) {
     for (long i = 0; i < calls; i++) {
-        if (fasts3_get_many(g_client, NULL, 0, g_token, NULL) != FASTS3_OK) abort();
+        if (fasts3_get_many(g_client, NULL, 0, g_token, NULL, NULL) != FASTS3_OK) abort();
     }
 }
 
 static void run_token_lifecycle(long calls) {
     for (long i = 0; i < calls; i++) {
         fasts3_cancel_token *t = NULL;
-        if (fasts3_cancel_token_new(&t) != FASTS3_OK) abort();
+        if (fasts3_cancel_token_new(&t, NULL) != FASTS3_OK) abort();
         fasts3_cancel_token_free(t);
     }
 }
@@ -76,24 +76,24 @@ static void run_watched_cancelled(long calls) {
     uint64_t written;
     for (long i = 0; i < calls; i++) {
         if (fasts3_get_into(g_client, (const uint8_t *)"b", 1, (const uint8_t *)"k", 1, 0, buf, sizeof buf,
-                            g_watching_cancelled, &written) != FASTS3_CANCELLED) abort();
+                            g_watching_cancelled, &written, NULL) != FASTS3_CANCELLED) abort();
     }
 }
 
 int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 64;
     fasts3_config *config = NULL;
-    if (fasts3_config_new(&config) != FASTS3_OK) return 1;
-    fasts3_config_set(config, "endpoint_url", "http://127.0.0.1:9");
-    fasts3_config_set(config, "region", "us-east-1");
-    fasts3_config_set(config, "anonymous", "true");
-    if (fasts3_client_new(config, &g_client) != FASTS3_OK) {
+    if (fasts3_config_new(&config, NULL) != FASTS3_OK) return 1;
+    fasts3_config_set(config, "endpoint_url", "http://127.0.0.1:9", NULL);
+    fasts3_config_set(config, "region", "us-east-1", NULL);
+    fasts3_config_set(config, "anonymous", "true", NULL);
+    if (fasts3_client_new(config, &g_client, NULL) != FASTS3_OK) {
         fprintf(stderr, "client_new: %s\n", fasts3_last_error_message());
         return 1;
     }
     fasts3_config_free(config);
-    if (fasts3_cancel_token_new(&g_token) != FASTS3_OK) return 1;
-    if (fasts3_cancel_token_new(&g_watching_cancelled) != FASTS3_OK) return 1;
+    if (fasts3_cancel_token_new(&g_token, NULL) != FASTS3_OK) return 1;
+    if (fasts3_cancel_token_new(&g_watching_cancelled, NULL) != FASTS3_OK) return 1;
     fasts3_cancel_token_watch_sigint(g_watching_cancelled);
     fasts3_cancel_token_cancel(g_watching_cancelled);
 

@@ -3,6 +3,7 @@
 
 use crate::engine::tls;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::RequestId;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use std::fmt;
 
@@ -51,6 +52,8 @@ pub struct Error {
     pub message: String,
     /// HTTP status of the failing response, 0 when there was none.
     pub http_status: u16,
+    /// The server's id of the failing request (`x-amz-request-id`), empty when unknown.
+    pub request_id: String,
     /// The request failed before any response arrived, in a way the SDK does not retry
     /// (e.g. what came back on a reused connection did not parse): another attempt, on a
     /// fresh connection, may succeed.
@@ -59,7 +62,14 @@ pub struct Error {
 
 impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error { kind, code: String::new(), message: message.into(), http_status: 0, retry_on_fresh_connection: false }
+        Error {
+            kind,
+            code: String::new(),
+            message: message.into(),
+            http_status: 0,
+            request_id: String::new(),
+            retry_on_fresh_connection: false,
+        }
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {
@@ -140,7 +150,8 @@ where
                     Some(m) if !m.is_empty() => m.to_string(),
                     _ => default_message(&code, http_status),
                 };
-                Error { kind: kind_for(&code, http_status), code, message, http_status, retry_on_fresh_connection: false }
+                let request_id = ctx.err().meta().request_id().unwrap_or_default().to_string();
+                Error { kind: kind_for(&code, http_status), code, message, http_status, request_id, retry_on_fresh_connection: false }
             }
             SdkError::TimeoutError(_) => {
                 Error::new(ErrorKind::Timeout, DisplayErrorContext(&err).to_string())

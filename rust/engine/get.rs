@@ -36,6 +36,7 @@ use crate::engine::head;
 use crate::engine::http::{Body, ObjectId};
 use crate::engine::path::{check_bucket, check_key};
 use crate::engine::runtime::{self, Placement};
+use crate::engine::result_buffer::ResultBuffer;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
@@ -77,7 +78,7 @@ pub struct Fetched {
     /// Bytes written: fewer than asked only when the object ended first.
     pub written: u64,
     /// The engine-allocated buffer, for [`Destination::Allocate`] (exactly `written` bytes).
-    pub owned: Option<Vec<u8>>,
+    pub owned: Option<ResultBuffer>,
 }
 
 /// One read of a batch.
@@ -338,7 +339,7 @@ async fn fill_parts(
 
 impl Fetched {
     fn empty(dest: &Destination<'_>) -> Fetched {
-        let owned = matches!(dest, Destination::Allocate { .. }).then(Vec::new);
+        let owned = matches!(dest, Destination::Allocate { .. }).then(ResultBuffer::empty);
         Fetched { written: 0, owned }
     }
 }
@@ -346,7 +347,7 @@ impl Fetched {
 /// The `n` bytes a read fills: a prefix of the caller's buffer, or a fresh allocation.
 enum Target<'a> {
     Caller(&'a mut [u8]),
-    Owned(Vec<u8>),
+    Owned(ResultBuffer),
 }
 
 impl<'a> Target<'a> {
@@ -355,14 +356,14 @@ impl<'a> Target<'a> {
             .map_err(|_| Error::new(ErrorKind::OutOfMemory, "object too large for this platform"))?;
         Ok(match dest {
             Destination::Caller(buf) => Target::Caller(&mut buf[..n]),
-            Destination::Allocate { .. } => Target::Owned(zeroed_vec(n)?),
+            Destination::Allocate { .. } => Target::Owned(ResultBuffer::for_read(n)?),
         })
     }
 
     fn slice(&mut self) -> &mut [u8] {
         match self {
             Target::Caller(buf) => buf,
-            Target::Owned(v) => v,
+            Target::Owned(v) => v.as_mut_slice(),
         }
     }
 
@@ -371,53 +372,6 @@ impl<'a> Target<'a> {
             Target::Caller(buf) => Fetched { written: buf.len() as u64, owned: None },
             Target::Owned(v) => Fetched { written: v.len() as u64, owned: Some(v) },
         }
-    }
-}
-
-/// A zero-filled buffer that reports allocation failure instead of aborting the process
-/// (a huge object must not kill the caller's interpreter). `alloc_zeroed` is calloc: large
-/// blocks come straight from the OS as untouched zero pages, so this costs no extra pass.
-fn zeroed_vec(n: usize) -> Result<Vec<u8>> {
-    if n == 0 {
-        return Ok(Vec::new());
-    }
-    let oom = || Error::new(ErrorKind::OutOfMemory, format!("cannot allocate {n} bytes"));
-    let layout = std::alloc::Layout::array::<u8>(n).map_err(|_| oom())?;
-    // SAFETY: `layout` has non-zero size. On success the block is n initialized (zero) bytes
-    // allocated by the global allocator with exactly this layout, which is what
-    // Vec::from_raw_parts requires for capacity n.
-    let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
-    if ptr.is_null() {
-        return Err(oom());
-    }
-    advise_huge_pages(ptr, n);
-    // SAFETY: `ptr` is a non-NULL block from the global allocator with the layout of
-    // [u8; n], all n bytes initialized (zeroed): what from_raw_parts needs for length and
-    // capacity n.
-    Ok(unsafe { Vec::from_raw_parts(ptr, n, n) })
-}
-
-/// Ask for transparent huge pages on a large fresh buffer: faulting it in 2 MiB at a time
-/// instead of 4 KiB halves the cost of `get()` on big objects (the kernel zero-fills every
-/// page on first touch either way). Advisory: failure changes nothing. The environment
-/// variable `PYFASTS3_HUGE_PAGES=0` turns it off: `python bench/get_alloc.py` compares
-/// both, and with huge pages the first large `get()` of a process is measured several times
-/// slower than the next ones (issue "Engine v2": the slowest repetition).
-fn advise_huge_pages(ptr: *mut u8, n: usize) {
-    const HUGE: usize = 2 * 1024 * 1024;
-    static WANTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let wanted = *WANTED.get_or_init(|| std::env::var("PYFASTS3_HUGE_PAGES").map_or(true, |v| v != "0"));
-    if n < 2 * HUGE || !wanted {
-        return;
-    }
-    let page = 4096usize;
-    let start = (ptr as usize + page - 1) & !(page - 1);
-    let end = (ptr as usize + n) & !(page - 1);
-    if end > start {
-        // Transparent huge pages are Linux-only (no MADV_HUGEPAGE elsewhere): a no-op there.
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        // SAFETY: [start, end) lies inside the allocation we own; madvise does not touch data.
-        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
     }
 }
 
@@ -578,9 +532,13 @@ impl WholeTarget<'_> {
     fn finish(self, written: u64) -> Fetched {
         match self {
             WholeTarget::Fixed(Target::Caller(_)) => Fetched { written, owned: None },
-            WholeTarget::Fixed(Target::Owned(mut v)) | WholeTarget::Growing(mut v) => {
+            WholeTarget::Fixed(Target::Owned(mut v)) => {
                 v.truncate(written as usize);
                 Fetched { written: v.len() as u64, owned: Some(v) }
+            }
+            WholeTarget::Growing(mut v) => {
+                v.truncate(written as usize);
+                Fetched { written: v.len() as u64, owned: Some(ResultBuffer::from_vec(v)) }
             }
         }
     }

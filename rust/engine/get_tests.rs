@@ -157,9 +157,9 @@ fn allocated_destination_is_sized_to_what_was_read() {
     let s = serve(data.clone(), Behaviour::default());
     let c = client(&s, 1000);
     let all = block_on(get::get(&c, Placement::Workers, "bkt", "key", 0, Destination::Allocate { max_len: u64::MAX }, Default::default())).unwrap();
-    assert_eq!(all.owned.unwrap(), data);
+    assert_eq!(all.owned.unwrap().as_slice(), &data[..]);
     let window = block_on(get::get(&c, Placement::Workers, "bkt", "key", 3000, Destination::Allocate { max_len: 2000 }, Default::default())).unwrap();
-    assert_eq!(window.owned.unwrap(), &data[3000..]);
+    assert_eq!(window.owned.unwrap().as_slice(), &data[3000..]);
 }
 
 #[test]
@@ -176,7 +176,7 @@ fn batch_mixes_caller_buffers_and_allocations_and_reports_each_failure() {
     let results = block_on(get::get_many(&c, Placement::Workers, requests));
     assert_eq!(results[0].as_ref().unwrap().written, 2500);
     assert_eq!(results[1].as_ref().unwrap_err().kind, ErrorKind::NoSuchKey);
-    assert_eq!(results[2].as_ref().unwrap().owned.as_deref().unwrap(), &data[500..]);
+    assert_eq!(results[2].as_ref().unwrap().owned.as_ref().unwrap().as_slice(), &data[500..]);
     assert_eq!(buf, data);
 }
 

@@ -58,6 +58,11 @@ impl ListCursor {
         Ok(ListCursor { client, request, continuation: None, finished: false })
     }
 
+    /// The bucket being listed.
+    pub fn bucket(&self) -> &str {
+        &self.request.bucket
+    }
+
     pub fn is_finished(&self) -> bool {
         self.finished
     }

@@ -20,6 +20,7 @@ pub mod path;
 mod payload;
 pub mod put;
 pub mod ranges;
+pub mod result_buffer;
 pub mod runtime;
 mod sdk_http;
 mod tls;

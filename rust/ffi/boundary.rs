@@ -1,6 +1,7 @@
 //! The panic boundary, the calling thread's last error, and checked pointer conversions.
 
 use crate::engine::{Error, ErrorKind};
+use crate::ffi::error::{new_error, fasts3_error};
 use crate::ffi::status::fasts3_status;
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
@@ -73,26 +74,105 @@ pub(crate) fn with_last_error<T>(f: impl FnOnce(&CStr, &CStr, u16) -> T) -> T {
     })
 }
 
-/// Run an export's body: clear this thread's last error, catch panics, map failures to a
-/// status and record their message for this thread.
-pub fn guard(body: impl FnOnce() -> FfiResult<()>) -> fasts3_status {
-    clear_last_error();
-    match catch_unwind(AssertUnwindSafe(body)) {
-        Ok(Ok(())) => fasts3_status::FASTS3_OK,
-        Ok(Err(failure)) => {
-            set_last_error(&failure.error);
-            failure.status
+/// Where an export hands its caller the error of a failed call: the export's trailing
+/// `fasts3_error **err` parameter. NULL means the caller does not want one.
+pub struct ErrorOut(*mut *mut fasts3_error);
+
+impl ErrorOut {
+    /// # Safety
+    /// `err` is NULL or valid for writing a `fasts3_error *` (properly aligned) until the
+    /// export that received it returns, and nothing else reads or writes it meanwhile.
+    pub unsafe fn new(err: *mut *mut fasts3_error) -> Self {
+        ErrorOut(err)
+    }
+
+    fn write(&self, error: *mut fasts3_error) {
+        if !self.0.is_null() {
+            // SAFETY: non-NULL, so writable and unaliased until the export returns (`new`'s
+            // contract); `guard` writes it before returning.
+            unsafe { self.0.write(error) };
         }
+    }
+}
+
+/// What a call is about, recorded by its body as it reads its arguments so that a failure's
+/// error object names the bucket and key. Borrows the caller's strings, which outlive the call.
+#[derive(Default)]
+pub struct Call<'a> {
+    bucket: Option<&'a str>,
+    key: Option<&'a str>,
+}
+
+impl<'a> Call<'a> {
+    /// Name the object a failure is about (replacing what was recorded before).
+    pub fn about(&mut self, bucket: &'a str, key: Option<&'a str>) {
+        self.bucket = Some(bucket);
+        self.key = key;
+    }
+
+    /// Read a `(ptr, len)` UTF-8 bucket name and record it.
+    ///
+    /// # Safety
+    /// As for [`utf8`]; the string also stays unchanged until the export returns.
+    pub unsafe fn bucket(&mut self, ptr: *const u8, len: usize) -> FfiResult<&'a str> {
+        // SAFETY: forwarded contract.
+        let bucket = unsafe { utf8(ptr, len, "bucket") }?;
+        self.about(bucket, None);
+        Ok(bucket)
+    }
+
+    /// Read a `(ptr, len)` UTF-8 bucket and key and record them.
+    ///
+    /// # Safety
+    /// As for [`utf8`], for both strings; they also stay unchanged until the export returns.
+    pub unsafe fn object(
+        &mut self,
+        bucket: *const u8,
+        bucket_len: usize,
+        key: *const u8,
+        key_len: usize,
+    ) -> FfiResult<(&'a str, &'a str)> {
+        // SAFETY: forwarded contract.
+        let bucket = unsafe { self.bucket(bucket, bucket_len) }?;
+        // SAFETY: forwarded contract.
+        let key = unsafe { utf8(key, key_len, "key") }?;
+        self.about(bucket, Some(key));
+        Ok((bucket, key))
+    }
+}
+
+/// Run an export's body: clear this thread's last error, catch panics, map failures to a
+/// status, and report a failure in both places a caller may look: this thread's last error
+/// (`fasts3_last_error_*`) and, when `err` is not NULL, a new `fasts3_error` in `*err`
+/// (NULL in `*err` on success).
+pub fn guard<'a>(err: ErrorOut, body: impl FnOnce(&mut Call<'a>) -> FfiResult<()>) -> fasts3_status {
+    clear_last_error();
+    let mut call = Call::default();
+    let failure = match catch_unwind(AssertUnwindSafe(|| body(&mut call))) {
+        Ok(Ok(())) => {
+            err.write(std::ptr::null_mut());
+            return fasts3_status::FASTS3_OK;
+        }
+        Ok(Err(failure)) => failure,
         Err(payload) => {
             let what = payload
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic payload".into());
-            set_last_error(&Error::new(ErrorKind::Protocol, format!("libfasts3 panicked: {what}")));
-            fasts3_status::FASTS3_PANIC
+            Failure {
+                status: fasts3_status::FASTS3_PANIC,
+                error: Error::new(ErrorKind::Protocol, format!("libfasts3 panicked: {what}")),
+            }
         }
+    };
+    set_last_error(&failure.error);
+    if !err.0.is_null() {
+        // Nothing here may unwind into C either (into_handle's debug assertion could).
+        let error = catch_unwind(AssertUnwindSafe(|| new_error(&failure, call.bucket, call.key)));
+        err.write(error.unwrap_or(std::ptr::null_mut()));
     }
+    failure.status
 }
 
 /// For exports that cannot fail (`_free`, getters): swallow panics, since they must not
@@ -190,11 +270,19 @@ mod tests {
     /// 2.17), which brings its own. A panic must come back as FASTS3_PANIC with its message.
     #[test]
     fn a_panic_becomes_the_panic_status_with_its_message() {
-        let status = guard(|| panic!("boom from a test"));
+        let mut err: *mut fasts3_error = std::ptr::null_mut();
+        // SAFETY: `err` is a local, writable until this statement ends.
+        let status = guard(unsafe { ErrorOut::new(&mut err) }, |_| panic!("boom from a test"));
         assert_eq!(status, fasts3_status::FASTS3_PANIC);
         with_last_error(|message, _, _| {
             assert_eq!(message.to_str().unwrap(), "libfasts3 panicked: boom from a test");
         });
+        assert!(!err.is_null(), "a panic must fill *err too");
+        // SAFETY: a live error just made by `guard`, freed once.
+        unsafe {
+            assert_eq!(crate::ffi::error::fasts3_error_status(err), fasts3_status::FASTS3_PANIC);
+            crate::ffi::error::fasts3_error_free(err);
+        }
         assert_eq!(guard_infallible(7, || -> i32 { panic!("again") }), 7);
     }
 }

@@ -2,8 +2,9 @@
 
 use crate::engine::runtime::{Offload, Placement};
 use crate::engine::{CancelToken, Error, Result};
-use crate::ffi::boundary::{guard, guard_infallible, out_ptr, FfiResult};
+use crate::ffi::boundary::{guard, guard_infallible, ErrorOut, out_ptr, FfiResult};
 use crate::ffi::handles::{free_handle, handle_or_report, handle_type, into_handle, optional_handle};
+use crate::ffi::error::fasts3_error;
 use crate::ffi::status::fasts3_status;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,6 +46,7 @@ pub(crate) fn block_on_cancellable<T: Send + 'static>(
     placement: Placement,
     fut: impl Future<Output = Result<T>> + Send,
 ) -> Result<T> {
+    let on_thread_runtime = matches!(placement, Placement::CallingThread { .. });
     let watch = token
         .filter(|t| t.watch_sigint.load(Ordering::Relaxed))
         .map(|_| crate::ffi::interrupt::Watch::start());
@@ -53,7 +55,7 @@ pub(crate) fn block_on_cancellable<T: Send + 'static>(
             None => fut.await,
             Some(w) => tokio::select! {
                 biased;
-                _ = w.interrupted() => Err(Error::cancelled().context("interrupted (SIGINT)")),
+                _ = w.interrupted(on_thread_runtime) => Err(Error::cancelled().context("interrupted (SIGINT)")),
                 r = fut => r,
             },
         }
@@ -67,9 +69,12 @@ pub(crate) fn block_on_cancellable<T: Send + 'static>(
 ///
 /// # Safety
 /// - `out` is NULL or points to a writable `fasts3_cancel_token *`.
+/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 #[no_mangle]
-pub unsafe extern "C" fn fasts3_cancel_token_new(out: *mut *mut fasts3_cancel_token) -> fasts3_status {
-    guard(|| {
+pub unsafe extern "C" fn fasts3_cancel_token_new(out: *mut *mut fasts3_cancel_token, err: *mut *mut fasts3_error) -> fasts3_status {
+    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
+    guard(unsafe { ErrorOut::new(err) }, |_| {
         // SAFETY: NULL or writable (this function's contract).
         let out = unsafe { out_ptr(out, "out") }?;
         *out = into_handle(fasts3_cancel_token {

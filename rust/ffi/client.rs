@@ -2,8 +2,9 @@
 //! client handle.
 
 use crate::engine::{ChecksumMode, Client, ClientOptions, Error, PathStyle};
-use crate::ffi::boundary::{guard, guard_infallible, optional_cstr, out_ptr, FfiResult};
+use crate::ffi::boundary::{guard, guard_infallible, ErrorOut, optional_cstr, out_ptr, FfiResult};
 use crate::ffi::handles::{free_handle, handle_mut, handle_ref, handle_type, into_handle, optional_handle};
+use crate::ffi::error::fasts3_error;
 use crate::ffi::status::fasts3_status;
 use std::ffi::c_char;
 use std::sync::Arc;
@@ -31,9 +32,12 @@ handle_type!(fasts3_client, Client);
 ///
 /// # Safety
 /// - `out` is NULL or points to a writable `fasts3_config *`.
+/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 #[no_mangle]
-pub unsafe extern "C" fn fasts3_config_new(out: *mut *mut fasts3_config) -> fasts3_status {
-    guard(|| {
+pub unsafe extern "C" fn fasts3_config_new(out: *mut *mut fasts3_config, err: *mut *mut fasts3_error) -> fasts3_status {
+    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
+    guard(unsafe { ErrorOut::new(err) }, |_| {
         // SAFETY: NULL or writable (this function's contract).
         let out = unsafe { out_ptr(out, "out") }?;
         *out = into_handle(fasts3_config { options: ClientOptions::default() });
@@ -77,13 +81,17 @@ pub unsafe extern "C" fn fasts3_config_new(out: *mut *mut fasts3_config) -> fast
 /// # Safety
 /// - `config` is not freed, nor used by another call, until this call returns.
 /// - `name` and `value` are NULL or NUL-terminated strings, not modified until this call returns.
+/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_config_set(
     config: *mut fasts3_config,
     name: *const c_char,
     value: *const c_char,
+    err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    guard(|| {
+    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
+    guard(unsafe { ErrorOut::new(err) }, |_| {
         // SAFETY: not freed nor used by another call meanwhile (this function's contract).
         let config = unsafe { handle_mut(config, "config") }?;
         // SAFETY: NULL or NUL-terminated, unchanged during the call (this function's contract).
@@ -182,9 +190,12 @@ pub unsafe extern "C" fn fasts3_config_free(config: *mut fasts3_config) {
 /// # Safety
 /// - `config` is not freed, nor changed by `fasts3_config_set`, until this call returns.
 /// - `out` is NULL or points to a writable `fasts3_client *`.
+/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 #[no_mangle]
-pub unsafe extern "C" fn fasts3_client_new(config: *const fasts3_config, out: *mut *mut fasts3_client) -> fasts3_status {
-    guard(|| {
+pub unsafe extern "C" fn fasts3_client_new(config: *const fasts3_config, out: *mut *mut fasts3_client, err: *mut *mut fasts3_error) -> fasts3_status {
+    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
+    guard(unsafe { ErrorOut::new(err) }, |_| {
         // SAFETY: NULL or writable (this function's contract).
         let out = unsafe { out_ptr(out, "out") }?;
         // SAFETY: not freed nor changed meanwhile (this function's contract).

@@ -31,9 +31,11 @@
 //! Only async-signal-safe work happens in the handler: atomic loads and stores, a call to
 //! the previous handler, and for SIG_DFL, sigaction and raise.
 
-use std::cell::UnsafeCell;
+use std::cell::{RefCell, UnsafeCell};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
+use tokio::time::Sleep;
 
 /// How often a watching call looks at the signal count.
 const POLL: Duration = Duration::from_millis(5);
@@ -65,13 +67,70 @@ impl Watch {
         Watch { seen_at_start, counted_in: counted.then_some(pid) }
     }
 
-    /// Resolves once SIGINT has arrived during this watch.
-    pub(crate) async fn interrupted(&self) {
+    /// Resolves once SIGINT has arrived during this watch. `on_thread_runtime`: the call
+    /// runs on the calling thread's own runtime (`runtime::block_on_here`), whose poll timer
+    /// can then be kept for the thread's next call (see [`ThreadTick`]).
+    pub(crate) async fn interrupted(&self, on_thread_runtime: bool) {
+        let mut tick = on_thread_runtime.then(ThreadTick::take);
         loop {
             if SIGNALS.load(Ordering::SeqCst) != self.seen_at_start {
                 return;
             }
-            tokio::time::sleep(POLL).await;
+            match &mut tick {
+                Some(tick) => tick.wait().await,
+                None => tokio::time::sleep(POLL).await,
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// The poll timer of the watches made on this thread's own runtime, with the process that
+    /// made it. See [`ThreadTick`].
+    static TICK: RefCell<Option<(u32, Pin<Box<Sleep>>)>> = const { RefCell::new(None) };
+}
+
+/// A calling thread's SIGINT poll timer, kept from one call to the next. A fresh 5 ms timer
+/// per call is always the earliest deadline of the thread's runtime, and registering the
+/// earliest deadline wakes the runtime's driver (an eventfd write and an extra epoll event):
+/// a few microseconds of every small GET. The kept timer is re-armed only once it has fired,
+/// so at most once per `POLL` however many calls the thread makes.
+///
+/// Only for calls on the thread's own runtime: the timer belongs to that runtime and fires
+/// only while it runs. Borrowed for one call and put back when the call's future is dropped
+/// (within `block_on_here`, on this thread). A timer inherited through fork() belongs to the
+/// parent's runtime, which the child leaks (`runtime::PidBound`): it is leaked too.
+struct ThreadTick(Option<Pin<Box<Sleep>>>);
+
+impl ThreadTick {
+    fn take() -> ThreadTick {
+        let kept = TICK.with(|slot| slot.borrow_mut().take());
+        ThreadTick(kept.and_then(|(pid, sleep)| {
+            if pid == std::process::id() {
+                Some(sleep)
+            } else {
+                std::mem::forget(sleep); // the parent's, see above
+                None
+            }
+        }))
+    }
+
+    /// Wait until the next tick (at most `POLL` from now).
+    async fn wait(&mut self) {
+        let sleep = self.0.get_or_insert_with(|| Box::pin(tokio::time::sleep(POLL)));
+        if sleep.is_elapsed() {
+            sleep.as_mut().reset(tokio::time::Instant::now() + POLL);
+        }
+        sleep.as_mut().await
+    }
+}
+
+impl Drop for ThreadTick {
+    fn drop(&mut self) {
+        if let Some(sleep) = self.0.take() {
+            // `try_with`: at thread exit the slot may already be gone; the timer is then
+            // simply dropped.
+            let _ = TICK.try_with(|slot| *slot.borrow_mut() = Some((std::process::id(), sleep)));
         }
     }
 }

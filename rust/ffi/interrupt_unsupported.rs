@@ -12,7 +12,7 @@ impl Watch {
     }
 
     /// Never resolves: there is no SIGINT handler to record a signal here.
-    pub(crate) async fn interrupted(&self) {
+    pub(crate) async fn interrupted(&self, _on_thread_runtime: bool) {
         std::future::pending::<()>().await
     }
 }

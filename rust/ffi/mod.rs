@@ -4,8 +4,13 @@
 //!   out-parameters, written only on success.
 //! - Every exported body runs inside [`boundary::guard`]: a Rust panic becomes
 //!   `FASTS3_PANIC`, never unwinds into C.
-//! - On failure a message, the S3 error code and HTTP status are kept for the *calling*
-//!   thread (`fasts3_last_error_*`), set after all work of the call has finished.
+//! - Every fallible function takes a trailing `fasts3_error **err`: NULL when the caller
+//!   does not want it; otherwise `*err` is set to NULL on success and to a new
+//!   [`error::fasts3_error`] (owned by the caller) on failure. [`boundary::guard`] fills it.
+//! - On failure a message, the S3 error code and HTTP status are also kept for the *calling*
+//!   thread (`fasts3_last_error_*`), set after all work of the call has finished. That is
+//!   correct only for callers that stay on one OS thread between the call and the accessor
+//!   (C, CPython); others (Go, async runtimes) should use `err`.
 //! - Handles are created through `**out` parameters and released by a `_free` that accepts NULL.
 //!   Every handle argument is checked against a registry of live handles ([`handles`]):
 //!   a freed or foreign pointer is `FASTS3_INVALID_HANDLE`, a double free is reported.
@@ -22,6 +27,7 @@
 pub mod boundary;
 pub mod cancel;
 pub mod client;
+pub mod error;
 pub mod handles;
 // SIGINT watching needs POSIX sigaction; elsewhere a watch that never fires.
 #[cfg(unix)]

@@ -3,11 +3,12 @@
 use crate::engine::list::{self, ListCursor, ListRequest};
 use crate::engine::page::{ObjectPage, StringTable};
 use crate::engine::head;
-use crate::ffi::boundary::{guard, guard_infallible, optional_cstr, out_ptr, utf8};
+use crate::ffi::boundary::{guard, guard_infallible, ErrorOut, optional_cstr, out_ptr, utf8};
 use crate::engine::runtime::Placement;
 use crate::ffi::cancel::{block_on_cancellable, cancel_ref, fasts3_cancel_token, on_calling_thread};
 use crate::ffi::client::{client_ref, fasts3_client};
 use crate::ffi::handles::{free_handle, handle_mut, handle_ref, handle_type, into_handle};
+use crate::ffi::error::fasts3_error;
 use crate::ffi::status::fasts3_status;
 
 /// Metadata of a set of objects: one listing page, or the single object of a HEAD.
@@ -71,6 +72,8 @@ fn strings(t: &StringTable) -> fasts3_strings {
 /// - `bucket` and `key` point to `bucket_len` and `key_len` readable bytes (or are NULL when
 ///   the length is 0), not modified until this call returns.
 /// - `out` is NULL or points to a writable `fasts3_object_page *`.
+/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_head(
     client: *const fasts3_client,
@@ -80,16 +83,16 @@ pub unsafe extern "C" fn fasts3_head(
     key_len: usize,
     cancel: *const fasts3_cancel_token,
     out: *mut *mut fasts3_object_page,
+    err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    guard(|| {
+    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
+    guard(unsafe { ErrorOut::new(err) }, |call| {
         // SAFETY: every pointer argument meets this function's contract, which is the
         // helpers' contracts (handles not freed, ranges readable and unchanged for the call,
         // `out` writable). The borrows end when the call returns.
         let client = unsafe { client_ref(client) }?;
         // SAFETY: as above.
-        let bucket = unsafe { utf8(bucket, bucket_len, "bucket") }?;
-        // SAFETY: as above.
-        let key = unsafe { utf8(key, key_len, "key") }?;
+        let (bucket, key) = unsafe { call.object(bucket, bucket_len, key, key_len) }?;
         // SAFETY: as above.
         let cancel = unsafe { cancel_ref(cancel) }?;
         // SAFETY: as above.
@@ -114,6 +117,8 @@ pub unsafe extern "C" fn fasts3_head(
 /// - `delimiter` and `start_after` are NULL or NUL-terminated strings, not modified until this
 ///   call returns.
 /// - `out` is NULL or points to a writable `fasts3_list_cursor *`.
+/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_list_cursor_new(
     client: *const fasts3_client,
@@ -125,14 +130,16 @@ pub unsafe extern "C" fn fasts3_list_cursor_new(
     start_after: *const std::ffi::c_char,
     page_size: i32,
     out: *mut *mut fasts3_list_cursor,
+    err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    guard(|| {
+    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
+    guard(unsafe { ErrorOut::new(err) }, |call| {
         // SAFETY: every pointer argument meets this function's contract, which is the
         // helpers' contracts (handle not freed, strings readable and unchanged for the call,
         // `out` writable). The borrows end when the call returns (the strings are copied).
         let client = unsafe { client_ref(client) }?.clone();
         // SAFETY: as above.
-        let bucket = unsafe { utf8(bucket, bucket_len, "bucket") }?;
+        let bucket = unsafe { call.bucket(bucket, bucket_len) }?;
         // SAFETY: as above.
         let prefix = unsafe { utf8(prefix, prefix_len, "prefix") }?;
         // SAFETY: as above.
@@ -163,21 +170,26 @@ pub unsafe extern "C" fn fasts3_list_cursor_new(
 /// - `cursor` is not freed, nor used by another call, until this call returns.
 /// - `cancel` is not freed until this call returns.
 /// - `out` is NULL or points to a writable `fasts3_object_page *`.
+/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_list_next(
     cursor: *mut fasts3_list_cursor,
     cancel: *const fasts3_cancel_token,
     out: *mut *mut fasts3_object_page,
+    err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    guard(|| {
+    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
+    guard(unsafe { ErrorOut::new(err) }, |call| {
         // SAFETY: not freed nor used by another call meanwhile (this function's contract).
         let cursor = unsafe { handle_mut(cursor, "cursor") }?;
         // SAFETY: not freed during the call (this function's contract).
         let cancel = unsafe { cancel_ref(cancel) }?;
         // SAFETY: NULL or writable (this function's contract).
         let out = unsafe { out_ptr(out, "out") }?;
-        let page = block_on_cancellable(cancel, on_calling_thread(), cursor.cursor.next_page(on_calling_thread()))?;
-        *out = page.map_or(std::ptr::null_mut(), |page| into_handle(fasts3_object_page { page }));
+        let page = block_on_cancellable(cancel, on_calling_thread(), cursor.cursor.next_page(on_calling_thread()));
+        call.about(cursor.cursor.bucket(), None);
+        *out = page?.map_or(std::ptr::null_mut(), |page| into_handle(fasts3_object_page { page }));
         Ok(())
     })
 }
@@ -200,6 +212,8 @@ pub unsafe extern "C" fn fasts3_list_next(
 ///   the length is 0), not modified until this call returns.
 /// - `delimiter` is NULL or a NUL-terminated string, not modified until this call returns.
 /// - `out` is NULL or points to a writable `fasts3_object_page *`.
+/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_list_all(
     client: *const fasts3_client,
@@ -211,14 +225,16 @@ pub unsafe extern "C" fn fasts3_list_all(
     parallel: bool,
     cancel: *const fasts3_cancel_token,
     out: *mut *mut fasts3_object_page,
+    err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    guard(|| {
+    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
+    guard(unsafe { ErrorOut::new(err) }, |call| {
         // SAFETY: every pointer argument meets this function's contract, which is the
         // helpers' contracts (handles not freed, strings readable and unchanged for the call,
         // `out` writable). The borrows end when the call returns.
         let client = unsafe { client_ref(client) }?;
         // SAFETY: as above.
-        let bucket = unsafe { utf8(bucket, bucket_len, "bucket") }?;
+        let bucket = unsafe { call.bucket(bucket, bucket_len) }?;
         // SAFETY: as above.
         let prefix = unsafe { utf8(prefix, prefix_len, "prefix") }?;
         // SAFETY: as above.
@@ -260,12 +276,16 @@ pub unsafe extern "C" fn fasts3_list_cursor_free(cursor: *mut fasts3_list_cursor
 /// # Safety
 /// - `page` is not freed until this call returns.
 /// - `out` is NULL or points to a writable `fasts3_object_page_view`.
+/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_object_page_get_view(
     page: *const fasts3_object_page,
     out: *mut fasts3_object_page_view,
+    err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    guard(|| {
+    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
+    guard(unsafe { ErrorOut::new(err) }, |_| {
         // SAFETY: not freed during the call (this function's contract).
         let p = &unsafe { handle_ref(page, "page") }?.page;
         // SAFETY: NULL or writable (this function's contract).

@@ -35,8 +35,10 @@
 use crate::engine::get::{self, Destination, ReadOptions};
 use crate::engine::put;
 use crate::engine::runtime::{self, Placement};
+use crate::engine::result_buffer::ResultBuffer;
 use crate::engine::{CancelToken, Client, Error, ErrorKind, Result};
-use crate::ffi::boundary::{bytes_mut, guard, guard_infallible, out_ptr, utf8, Failure, FfiResult};
+use crate::ffi::boundary::{bytes_mut, guard, guard_infallible, out_ptr, ErrorOut, Failure, FfiResult};
+use crate::ffi::error::fasts3_error;
 use crate::ffi::client::{client_ref, fasts3_client};
 use crate::ffi::handles::{free_handle, handle_mut, handle_or_report, handle_ref, handle_type, into_handle};
 use crate::ffi::status::fasts3_status;
@@ -77,7 +79,7 @@ pub struct fasts3_completion {
     user_data: u64,
     status: fasts3_status,
     written: u64,
-    bytes: Option<Vec<u8>>,
+    bytes: Option<ResultBuffer>,
     message: CString,
     code: CString,
     http_status: u16,
@@ -91,7 +93,7 @@ enum Outcome {
     /// Bytes written into the caller's buffer, or uploaded from it.
     Written(u64),
     /// A buffer the op allocated (`fasts3_submit_get`).
-    Allocated(Vec<u8>),
+    Allocated(ResultBuffer),
 }
 
 struct Done {
@@ -492,9 +494,12 @@ impl OwnedReadOptions {
 ///
 /// # Safety
 /// - `out` is NULL or points to a writable `fasts3_completion_queue *`.
+/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 #[no_mangle]
-pub unsafe extern "C" fn fasts3_completion_queue_new(out: *mut *mut fasts3_completion_queue) -> fasts3_status {
-    guard(|| {
+pub unsafe extern "C" fn fasts3_completion_queue_new(out: *mut *mut fasts3_completion_queue, err: *mut *mut fasts3_error) -> fasts3_status {
+    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
+    guard(unsafe { ErrorOut::new(err) }, |_call| {
         // SAFETY: NULL or writable (this function's contract).
         let out = unsafe { out_ptr(out, "out") }?;
         *out = into_handle(fasts3_completion_queue { queue: Arc::new(Queue::new()?) });
@@ -532,12 +537,16 @@ pub unsafe extern "C" fn fasts3_completion_queue_fd(queue: *const fasts3_complet
 /// # Safety
 /// - `queue` is not freed until this call returns.
 /// - `out` is NULL or points to a writable `fasts3_completion *`.
+/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_completion_queue_pop(
     queue: *const fasts3_completion_queue,
     out: *mut *mut fasts3_completion,
+    err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    guard(|| {
+    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
+    guard(unsafe { ErrorOut::new(err) }, |_call| {
         // SAFETY: not freed during the call (this function's contract).
         let queue = unsafe { queue_ref(queue) }?;
         // SAFETY: NULL or writable (this function's contract).
@@ -631,6 +640,8 @@ pub unsafe extern "C" fn fasts3_completion_queue_free(queue: *mut fasts3_complet
 ///   valid, and that nothing else reads or writes, until the op's completion is popped.
 /// - `options` is NULL or as for `fasts3_get_into_with_options` (read during this call only).
 /// - `out_op` is NULL or points to a writable `fasts3_op *`.
+/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_submit_get_into(
     client: *const fasts3_client,
@@ -645,17 +656,18 @@ pub unsafe extern "C" fn fasts3_submit_get_into(
     options: *const fasts3_read_options,
     user_data: u64,
     out_op: *mut *mut fasts3_op,
+    err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    guard(|| {
+    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
+    guard(unsafe { ErrorOut::new(err) }, |call| {
         // SAFETY: every pointer argument meets this function's contract (handles live for
         // the call, strings and options readable for the call).
         let client: Arc<Client> = Arc::clone(unsafe { client_ref(client) }?);
         // SAFETY: as above.
         let queue = unsafe { queue_ref(queue) }?;
         // SAFETY: as above.
-        let bucket = unsafe { utf8(bucket, bucket_len, "bucket") }?.to_owned();
-        // SAFETY: as above.
-        let key = unsafe { utf8(key, key_len, "key") }?.to_owned();
+        let (bucket, key) = unsafe { call.object(bucket, bucket_len, key, key_len) }?;
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
         // SAFETY: as above.
         let options = OwnedReadOptions::of(unsafe { read_options(options) }?);
         // Checks NULL and the length before the buffer is lent; the slice itself is not kept.
@@ -689,6 +701,8 @@ pub unsafe extern "C" fn fasts3_submit_get_into(
 ///   the length is 0), not modified until this call returns.
 /// - `options` is NULL or as for `fasts3_get_into_with_options` (read during this call only).
 /// - `out_op` is NULL or points to a writable `fasts3_op *`.
+/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_submit_get(
     client: *const fasts3_client,
@@ -702,24 +716,25 @@ pub unsafe extern "C" fn fasts3_submit_get(
     options: *const fasts3_read_options,
     user_data: u64,
     out_op: *mut *mut fasts3_op,
+    err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    guard(|| {
+    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
+    guard(unsafe { ErrorOut::new(err) }, |call| {
         // SAFETY: every pointer argument meets this function's contract (handles live for
         // the call, strings and options readable for the call).
         let client: Arc<Client> = Arc::clone(unsafe { client_ref(client) }?);
         // SAFETY: as above.
         let queue = unsafe { queue_ref(queue) }?;
         // SAFETY: as above.
-        let bucket = unsafe { utf8(bucket, bucket_len, "bucket") }?.to_owned();
-        // SAFETY: as above.
-        let key = unsafe { utf8(key, key_len, "key") }?.to_owned();
+        let (bucket, key) = unsafe { call.object(bucket, bucket_len, key, key_len) }?;
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
         // SAFETY: as above.
         let options = OwnedReadOptions::of(unsafe { read_options(options) }?);
         check_offset(offset)?;
         let op = spawn_op(&queue, user_data, async move {
             let dest = Destination::Allocate { max_len: length };
             let fetched = get::get(&client, Placement::Workers, &bucket, &key, offset, dest, options.borrow()).await?;
-            Ok(Outcome::Allocated(fetched.owned.unwrap_or_default()))
+            Ok(Outcome::Allocated(fetched.owned.unwrap_or_else(ResultBuffer::empty)))
         });
         // SAFETY: NULL or writable (this function's contract).
         unsafe { give_op(op, out_op) };
@@ -747,6 +762,8 @@ pub unsafe extern "C" fn fasts3_submit_get(
 ///   valid, and that nothing writes, until the op's completion is popped.
 /// - `options` is NULL or as for `fasts3_put_from` (read during this call only).
 /// - `out_op` is NULL or points to a writable `fasts3_op *`.
+/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_submit_put_from(
     client: *const fasts3_client,
@@ -760,17 +777,18 @@ pub unsafe extern "C" fn fasts3_submit_put_from(
     options: *const fasts3_put_options,
     user_data: u64,
     out_op: *mut *mut fasts3_op,
+    err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    guard(|| {
+    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
+    guard(unsafe { ErrorOut::new(err) }, |call| {
         // SAFETY: every pointer argument meets this function's contract (handles live for
         // the call, strings and options readable for the call).
         let client: Arc<Client> = Arc::clone(unsafe { client_ref(client) }?);
         // SAFETY: as above.
         let queue = unsafe { queue_ref(queue) }?;
         // SAFETY: as above.
-        let bucket = unsafe { utf8(bucket, bucket_len, "bucket") }?.to_owned();
-        // SAFETY: as above.
-        let key = unsafe { utf8(key, key_len, "key") }?.to_owned();
+        let (bucket, key) = unsafe { call.object(bucket, bucket_len, key, key_len) }?;
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
         // SAFETY: as above; the options are copied into owned values.
         let options = unsafe { put_options(options) }?;
         // Checks NULL and the length before the data is lent; the slice itself is not kept.
@@ -914,18 +932,22 @@ pub unsafe extern "C" fn fasts3_completion_http_status(completion: *const fasts3
 /// # Safety
 /// - `completion` is not freed, nor used by another call, until this call returns.
 /// - `out` is NULL or points to a writable `fasts3_bytes *`.
+/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_completion_take_bytes(
     completion: *mut fasts3_completion,
     out: *mut *mut fasts3_bytes,
+    err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    guard(|| {
+    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
+    guard(unsafe { ErrorOut::new(err) }, |_call| {
         // SAFETY: not freed nor used by another call meanwhile (this function's contract).
         let completion = unsafe { handle_mut(completion, "completion") }?;
         // SAFETY: NULL or writable (this function's contract).
         let out = unsafe { out_ptr(out, "out") }?;
         *out = match completion.bytes.take() {
-            Some(data) => into_handle(fasts3_bytes::from_vec(data)),
+            Some(data) => into_handle(fasts3_bytes::from_buffer(data)),
             None => std::ptr::null_mut(),
         };
         Ok(())

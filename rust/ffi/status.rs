@@ -1,6 +1,8 @@
 //! The status code every fallible export returns.
 
 use crate::engine::ErrorKind;
+use crate::ffi::boundary::guard_infallible;
+use std::ffi::{c_char, CStr};
 
 /// Result of a libfasts3 call. `FASTS3_OK` is 0; other codes are grouped by hundreds:
 /// 1xx the caller's arguments, 2xx the object or bucket, 3xx transient transport problems,
@@ -85,6 +87,104 @@ impl From<ErrorKind> for fasts3_status {
             ErrorKind::Protocol => FASTS3_PROTOCOL,
             ErrorKind::Tls => FASTS3_TLS,
             ErrorKind::S3Other => FASTS3_S3_ERROR,
+        }
+    }
+}
+
+/// Every status, for turning a C integer back into one (an out-of-range value must never
+/// become a `fasts3_status`: that would be undefined behaviour).
+const ALL_STATUSES: [fasts3_status; 22] = {
+    use fasts3_status::*;
+    [
+        FASTS3_OK,
+        FASTS3_INVALID_ARGUMENT,
+        FASTS3_NULL_POINTER,
+        FASTS3_OUT_OF_MEMORY,
+        FASTS3_INVALID_HANDLE,
+        FASTS3_NO_SUCH_KEY,
+        FASTS3_NO_SUCH_BUCKET,
+        FASTS3_ACCESS_DENIED,
+        FASTS3_INVALID_RANGE,
+        FASTS3_OBJECT_CHANGED,
+        FASTS3_CHECKSUM_MISMATCH,
+        FASTS3_CHECKSUM_UNAVAILABLE,
+        FASTS3_PRECONDITION_FAILED,
+        FASTS3_THROTTLED,
+        FASTS3_NETWORK,
+        FASTS3_TIMEOUT,
+        FASTS3_CANCELLED,
+        FASTS3_PANIC,
+        FASTS3_CONFIG,
+        FASTS3_PROTOCOL,
+        FASTS3_TLS,
+        FASTS3_S3_ERROR,
+    ]
+};
+
+impl fasts3_status {
+    /// The status with this value, if any.
+    fn from_raw(raw: i32) -> Option<fasts3_status> {
+        ALL_STATUSES.into_iter().find(|s| *s as i32 == raw)
+    }
+
+    /// The enumerator's name, as the header spells it.
+    fn name(self) -> &'static CStr {
+        use fasts3_status::*;
+        match self {
+            FASTS3_OK => c"FASTS3_OK",
+            FASTS3_INVALID_ARGUMENT => c"FASTS3_INVALID_ARGUMENT",
+            FASTS3_NULL_POINTER => c"FASTS3_NULL_POINTER",
+            FASTS3_OUT_OF_MEMORY => c"FASTS3_OUT_OF_MEMORY",
+            FASTS3_INVALID_HANDLE => c"FASTS3_INVALID_HANDLE",
+            FASTS3_NO_SUCH_KEY => c"FASTS3_NO_SUCH_KEY",
+            FASTS3_NO_SUCH_BUCKET => c"FASTS3_NO_SUCH_BUCKET",
+            FASTS3_ACCESS_DENIED => c"FASTS3_ACCESS_DENIED",
+            FASTS3_INVALID_RANGE => c"FASTS3_INVALID_RANGE",
+            FASTS3_OBJECT_CHANGED => c"FASTS3_OBJECT_CHANGED",
+            FASTS3_CHECKSUM_MISMATCH => c"FASTS3_CHECKSUM_MISMATCH",
+            FASTS3_CHECKSUM_UNAVAILABLE => c"FASTS3_CHECKSUM_UNAVAILABLE",
+            FASTS3_PRECONDITION_FAILED => c"FASTS3_PRECONDITION_FAILED",
+            FASTS3_THROTTLED => c"FASTS3_THROTTLED",
+            FASTS3_NETWORK => c"FASTS3_NETWORK",
+            FASTS3_TIMEOUT => c"FASTS3_TIMEOUT",
+            FASTS3_CANCELLED => c"FASTS3_CANCELLED",
+            FASTS3_PANIC => c"FASTS3_PANIC",
+            FASTS3_CONFIG => c"FASTS3_CONFIG",
+            FASTS3_PROTOCOL => c"FASTS3_PROTOCOL",
+            FASTS3_TLS => c"FASTS3_TLS",
+            FASTS3_S3_ERROR => c"FASTS3_S3_ERROR",
+        }
+    }
+}
+
+/// The name of status value `status` as the header spells it (`"FASTS3_NO_SUCH_KEY"`), or
+/// `"FASTS3_UNKNOWN"` for a value that is not a `fasts3_status` (e.g. one a newer library
+/// added). Takes an `int32_t` so that any value is valid to pass.
+///
+/// Ownership: a static string, never freed, valid for the life of the process.
+/// Thread safety: any thread.
+#[no_mangle]
+pub extern "C" fn fasts3_status_name(status: i32) -> *const c_char {
+    guard_infallible(c"FASTS3_UNKNOWN".as_ptr(), || {
+        fasts3_status::from_raw(status).map_or(c"FASTS3_UNKNOWN", fasts3_status::name).as_ptr()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_has_its_own_name_and_unknown_values_are_unknown() {
+        let mut names = std::collections::HashSet::new();
+        for s in ALL_STATUSES {
+            let name = fasts3_status::name(s).to_str().unwrap();
+            assert_eq!(name, format!("{s:?}"));
+            assert!(names.insert(name), "{name} twice");
+            assert_eq!(fasts3_status::from_raw(s as i32), Some(s));
+        }
+        for raw in [-1, 1, 99, 208, 405, 501, i32::MAX, i32::MIN] {
+            assert_eq!(fasts3_status::from_raw(raw), None, "{raw}");
         }
     }
 }

@@ -2,13 +2,15 @@
 
 use crate::engine::get::{self, Destination, GetRequest, ReadOptions};
 use crate::engine::ranges::{self, ByteRange};
+use crate::engine::result_buffer::ResultBuffer;
 use crate::engine::Error;
-use crate::ffi::boundary::{bytes_mut, guard, guard_infallible, optional_cstr, out_ptr, utf8, Failure, FfiResult};
+use crate::ffi::boundary::{bytes_mut, guard, guard_infallible, ErrorOut, optional_cstr, out_ptr, utf8, Failure, FfiResult};
 use std::ffi::c_char;
 use crate::engine::runtime::Placement;
 use crate::ffi::cancel::{block_on_cancellable, cancel_ref, fasts3_cancel_token, on_calling_thread};
 use crate::ffi::client::{client_ref, fasts3_client};
 use crate::ffi::handles::{free_handle, handle_mut, handle_type, into_handle};
+use crate::ffi::error::{fasts3_error, new_error};
 use crate::ffi::status::fasts3_status;
 
 /// Pass as a length to mean "to the end of the object".
@@ -17,13 +19,13 @@ pub const FASTS3_TO_END: u64 = u64::MAX;
 /// A byte buffer allocated by libfasts3 (the result of `fasts3_get`).
 #[allow(non_camel_case_types)]
 pub struct fasts3_bytes {
-    data: Vec<u8>,
+    data: ResultBuffer,
 }
 handle_type!(fasts3_bytes, Bytes);
 
 impl fasts3_bytes {
-    /// A result buffer holding `data` (for results made elsewhere, e.g. async completions).
-    pub(crate) fn from_vec(data: Vec<u8>) -> Self {
+    /// A result handle over `data` (for results made elsewhere, e.g. async completions).
+    pub(crate) fn from_buffer(data: ResultBuffer) -> Self {
         fasts3_bytes { data }
     }
 }
@@ -46,6 +48,8 @@ impl fasts3_bytes {
 /// - `buf` points to `buf_len` writable bytes (or is NULL when `buf_len` is 0) that overlap no
 ///   other argument and that nothing else reads or writes until this call returns.
 /// - `out_written` is NULL or points to a writable `uint64_t`.
+/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_get_into(
     client: *const fasts3_client,
@@ -58,6 +62,7 @@ pub unsafe extern "C" fn fasts3_get_into(
     buf_len: usize,
     cancel: *const fasts3_cancel_token,
     out_written: *mut u64,
+    err: *mut *mut fasts3_error,
 ) -> fasts3_status {
     // SAFETY: this function's contract is `fasts3_get_into_with_options`' with NULL options.
     unsafe {
@@ -73,6 +78,7 @@ pub unsafe extern "C" fn fasts3_get_into(
             std::ptr::null(),
             cancel,
             out_written,
+            err,
         )
     }
 }
@@ -143,16 +149,16 @@ pub unsafe extern "C" fn fasts3_get_into_with_options(
     options: *const fasts3_read_options,
     cancel: *const fasts3_cancel_token,
     out_written: *mut u64,
+    err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    guard(|| {
+    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
+    guard(unsafe { ErrorOut::new(err) }, |call| {
         // SAFETY: every pointer argument meets this function's contract, which is the
         // helpers' contracts (handles not freed, ranges readable or writable and unaliased
         // for the call, `out_written` writable). The borrows end when the call returns.
         let client = unsafe { client_ref(client) }?;
         // SAFETY: as above.
-        let bucket = unsafe { utf8(bucket, bucket_len, "bucket") }?;
-        // SAFETY: as above.
-        let key = unsafe { utf8(key, key_len, "key") }?;
+        let (bucket, key) = unsafe { call.object(bucket, bucket_len, key, key_len) }?;
         // SAFETY: as above; `buf` overlaps none of the other arguments.
         let buf = unsafe { bytes_mut(buf, buf_len, "buf") }?;
         // SAFETY: as above.
@@ -180,6 +186,8 @@ pub unsafe extern "C" fn fasts3_get_into_with_options(
 /// - `bucket` and `key` point to `bucket_len` and `key_len` readable bytes (or are NULL when
 ///   the length is 0), not modified until this call returns.
 /// - `out` is NULL or points to a writable `fasts3_bytes *`.
+/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_get(
     client: *const fasts3_client,
@@ -191,9 +199,10 @@ pub unsafe extern "C" fn fasts3_get(
     length: u64,
     cancel: *const fasts3_cancel_token,
     out: *mut *mut fasts3_bytes,
+    err: *mut *mut fasts3_error,
 ) -> fasts3_status {
     // SAFETY: this function's contract is `fasts3_get_with_options`' with NULL options.
-    unsafe { fasts3_get_with_options(client, bucket, bucket_len, key, key_len, offset, length, std::ptr::null(), cancel, out) }
+    unsafe { fasts3_get_with_options(client, bucket, bucket_len, key, key_len, offset, length, std::ptr::null(), cancel, out, err) }
 }
 
 /// `fasts3_get` with read options (NULL for the defaults; see `fasts3_read_options`).
@@ -214,16 +223,16 @@ pub unsafe extern "C" fn fasts3_get_with_options(
     options: *const fasts3_read_options,
     cancel: *const fasts3_cancel_token,
     out: *mut *mut fasts3_bytes,
+    err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    guard(|| {
+    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
+    guard(unsafe { ErrorOut::new(err) }, |call| {
         // SAFETY: every pointer argument meets this function's contract, which is the
         // helpers' contracts (handles not freed, ranges readable and unchanged for the call,
         // `out` writable). The borrows end when the call returns.
         let client = unsafe { client_ref(client) }?;
         // SAFETY: as above.
-        let bucket = unsafe { utf8(bucket, bucket_len, "bucket") }?;
-        // SAFETY: as above.
-        let key = unsafe { utf8(key, key_len, "key") }?;
+        let (bucket, key) = unsafe { call.object(bucket, bucket_len, key, key_len) }?;
         // SAFETY: as above.
         let cancel = unsafe { cancel_ref(cancel) }?;
         // SAFETY: as above.
@@ -234,7 +243,7 @@ pub unsafe extern "C" fn fasts3_get_with_options(
         let dest = Destination::Allocate { max_len: length };
         let read = get::get(client, on_calling_thread(), bucket, key, offset, dest, options);
         let fetched = block_on_cancellable(cancel, on_calling_thread(), read)?;
-        *out = into_handle(fasts3_bytes { data: fetched.owned.unwrap_or_default() });
+        *out = into_handle(fasts3_bytes { data: fetched.owned.unwrap_or_else(ResultBuffer::empty) });
         Ok(())
     })
 }
@@ -246,16 +255,19 @@ pub unsafe extern "C" fn fasts3_get_with_options(
 /// - `bytes` is not freed, nor used by another call, until this call returns.
 /// - `out_data` is NULL or points to a writable `uint8_t *`; `out_len` is NULL or points to a
 ///   writable `size_t`.
+/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 #[no_mangle]
-pub unsafe extern "C" fn fasts3_bytes_data(bytes: *mut fasts3_bytes, out_data: *mut *mut u8, out_len: *mut usize) -> fasts3_status {
-    guard(|| {
+pub unsafe extern "C" fn fasts3_bytes_data(bytes: *mut fasts3_bytes, out_data: *mut *mut u8, out_len: *mut usize, err: *mut *mut fasts3_error) -> fasts3_status {
+    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
+    guard(unsafe { ErrorOut::new(err) }, |_| {
         // SAFETY: not freed nor used by another call meanwhile (this function's contract).
         let bytes = unsafe { handle_mut(bytes, "bytes") }?;
         // SAFETY: NULL or writable (this function's contract).
         let out_data = unsafe { out_ptr(out_data, "out_data") }?;
         // SAFETY: NULL or writable (this function's contract).
         let out_len = unsafe { out_ptr(out_len, "out_len") }?;
-        *out_data = bytes.data.as_mut_ptr();
+        *out_data = bytes.data.as_mut_slice().as_mut_ptr();
         *out_len = bytes.data.len();
         Ok(())
     })
@@ -306,6 +318,8 @@ pub struct fasts3_range {
 ///   argument and that nothing else reads or writes until this call returns; `buf_len` is at
 ///   least the sum of the lengths.
 /// - `out_lengths` points to `count` writable `uint64_t`s (NULL when `count` is 0).
+/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_get_ranges(
     client: *const fasts3_client,
@@ -321,15 +335,15 @@ pub unsafe extern "C" fn fasts3_get_ranges(
     options: *const fasts3_read_options,
     cancel: *const fasts3_cancel_token,
     out_lengths: *mut u64,
+    err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    guard(|| {
+    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
+    guard(unsafe { ErrorOut::new(err) }, |call| {
         // SAFETY: every pointer argument meets this function's contract (handles not freed,
         // strings and ranges readable, `buf` writable and unaliased, for the call).
         let client = unsafe { client_ref(client) }?;
         // SAFETY: as above.
-        let bucket = unsafe { utf8(bucket, bucket_len, "bucket") }?;
-        // SAFETY: as above.
-        let key = unsafe { utf8(key, key_len, "key") }?;
+        let (bucket, key) = unsafe { call.object(bucket, bucket_len, key, key_len) }?;
         // SAFETY: as above.
         let buf = unsafe { bytes_mut(buf, buf_len, "buf") }?;
         // SAFETY: as above.
@@ -387,17 +401,21 @@ pub struct fasts3_get_result {
     /// For requests with `buf` NULL and status OK: the allocated result, owned by the caller
     /// (release with `fasts3_bytes_free`). NULL otherwise.
     pub bytes: *mut fasts3_bytes,
+    /// When `status` is not OK: this read's error (naming its bucket and key), owned by the
+    /// caller (release with `fasts3_error_free`). NULL when `status` is OK.
+    pub error: *mut fasts3_error,
 }
 
 /// Run `count` reads concurrently, sharing the client's concurrency budget, and write one
 /// `fasts3_get_result` per request into `results` (an array of `count` the caller provides).
 ///
 /// Returns `FASTS3_OK` when every read succeeded. Otherwise returns the status of the
-/// lowest-index failed read, whose message (prefixed with its index) becomes this thread's
-/// last error; `results` then tells which reads failed and which succeeded (release the
-/// `bytes` of the successful ones). If the batch itself is invalid (NULL pointers, bad UTF-8,
-/// caller buffers that overlap) nothing is read and `results` is untouched. On cancellation
-/// every result is `FASTS3_CANCELLED` (nothing to release), and no write into any buffer
+/// lowest-index failed read, whose error (message prefixed with its index) also becomes
+/// `*err` and this thread's last error; `results` then tells which reads failed and which
+/// succeeded. Release the `bytes` of the successful results and the `error` of the failed
+/// ones. If the batch itself is invalid (NULL pointers, bad UTF-8, caller buffers that
+/// overlap) nothing is read and `results` is untouched. On cancellation every result is
+/// `FASTS3_CANCELLED` with its own `error` to release, and no write into any buffer
 /// continues after return.
 ///
 /// # Safety
@@ -408,6 +426,8 @@ pub struct fasts3_get_result {
 ///   any string; overlapping buffers of two requests are refused).
 /// - `results` points to `count` writable `fasts3_get_result`s (or is NULL when `count` is 0),
 ///   overlapping no other argument.
+/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_get_many(
     client: *const fasts3_client,
@@ -415,8 +435,10 @@ pub unsafe extern "C" fn fasts3_get_many(
     count: usize,
     cancel: *const fasts3_cancel_token,
     results: *mut fasts3_get_result,
+    err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    guard(|| {
+    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
+    guard(unsafe { ErrorOut::new(err) }, |call| {
         // SAFETY: not freed during the call (this function's contract).
         let client = unsafe { client_ref(client) }?;
         // SAFETY: as for `client`.
@@ -435,6 +457,7 @@ pub unsafe extern "C" fn fasts3_get_many(
         let raw = unsafe { std::slice::from_raw_parts(requests, count) };
         check_disjoint(raw)?;
         let mut batch = Vec::with_capacity(count);
+        let mut objects = Vec::with_capacity(count);
         for (i, r) in raw.iter().enumerate() {
             let at = |f: Failure| Failure { status: f.status, error: f.error.context(format!("request {i}")) };
             // SAFETY: each request's strings are readable and unchanged for the call (this
@@ -442,6 +465,8 @@ pub unsafe extern "C" fn fasts3_get_many(
             let bucket = unsafe { utf8(r.bucket, r.bucket_len, "bucket") }.map_err(at)?;
             // SAFETY: as for `bucket`.
             let key = unsafe { utf8(r.key, r.key_len, "key") }.map_err(at)?;
+            call.about(bucket, Some(key));
+            objects.push((bucket, key));
             check_offset(r.offset).map_err(at)?;
             let dest = if r.buf.is_null() {
                 Destination::Allocate { max_len: r.buf_len }
@@ -463,29 +488,40 @@ pub unsafe extern "C" fn fasts3_get_many(
         let outcomes = match outcomes {
             Ok(o) => o,
             Err(cancelled) => {
-                for i in 0..count {
+                let failure = Failure::from(cancelled);
+                for (i, &(bucket, key)) in objects.iter().enumerate() {
+                    let error = new_error(&failure, Some(bucket), Some(key));
+                    let result = fasts3_get_result { status: failure.status, written: 0, bytes: std::ptr::null_mut(), error };
                     // SAFETY: `results` is non-NULL and writable for `count` results (this
-                    // function's contract), and i < count.
-                    unsafe { results.add(i).write(fasts3_get_result { status: fasts3_status::FASTS3_CANCELLED, written: 0, bytes: std::ptr::null_mut() }) };
+                    // function's contract), and i < count (one object per request).
+                    unsafe { results.add(i).write(result) };
                 }
-                return Err(cancelled.into());
+                call.about(objects[0].0, Some(objects[0].1));
+                return Err(failure);
             }
         };
         // One outcome per request: the writes below rely on it to stay inside `results`.
         assert_eq!(outcomes.len(), count, "get_many returned a wrong number of outcomes");
-        let mut first_failure: Option<Failure> = None;
+        let mut first_failure: Option<(Failure, usize)> = None;
         for (i, outcome) in outcomes.into_iter().enumerate() {
             let result = match outcome {
                 Ok(f) => fasts3_get_result {
                     status: fasts3_status::FASTS3_OK,
                     written: f.written,
                     bytes: f.owned.map_or(std::ptr::null_mut(), |data| into_handle(fasts3_bytes { data })),
+                    error: std::ptr::null_mut(),
                 },
                 Err(e) => {
                     let failure = Failure::from(e.context(format!("request {i}")));
-                    let status = failure.status;
-                    first_failure.get_or_insert(failure);
-                    fasts3_get_result { status, written: 0, bytes: std::ptr::null_mut() }
+                    let (bucket, key) = objects[i];
+                    let result = fasts3_get_result {
+                        status: failure.status,
+                        written: 0,
+                        bytes: std::ptr::null_mut(),
+                        error: new_error(&failure, Some(bucket), Some(key)),
+                    };
+                    first_failure.get_or_insert((failure, i));
+                    result
                 }
             };
             // SAFETY: `results` is non-NULL and writable for `count` results (this function's
@@ -494,7 +530,10 @@ pub unsafe extern "C" fn fasts3_get_many(
         }
         match first_failure {
             None => Ok(()),
-            Some(f) => Err(f),
+            Some((failure, i)) => {
+                call.about(objects[i].0, Some(objects[i].1));
+                Err(failure)
+            }
         }
     })
 }

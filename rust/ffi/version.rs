@@ -1,20 +1,49 @@
-//! ABI versioning and the last-error accessors.
+//! Library and ABI versions, and the last-error accessors.
 
 use crate::ffi::boundary::{guard_infallible, with_last_error};
-use std::ffi::c_char;
+use std::ffi::{c_char, CStr};
 
-/// Bumped on every incompatible change of the C ABI; loaders refuse a library whose
-/// version differs from the one they were written for.
-pub const FASTS3_ABI_VERSION: u32 = 1;
+/// Major ABI version: bumped on every incompatible change of the C ABI (a signature, a
+/// struct layout, a meaning). A loader refuses a library whose major version differs from
+/// the one it was written for. Version 2: every fallible call takes a trailing
+/// `fasts3_error **err`; batch results carry a `fasts3_error *`.
+pub const FASTS3_ABI_VERSION: u32 = 2;
 
-/// The ABI version this library implements.
+/// Minor ABI version: bumped when functions or options are added compatibly, and reset to 0
+/// with each major version. A loader needs a minor version at least the one whose additions
+/// it uses. Minor 1: the asynchronous interface (completion queues, `fasts3_submit_*`,
+/// `fasts3_op_*`, `fasts3_completion_*`).
+pub const FASTS3_ABI_MINOR_VERSION: u32 = 1;
+
+/// The major ABI version this library implements (`FASTS3_ABI_VERSION` of its header).
 #[no_mangle]
 pub extern "C" fn fasts3_abi_version() -> u32 {
     FASTS3_ABI_VERSION
 }
 
+/// The minor ABI version this library implements (`FASTS3_ABI_MINOR_VERSION` of its header).
+#[no_mangle]
+pub extern "C" fn fasts3_abi_minor_version() -> u32 {
+    FASTS3_ABI_MINOR_VERSION
+}
+
+const CRATE_VERSION: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+    Ok(version) => version,
+    Err(_) => panic!("the crate version contains a NUL"),
+};
+
+/// The library's version (its crate version, e.g. "0.1.0"), NUL-terminated.
+///
+/// Ownership: a static string, never freed, valid for the life of the process.
+#[no_mangle]
+pub extern "C" fn fasts3_version() -> *const c_char {
+    CRATE_VERSION.as_ptr()
+}
+
 /// Message of the last failed call made from this thread, as NUL-terminated UTF-8.
-/// Never NULL (empty when the last call succeeded).
+/// Never NULL (empty when the last call succeeded). Correct only when the failed call and
+/// this accessor run on the same OS thread with no libfasts3 call between them (C, CPython);
+/// callers that may change thread (Go, async runtimes) use the call's `fasts3_error **err`.
 ///
 /// Lifetime: the pointer stays valid until the next libfasts3 call from this thread other
 /// than the `fasts3_last_error_*` accessors, which never change the last error.

@@ -5,9 +5,10 @@ use crate::engine::copy::{self, CopyOptions};
 use crate::engine::put::{self, PutOptions};
 use crate::engine::runtime::Placement;
 use crate::engine::{delete, Error};
-use crate::ffi::boundary::{bytes, guard, optional_cstr, out_ptr, utf8, Failure, FfiResult};
+use crate::ffi::boundary::{bytes, guard, ErrorOut, optional_cstr, out_ptr, utf8, Failure, FfiResult};
 use crate::ffi::cancel::{block_on_cancellable, cancel_ref, fasts3_cancel_token, on_calling_thread};
 use crate::ffi::client::{client_ref, fasts3_client};
+use crate::ffi::error::{fasts3_error, new_error};
 use crate::ffi::status::fasts3_status;
 use std::ffi::c_char;
 
@@ -57,15 +58,14 @@ pub struct fasts3_str {
     pub len: usize,
 }
 
-/// Outcome of one key of `fasts3_delete_many`. `code` and `message` are NUL-terminated,
-/// truncated to fit, and empty when `status` is `FASTS3_OK`.
+/// Outcome of one key of `fasts3_delete_many`.
 #[allow(non_camel_case_types)]
 #[repr(C)]
 pub struct fasts3_delete_result {
     pub status: fasts3_status,
-    /// The S3 error code (`AccessDenied`...).
-    pub code: [c_char; 64],
-    pub message: [c_char; 256],
+    /// When `status` is not OK: this key's error (S3 code, message, bucket and key), owned by
+    /// the caller (release with `fasts3_error_free`). NULL when `status` is OK.
+    pub error: *mut fasts3_error,
 }
 
 /// Upload `data[0..data_len)` as object `key` of `bucket` (both `(ptr, len)` UTF-8): one PUT
@@ -91,6 +91,8 @@ pub struct fasts3_delete_result {
 /// - `options` is NULL or points to a `fasts3_put_options` whose `struct_size` bytes are
 ///   readable and whose strings are NULL or NUL-terminated, all unchanged during the call.
 /// - `out_parts` is NULL or points to a writable `uint32_t`.
+/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_put_from(
     client: *const fasts3_client,
@@ -103,16 +105,16 @@ pub unsafe extern "C" fn fasts3_put_from(
     options: *const fasts3_put_options,
     cancel: *const fasts3_cancel_token,
     out_parts: *mut u32,
+    err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    guard(|| {
+    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
+    guard(unsafe { ErrorOut::new(err) }, |call| {
         // SAFETY: every pointer argument meets this function's contract, which is the
         // helpers' contracts (handles not freed, ranges readable and unchanged for the call).
         // The borrows end when the call returns.
         let client = unsafe { client_ref(client) }?;
         // SAFETY: as above.
-        let bucket = unsafe { utf8(bucket, bucket_len, "bucket") }?;
-        // SAFETY: as above.
-        let key = unsafe { utf8(key, key_len, "key") }?;
+        let (bucket, key) = unsafe { call.object(bucket, bucket_len, key, key_len) }?;
         // SAFETY: as above; nothing writes `data` during the call.
         let data = unsafe { bytes(data, data_len, "data") }?;
         // SAFETY: as above.
@@ -190,6 +192,8 @@ pub(crate) unsafe fn put_options(options: *const fasts3_put_options) -> FfiResul
 /// - `client` and `cancel` are not freed until this call returns.
 /// - `bucket` and `key` point to `bucket_len` and `key_len` readable bytes (or are NULL when
 ///   the length is 0), not modified until this call returns.
+/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_delete(
     client: *const fasts3_client,
@@ -198,15 +202,15 @@ pub unsafe extern "C" fn fasts3_delete(
     key: *const u8,
     key_len: usize,
     cancel: *const fasts3_cancel_token,
+    err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    guard(|| {
+    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
+    guard(unsafe { ErrorOut::new(err) }, |call| {
         // SAFETY: every pointer argument meets this function's contract, which is the
         // helpers' contracts. The borrows end when the call returns.
         let client = unsafe { client_ref(client) }?;
         // SAFETY: as above.
-        let bucket = unsafe { utf8(bucket, bucket_len, "bucket") }?;
-        // SAFETY: as above.
-        let key = unsafe { utf8(key, key_len, "key") }?;
+        let (bucket, key) = unsafe { call.object(bucket, bucket_len, key, key_len) }?;
         // SAFETY: as above.
         let cancel = unsafe { cancel_ref(cancel) }?;
         let placement = Placement::CallingThread { offload: None };
@@ -220,8 +224,9 @@ pub unsafe extern "C" fn fasts3_delete(
 /// the caller provides). Keys that do not exist count as deleted, as in S3.
 ///
 /// Returns `FASTS3_OK` when every key was deleted. Otherwise returns the status of the
-/// lowest-index failed key, whose message (prefixed with its index) becomes this thread's
-/// last error; `results` tells which keys failed. A failed request (e.g. a missing bucket)
+/// lowest-index failed key, whose error (message prefixed with its index) also becomes
+/// `*err` and this thread's last error; `results` tells which keys failed, each with its own
+/// `error` for the caller to release. A failed request (e.g. a missing bucket)
 /// fails each of its keys. If the call itself is invalid (NULL pointers, bad UTF-8) nothing
 /// is deleted and `results` is untouched; on cancellation `results` is untouched too (some
 /// keys may have been deleted).
@@ -233,6 +238,8 @@ pub unsafe extern "C" fn fasts3_delete(
 ///   strings are readable and unchanged until this call returns.
 /// - `results` points to `count` writable `fasts3_delete_result`s (or is NULL when `count` is
 ///   0), overlapping no other argument.
+/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_delete_many(
     client: *const fasts3_client,
@@ -242,13 +249,15 @@ pub unsafe extern "C" fn fasts3_delete_many(
     count: usize,
     cancel: *const fasts3_cancel_token,
     results: *mut fasts3_delete_result,
+    err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    guard(|| {
+    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
+    guard(unsafe { ErrorOut::new(err) }, |call| {
         // SAFETY: every pointer argument meets this function's contract, which is the
         // helpers' contracts. The borrows end when the call returns.
         let client = unsafe { client_ref(client) }?;
         // SAFETY: as above.
-        let bucket = unsafe { utf8(bucket, bucket_len, "bucket") }?;
+        let bucket = unsafe { call.bucket(bucket, bucket_len) }?;
         // SAFETY: as above.
         let cancel = unsafe { cancel_ref(cancel) }?;
         if count == 0 {
@@ -268,21 +277,21 @@ pub unsafe extern "C" fn fasts3_delete_many(
             // SAFETY: each key is readable and unchanged for the call (this function's contract).
             let key = unsafe { utf8(k.ptr, k.len, "key") }
                 .map_err(|f| Failure { status: f.status, error: f.error.context(format!("key {i}")) })?;
+            call.about(bucket, Some(key));
             names.push(key);
         }
         let placement = Placement::CallingThread { offload: None };
         let outcomes = block_on_cancellable(cancel, placement, delete::delete_many(client, placement, bucket, &names))?;
         // One outcome per key: the writes below rely on it to stay inside `results`.
         assert_eq!(outcomes.len(), count, "delete_many returned a wrong number of outcomes");
-        let mut first_failure: Option<Failure> = None;
+        let mut first_failure: Option<(Failure, usize)> = None;
         for (i, outcome) in outcomes.into_iter().enumerate() {
-            let mut result = fasts3_delete_result { status: fasts3_status::FASTS3_OK, code: [0; 64], message: [0; 256] };
+            let mut result = fasts3_delete_result { status: fasts3_status::FASTS3_OK, error: std::ptr::null_mut() };
             if let Err(e) = outcome {
                 let failure = Failure::from(e.context(format!("key {i}")));
                 result.status = failure.status;
-                copy_truncated(&failure.error.code, &mut result.code);
-                copy_truncated(&failure.error.message, &mut result.message);
-                first_failure.get_or_insert(failure);
+                result.error = new_error(&failure, Some(bucket), Some(names[i]));
+                first_failure.get_or_insert((failure, i));
             }
             // SAFETY: `results` is non-NULL and writable for `count` results (this function's
             // contract), and i < count (asserted above).
@@ -290,28 +299,19 @@ pub unsafe extern "C" fn fasts3_delete_many(
         }
         match first_failure {
             None => Ok(()),
-            Some(f) => Err(f),
+            Some((failure, i)) => {
+                call.about(bucket, Some(names[i]));
+                Err(failure)
+            }
         }
     })
-}
-
-/// `text` into `dest` as a NUL-terminated string, cut at a UTF-8 boundary to fit.
-fn copy_truncated(text: &str, dest: &mut [c_char]) {
-    let mut end = text.len().min(dest.len() - 1);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    for (d, b) in dest.iter_mut().zip(text.as_bytes()[..end].iter().filter(|b| **b != 0)) {
-        *d = *b as c_char;
-    }
-    dest[end.min(dest.len() - 1)] = 0;
 }
 
 /// Copy object `src_key` of `src_bucket` to `dst_key` of `dst_bucket` on the server (all
 /// `(ptr, len)` UTF-8): CopyObject, or a multipart copy (UploadPartCopy, in parallel) for
 /// sources above the threshold, pinned to the source's ETag (`FASTS3_OBJECT_CHANGED` if it is
 /// replaced meanwhile) and aborted on failure or cancel. Content type and user metadata are
-/// kept. `options` and `cancel` may be NULL.
+/// kept. `options` and `cancel` may be NULL. An error names the source bucket and key.
 ///
 /// # Safety
 /// - `client` and `cancel` are not freed until this call returns.
@@ -319,6 +319,8 @@ fn copy_truncated(text: &str, dest: &mut [c_char]) {
 ///   0), not modified until this call returns.
 /// - `options` is NULL or points to a `fasts3_copy_options` whose `struct_size` bytes are
 ///   readable.
+/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_copy(
     client: *const fasts3_client,
@@ -332,8 +334,10 @@ pub unsafe extern "C" fn fasts3_copy(
     dst_key_len: usize,
     options: *const fasts3_copy_options,
     cancel: *const fasts3_cancel_token,
+    err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    guard(|| {
+    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
+    guard(unsafe { ErrorOut::new(err) }, |call| {
         // SAFETY: every pointer argument meets this function's contract, which is the
         // helpers' contracts. The borrows end when the call returns.
         let client = unsafe { client_ref(client) }?;
@@ -341,6 +345,7 @@ pub unsafe extern "C" fn fasts3_copy(
         let src_bucket = unsafe { utf8(src_bucket, src_bucket_len, "src_bucket") }?;
         // SAFETY: as above.
         let src_key = unsafe { utf8(src_key, src_key_len, "src_key") }?;
+        call.about(src_bucket, Some(src_key));
         // SAFETY: as above.
         let dst_bucket = unsafe { utf8(dst_bucket, dst_bucket_len, "dst_bucket") }?;
         // SAFETY: as above.

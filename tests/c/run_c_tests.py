@@ -95,6 +95,14 @@ def pattern(n: int) -> bytes:
     return bytes((i * 31 + 7) & 0xFF for i in range(n))
 
 
+def crate_version() -> str:
+    """The version in Cargo.toml, which fasts3_version() must return."""
+    match = re.search(r'^version\s*=\s*"([^"]+)"', (ROOT / "Cargo.toml").read_text(), re.M)
+    if match is None:
+        raise SystemExit("no version in Cargo.toml")
+    return match.group(1)
+
+
 def compile_c(sources: list[Path], out: Path, extra: list[str] = ()) -> None:
     gcc = shutil.which("gcc")
     if gcc is None:
@@ -247,12 +255,13 @@ def main() -> int:
     try:
         binary = build / "test_fasts3"
         leak_binary = build / "test_fasts3_leak"
-        compile_c([HERE / "test_fasts3.c"], binary)
+        expected_version = f'-DFASTS3_CRATE_VERSION="{crate_version()}"'
+        compile_c([HERE / "test_fasts3.c"], binary, [expected_version])
         async_binary = build / "test_async"
         compile_c([HERE / "test_async.c"], async_binary)
         compile_c([ROOT / "examples" / "quickstart.c"], build / "quickstart")
         if not args.no_leak_selftest:
-            compile_c([HERE / "test_fasts3.c"], leak_binary, ["-DFASTS3_TEST_INJECT_LEAK"])
+            compile_c([HERE / "test_fasts3.c"], leak_binary, [expected_version, "-DFASTS3_TEST_INJECT_LEAK"])
 
         total_passed = total_failed = 0
         problems: list[str] = []

@@ -74,14 +74,14 @@ static fasts3_client *make_client(void) {
         {"secret_access_key", env("FASTS3_TEST_SECRET_ACCESS_KEY")},
         {"part_size", "262144"},
     };
-    if (fasts3_config_new(&config) != FASTS3_OK) return NULL;
+    if (fasts3_config_new(&config, NULL) != FASTS3_OK) return NULL;
     for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
-        if (fasts3_config_set(config, options[i][0], options[i][1]) != FASTS3_OK) {
+        if (fasts3_config_set(config, options[i][0], options[i][1], NULL) != FASTS3_OK) {
             fasts3_config_free(config);
             return NULL;
         }
     }
-    if (fasts3_client_new(config, &client) != FASTS3_OK) client = NULL;
+    if (fasts3_client_new(config, &client, NULL) != FASTS3_OK) client = NULL;
     fasts3_config_free(config);
     return client;
 }
@@ -96,7 +96,7 @@ static fasts3_completion *next_completion(fasts3_completion_queue *q) {
     int fd = fasts3_completion_queue_fd(q);
     for (int waited = 0; waited < 20000; waited += 100) {
         fasts3_completion *c = NULL;
-        if (fasts3_completion_queue_pop(q, &c) != FASTS3_OK) return NULL;
+        if (fasts3_completion_queue_pop(q, &c, NULL) != FASTS3_OK) return NULL;
         if (c != NULL) return c;
         fd_readable(fd, 100);
     }
@@ -111,7 +111,7 @@ static void sleep_ms(long ms) {
 static void test_submit_and_complete(fasts3_client *client) {
     printf("# submit, poll the fd, pop\n");
     fasts3_completion_queue *q = NULL;
-    CHECK(fasts3_completion_queue_new(&q) == FASTS3_OK && q != NULL, "completion_queue_new");
+    CHECK(fasts3_completion_queue_new(&q, NULL) == FASTS3_OK && q != NULL, "completion_queue_new");
     int fd = fasts3_completion_queue_fd(q);
     CHECK(fd >= 0, "completion_queue_fd is a descriptor (%d)", fd);
     CHECK(!fd_readable(fd, 0), "an empty queue's fd is not readable");
@@ -123,16 +123,16 @@ static void test_submit_and_complete(fasts3_client *client) {
     uint8_t missing_buf[16];
     fasts3_op *op = NULL;
 
-    CHECK(fasts3_submit_get_into(client, q, SL(g_bucket), SL("multi"), 0, multi, MULTI_SIZE, NULL, 1, &op) ==
+    CHECK(fasts3_submit_get_into(client, q, SL(g_bucket), SL("multi"), 0, multi, MULTI_SIZE, NULL, 1, &op, NULL) ==
               FASTS3_OK && op != NULL, "submit_get_into(multi) returns at once with an op");
     fasts3_op_free(op); /* does not cancel */
-    CHECK(fasts3_submit_get(client, q, SL(g_bucket), SL("small"), 10, FASTS3_TO_END, NULL, 2, NULL) == FASTS3_OK,
+    CHECK(fasts3_submit_get(client, q, SL(g_bucket), SL("small"), 10, FASTS3_TO_END, NULL, 2, NULL, NULL) == FASTS3_OK,
           "submit_get(small from 10), no op handle wanted");
     CHECK(fasts3_submit_get_into(client, q, SL(g_bucket), SL("no/such/key"), 0, missing_buf, sizeof missing_buf,
-                                 NULL, 3, NULL) == FASTS3_OK, "submit_get_into(missing key)");
+                                 NULL, 3, NULL, NULL) == FASTS3_OK, "submit_get_into(missing key)");
     CHECK(fasts3_submit_put_from(client, q, SL(g_bucket), SL("async/put"), upload, SMALL_SIZE * 7, NULL, 4,
-                                 NULL) == FASTS3_OK, "submit_put_from(async/put)");
-    CHECK(fasts3_submit_get(client, q, SL(g_bucket), SL("empty"), 0, FASTS3_TO_END, NULL, 5, NULL) == FASTS3_OK,
+                                 NULL, NULL) == FASTS3_OK, "submit_put_from(async/put)");
+    CHECK(fasts3_submit_get(client, q, SL(g_bucket), SL("empty"), 0, FASTS3_TO_END, NULL, 5, NULL, NULL) == FASTS3_OK,
           "submit_get(empty)");
 
     bool seen[6] = {false};
@@ -151,12 +151,12 @@ static void test_submit_and_complete(fasts3_client *client) {
         case 2: {
             fasts3_bytes *b = NULL, *again = NULL;
             CHECK(st == FASTS3_OK && fasts3_completion_written(c) == SMALL_SIZE - 10, "small: OK, 90 bytes");
-            CHECK(fasts3_completion_take_bytes(c, &b) == FASTS3_OK && b != NULL, "small: take_bytes");
-            CHECK(fasts3_completion_take_bytes(c, &again) == FASTS3_OK && again == NULL,
+            CHECK(fasts3_completion_take_bytes(c, &b, NULL) == FASTS3_OK && b != NULL, "small: take_bytes");
+            CHECK(fasts3_completion_take_bytes(c, &again, NULL) == FASTS3_OK && again == NULL,
                   "small: a second take_bytes gives NULL");
             uint8_t *data = NULL;
             size_t len = 0;
-            CHECK(fasts3_bytes_data(b, &data, &len) == FASTS3_OK && len == SMALL_SIZE - 10 &&
+            CHECK(fasts3_bytes_data(b, &data, &len, NULL) == FASTS3_OK && len == SMALL_SIZE - 10 &&
                       pattern_mismatch(data, len, 10) == -1, "small: the bytes are right");
             fasts3_bytes_free(b);
             break;
@@ -178,7 +178,7 @@ static void test_submit_and_complete(fasts3_client *client) {
         case 5: {
             fasts3_bytes *b = NULL;
             CHECK(st == FASTS3_OK && fasts3_completion_written(c) == 0, "empty: OK, 0 bytes");
-            CHECK(fasts3_completion_take_bytes(c, &b) == FASTS3_OK && b != NULL, "empty: an (empty) result");
+            CHECK(fasts3_completion_take_bytes(c, &b, NULL) == FASTS3_OK && b != NULL, "empty: an (empty) result");
             fasts3_bytes_free(b);
             break;
         }
@@ -189,19 +189,19 @@ static void test_submit_and_complete(fasts3_client *client) {
     }
     CHECK(seen[1] && seen[2] && seen[3] && seen[4] && seen[5], "every op completed once");
     fasts3_completion *none = (fasts3_completion *)upload;
-    CHECK(fasts3_completion_queue_pop(q, &none) == FASTS3_OK && none == NULL, "then pop gives NULL");
+    CHECK(fasts3_completion_queue_pop(q, &none, NULL) == FASTS3_OK && none == NULL, "then pop gives NULL");
     CHECK(!fd_readable(fd, 0), "and the fd is no longer readable");
 
     /* The upload landed. */
-    CHECK(fasts3_submit_get(client, q, SL(g_bucket), SL("async/put"), 0, FASTS3_TO_END, NULL, 6, NULL) == FASTS3_OK,
+    CHECK(fasts3_submit_get(client, q, SL(g_bucket), SL("async/put"), 0, FASTS3_TO_END, NULL, 6, NULL, NULL) == FASTS3_OK,
           "submit_get(async/put)");
     fasts3_completion *c = next_completion(q);
     if (CHECK(c != NULL && fasts3_completion_status(c) == FASTS3_OK, "async/put read back")) {
         fasts3_bytes *b = NULL;
         uint8_t *data = NULL;
         size_t len = 0;
-        fasts3_completion_take_bytes(c, &b);
-        CHECK(b != NULL && fasts3_bytes_data(b, &data, &len) == FASTS3_OK && len == SMALL_SIZE * 7 &&
+        fasts3_completion_take_bytes(c, &b, NULL);
+        CHECK(b != NULL && fasts3_bytes_data(b, &data, &len, NULL) == FASTS3_OK && len == SMALL_SIZE * 7 &&
                   pattern_mismatch(data, len, 3) == -1, "async/put holds the uploaded bytes");
         fasts3_bytes_free(b);
     }
@@ -214,10 +214,10 @@ static void test_submit_and_complete(fasts3_client *client) {
 static void test_cancel_and_free(fasts3_client *client) {
     printf("# cancel, and freeing a queue with ops running\n");
     fasts3_completion_queue *q = NULL;
-    fasts3_completion_queue_new(&q);
+    fasts3_completion_queue_new(&q, NULL);
     uint8_t *buf = calloc(1, MULTI_SIZE);
     fasts3_op *op = NULL;
-    CHECK(fasts3_submit_get_into(client, q, SL(g_bucket), SL("multi"), 0, buf, MULTI_SIZE, NULL, 42, &op) ==
+    CHECK(fasts3_submit_get_into(client, q, SL(g_bucket), SL("multi"), 0, buf, MULTI_SIZE, NULL, 42, &op, NULL) ==
               FASTS3_OK, "submit_get_into(multi)");
     fasts3_op_cancel(op);
     fasts3_op_cancel(op); /* twice is fine */
@@ -237,7 +237,7 @@ static void test_cancel_and_free(fasts3_client *client) {
     uint8_t *bufs[N];
     for (int i = 0; i < N; i++) {
         bufs[i] = calloc(1, MULTI_SIZE);
-        fasts3_submit_get_into(client, q, SL(g_bucket), SL("multi"), 0, bufs[i], MULTI_SIZE, NULL, (uint64_t)i, NULL);
+        fasts3_submit_get_into(client, q, SL(g_bucket), SL("multi"), 0, bufs[i], MULTI_SIZE, NULL, (uint64_t)i, NULL, NULL);
     }
     sleep_ms(5);
     fasts3_completion_queue_free(q);
@@ -257,35 +257,35 @@ static void test_cancel_and_free(fasts3_client *client) {
 static void test_arguments(fasts3_client *client) {
     printf("# arguments\n");
     fasts3_completion_queue *q = NULL;
-    fasts3_completion_queue_new(&q);
+    fasts3_completion_queue_new(&q, NULL);
     uint8_t b[4];
     fasts3_op *op = (fasts3_op *)b;
-    CHECK(fasts3_completion_queue_new(NULL) == FASTS3_NULL_POINTER, "queue_new(NULL)");
+    CHECK(fasts3_completion_queue_new(NULL, NULL) == FASTS3_NULL_POINTER, "queue_new(NULL)");
     CHECK(fasts3_completion_queue_fd(NULL) == -1, "queue_fd(NULL) is -1");
-    CHECK(fasts3_submit_get_into(client, NULL, SL(g_bucket), SL("small"), 0, b, 4, NULL, 0, &op) ==
+    CHECK(fasts3_submit_get_into(client, NULL, SL(g_bucket), SL("small"), 0, b, 4, NULL, 0, &op, NULL) ==
               FASTS3_NULL_POINTER && op == (fasts3_op *)b, "submit with a NULL queue: NULL_POINTER, out_op untouched");
-    CHECK(fasts3_submit_get_into(NULL, q, SL(g_bucket), SL("small"), 0, b, 4, NULL, 0, NULL) == FASTS3_NULL_POINTER,
+    CHECK(fasts3_submit_get_into(NULL, q, SL(g_bucket), SL("small"), 0, b, 4, NULL, 0, NULL, NULL) == FASTS3_NULL_POINTER,
           "submit with a NULL client");
-    CHECK(fasts3_submit_get_into(client, q, SL(g_bucket), SL("small"), 0, NULL, 4, NULL, 0, NULL) ==
+    CHECK(fasts3_submit_get_into(client, q, SL(g_bucket), SL("small"), 0, NULL, 4, NULL, 0, NULL, NULL) ==
               FASTS3_NULL_POINTER, "submit_get_into with a NULL buf of length 4");
-    CHECK(fasts3_submit_get_into(client, q, SL(g_bucket), (const uint8_t *)"\xff", 1, 0, b, 4, NULL, 0, NULL) ==
+    CHECK(fasts3_submit_get_into(client, q, SL(g_bucket), (const uint8_t *)"\xff", 1, 0, b, 4, NULL, 0, NULL, NULL) ==
               FASTS3_INVALID_ARGUMENT, "submit with a key that is not UTF-8");
     CHECK(fasts3_submit_get_into(client, (const fasts3_completion_queue *)client, SL(g_bucket), SL("small"), 0, b, 4,
-                                 NULL, 0, NULL) == FASTS3_INVALID_HANDLE, "submit to a client pointer as queue");
-    CHECK(fasts3_submit_get(client, q, SL(g_bucket), SL("small"), (uint64_t)1 << 63, 1, NULL, 0, NULL) ==
+                                 NULL, 0, NULL, NULL) == FASTS3_INVALID_HANDLE, "submit to a client pointer as queue");
+    CHECK(fasts3_submit_get(client, q, SL(g_bucket), SL("small"), (uint64_t)1 << 63, 1, NULL, 0, NULL, NULL) ==
               FASTS3_INVALID_ARGUMENT, "submit_get with an offset past 2^63");
-    CHECK(fasts3_submit_put_from(client, q, SL(g_bucket), SL("x"), NULL, 3, NULL, 0, NULL) == FASTS3_NULL_POINTER,
+    CHECK(fasts3_submit_put_from(client, q, SL(g_bucket), SL("x"), NULL, 3, NULL, 0, NULL, NULL) == FASTS3_NULL_POINTER,
           "submit_put_from with NULL data of length 3");
-    CHECK(fasts3_completion_queue_pop(q, NULL) == FASTS3_NULL_POINTER, "pop(NULL out)");
+    CHECK(fasts3_completion_queue_pop(q, NULL, NULL) == FASTS3_NULL_POINTER, "pop(NULL out)");
     fasts3_completion *none = NULL;
-    CHECK(fasts3_completion_queue_pop(q, &none) == FASTS3_OK && none == NULL,
+    CHECK(fasts3_completion_queue_pop(q, &none, NULL) == FASTS3_OK && none == NULL,
           "nothing was queued by the refused submits");
     CHECK(fasts3_completion_status(NULL) == FASTS3_NULL_POINTER && fasts3_completion_user_data(NULL) == 0 &&
               fasts3_completion_written(NULL) == 0 && fasts3_completion_message(NULL)[0] == '\0' &&
               fasts3_completion_code(NULL)[0] == '\0' && fasts3_completion_http_status(NULL) == 0,
           "completion accessors accept NULL");
     fasts3_bytes *out = NULL;
-    CHECK(fasts3_completion_take_bytes(NULL, &out) == FASTS3_NULL_POINTER, "take_bytes(NULL)");
+    CHECK(fasts3_completion_take_bytes(NULL, &out, NULL) == FASTS3_NULL_POINTER, "take_bytes(NULL)");
     fasts3_completion_free(NULL);
     fasts3_op_free(NULL);
     fasts3_op_cancel(NULL);
@@ -308,9 +308,9 @@ int main(void) {
     /* An op keeps its own reference to the client: free the client while one runs. */
     printf("# client freed while an op runs\n");
     fasts3_completion_queue *q = NULL;
-    fasts3_completion_queue_new(&q);
+    fasts3_completion_queue_new(&q, NULL);
     uint8_t *buf = calloc(1, MULTI_SIZE);
-    CHECK(fasts3_submit_get_into(client, q, SL(g_bucket), SL("multi"), 0, buf, MULTI_SIZE, NULL, 9, NULL) == FASTS3_OK,
+    CHECK(fasts3_submit_get_into(client, q, SL(g_bucket), SL("multi"), 0, buf, MULTI_SIZE, NULL, 9, NULL, NULL) == FASTS3_OK,
           "submit_get_into(multi)");
     fasts3_client_free(client);
     fasts3_completion *c = next_completion(q);

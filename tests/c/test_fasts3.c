@@ -181,13 +181,13 @@ static const char *require_env(const char *name) {
 
 static fasts3_config *make_config(const char *secret) {
     fasts3_config *config = NULL;
-    if (fasts3_config_new(&config) != FASTS3_OK || config == NULL) return NULL;
+    if (fasts3_config_new(&config, NULL) != FASTS3_OK || config == NULL) return NULL;
     const char *options[][2] = {
         {"endpoint_url", g.endpoint}, {"region", g.region}, {"access_key_id", g.access_key_id},
         {"secret_access_key", secret}, {"part_size", "262144"}, {"max_concurrency", "8"},
     };
     for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
-        if (fasts3_config_set(config, options[i][0], options[i][1]) != FASTS3_OK) {
+        if (fasts3_config_set(config, options[i][0], options[i][1], NULL) != FASTS3_OK) {
             fprintf(stderr, "config_set(%s): %s\n", options[i][0], fasts3_last_error_message());
             fasts3_config_free(config);
             return NULL;
@@ -235,47 +235,47 @@ static void test_abi_and_free_null(void) {
 static void test_config(void) {
     section("configuration");
     fasts3_config *config = NULL;
-    CHECK_STATUS(fasts3_config_new(NULL), FASTS3_NULL_POINTER, "config_new(NULL)");
-    CHECK_STATUS(fasts3_config_new(&config), FASTS3_OK, "config_new");
+    CHECK_STATUS(fasts3_config_new(NULL, NULL), FASTS3_NULL_POINTER, "config_new(NULL)");
+    CHECK_STATUS(fasts3_config_new(&config, NULL), FASTS3_OK, "config_new");
     CHECK(config != NULL, "config_new gives a non-NULL config");
     if (config == NULL) return;
 
-    CHECK_STATUS(fasts3_config_set(config, "no_such_option", "1"), FASTS3_INVALID_ARGUMENT,
+    CHECK_STATUS(fasts3_config_set(config, "no_such_option", "1", NULL), FASTS3_INVALID_ARGUMENT,
                  "config_set(unknown option)");
     last_error e = get_last_error();
     CHECK(strstr(e.message, "no_such_option") != NULL, "its message names the option: \"%s\"", e.message);
     CHECK(e.code[0] == '\0' && e.http_status == 0, "no S3 code or HTTP status for a local error "
           "(code \"%s\", http %u)", e.code, (unsigned)e.http_status);
 
-    CHECK_STATUS(fasts3_config_set(config, "part_size", "0"), FASTS3_INVALID_ARGUMENT, "config_set(part_size=0)");
-    CHECK_STATUS(fasts3_config_set(config, "part_size", "lots"), FASTS3_INVALID_ARGUMENT,
+    CHECK_STATUS(fasts3_config_set(config, "part_size", "0", NULL), FASTS3_INVALID_ARGUMENT, "config_set(part_size=0)");
+    CHECK_STATUS(fasts3_config_set(config, "part_size", "lots", NULL), FASTS3_INVALID_ARGUMENT,
                  "config_set(part_size=lots)");
-    CHECK_STATUS(fasts3_config_set(config, "max_concurrency", "-3"), FASTS3_INVALID_ARGUMENT,
+    CHECK_STATUS(fasts3_config_set(config, "max_concurrency", "-3", NULL), FASTS3_INVALID_ARGUMENT,
                  "config_set(max_concurrency=-3)");
-    CHECK_STATUS(fasts3_config_set(config, "path_style", "sideways"), FASTS3_INVALID_ARGUMENT,
+    CHECK_STATUS(fasts3_config_set(config, "path_style", "sideways", NULL), FASTS3_INVALID_ARGUMENT,
                  "config_set(path_style=sideways)");
-    CHECK_STATUS(fasts3_config_set(config, "anonymous", "maybe"), FASTS3_INVALID_ARGUMENT,
+    CHECK_STATUS(fasts3_config_set(config, "anonymous", "maybe", NULL), FASTS3_INVALID_ARGUMENT,
                  "config_set(anonymous=maybe)");
-    CHECK_STATUS(fasts3_config_set(config, "region", "\xff\xfe"), FASTS3_INVALID_ARGUMENT,
+    CHECK_STATUS(fasts3_config_set(config, "region", "\xff\xfe", NULL), FASTS3_INVALID_ARGUMENT,
                  "config_set(region=<invalid UTF-8>)");
-    CHECK_STATUS(fasts3_config_set(config, "\xc3\x28", "x"), FASTS3_INVALID_ARGUMENT,
+    CHECK_STATUS(fasts3_config_set(config, "\xc3\x28", "x", NULL), FASTS3_INVALID_ARGUMENT,
                  "config_set(<invalid UTF-8 name>)");
-    CHECK_STATUS(fasts3_config_set(NULL, "region", "us-east-1"), FASTS3_NULL_POINTER, "config_set(NULL config)");
-    CHECK_STATUS(fasts3_config_set(config, NULL, "x"), FASTS3_NULL_POINTER, "config_set(NULL name)");
-    CHECK_STATUS(fasts3_config_set(config, "part_size", "1048576"), FASTS3_OK, "config_set(part_size=1048576)");
-    CHECK_STATUS(fasts3_config_set(config, "part_size", NULL), FASTS3_OK, "config_set(part_size=NULL) restores the default");
-    CHECK_STATUS(fasts3_config_set(config, "path_style", "path"), FASTS3_OK, "config_set(path_style=path)");
+    CHECK_STATUS(fasts3_config_set(NULL, "region", "us-east-1", NULL), FASTS3_NULL_POINTER, "config_set(NULL config)");
+    CHECK_STATUS(fasts3_config_set(config, NULL, "x", NULL), FASTS3_NULL_POINTER, "config_set(NULL name)");
+    CHECK_STATUS(fasts3_config_set(config, "part_size", "1048576", NULL), FASTS3_OK, "config_set(part_size=1048576)");
+    CHECK_STATUS(fasts3_config_set(config, "part_size", NULL, NULL), FASTS3_OK, "config_set(part_size=NULL) restores the default");
+    CHECK_STATUS(fasts3_config_set(config, "path_style", "path", NULL), FASTS3_OK, "config_set(path_style=path)");
 
     /* Options are checked together when the client is made. */
     fasts3_client *client = NULL;
-    CHECK_STATUS(fasts3_config_set(config, "access_key_id", "only-half"), FASTS3_OK, "config_set(access_key_id) alone");
-    CHECK_STATUS(fasts3_client_new(config, &client), FASTS3_INVALID_ARGUMENT,
+    CHECK_STATUS(fasts3_config_set(config, "access_key_id", "only-half", NULL), FASTS3_OK, "config_set(access_key_id) alone");
+    CHECK_STATUS(fasts3_client_new(config, &client, NULL), FASTS3_INVALID_ARGUMENT,
                  "client_new with access_key_id but no secret_access_key");
     CHECK(client == NULL, "a failed client_new leaves *out alone");
-    CHECK_STATUS(fasts3_config_set(config, "access_key_id", NULL), FASTS3_OK, "config_set(access_key_id=NULL)");
-    CHECK_STATUS(fasts3_config_set(config, "endpoint_url", "not a url"), FASTS3_OK, "config_set(endpoint_url=\"not a url\")");
-    CHECK_STATUS(fasts3_client_new(config, &client), FASTS3_INVALID_ARGUMENT, "client_new with a malformed endpoint_url");
-    CHECK_STATUS(fasts3_client_new(config, NULL), FASTS3_NULL_POINTER, "client_new(config, NULL)");
+    CHECK_STATUS(fasts3_config_set(config, "access_key_id", NULL, NULL), FASTS3_OK, "config_set(access_key_id=NULL)");
+    CHECK_STATUS(fasts3_config_set(config, "endpoint_url", "not a url", NULL), FASTS3_OK, "config_set(endpoint_url=\"not a url\")");
+    CHECK_STATUS(fasts3_client_new(config, &client, NULL), FASTS3_INVALID_ARGUMENT, "client_new with a malformed endpoint_url");
+    CHECK_STATUS(fasts3_client_new(config, NULL, NULL), FASTS3_NULL_POINTER, "client_new(config, NULL)");
     fasts3_client_free(client);
     fasts3_config_free(config);
 }
@@ -286,7 +286,7 @@ static fasts3_client *make_client(void) {
     CHECK(config != NULL, "config with endpoint_url, region, credentials, part_size=262144, max_concurrency=8");
     if (config == NULL) return NULL;
     fasts3_client *client = NULL;
-    CHECK_STATUS(fasts3_client_new(config, &client), FASTS3_OK, "client_new");
+    CHECK_STATUS(fasts3_client_new(config, &client, NULL), FASTS3_OK, "client_new");
     fasts3_config_free(config); /* clients made from a config do not depend on it */
     CHECK(client != NULL, "client_new gives a non-NULL client (config already freed)");
     return client;
@@ -295,13 +295,13 @@ static fasts3_client *make_client(void) {
 static void test_head(const fasts3_client *c) {
     section("HEAD");
     fasts3_object_page *page = NULL;
-    if (CHECK_STATUS(fasts3_head(c, SL(g.bucket), SL("small"), NULL, &page), FASTS3_OK, "head(small)")) {
+    if (CHECK_STATUS(fasts3_head(c, SL(g.bucket), SL("small"), NULL, &page, NULL), FASTS3_OK, "head(small)")) {
         last_error e = get_last_error();
         CHECK(e.message[0] == '\0' && e.code[0] == '\0' && e.http_status == 0,
               "after a successful call the last error is empty");
         fasts3_object_page_view v;
         memset(&v, 0xAB, sizeof v);
-        CHECK_STATUS(fasts3_object_page_get_view(page, &v), FASTS3_OK, "object_page_get_view");
+        CHECK_STATUS(fasts3_object_page_get_view(page, &v, NULL), FASTS3_OK, "object_page_get_view");
         CHECK(v.count == 1 && v.keys.count == 1 && v.etags.count == 1 && v.content_types.count == 1 &&
               v.common_prefixes.count == 0,
               "one object: count=%zu keys=%zu etags=%zu content_types=%zu common_prefixes=%zu",
@@ -326,15 +326,15 @@ static void test_head(const fasts3_client *c) {
             CHECK(v.last_modified_ms[0] > INT64_C(1577836800000) && v.last_modified_ms[0] < INT64_C(4102444800000),
                   "last_modified_ms is a plausible time (%" PRId64 ")", v.last_modified_ms[0]);
         }
-        CHECK_STATUS(fasts3_object_page_get_view(NULL, &v), FASTS3_NULL_POINTER, "object_page_get_view(NULL page)");
-        CHECK_STATUS(fasts3_object_page_get_view(page, NULL), FASTS3_NULL_POINTER, "object_page_get_view(page, NULL)");
+        CHECK_STATUS(fasts3_object_page_get_view(NULL, &v, NULL), FASTS3_NULL_POINTER, "object_page_get_view(NULL page)");
+        CHECK_STATUS(fasts3_object_page_get_view(page, NULL, NULL), FASTS3_NULL_POINTER, "object_page_get_view(page, NULL)");
         fasts3_object_page_free(page);
     }
 
     page = NULL;
-    if (CHECK_STATUS(fasts3_head(c, SL(g.bucket), SL("multi"), NULL, &page), FASTS3_OK, "head(multi)")) {
+    if (CHECK_STATUS(fasts3_head(c, SL(g.bucket), SL("multi"), NULL, &page, NULL), FASTS3_OK, "head(multi)")) {
         fasts3_object_page_view v;
-        fasts3_object_page_get_view(page, &v);
+        fasts3_object_page_get_view(page, &v, NULL);
         CHECK(v.count == 1 && v.sizes[0] == MULTI_SIZE, "multi's size is %u", MULTI_SIZE);
 #ifndef FASTS3_TEST_INJECT_LEAK
         fasts3_object_page_free(page);
@@ -344,27 +344,27 @@ static void test_head(const fasts3_client *c) {
     }
 
     page = NULL;
-    if (CHECK_STATUS(fasts3_head(c, SL(g.bucket), SL("empty"), NULL, &page), FASTS3_OK, "head(empty)")) {
+    if (CHECK_STATUS(fasts3_head(c, SL(g.bucket), SL("empty"), NULL, &page, NULL), FASTS3_OK, "head(empty)")) {
         fasts3_object_page_view v;
-        fasts3_object_page_get_view(page, &v);
+        fasts3_object_page_get_view(page, &v, NULL);
         CHECK(v.count == 1 && v.sizes[0] == 0, "empty's size is 0");
         fasts3_object_page_free(page);
     }
 
     page = (fasts3_object_page *)(uintptr_t)0x1; /* must be left alone on failure */
-    CHECK_STATUS(fasts3_head(c, SL(g.bucket), SL("no/such/key"), NULL, &page), FASTS3_NO_SUCH_KEY, "head(missing key)");
+    CHECK_STATUS(fasts3_head(c, SL(g.bucket), SL("no/such/key"), NULL, &page, NULL), FASTS3_NO_SUCH_KEY, "head(missing key)");
     last_error e = get_last_error();
     CHECK(e.http_status == 404, "its HTTP status is 404 (got %u)", (unsigned)e.http_status);
     CHECK(page == (fasts3_object_page *)(uintptr_t)0x1, "a failed head leaves *out alone");
 
-    CHECK_STATUS(fasts3_head(c, SL(g.bucket), SL("small"), NULL, NULL), FASTS3_NULL_POINTER, "head(..., out=NULL)");
-    CHECK_STATUS(fasts3_head(NULL, SL(g.bucket), SL("small"), NULL, &page), FASTS3_NULL_POINTER, "head(NULL client)");
-    CHECK_STATUS(fasts3_head(c, NULL, 3, SL("small"), NULL, &page), FASTS3_NULL_POINTER, "head(bucket=NULL, len 3)");
-    CHECK_STATUS(fasts3_head(c, SL("bad\xff" "bucket"), SL("small"), NULL, &page), FASTS3_INVALID_ARGUMENT,
+    CHECK_STATUS(fasts3_head(c, SL(g.bucket), SL("small"), NULL, NULL, NULL), FASTS3_NULL_POINTER, "head(..., out=NULL)");
+    CHECK_STATUS(fasts3_head(NULL, SL(g.bucket), SL("small"), NULL, &page, NULL), FASTS3_NULL_POINTER, "head(NULL client)");
+    CHECK_STATUS(fasts3_head(c, NULL, 3, SL("small"), NULL, &page, NULL), FASTS3_NULL_POINTER, "head(bucket=NULL, len 3)");
+    CHECK_STATUS(fasts3_head(c, SL("bad\xff" "bucket"), SL("small"), NULL, &page, NULL), FASTS3_INVALID_ARGUMENT,
                  "head(<invalid UTF-8 bucket>)");
-    CHECK_STATUS(fasts3_head(c, SL(g.bucket), SL("k\xe2\x82"), NULL, &page), FASTS3_INVALID_ARGUMENT,
+    CHECK_STATUS(fasts3_head(c, SL(g.bucket), SL("k\xe2\x82"), NULL, &page, NULL), FASTS3_INVALID_ARGUMENT,
                  "head(<truncated UTF-8 key>)");
-    CHECK_STATUS(fasts3_head(c, SL(""), SL("small"), NULL, &page), FASTS3_INVALID_ARGUMENT, "head(empty bucket)");
+    CHECK_STATUS(fasts3_head(c, SL(""), SL("small"), NULL, &page, NULL), FASTS3_INVALID_ARGUMENT, "head(empty bucket)");
 }
 
 /* Walk a whole listing; collect every key and prefix (as one joined string each) and check
@@ -380,12 +380,12 @@ static fasts3_status walk(fasts3_list_cursor *cursor, listing *out) {
     out->layout_ok = out->sizes_ok = out->content_types_empty = out->times_ok = true;
     for (;;) {
         fasts3_object_page *page = NULL;
-        fasts3_status s = fasts3_list_next(cursor, NULL, &page);
+        fasts3_status s = fasts3_list_next(cursor, NULL, &page, NULL);
         if (s != FASTS3_OK) return s;
         if (page == NULL) return FASTS3_OK;
         if (++out->pages > 100) { fasts3_object_page_free(page); return FASTS3_PROTOCOL; }
         fasts3_object_page_view v;
-        if (fasts3_object_page_get_view(page, &v) != FASTS3_OK) {
+        if (fasts3_object_page_get_view(page, &v, NULL) != FASTS3_OK) {
             fasts3_object_page_free(page);
             return FASTS3_PROTOCOL;
         }
@@ -433,7 +433,7 @@ static void test_list(const fasts3_client *c) {
     listing l;
     fasts3_list_cursor *cursor = NULL;
 
-    if (CHECK_STATUS(fasts3_list_cursor_new(c, SL(g.bucket), SL("list/"), NULL, NULL, 10, &cursor), FASTS3_OK,
+    if (CHECK_STATUS(fasts3_list_cursor_new(c, SL(g.bucket), SL("list/"), NULL, NULL, 10, &cursor, NULL), FASTS3_OK,
                      "list_cursor_new(prefix \"list/\", page_size 10)")) {
         CHECK_STATUS(walk(cursor, &l), FASTS3_OK, "list_next until *out is NULL");
         expected_keys(want, sizeof want, true);
@@ -446,13 +446,13 @@ static void test_list(const fasts3_client *c) {
         CHECK(l.content_types_empty, "listing content types are empty strings");
         CHECK(l.times_ok, "listing last_modified_ms are plausible");
         fasts3_object_page *page = (fasts3_object_page *)(uintptr_t)0x1;
-        CHECK_STATUS(fasts3_list_next(cursor, NULL, &page), FASTS3_OK, "list_next after the end");
+        CHECK_STATUS(fasts3_list_next(cursor, NULL, &page, NULL), FASTS3_OK, "list_next after the end");
         CHECK(page == NULL, "... keeps giving NULL");
         fasts3_list_cursor_free(cursor);
     }
 
     cursor = NULL;
-    if (CHECK_STATUS(fasts3_list_cursor_new(c, SL(g.bucket), SL("list/"), "/", NULL, 10, &cursor), FASTS3_OK,
+    if (CHECK_STATUS(fasts3_list_cursor_new(c, SL(g.bucket), SL("list/"), "/", NULL, 10, &cursor, NULL), FASTS3_OK,
                      "list_cursor_new(prefix \"list/\", delimiter \"/\", page_size 10)")) {
         CHECK_STATUS(walk(cursor, &l), FASTS3_OK, "list_next until *out is NULL");
         expected_keys(want, sizeof want, false);
@@ -467,7 +467,7 @@ static void test_list(const fasts3_client *c) {
     }
 
     cursor = NULL;
-    if (CHECK_STATUS(fasts3_list_cursor_new(c, SL(g.bucket), SL("list/"), NULL, "list/k17", 1000, &cursor),
+    if (CHECK_STATUS(fasts3_list_cursor_new(c, SL(g.bucket), SL("list/"), NULL, "list/k17", 1000, &cursor, NULL),
                      FASTS3_OK, "list_cursor_new(start_after \"list/k17\")")) {
         CHECK_STATUS(walk(cursor, &l), FASTS3_OK, "list_next until *out is NULL");
         CHECK(l.pages == 1 && strcmp(l.joined_keys, "list/k18 list/k19 list/sub1/a list/sub1/b list/sub2/a "
@@ -476,7 +476,7 @@ static void test_list(const fasts3_client *c) {
     }
 
     cursor = NULL;
-    if (CHECK_STATUS(fasts3_list_cursor_new(c, SL(g.bucket), SL("nothing-here/"), NULL, NULL, 10, &cursor),
+    if (CHECK_STATUS(fasts3_list_cursor_new(c, SL(g.bucket), SL("nothing-here/"), NULL, NULL, 10, &cursor, NULL),
                      FASTS3_OK, "list_cursor_new(prefix with no objects)")) {
         CHECK_STATUS(walk(cursor, &l), FASTS3_OK, "list_next until *out is NULL");
         CHECK(l.pages == 1 && l.keys == 0 && l.prefixes == 0, "one empty page (got %zu pages, %zu keys)", l.pages, l.keys);
@@ -484,35 +484,35 @@ static void test_list(const fasts3_client *c) {
     }
 
     cursor = NULL;
-    CHECK_STATUS(fasts3_list_cursor_new(c, SL(g.bucket), SL(""), NULL, NULL, 0, &cursor), FASTS3_INVALID_ARGUMENT,
+    CHECK_STATUS(fasts3_list_cursor_new(c, SL(g.bucket), SL(""), NULL, NULL, 0, &cursor, NULL), FASTS3_INVALID_ARGUMENT,
                  "list_cursor_new(page_size 0)");
-    CHECK_STATUS(fasts3_list_cursor_new(c, SL(g.bucket), SL(""), NULL, NULL, 1001, &cursor), FASTS3_INVALID_ARGUMENT,
+    CHECK_STATUS(fasts3_list_cursor_new(c, SL(g.bucket), SL(""), NULL, NULL, 1001, &cursor, NULL), FASTS3_INVALID_ARGUMENT,
                  "list_cursor_new(page_size 1001)");
-    CHECK_STATUS(fasts3_list_cursor_new(c, SL(g.bucket), SL(""), "", NULL, 10, &cursor), FASTS3_INVALID_ARGUMENT,
+    CHECK_STATUS(fasts3_list_cursor_new(c, SL(g.bucket), SL(""), "", NULL, 10, &cursor, NULL), FASTS3_INVALID_ARGUMENT,
                  "list_cursor_new(empty delimiter)");
-    CHECK_STATUS(fasts3_list_cursor_new(c, SL("\xc0\xaf"), SL(""), NULL, NULL, 10, &cursor), FASTS3_INVALID_ARGUMENT,
+    CHECK_STATUS(fasts3_list_cursor_new(c, SL("\xc0\xaf"), SL(""), NULL, NULL, 10, &cursor, NULL), FASTS3_INVALID_ARGUMENT,
                  "list_cursor_new(<invalid UTF-8 bucket>)");
-    CHECK_STATUS(fasts3_list_cursor_new(c, SL(g.bucket), SL("\x80"), NULL, NULL, 10, &cursor), FASTS3_INVALID_ARGUMENT,
+    CHECK_STATUS(fasts3_list_cursor_new(c, SL(g.bucket), SL("\x80"), NULL, NULL, 10, &cursor, NULL), FASTS3_INVALID_ARGUMENT,
                  "list_cursor_new(<invalid UTF-8 prefix>)");
-    CHECK_STATUS(fasts3_list_cursor_new(c, SL(g.bucket), SL(""), "\xff", NULL, 10, &cursor), FASTS3_INVALID_ARGUMENT,
+    CHECK_STATUS(fasts3_list_cursor_new(c, SL(g.bucket), SL(""), "\xff", NULL, 10, &cursor, NULL), FASTS3_INVALID_ARGUMENT,
                  "list_cursor_new(<invalid UTF-8 delimiter>)");
-    CHECK_STATUS(fasts3_list_cursor_new(NULL, SL(g.bucket), SL(""), NULL, NULL, 10, &cursor), FASTS3_NULL_POINTER,
+    CHECK_STATUS(fasts3_list_cursor_new(NULL, SL(g.bucket), SL(""), NULL, NULL, 10, &cursor, NULL), FASTS3_NULL_POINTER,
                  "list_cursor_new(NULL client)");
-    CHECK_STATUS(fasts3_list_cursor_new(c, SL(g.bucket), SL(""), NULL, NULL, 10, NULL), FASTS3_NULL_POINTER,
+    CHECK_STATUS(fasts3_list_cursor_new(c, SL(g.bucket), SL(""), NULL, NULL, 10, NULL, NULL), FASTS3_NULL_POINTER,
                  "list_cursor_new(..., out=NULL)");
     CHECK(cursor == NULL, "failed list_cursor_new calls leave *out alone");
     fasts3_object_page *page = NULL;
-    CHECK_STATUS(fasts3_list_next(NULL, NULL, &page), FASTS3_NULL_POINTER, "list_next(NULL cursor)");
+    CHECK_STATUS(fasts3_list_next(NULL, NULL, &page, NULL), FASTS3_NULL_POINTER, "list_next(NULL cursor)");
 
     /* A listing of a missing bucket fails on list_next, and the cursor can be retried. */
-    if (CHECK_STATUS(fasts3_list_cursor_new(c, SL("no-such-bucket-fasts3-c"), SL(""), NULL, NULL, 10, &cursor),
+    if (CHECK_STATUS(fasts3_list_cursor_new(c, SL("no-such-bucket-fasts3-c"), SL(""), NULL, NULL, 10, &cursor, NULL),
                      FASTS3_OK, "list_cursor_new(missing bucket) sends nothing yet")) {
-        CHECK_STATUS(fasts3_list_next(cursor, NULL, NULL), FASTS3_NULL_POINTER, "list_next(cursor, NULL, out=NULL)");
-        CHECK_STATUS(fasts3_list_next(cursor, NULL, &page), FASTS3_NO_SUCH_BUCKET, "list_next(missing bucket)");
+        CHECK_STATUS(fasts3_list_next(cursor, NULL, NULL, NULL), FASTS3_NULL_POINTER, "list_next(cursor, NULL, out=NULL)");
+        CHECK_STATUS(fasts3_list_next(cursor, NULL, &page, NULL), FASTS3_NO_SUCH_BUCKET, "list_next(missing bucket)");
         last_error e = get_last_error();
         CHECK(strcmp(e.code, "NoSuchBucket") == 0 && e.http_status == 404,
               "code \"NoSuchBucket\", HTTP 404 (got \"%s\", %u)", e.code, (unsigned)e.http_status);
-        CHECK_STATUS(fasts3_list_next(cursor, NULL, &page), FASTS3_NO_SUCH_BUCKET, "list_next again (retryable)");
+        CHECK_STATUS(fasts3_list_next(cursor, NULL, &page, NULL), FASTS3_NO_SUCH_BUCKET, "list_next again (retryable)");
         fasts3_list_cursor_free(cursor);
     }
 }
@@ -525,7 +525,7 @@ static void get_into_case(const fasts3_client *c, const char *key, uint64_t offs
     uint64_t written = UINT64_MAX;
     char desc[256];
     snprintf(desc, sizeof desc, "get_into(%s, offset %" PRIu64 ", buf_len %zu): %s", key, offset, buf_len, what);
-    if (CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL(key), offset, buf, buf_len, NULL, &written), FASTS3_OK, desc)) {
+    if (CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL(key), offset, buf, buf_len, NULL, &written, NULL), FASTS3_OK, desc)) {
         CHECK(written == want_written, "  written = %" PRIu64 " (want %" PRIu64 ")", written, want_written);
         if (written <= buf_len) {
             long long bad = pattern_mismatch(buf, (size_t)written, offset);
@@ -552,47 +552,47 @@ static void test_get_into(const fasts3_client *c) {
     get_into_case(c, "empty", 0, 10, 0, "empty object");
 
     uint64_t written = 12345;
-    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("small"), 0, NULL, 0, NULL, &written), FASTS3_OK,
+    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("small"), 0, NULL, 0, NULL, &written, NULL), FASTS3_OK,
                  "get_into(small, buf NULL, buf_len 0) checks existence");
     CHECK(written == 0, "  written = 0 (got %" PRIu64 ")", written);
 
     written = 777;
     uint8_t buf[64];
-    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("missing-key"), 0, buf, sizeof buf, NULL, &written),
+    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("missing-key"), 0, buf, sizeof buf, NULL, &written, NULL),
                  FASTS3_NO_SUCH_KEY, "get_into(missing key)");
     last_error e = get_last_error();
     CHECK(e.message[0] != '\0', "  last_error_message is not empty: \"%s\"", e.message);
     CHECK(strcmp(e.code, "NoSuchKey") == 0, "  last_error_code is \"NoSuchKey\" (got \"%s\")", e.code);
     CHECK(e.http_status == 404, "  last_error_http_status is 404 (got %u)", (unsigned)e.http_status);
     CHECK(written == 777, "  *out_written is untouched on failure");
-    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("missing-key"), 0, NULL, 0, NULL, &written), FASTS3_NO_SUCH_KEY,
+    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("missing-key"), 0, NULL, 0, NULL, &written, NULL), FASTS3_NO_SUCH_KEY,
                  "get_into(missing key, buf_len 0)");
 
-    CHECK_STATUS(fasts3_get_into(c, SL("no-such-bucket-fasts3-c"), SL("small"), 0, buf, sizeof buf, NULL, &written),
+    CHECK_STATUS(fasts3_get_into(c, SL("no-such-bucket-fasts3-c"), SL("small"), 0, buf, sizeof buf, NULL, &written, NULL),
                  FASTS3_NO_SUCH_BUCKET, "get_into(missing bucket)");
     e = get_last_error();
     CHECK(strcmp(e.code, "NoSuchBucket") == 0 && e.http_status == 404,
           "  code \"NoSuchBucket\", HTTP 404 (got \"%s\", %u)", e.code, (unsigned)e.http_status);
 
-    CHECK_STATUS(fasts3_get_into(NULL, SL(g.bucket), SL("small"), 0, buf, sizeof buf, NULL, &written),
+    CHECK_STATUS(fasts3_get_into(NULL, SL(g.bucket), SL("small"), 0, buf, sizeof buf, NULL, &written, NULL),
                  FASTS3_NULL_POINTER, "get_into(NULL client)");
-    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("small"), 0, buf, sizeof buf, NULL, NULL),
+    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("small"), 0, buf, sizeof buf, NULL, NULL, NULL),
                  FASTS3_NULL_POINTER, "get_into(..., out_written=NULL)");
-    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("small"), 0, NULL, 10, NULL, &written),
+    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("small"), 0, NULL, 10, NULL, &written, NULL),
                  FASTS3_NULL_POINTER, "get_into(buf NULL, buf_len 10)");
-    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), NULL, 5, 0, buf, sizeof buf, NULL, &written),
+    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), NULL, 5, 0, buf, sizeof buf, NULL, &written, NULL),
                  FASTS3_NULL_POINTER, "get_into(key NULL, key_len 5)");
-    CHECK_STATUS(fasts3_get_into(c, SL("b\xff\xff"), SL("small"), 0, buf, sizeof buf, NULL, &written),
+    CHECK_STATUS(fasts3_get_into(c, SL("b\xff\xff"), SL("small"), 0, buf, sizeof buf, NULL, &written, NULL),
                  FASTS3_INVALID_ARGUMENT, "get_into(<invalid UTF-8 bucket>)");
     e = get_last_error();
     CHECK(strstr(e.message, "UTF-8") != NULL, "  message says why: \"%s\"", e.message);
-    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("\xed\xa0\x80"), 0, buf, sizeof buf, NULL, &written),
+    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("\xed\xa0\x80"), 0, buf, sizeof buf, NULL, &written, NULL),
                  FASTS3_INVALID_ARGUMENT, "get_into(<surrogate, invalid UTF-8 key>)");
-    CHECK_STATUS(fasts3_get_into(c, SL(""), SL("small"), 0, buf, sizeof buf, NULL, &written),
+    CHECK_STATUS(fasts3_get_into(c, SL(""), SL("small"), 0, buf, sizeof buf, NULL, &written, NULL),
                  FASTS3_INVALID_ARGUMENT, "get_into(empty bucket)");
-    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL(""), 0, buf, sizeof buf, NULL, &written),
+    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL(""), 0, buf, sizeof buf, NULL, &written, NULL),
                  FASTS3_INVALID_ARGUMENT, "get_into(empty key)");
-    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("small"), UINT64_MAX, buf, sizeof buf, NULL, &written),
+    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("small"), UINT64_MAX, buf, sizeof buf, NULL, &written, NULL),
                  FASTS3_INVALID_ARGUMENT, "get_into(offset UINT64_MAX)");
     CHECK(written == 777, "  *out_written untouched by every failed call");
 }
@@ -603,7 +603,7 @@ static void test_writes(const fasts3_client *c) {
     uint8_t *data = xmalloc(big), *back = xmalloc(big);
     for (size_t i = 0; i < big; i++) data[i] = (uint8_t)(i * 131 + (i >> 13));
     uint32_t parts = 99;
-    CHECK_STATUS(fasts3_put_from(c, SL(g.bucket), SL("w/small"), data, 1000, NULL, NULL, &parts), FASTS3_OK,
+    CHECK_STATUS(fasts3_put_from(c, SL(g.bucket), SL("w/small"), data, 1000, NULL, NULL, &parts, NULL), FASTS3_OK,
                  "put_from(1000 bytes, options NULL)");
     CHECK(parts == 0, "  one PUT (parts = %u)", parts);
     fasts3_put_options options = {0};
@@ -615,68 +615,76 @@ static void test_writes(const fasts3_client *c) {
     options.metadata_names = names;
     options.metadata_values = values;
     options.metadata_count = 1;
-    CHECK_STATUS(fasts3_put_from(c, SL(g.bucket), SL("w/big"), data, big, &options, NULL, &parts), FASTS3_OK,
+    CHECK_STATUS(fasts3_put_from(c, SL(g.bucket), SL("w/big"), data, big, &options, NULL, &parts, NULL), FASTS3_OK,
                  "put_from(11 MiB, multipart from the caller's buffer)");
     CHECK(parts == 3, "  3 parts (got %u)", parts);
     uint64_t written = 0;
     memset(back, 0, big);
-    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("w/big"), 0, back, big, NULL, &written), FASTS3_OK,
+    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("w/big"), 0, back, big, NULL, &written, NULL), FASTS3_OK,
                  "get_into(w/big)");
     CHECK(written == big && memcmp(data, back, big) == 0, "  read back byte for byte");
     fasts3_object_page *page = NULL;
-    if (CHECK_STATUS(fasts3_head(c, SL(g.bucket), SL("w/big"), NULL, &page), FASTS3_OK, "head(w/big)")) {
+    if (CHECK_STATUS(fasts3_head(c, SL(g.bucket), SL("w/big"), NULL, &page, NULL), FASTS3_OK, "head(w/big)")) {
         fasts3_object_page_view view;
-        fasts3_object_page_get_view(page, &view);
+        fasts3_object_page_get_view(page, &view, NULL);
         CHECK(strcmp(str_at(&view.content_types, 0), "application/x-c-test") == 0, "  content type stored (%s)",
               str_at(&view.content_types, 0));
         fasts3_object_page_free(page);
     }
 
     options.if_none_match = 1;
-    CHECK_STATUS(fasts3_put_from(c, SL(g.bucket), SL("w/small"), data, 10, &options, NULL, NULL),
+    CHECK_STATUS(fasts3_put_from(c, SL(g.bucket), SL("w/small"), data, 10, &options, NULL, NULL, NULL),
                  FASTS3_PRECONDITION_FAILED, "put_from(if_none_match, key exists)");
     options.if_none_match = 0;
     /* A caller built against an older, shorter struct: the fields it lacks take defaults. */
     options.struct_size = sizeof(size_t);
-    CHECK_STATUS(fasts3_put_from(c, SL(g.bucket), SL("w/x"), data, (5u << 20) + 1, &options, NULL, &parts),
+    CHECK_STATUS(fasts3_put_from(c, SL(g.bucket), SL("w/x"), data, (5u << 20) + 1, &options, NULL, &parts, NULL),
                  FASTS3_OK, "put_from(options holding only struct_size)");
     CHECK(parts == 0, "  defaults: 5 MiB + 1 is one PUT below the 16 MiB threshold (parts = %u)", parts);
     options.struct_size = 0;
-    CHECK_STATUS(fasts3_put_from(c, SL(g.bucket), SL("w/x"), data, 10, &options, NULL, NULL),
+    CHECK_STATUS(fasts3_put_from(c, SL(g.bucket), SL("w/x"), data, 10, &options, NULL, NULL, NULL),
                  FASTS3_INVALID_ARGUMENT, "put_from(options.struct_size 0)");
-    CHECK_STATUS(fasts3_delete(c, SL(g.bucket), SL("w/x"), NULL), FASTS3_OK, "delete(w/x)");
-    CHECK_STATUS(fasts3_put_from(c, SL(g.bucket), SL("w/x"), NULL, 10, NULL, NULL, NULL), FASTS3_NULL_POINTER,
+    CHECK_STATUS(fasts3_delete(c, SL(g.bucket), SL("w/x"), NULL, NULL), FASTS3_OK, "delete(w/x)");
+    CHECK_STATUS(fasts3_put_from(c, SL(g.bucket), SL("w/x"), NULL, 10, NULL, NULL, NULL, NULL), FASTS3_NULL_POINTER,
                  "put_from(data NULL, data_len 10)");
-    CHECK_STATUS(fasts3_put_from(NULL, SL(g.bucket), SL("w/x"), data, 10, NULL, NULL, NULL), FASTS3_NULL_POINTER,
+    CHECK_STATUS(fasts3_put_from(NULL, SL(g.bucket), SL("w/x"), data, 10, NULL, NULL, NULL, NULL), FASTS3_NULL_POINTER,
                  "put_from(NULL client)");
 
     fasts3_copy_options copy = {0};
     copy.struct_size = sizeof copy;
     copy.multipart_threshold = 5u << 20;
     copy.part_size = 5u << 20;
-    CHECK_STATUS(fasts3_copy(c, SL(g.bucket), SL("w/big"), SL(g.bucket), SL("w/copy"), &copy, NULL), FASTS3_OK,
+    CHECK_STATUS(fasts3_copy(c, SL(g.bucket), SL("w/big"), SL(g.bucket), SL("w/copy"), &copy, NULL, NULL), FASTS3_OK,
                  "copy(w/big -> w/copy, multipart)");
     memset(back, 0, big);
-    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("w/copy"), 0, back, big, NULL, &written), FASTS3_OK,
+    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("w/copy"), 0, back, big, NULL, &written, NULL), FASTS3_OK,
                  "get_into(w/copy)");
     CHECK(written == big && memcmp(data, back, big) == 0, "  the copy matches byte for byte");
-    CHECK_STATUS(fasts3_copy(c, SL(g.bucket), SL("w/missing"), SL(g.bucket), SL("w/c2"), NULL, NULL),
+    CHECK_STATUS(fasts3_copy(c, SL(g.bucket), SL("w/missing"), SL(g.bucket), SL("w/c2"), NULL, NULL, NULL),
                  FASTS3_NO_SUCH_KEY, "copy(missing source)");
 
-    CHECK_STATUS(fasts3_delete(c, SL(g.bucket), SL("w/small"), NULL), FASTS3_OK, "delete(w/small)");
-    CHECK_STATUS(fasts3_delete(c, SL(g.bucket), SL("w/small"), NULL), FASTS3_OK, "delete(w/small) again: S3 says OK");
-    CHECK_STATUS(fasts3_delete(c, SL("no-such-bucket-fasts3-c"), SL("k"), NULL), FASTS3_NO_SUCH_BUCKET,
+    CHECK_STATUS(fasts3_delete(c, SL(g.bucket), SL("w/small"), NULL, NULL), FASTS3_OK, "delete(w/small)");
+    CHECK_STATUS(fasts3_delete(c, SL(g.bucket), SL("w/small"), NULL, NULL), FASTS3_OK, "delete(w/small) again: S3 says OK");
+    CHECK_STATUS(fasts3_delete(c, SL("no-such-bucket-fasts3-c"), SL("k"), NULL, NULL), FASTS3_NO_SUCH_BUCKET,
                  "delete(missing bucket)");
     fasts3_str keys[2] = {{(const uint8_t *)"w/big", 5}, {(const uint8_t *)"w/copy", 6}};
     fasts3_delete_result results[2];
-    CHECK_STATUS(fasts3_delete_many(c, SL(g.bucket), keys, 2, NULL, results), FASTS3_OK, "delete_many(2 keys)");
-    CHECK(results[0].status == FASTS3_OK && results[1].status == FASTS3_OK && results[0].code[0] == '\0',
-          "  both deleted");
-    CHECK_STATUS(fasts3_delete_many(c, SL("no-such-bucket-fasts3-c"), keys, 2, NULL, results), FASTS3_NO_SUCH_BUCKET,
+    CHECK_STATUS(fasts3_delete_many(c, SL(g.bucket), keys, 2, NULL, results, NULL), FASTS3_OK, "delete_many(2 keys)");
+    CHECK(results[0].status == FASTS3_OK && results[1].status == FASTS3_OK && results[0].error == NULL &&
+          results[1].error == NULL, "  both deleted, no error objects");
+    CHECK_STATUS(fasts3_delete_many(c, SL("no-such-bucket-fasts3-c"), keys, 2, NULL, results, NULL), FASTS3_NO_SUCH_BUCKET,
                  "delete_many(missing bucket)");
-    CHECK(results[1].status == FASTS3_NO_SUCH_BUCKET && strcmp(results[1].code, "NoSuchBucket") == 0,
-          "  each key reports it (\"%s\": %s)", results[1].code, results[1].message);
-    CHECK_STATUS(fasts3_delete_many(c, SL(g.bucket), NULL, 2, NULL, results), FASTS3_NULL_POINTER,
+    for (size_t i = 0; i < 2; i++) {
+        const fasts3_error *ke = results[i].error;
+        CHECK(results[i].status == FASTS3_NO_SUCH_BUCKET && fasts3_error_status(ke) == FASTS3_NO_SUCH_BUCKET &&
+                  strcmp(fasts3_error_code(ke), "NoSuchBucket") == 0 &&
+                  strcmp(fasts3_error_bucket(ke), "no-such-bucket-fasts3-c") == 0 &&
+                  strcmp(fasts3_error_key(ke), i == 0 ? "w/big" : "w/copy") == 0,
+              "  key %zu reports it in its own error (\"%s\" %s/%s: %s)", i, fasts3_error_code(ke),
+              fasts3_error_bucket(ke), fasts3_error_key(ke), fasts3_error_message(ke));
+        fasts3_error_free(results[i].error);
+    }
+    CHECK_STATUS(fasts3_delete_many(c, SL(g.bucket), NULL, 2, NULL, results, NULL), FASTS3_NULL_POINTER,
                  "delete_many(keys NULL)");
     free(data);
     free(back);
@@ -691,32 +699,32 @@ static void test_read_options(const fasts3_client *c) {
     if (g.small_etag != NULL) {
         options.if_match = g.small_etag;
         if (CHECK_STATUS(fasts3_get_into_with_options(c, SL(g.bucket), SL("small"), 0, buf, sizeof buf, &options,
-                                                      NULL, &written), FASTS3_OK, "get_into pinned to the current ETag")) {
+                                                      NULL, &written, NULL), FASTS3_OK, "get_into pinned to the current ETag")) {
             CHECK(written == SMALL_SIZE && pattern_mismatch(buf, SMALL_SIZE, 0) < 0, "  the object's bytes");
         }
     }
     options.if_match = "\"00000000000000000000000000000000\"";
     written = 4242;
     CHECK_STATUS(fasts3_get_into_with_options(c, SL(g.bucket), SL("small"), 0, buf, sizeof buf, &options, NULL,
-                                              &written), FASTS3_OBJECT_CHANGED, "get_into pinned to another ETag");
+                                              &written, NULL), FASTS3_OBJECT_CHANGED, "get_into pinned to another ETag");
     CHECK(written == 4242, "  *out_written untouched");
     fasts3_bytes *bytes = NULL;
-    CHECK_STATUS(fasts3_get_with_options(c, SL(g.bucket), SL("small"), 0, FASTS3_TO_END, &options, NULL, &bytes),
+    CHECK_STATUS(fasts3_get_with_options(c, SL(g.bucket), SL("small"), 0, FASTS3_TO_END, &options, NULL, &bytes, NULL),
                  FASTS3_OBJECT_CHANGED, "get pinned to another ETag");
     CHECK(bytes == NULL, "  *out untouched");
 
     /* A caller built against an older, shorter struct: the fields it lacks take defaults. */
     size_t only_size = sizeof(size_t);
     CHECK_STATUS(fasts3_get_into_with_options(c, SL(g.bucket), SL("small"), 0, buf, sizeof buf,
-                                              (const fasts3_read_options *)&only_size, NULL, &written),
+                                              (const fasts3_read_options *)&only_size, NULL, &written, NULL),
                  FASTS3_OK, "options holding only struct_size = sizeof(size_t)");
     CHECK(written == SMALL_SIZE, "  read the whole object unpinned");
     size_t zero = 0;
     CHECK_STATUS(fasts3_get_into_with_options(c, SL(g.bucket), SL("small"), 0, buf, sizeof buf,
-                                              (const fasts3_read_options *)&zero, NULL, &written),
+                                              (const fasts3_read_options *)&zero, NULL, &written, NULL),
                  FASTS3_INVALID_ARGUMENT, "options with struct_size 0");
     CHECK_STATUS(fasts3_get_into_with_options(c, SL(g.bucket), SL("small"), 0, buf, sizeof buf, NULL, NULL,
-                                              &written), FASTS3_OK, "NULL options: the defaults");
+                                              &written, NULL), FASTS3_OK, "NULL options: the defaults");
 }
 
 static void test_get(const fasts3_client *c) {
@@ -725,9 +733,9 @@ static void test_get(const fasts3_client *c) {
     uint8_t *data = NULL;
     size_t len = 0;
 
-    if (CHECK_STATUS(fasts3_get(c, SL(g.bucket), SL("multi"), 0, FASTS3_TO_END, NULL, &bytes), FASTS3_OK,
+    if (CHECK_STATUS(fasts3_get(c, SL(g.bucket), SL("multi"), 0, FASTS3_TO_END, NULL, &bytes, NULL), FASTS3_OK,
                      "get(multi, 0, TO_END)")) {
-        CHECK_STATUS(fasts3_bytes_data(bytes, &data, &len), FASTS3_OK, "bytes_data");
+        CHECK_STATUS(fasts3_bytes_data(bytes, &data, &len, NULL), FASTS3_OK, "bytes_data");
         CHECK(data != NULL && len == MULTI_SIZE, "  %zu bytes (want %u)", len, MULTI_SIZE);
         if (data != NULL && len == MULTI_SIZE) {
             long long bad = pattern_mismatch(data, len, 0);
@@ -735,24 +743,24 @@ static void test_get(const fasts3_client *c) {
             data[0] ^= 0xff; /* the data is writable by the caller */
             data[len - 1] ^= 0xff;
         }
-        CHECK_STATUS(fasts3_bytes_data(NULL, &data, &len), FASTS3_NULL_POINTER, "bytes_data(NULL)");
-        CHECK_STATUS(fasts3_bytes_data(bytes, NULL, &len), FASTS3_NULL_POINTER, "bytes_data(bytes, NULL, &len)");
-        CHECK_STATUS(fasts3_bytes_data(bytes, &data, NULL), FASTS3_NULL_POINTER, "bytes_data(bytes, &data, NULL)");
+        CHECK_STATUS(fasts3_bytes_data(NULL, &data, &len, NULL), FASTS3_NULL_POINTER, "bytes_data(NULL)");
+        CHECK_STATUS(fasts3_bytes_data(bytes, NULL, &len, NULL), FASTS3_NULL_POINTER, "bytes_data(bytes, NULL, &len)");
+        CHECK_STATUS(fasts3_bytes_data(bytes, &data, NULL, NULL), FASTS3_NULL_POINTER, "bytes_data(bytes, &data, NULL)");
         fasts3_bytes_free(bytes);
     }
 
     bytes = NULL;
-    if (CHECK_STATUS(fasts3_get(c, SL(g.bucket), SL("multi"), PART_SIZE - 7, 300000, NULL, &bytes), FASTS3_OK,
+    if (CHECK_STATUS(fasts3_get(c, SL(g.bucket), SL("multi"), PART_SIZE - 7, 300000, NULL, &bytes, NULL), FASTS3_OK,
                      "get(multi, offset PART_SIZE-7, length 300000)")) {
-        fasts3_bytes_data(bytes, &data, &len);
+        fasts3_bytes_data(bytes, &data, &len, NULL);
         CHECK(len == 300000 && pattern_mismatch(data, len, PART_SIZE - 7) < 0, "  300000 bytes of the pattern (got %zu)", len);
         fasts3_bytes_free(bytes);
     }
 
     bytes = NULL;
-    if (CHECK_STATUS(fasts3_get(c, SL(g.bucket), SL("multi"), MULTI_SIZE - 10, 1000, NULL, &bytes), FASTS3_OK,
+    if (CHECK_STATUS(fasts3_get(c, SL(g.bucket), SL("multi"), MULTI_SIZE - 10, 1000, NULL, &bytes, NULL), FASTS3_OK,
                      "get(multi, 10 bytes before the end, length 1000)")) {
-        fasts3_bytes_data(bytes, &data, &len);
+        fasts3_bytes_data(bytes, &data, &len, NULL);
         CHECK(len == 10 && pattern_mismatch(data, len, MULTI_SIZE - 10) < 0, "  exactly the 10 bytes left (got %zu)", len);
         fasts3_bytes_free(bytes);
     }
@@ -765,24 +773,24 @@ static void test_get(const fasts3_client *c) {
     for (size_t i = 0; i < sizeof empties / sizeof empties[0]; i++) {
         bytes = NULL;
         if (CHECK_STATUS(fasts3_get(c, SL(g.bucket), SL(empties[i].key), empties[i].offset, empties[i].length, NULL,
-                                    &bytes), FASTS3_OK, empties[i].what)) {
+                                    &bytes, NULL), FASTS3_OK, empties[i].what)) {
             data = NULL;
             len = 99;
-            CHECK_STATUS(fasts3_bytes_data(bytes, &data, &len), FASTS3_OK, "bytes_data");
+            CHECK_STATUS(fasts3_bytes_data(bytes, &data, &len, NULL), FASTS3_OK, "bytes_data");
             CHECK(bytes != NULL && data != NULL && len == 0, "  empty result, data pointer still non-NULL");
             fasts3_bytes_free(bytes);
         }
     }
 
     bytes = (fasts3_bytes *)(uintptr_t)0x1;
-    CHECK_STATUS(fasts3_get(c, SL(g.bucket), SL("missing-key"), 0, FASTS3_TO_END, NULL, &bytes), FASTS3_NO_SUCH_KEY,
+    CHECK_STATUS(fasts3_get(c, SL(g.bucket), SL("missing-key"), 0, FASTS3_TO_END, NULL, &bytes, NULL), FASTS3_NO_SUCH_KEY,
                  "get(missing key)");
     CHECK(bytes == (fasts3_bytes *)(uintptr_t)0x1, "  *out untouched on failure");
-    CHECK_STATUS(fasts3_get(c, SL(g.bucket), SL("small"), 0, FASTS3_TO_END, NULL, NULL), FASTS3_NULL_POINTER,
+    CHECK_STATUS(fasts3_get(c, SL(g.bucket), SL("small"), 0, FASTS3_TO_END, NULL, NULL, NULL), FASTS3_NULL_POINTER,
                  "get(..., out=NULL)");
-    CHECK_STATUS(fasts3_get(NULL, SL(g.bucket), SL("small"), 0, FASTS3_TO_END, NULL, &bytes), FASTS3_NULL_POINTER,
+    CHECK_STATUS(fasts3_get(NULL, SL(g.bucket), SL("small"), 0, FASTS3_TO_END, NULL, &bytes, NULL), FASTS3_NULL_POINTER,
                  "get(NULL client)");
-    CHECK_STATUS(fasts3_get(c, SL("\xff"), SL("small"), 0, FASTS3_TO_END, NULL, &bytes), FASTS3_INVALID_ARGUMENT,
+    CHECK_STATUS(fasts3_get(c, SL("\xff"), SL("small"), 0, FASTS3_TO_END, NULL, &bytes, NULL), FASTS3_INVALID_ARGUMENT,
                  "get(<invalid UTF-8 bucket>)");
 }
 
@@ -811,14 +819,14 @@ static void test_get_many(const fasts3_client *c) {
     };
     fasts3_get_result results[N];
     memset(results, 0xAB, sizeof results);
-    if (CHECK_STATUS(fasts3_get_many(c, reqs, N, NULL, results), FASTS3_OK,
+    if (CHECK_STATUS(fasts3_get_many(c, reqs, N, NULL, results, NULL), FASTS3_OK,
                      "get_many: 7 reads, 3 into caller buffers and 4 allocated")) {
         for (size_t i = 0; i < N; i++) {
             const uint8_t *data = reqs[i].buf;
             size_t len = (size_t)results[i].written;
             if (want[i].allocated && results[i].bytes != NULL) {
                 uint8_t *d = NULL;
-                fasts3_bytes_data(results[i].bytes, &d, &len);
+                fasts3_bytes_data(results[i].bytes, &d, &len, NULL);
                 data = d;
             }
             bool ok = results[i].status == FASTS3_OK && results[i].written == want[i].written &&
@@ -840,7 +848,7 @@ static void test_get_many(const fasts3_client *c) {
         REQ("missing-too", 0, small, 10),
     };
     fasts3_get_result mixed_results[4];
-    CHECK_STATUS(fasts3_get_many(c, mixed, 4, NULL, mixed_results), FASTS3_NO_SUCH_KEY,
+    CHECK_STATUS(fasts3_get_many(c, mixed, 4, NULL, mixed_results, NULL), FASTS3_NO_SUCH_KEY,
                  "get_many with missing keys at index 1 and 3");
     last_error e = get_last_error();
     CHECK(strstr(e.message, "1") != NULL && strstr(e.message, "missing-key") != NULL,
@@ -853,7 +861,32 @@ static void test_get_many(const fasts3_client *c) {
     CHECK(mixed_results[2].status == FASTS3_OK && mixed_results[2].written == 100000 &&
           pattern_mismatch(window, 100000, 0) < 0, "  result 2 succeeded into its caller buffer");
     CHECK(mixed_results[3].status == FASTS3_NO_SUCH_KEY && mixed_results[3].bytes == NULL, "  result 3 is NO_SUCH_KEY");
-    for (size_t i = 0; i < 4; i++) fasts3_bytes_free(mixed_results[i].bytes);
+    CHECK(mixed_results[0].error == NULL && mixed_results[2].error == NULL, "  successful results carry no error");
+    for (size_t i = 1; i < 4; i += 2) {
+        const fasts3_error *re = mixed_results[i].error;
+        CHECK(fasts3_error_status(re) == FASTS3_NO_SUCH_KEY && strcmp(fasts3_error_code(re), "NoSuchKey") == 0 &&
+                  fasts3_error_http_status(re) == 404 && strcmp(fasts3_error_bucket(re), g.bucket) == 0 &&
+                  strcmp(fasts3_error_key(re), i == 1 ? "missing-key" : "missing-too") == 0 &&
+                  strstr(fasts3_error_message(re), i == 1 ? "request 1" : "request 3") != NULL,
+              "  result %zu has its own error: %s %u, %s/%s, \"%s\"", i, fasts3_error_code(re),
+              (unsigned)fasts3_error_http_status(re), fasts3_error_bucket(re), fasts3_error_key(re),
+              fasts3_error_message(re));
+    }
+    for (size_t i = 0; i < 4; i++) {
+        fasts3_bytes_free(mixed_results[i].bytes);
+        fasts3_error_free(mixed_results[i].error);
+    }
+    fasts3_error *batch_err = NULL;
+    CHECK_STATUS(fasts3_get_many(c, mixed, 4, NULL, mixed_results, &batch_err), FASTS3_NO_SUCH_KEY,
+                 "get_many again, with err");
+    CHECK(batch_err != NULL && batch_err != mixed_results[1].error && strcmp(fasts3_error_key(batch_err), "missing-key") == 0 &&
+              strstr(fasts3_error_message(batch_err), "request 1") != NULL,
+          "  *err is its own copy of the lowest failed read's error (key \"%s\")", fasts3_error_key(batch_err));
+    fasts3_error_free(batch_err);
+    for (size_t i = 0; i < 4; i++) {
+        fasts3_bytes_free(mixed_results[i].bytes);
+        fasts3_error_free(mixed_results[i].error);
+    }
 
     /* Invalid batches: nothing is read and results are untouched. */
     fasts3_get_result untouched[3], sentinel[3];
@@ -863,7 +896,7 @@ static void test_get_many(const fasts3_client *c) {
         REQ("small", 0, whole, 100), REQ("small", 0, NULL, FASTS3_TO_END), REQ("small", 0, whole + 50, 100),
     };
     memcpy(untouched, sentinel, sizeof untouched);
-    CHECK_STATUS(fasts3_get_many(c, overlap, 3, NULL, untouched), FASTS3_INVALID_ARGUMENT,
+    CHECK_STATUS(fasts3_get_many(c, overlap, 3, NULL, untouched, NULL), FASTS3_INVALID_ARGUMENT,
                  "get_many with overlapping caller buffers (requests 0 and 2)");
     CHECK(memcmp(untouched, sentinel, sizeof untouched) == 0, "  results untouched");
     e = get_last_error();
@@ -871,27 +904,27 @@ static void test_get_many(const fasts3_client *c) {
 
     fasts3_get_request adjacent[] = {REQ("small", 0, whole, 100), REQ("small", 0, whole + 100, 100)};
     fasts3_get_result adjacent_results[2];
-    CHECK_STATUS(fasts3_get_many(c, adjacent, 2, NULL, adjacent_results), FASTS3_OK,
+    CHECK_STATUS(fasts3_get_many(c, adjacent, 2, NULL, adjacent_results, NULL), FASTS3_OK,
                  "get_many with adjacent (touching, not overlapping) caller buffers");
 
     fasts3_get_request bad_utf8[] = {REQ("small", 0, NULL, FASTS3_TO_END), REQ("sm\xff", 0, NULL, FASTS3_TO_END)};
     memcpy(untouched, sentinel, sizeof untouched);
-    CHECK_STATUS(fasts3_get_many(c, bad_utf8, 2, NULL, untouched), FASTS3_INVALID_ARGUMENT,
+    CHECK_STATUS(fasts3_get_many(c, bad_utf8, 2, NULL, untouched, NULL), FASTS3_INVALID_ARGUMENT,
                  "get_many with an invalid UTF-8 key in request 1");
     CHECK(memcmp(untouched, sentinel, sizeof untouched) == 0, "  results untouched (nothing allocated)");
 
     fasts3_get_request bad_bucket[] = {{(const uint8_t *)"\xfe", 1, (const uint8_t *)"small", 5, 0, NULL, FASTS3_TO_END}};
     memcpy(untouched, sentinel, sizeof untouched);
-    CHECK_STATUS(fasts3_get_many(c, bad_bucket, 1, NULL, untouched), FASTS3_INVALID_ARGUMENT,
+    CHECK_STATUS(fasts3_get_many(c, bad_bucket, 1, NULL, untouched, NULL), FASTS3_INVALID_ARGUMENT,
                  "get_many with an invalid UTF-8 bucket");
     CHECK(memcmp(untouched, sentinel, sizeof untouched) == 0, "  results untouched");
 
     memcpy(untouched, sentinel, sizeof untouched);
-    CHECK_STATUS(fasts3_get_many(NULL, reqs, 1, NULL, untouched), FASTS3_NULL_POINTER, "get_many(NULL client)");
-    CHECK_STATUS(fasts3_get_many(c, NULL, 1, NULL, untouched), FASTS3_NULL_POINTER, "get_many(NULL requests, count 1)");
-    CHECK_STATUS(fasts3_get_many(c, reqs, 1, NULL, NULL), FASTS3_NULL_POINTER, "get_many(NULL results, count 1)");
+    CHECK_STATUS(fasts3_get_many(NULL, reqs, 1, NULL, untouched, NULL), FASTS3_NULL_POINTER, "get_many(NULL client)");
+    CHECK_STATUS(fasts3_get_many(c, NULL, 1, NULL, untouched, NULL), FASTS3_NULL_POINTER, "get_many(NULL requests, count 1)");
+    CHECK_STATUS(fasts3_get_many(c, reqs, 1, NULL, NULL, NULL), FASTS3_NULL_POINTER, "get_many(NULL results, count 1)");
     CHECK(memcmp(untouched, sentinel, sizeof untouched) == 0, "  results untouched");
-    CHECK_STATUS(fasts3_get_many(c, NULL, 0, NULL, NULL), FASTS3_OK, "get_many(count 0, NULL arrays)");
+    CHECK_STATUS(fasts3_get_many(c, NULL, 0, NULL, NULL, NULL), FASTS3_OK, "get_many(count 0, NULL arrays)");
 #undef REQ
     free(whole);
     free(window);
@@ -901,37 +934,37 @@ static void test_get_many(const fasts3_client *c) {
 static void test_cancel(const fasts3_client *c) {
     section("cancel tokens");
     fasts3_cancel_token *token = NULL;
-    CHECK_STATUS(fasts3_cancel_token_new(NULL), FASTS3_NULL_POINTER, "cancel_token_new(NULL)");
-    if (!CHECK_STATUS(fasts3_cancel_token_new(&token), FASTS3_OK, "cancel_token_new")) return;
+    CHECK_STATUS(fasts3_cancel_token_new(NULL, NULL), FASTS3_NULL_POINTER, "cancel_token_new(NULL)");
+    if (!CHECK_STATUS(fasts3_cancel_token_new(&token, NULL), FASTS3_OK, "cancel_token_new")) return;
 
     /* An untriggered token changes nothing. */
     uint8_t buf[SMALL_SIZE];
     uint64_t written = 0;
-    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("small"), 0, buf, sizeof buf, token, &written), FASTS3_OK,
+    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("small"), 0, buf, sizeof buf, token, &written, NULL), FASTS3_OK,
                  "get_into with an untriggered token");
     CHECK(written == SMALL_SIZE, "  read everything");
 
     fasts3_cancel_token_cancel(token);
     fasts3_cancel_token_cancel(token); /* idempotent */
     written = 4242;
-    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("small"), 0, buf, sizeof buf, token, &written), FASTS3_CANCELLED,
+    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("small"), 0, buf, sizeof buf, token, &written, NULL), FASTS3_CANCELLED,
                  "get_into with a token cancelled before the call");
     CHECK(written == 4242, "  *out_written untouched");
     uint8_t *big = xmalloc(MULTI_SIZE);
-    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("multi"), 0, big, MULTI_SIZE, token, &written), FASTS3_CANCELLED,
+    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("multi"), 0, big, MULTI_SIZE, token, &written, NULL), FASTS3_CANCELLED,
                  "get_into(multi) with a cancelled token");
     free(big);
     fasts3_bytes *bytes = NULL;
-    CHECK_STATUS(fasts3_get(c, SL(g.bucket), SL("small"), 0, FASTS3_TO_END, token, &bytes), FASTS3_CANCELLED,
+    CHECK_STATUS(fasts3_get(c, SL(g.bucket), SL("small"), 0, FASTS3_TO_END, token, &bytes, NULL), FASTS3_CANCELLED,
                  "get with a cancelled token");
     CHECK(bytes == NULL, "  nothing allocated");
     fasts3_object_page *page = NULL;
-    CHECK_STATUS(fasts3_head(c, SL(g.bucket), SL("small"), token, &page), FASTS3_CANCELLED, "head with a cancelled token");
+    CHECK_STATUS(fasts3_head(c, SL(g.bucket), SL("small"), token, &page, NULL), FASTS3_CANCELLED, "head with a cancelled token");
     CHECK(page == NULL, "  no page");
 
     fasts3_list_cursor *cursor = NULL;
-    if (fasts3_list_cursor_new(c, SL(g.bucket), SL("list/"), NULL, NULL, 10, &cursor) == FASTS3_OK) {
-        CHECK_STATUS(fasts3_list_next(cursor, token, &page), FASTS3_CANCELLED, "list_next with a cancelled token");
+    if (fasts3_list_cursor_new(c, SL(g.bucket), SL("list/"), NULL, NULL, 10, &cursor, NULL) == FASTS3_OK) {
+        CHECK_STATUS(fasts3_list_next(cursor, token, &page, NULL), FASTS3_CANCELLED, "list_next with a cancelled token");
         CHECK(page == NULL, "  no page");
         listing l;
         CHECK_STATUS(walk(cursor, &l), FASTS3_OK, "the cursor did not advance: a listing without the token");
@@ -947,10 +980,182 @@ static void test_cancel(const fasts3_client *c) {
     };
     fasts3_get_result results[2];
     memset(results, 0xAB, sizeof results);
-    CHECK_STATUS(fasts3_get_many(c, reqs, 2, token, results), FASTS3_CANCELLED, "get_many with a cancelled token");
+    CHECK_STATUS(fasts3_get_many(c, reqs, 2, token, results, NULL), FASTS3_CANCELLED, "get_many with a cancelled token");
     CHECK(results[0].status == FASTS3_CANCELLED && results[1].status == FASTS3_CANCELLED &&
-          results[0].bytes == NULL && results[1].bytes == NULL, "  every result CANCELLED, nothing to release");
+          results[0].bytes == NULL && results[1].bytes == NULL &&
+          fasts3_error_status(results[0].error) == FASTS3_CANCELLED &&
+          fasts3_error_status(results[1].error) == FASTS3_CANCELLED,
+          "  every result CANCELLED with its own error, no bytes");
+    fasts3_error_free(results[0].error);
+    fasts3_error_free(results[1].error);
     fasts3_cancel_token_free(token);
+}
+
+/* ---- versions, status names and per-call error objects ------------------------------------- */
+
+#ifndef FASTS3_CRATE_VERSION
+#error "compile with -DFASTS3_CRATE_VERSION='\"x.y.z\"' (run_c_tests.py reads it from Cargo.toml)"
+#endif
+
+static void test_versions_and_status_names(void) {
+    section("versions and status names");
+    CHECK(fasts3_abi_minor_version() == FASTS3_ABI_MINOR_VERSION, "fasts3_abi_minor_version() == %u (got %" PRIu32 ")",
+          (unsigned)FASTS3_ABI_MINOR_VERSION, fasts3_abi_minor_version());
+    const char *version = fasts3_version();
+    CHECK(version != NULL && strcmp(version, FASTS3_CRATE_VERSION) == 0,
+          "fasts3_version() is the crate version \"%s\" (got \"%s\")", FASTS3_CRATE_VERSION, version ? version : "<NULL>");
+    CHECK(fasts3_version() == version, "  a static string: the same pointer every time");
+#define NAME_CASE(s) {s, #s}
+    const struct { fasts3_status status; const char *name; } all[] = {
+        NAME_CASE(FASTS3_OK), NAME_CASE(FASTS3_INVALID_ARGUMENT), NAME_CASE(FASTS3_NULL_POINTER),
+        NAME_CASE(FASTS3_OUT_OF_MEMORY), NAME_CASE(FASTS3_INVALID_HANDLE), NAME_CASE(FASTS3_NO_SUCH_KEY),
+        NAME_CASE(FASTS3_NO_SUCH_BUCKET), NAME_CASE(FASTS3_ACCESS_DENIED), NAME_CASE(FASTS3_INVALID_RANGE),
+        NAME_CASE(FASTS3_OBJECT_CHANGED), NAME_CASE(FASTS3_CHECKSUM_MISMATCH), NAME_CASE(FASTS3_CHECKSUM_UNAVAILABLE),
+        NAME_CASE(FASTS3_PRECONDITION_FAILED), NAME_CASE(FASTS3_THROTTLED), NAME_CASE(FASTS3_NETWORK),
+        NAME_CASE(FASTS3_TIMEOUT), NAME_CASE(FASTS3_CANCELLED), NAME_CASE(FASTS3_PANIC), NAME_CASE(FASTS3_CONFIG),
+        NAME_CASE(FASTS3_PROTOCOL), NAME_CASE(FASTS3_TLS), NAME_CASE(FASTS3_S3_ERROR),
+    };
+#undef NAME_CASE
+    size_t named = 0;
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        const char *got = fasts3_status_name(all[i].status);
+        if (got != NULL && strcmp(got, all[i].name) == 0) {
+            named++;
+        } else {
+            CHECK(false, "fasts3_status_name(%d) is \"%s\" (got \"%s\")", (int)all[i].status, all[i].name,
+                  got ? got : "<NULL>");
+        }
+    }
+    CHECK(named == sizeof all / sizeof all[0], "fasts3_status_name names all %zu statuses as the header does", named);
+    const int32_t unknown[] = {-1, 1, 99, 208, 405, 501, 2147483647, -2147483647 - 1};
+    bool all_unknown = true;
+    for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
+        const char *got = fasts3_status_name(unknown[i]);
+        if (got == NULL || strcmp(got, "FASTS3_UNKNOWN") != 0) {
+            all_unknown = false;
+            CHECK(false, "fasts3_status_name(%" PRId32 ") is \"FASTS3_UNKNOWN\" (got \"%s\")", unknown[i],
+                  got ? got : "<NULL>");
+        }
+    }
+    CHECK(all_unknown, "values outside the enum are \"FASTS3_UNKNOWN\"");
+}
+
+typedef struct {
+    const fasts3_client *client;
+    fasts3_error *err;
+    fasts3_status status;
+} error_thread_call;
+
+static void *failing_head_on_a_thread(void *arg) {
+    error_thread_call *call = arg;
+    fasts3_object_page *page = NULL;
+    call->status = fasts3_head(call->client, SL(g.bucket), SL("no/such/thread-key"), NULL, &page, &call->err);
+    return NULL;
+}
+
+static void test_per_call_errors(const fasts3_client *c) {
+    section("per-call error objects");
+    uint8_t buf[16];
+    uint64_t written = 0;
+
+    /* An S3 error: every field filled. */
+    fasts3_error *err = (fasts3_error *)&written; /* junk: a failing call must overwrite it */
+    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("no/such/key"), 0, buf, sizeof buf, NULL, &written, &err),
+                 FASTS3_NO_SUCH_KEY, "get_into(missing key, &err)");
+    if (CHECK(err != NULL && err != (fasts3_error *)&written, "  *err is a new error")) {
+        CHECK(fasts3_error_status(err) == FASTS3_NO_SUCH_KEY, "  status NO_SUCH_KEY (got %s)",
+              fasts3_status_name(fasts3_error_status(err)));
+        CHECK(strcmp(fasts3_error_code(err), "NoSuchKey") == 0, "  code \"NoSuchKey\" (got \"%s\")", fasts3_error_code(err));
+        CHECK(fasts3_error_http_status(err) == 404, "  HTTP 404 (got %u)", (unsigned)fasts3_error_http_status(err));
+        CHECK(fasts3_error_message(err)[0] != '\0', "  message \"%s\"", fasts3_error_message(err));
+        CHECK(strcmp(fasts3_error_bucket(err), g.bucket) == 0, "  bucket \"%s\"", fasts3_error_bucket(err));
+        CHECK(strcmp(fasts3_error_key(err), "no/such/key") == 0, "  key \"%s\"", fasts3_error_key(err));
+        CHECK(fasts3_error_request_id(err)[0] != '\0', "  request id \"%s\" (x-amz-request-id)",
+              fasts3_error_request_id(err));
+        /* The object belongs to the call: later calls on this thread do not change it. */
+        const char *message = fasts3_error_message(err);
+        CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("small"), 0, buf, sizeof buf, NULL, &written, NULL), FASTS3_OK,
+                     "  another call (which clears this thread's last error)");
+        CHECK(fasts3_error_message(err) == message && strcmp(fasts3_error_code(err), "NoSuchKey") == 0 &&
+                  fasts3_last_error_message()[0] == '\0',
+              "  the error object is unchanged while the last error was cleared");
+    }
+    fasts3_error_free(err);
+
+    /* HEAD's error response has no body: the code comes from the status, the request id from its header. */
+    fasts3_object_page *page = NULL;
+    err = NULL;
+    CHECK_STATUS(fasts3_head(c, SL(g.bucket), SL("no/such/key"), NULL, &page, &err), FASTS3_NO_SUCH_KEY,
+                 "head(missing key, &err)");
+    CHECK(fasts3_error_status(err) == FASTS3_NO_SUCH_KEY && fasts3_error_http_status(err) == 404 &&
+              strcmp(fasts3_error_key(err), "no/such/key") == 0 && fasts3_error_request_id(err)[0] != '\0',
+          "  NO_SUCH_KEY, HTTP 404, key and request id (\"%s\") filled", fasts3_error_request_id(err));
+    fasts3_error_free(err);
+
+    /* Success sets *err to NULL. */
+    err = (fasts3_error *)&written;
+    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("small"), 0, buf, sizeof buf, NULL, &written, &err), FASTS3_OK,
+                 "get_into(small, &err)");
+    CHECK(err == NULL, "  success sets *err = NULL");
+    err = (fasts3_error *)&written;
+    fasts3_config *config = NULL;
+    CHECK_STATUS(fasts3_config_new(&config, &err), FASTS3_OK, "config_new(&config, &err)");
+    CHECK(err == NULL, "  success sets *err = NULL (an export with no bucket)");
+    fasts3_config_free(config);
+
+    /* NULL err: the call still fails with its status, and the last error still works. */
+    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("no/such/key"), 0, buf, sizeof buf, NULL, &written, NULL),
+                 FASTS3_NO_SUCH_KEY, "get_into(missing key, err NULL)");
+    CHECK(strcmp(fasts3_last_error_code(), "NoSuchKey") == 0, "  the last error still has the code");
+
+    /* A local failure: no S3 response, so no code, HTTP status or request id. */
+    err = NULL;
+    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("small"), 0, NULL, 5, NULL, &written, &err), FASTS3_NULL_POINTER,
+                 "get_into(buf NULL, len 5, &err)");
+    CHECK(fasts3_error_status(err) == FASTS3_NULL_POINTER && fasts3_error_code(err)[0] == '\0' &&
+              fasts3_error_http_status(err) == 0 && fasts3_error_request_id(err)[0] == '\0' &&
+              strstr(fasts3_error_message(err), "buf") != NULL && strcmp(fasts3_error_key(err), "small") == 0,
+          "  NULL_POINTER, no code/HTTP/request id, message \"%s\", key \"%s\"", fasts3_error_message(err),
+          fasts3_error_key(err));
+    fasts3_error_free(err);
+    err = NULL;
+    CHECK_STATUS(fasts3_config_set(NULL, "region", "x", &err), FASTS3_NULL_POINTER, "config_set(NULL, ..., &err)");
+    CHECK(fasts3_error_status(err) == FASTS3_NULL_POINTER && fasts3_error_bucket(err)[0] == '\0' &&
+              fasts3_error_key(err)[0] == '\0',
+          "  an error about no object has empty bucket and key (message \"%s\")", fasts3_error_message(err));
+    fasts3_error_free(err);
+
+    /* A missing bucket on a listing names the bucket. */
+    fasts3_list_cursor *cursor = NULL;
+    if (CHECK_STATUS(fasts3_list_cursor_new(c, SL("no-such-bucket-fasts3-c"), SL(""), NULL, NULL, 10, &cursor, NULL),
+                     FASTS3_OK, "list_cursor_new(missing bucket)")) {
+        err = NULL;
+        CHECK_STATUS(fasts3_list_next(cursor, NULL, &page, &err), FASTS3_NO_SUCH_BUCKET, "list_next(&err)");
+        CHECK(strcmp(fasts3_error_code(err), "NoSuchBucket") == 0 &&
+                  strcmp(fasts3_error_bucket(err), "no-such-bucket-fasts3-c") == 0 && fasts3_error_key(err)[0] == '\0',
+              "  code \"%s\", bucket \"%s\", no key", fasts3_error_code(err), fasts3_error_bucket(err));
+        fasts3_error_free(err);
+        fasts3_list_cursor_free(cursor);
+    }
+
+    /* An error made on one thread is read on another (as a goroutine moved between calls would). */
+    error_thread_call call = {c, NULL, FASTS3_OK};
+    pthread_t tid;
+    if (CHECK(pthread_create(&tid, NULL, failing_head_on_a_thread, &call) == 0, "start a thread that fails a HEAD")) {
+        pthread_join(tid, NULL);
+        CHECK(call.status == FASTS3_NO_SUCH_KEY && fasts3_error_status(call.err) == FASTS3_NO_SUCH_KEY &&
+                  strcmp(fasts3_error_key(call.err), "no/such/thread-key") == 0,
+              "  its error object reads the same here (key \"%s\")", fasts3_error_key(call.err));
+        fasts3_error_free(call.err);
+    }
+
+    /* NULL is "no error" for every accessor, and fasts3_error_free(NULL) is a no-op. */
+    CHECK(fasts3_error_status(NULL) == FASTS3_OK && fasts3_error_message(NULL)[0] == '\0' &&
+              fasts3_error_code(NULL)[0] == '\0' && fasts3_error_http_status(NULL) == 0 &&
+              fasts3_error_request_id(NULL)[0] == '\0' && fasts3_error_bucket(NULL)[0] == '\0' &&
+              fasts3_error_key(NULL)[0] == '\0',
+          "accessors on NULL: OK, empty strings, 0");
+    fasts3_error_free(NULL);
 }
 
 /* ---- handles: use after free and double free are caught, not acted on ---------------------- */
@@ -1008,59 +1213,59 @@ static void test_invalid_handles(const fasts3_client *c) {
     fasts3_config *config = make_config(g.secret_access_key);
     if (config == NULL) { CHECK(false, "config for the invalid-handle checks"); return; }
     fasts3_config_free(config);
-    CHECK_STATUS(fasts3_config_set(config, "region", "us-east-1"), FASTS3_INVALID_HANDLE, "config_set on a freed config");
+    CHECK_STATUS(fasts3_config_set(config, "region", "us-east-1", NULL), FASTS3_INVALID_HANDLE, "config_set on a freed config");
     check_invalid_handle_message("config", "fasts3_config");
     fasts3_client *client = NULL;
-    CHECK_STATUS(fasts3_client_new(config, &client), FASTS3_INVALID_HANDLE, "client_new from a freed config");
+    CHECK_STATUS(fasts3_client_new(config, &client, NULL), FASTS3_INVALID_HANDLE, "client_new from a freed config");
     CHECK(client == NULL, "  *out untouched");
     CHECK_DOUBLE_FREE(fasts3_config_free, config, "fasts3_config");
 
     /* client */
     config = make_config(g.secret_access_key);
-    if (config == NULL || fasts3_client_new(config, &client) != FASTS3_OK) {
+    if (config == NULL || fasts3_client_new(config, &client, NULL) != FASTS3_OK) {
         CHECK(false, "client for the invalid-handle checks");
         fasts3_config_free(config);
         return;
     }
     fasts3_config_free(config);
     fasts3_client_free(client);
-    CHECK_STATUS(fasts3_get_into(client, SL(g.bucket), SL("small"), 0, buf, sizeof buf, NULL, &written),
+    CHECK_STATUS(fasts3_get_into(client, SL(g.bucket), SL("small"), 0, buf, sizeof buf, NULL, &written, NULL),
                  FASTS3_INVALID_HANDLE, "get_into on a freed client");
     check_invalid_handle_message("client", "fasts3_client");
     CHECK(written == 77, "  *out_written untouched");
     fasts3_object_page *page = NULL;
-    CHECK_STATUS(fasts3_head(client, SL(g.bucket), SL("small"), NULL, &page), FASTS3_INVALID_HANDLE,
+    CHECK_STATUS(fasts3_head(client, SL(g.bucket), SL("small"), NULL, &page, NULL), FASTS3_INVALID_HANDLE,
                  "head on a freed client");
     fasts3_list_cursor *cursor = NULL;
-    CHECK_STATUS(fasts3_list_cursor_new(client, SL(g.bucket), SL(""), NULL, NULL, 10, &cursor), FASTS3_INVALID_HANDLE,
+    CHECK_STATUS(fasts3_list_cursor_new(client, SL(g.bucket), SL(""), NULL, NULL, 10, &cursor, NULL), FASTS3_INVALID_HANDLE,
                  "list_cursor_new on a freed client");
     CHECK(page == NULL && cursor == NULL, "  no page, no cursor");
     CHECK_DOUBLE_FREE(fasts3_client_free, client, "fasts3_client");
 
     /* Handles of the wrong type, and pointers libfasts3 never made. */
     fasts3_config *other = NULL;
-    if (fasts3_config_new(&other) == FASTS3_OK) {
+    if (fasts3_config_new(&other, NULL) == FASTS3_OK) {
         CHECK_STATUS(fasts3_get_into((const fasts3_client *)(void *)other, SL(g.bucket), SL("small"), 0, buf, sizeof buf,
-                                     NULL, &written),
+                                     NULL, &written, NULL),
                      FASTS3_INVALID_HANDLE, "get_into given a config as its client");
         fasts3_config_free(other);
     }
     uint64_t not_a_handle[64] = {0};
     CHECK_STATUS(fasts3_get_into((const fasts3_client *)(void *)not_a_handle, SL(g.bucket), SL("small"), 0, buf,
-                                 sizeof buf, NULL, &written),
+                                 sizeof buf, NULL, &written, NULL),
                  FASTS3_INVALID_HANDLE, "get_into given a stack array as its client");
-    CHECK_STATUS(fasts3_get_many((const fasts3_client *)(void *)not_a_handle, NULL, 0, NULL, NULL),
+    CHECK_STATUS(fasts3_get_many((const fasts3_client *)(void *)not_a_handle, NULL, 0, NULL, NULL, NULL),
                  FASTS3_INVALID_HANDLE, "get_many(count 0) still checks its client");
 
     /* cancel token */
     fasts3_cancel_token *token = NULL;
-    if (fasts3_cancel_token_new(&token) == FASTS3_OK) {
+    if (fasts3_cancel_token_new(&token, NULL) == FASTS3_OK) {
         fasts3_cancel_token_free(token);
-        CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("small"), 0, buf, sizeof buf, token, &written),
+        CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("small"), 0, buf, sizeof buf, token, &written, NULL),
                      FASTS3_INVALID_HANDLE, "get_into with a freed cancel token");
         check_invalid_handle_message("cancel", "fasts3_cancel_token");
         fasts3_bytes *bytes = NULL;
-        CHECK_STATUS(fasts3_get(c, SL(g.bucket), SL("small"), 0, FASTS3_TO_END, token, &bytes), FASTS3_INVALID_HANDLE,
+        CHECK_STATUS(fasts3_get(c, SL(g.bucket), SL("small"), 0, FASTS3_TO_END, token, &bytes, NULL), FASTS3_INVALID_HANDLE,
                      "get with a freed cancel token");
         CHECK(bytes == NULL, "  nothing allocated");
         char report[1024];
@@ -1078,21 +1283,21 @@ static void test_invalid_handles(const fasts3_client *c) {
 
     /* object page */
     page = NULL;
-    if (CHECK_STATUS(fasts3_head(c, SL(g.bucket), SL("small"), NULL, &page), FASTS3_OK, "head(small) for a page")) {
+    if (CHECK_STATUS(fasts3_head(c, SL(g.bucket), SL("small"), NULL, &page, NULL), FASTS3_OK, "head(small) for a page")) {
         fasts3_object_page_free(page);
         fasts3_object_page_view v;
-        CHECK_STATUS(fasts3_object_page_get_view(page, &v), FASTS3_INVALID_HANDLE, "object_page_get_view on a freed page");
+        CHECK_STATUS(fasts3_object_page_get_view(page, &v, NULL), FASTS3_INVALID_HANDLE, "object_page_get_view on a freed page");
         check_invalid_handle_message("page", "fasts3_object_page");
         CHECK_DOUBLE_FREE(fasts3_object_page_free, page, "fasts3_object_page");
     }
 
     /* bytes */
     fasts3_bytes *bytes = NULL;
-    if (CHECK_STATUS(fasts3_get(c, SL(g.bucket), SL("small"), 0, FASTS3_TO_END, NULL, &bytes), FASTS3_OK, "get(small)")) {
+    if (CHECK_STATUS(fasts3_get(c, SL(g.bucket), SL("small"), 0, FASTS3_TO_END, NULL, &bytes, NULL), FASTS3_OK, "get(small)")) {
         fasts3_bytes_free(bytes);
         uint8_t *data = NULL;
         size_t len = 0;
-        CHECK_STATUS(fasts3_bytes_data(bytes, &data, &len), FASTS3_INVALID_HANDLE, "bytes_data on freed bytes");
+        CHECK_STATUS(fasts3_bytes_data(bytes, &data, &len, NULL), FASTS3_INVALID_HANDLE, "bytes_data on freed bytes");
         check_invalid_handle_message("bytes", "fasts3_bytes");
         CHECK(data == NULL && len == 0, "  out-parameters untouched");
         CHECK_DOUBLE_FREE(fasts3_bytes_free, bytes, "fasts3_bytes");
@@ -1100,11 +1305,11 @@ static void test_invalid_handles(const fasts3_client *c) {
 
     /* list cursor */
     cursor = NULL;
-    if (CHECK_STATUS(fasts3_list_cursor_new(c, SL(g.bucket), SL("list/"), NULL, NULL, 10, &cursor), FASTS3_OK,
+    if (CHECK_STATUS(fasts3_list_cursor_new(c, SL(g.bucket), SL("list/"), NULL, NULL, 10, &cursor, NULL), FASTS3_OK,
                      "list_cursor_new")) {
         fasts3_list_cursor_free(cursor);
         page = NULL;
-        CHECK_STATUS(fasts3_list_next(cursor, NULL, &page), FASTS3_INVALID_HANDLE, "list_next on a freed cursor");
+        CHECK_STATUS(fasts3_list_next(cursor, NULL, &page, NULL), FASTS3_INVALID_HANDLE, "list_next on a freed cursor");
         check_invalid_handle_message("cursor", "fasts3_list_cursor");
         CHECK_DOUBLE_FREE(fasts3_list_cursor_free, cursor, "fasts3_list_cursor");
     }
@@ -1195,7 +1400,7 @@ static void *stalled_get(void *arg) {
     stalled_call *call = arg;
     uint8_t buf[16];
     uint64_t written = 0;
-    call->status = fasts3_get_into(call->client, SL(g.bucket), SL("stalled"), 0, buf, sizeof buf, call->token, &written);
+    call->status = fasts3_get_into(call->client, SL(g.bucket), SL("stalled"), 0, buf, sizeof buf, call->token, &written, NULL);
     call->ended_at = monotonic();
     atomic_store(&call->done, true);
     return NULL;
@@ -1205,7 +1410,7 @@ static void *stalled_get(void *arg) {
 static bool start_stalled(stalled_call *call, pthread_t *tid, const fasts3_client *client) {
     memset(call, 0, sizeof *call);
     call->client = client;
-    if (fasts3_cancel_token_new(&call->token) != FASTS3_OK) return false;
+    if (fasts3_cancel_token_new(&call->token, NULL) != FASTS3_OK) return false;
     fasts3_cancel_token_watch_sigint(call->token);
     if (pthread_create(tid, NULL, stalled_get, call) != 0) {
         fasts3_cancel_token_free(call->token);
@@ -1231,9 +1436,9 @@ static fasts3_client *stalled_client(const char *endpoint) {
     fasts3_client *client = NULL;
     /* Long enough that only SIGINT or the token can end a call within the test's patience;
      * short enough that a failing check does not hang the run. */
-    if (config != NULL && fasts3_config_set(config, "endpoint_url", endpoint) == FASTS3_OK &&
-        fasts3_config_set(config, "read_timeout", "6") == FASTS3_OK &&
-        fasts3_client_new(config, &client) != FASTS3_OK) {
+    if (config != NULL && fasts3_config_set(config, "endpoint_url", endpoint, NULL) == FASTS3_OK &&
+        fasts3_config_set(config, "read_timeout", "6", NULL) == FASTS3_OK &&
+        fasts3_client_new(config, &client, NULL) != FASTS3_OK) {
         client = NULL;
     }
     fasts3_config_free(config);
@@ -1369,7 +1574,7 @@ static void *read_worker(void *arg) {
     worker *w = arg;
     uint8_t *buf = xmalloc(w->len);
     uint64_t written = 0;
-    fasts3_status s = fasts3_get_into(w->client, SL(g.bucket), SL("multi"), w->offset, buf, w->len, NULL, &written);
+    fasts3_status s = fasts3_get_into(w->client, SL(g.bucket), SL("multi"), w->offset, buf, w->len, NULL, &written, NULL);
     w->ok = s == FASTS3_OK && written == w->len && pattern_mismatch(buf, w->len, w->offset) < 0;
     free(buf);
     return NULL;
@@ -1380,7 +1585,7 @@ static void *error_worker(void *arg) {
     copy_cstr(w->error_before, sizeof w->error_before, fasts3_last_error_code());
     uint64_t written;
     uint8_t buf[8];
-    fasts3_status s = fasts3_get_into(w->client, SL("no-such-bucket-fasts3-c"), SL("x"), 0, buf, sizeof buf, NULL, &written);
+    fasts3_status s = fasts3_get_into(w->client, SL("no-such-bucket-fasts3-c"), SL("x"), 0, buf, sizeof buf, NULL, &written, NULL);
     copy_cstr(w->error_after, sizeof w->error_after, fasts3_last_error_code());
     w->ok = s == FASTS3_NO_SUCH_BUCKET;
     return NULL;
@@ -1401,7 +1606,7 @@ static void test_threads(const fasts3_client *c) {
 
     uint8_t buf[8];
     uint64_t written;
-    fasts3_get_into(c, SL(g.bucket), SL("missing-key"), 0, buf, sizeof buf, NULL, &written);
+    fasts3_get_into(c, SL(g.bucket), SL("missing-key"), 0, buf, sizeof buf, NULL, &written, NULL);
     worker ew = {.client = c};
     pthread_create(&tid[0], NULL, error_worker, &ew);
     pthread_join(tid[0], NULL);
@@ -1419,13 +1624,13 @@ static void test_lifetimes(void) {
     fasts3_config *config = make_config(g.secret_access_key);
     fasts3_client *client = NULL;
     fasts3_list_cursor *cursor = NULL;
-    if (config == NULL || fasts3_client_new(config, &client) != FASTS3_OK) {
+    if (config == NULL || fasts3_client_new(config, &client, NULL) != FASTS3_OK) {
         CHECK(false, "second client");
         fasts3_config_free(config);
         return;
     }
     fasts3_config_free(config);
-    CHECK_STATUS(fasts3_list_cursor_new(client, SL(g.bucket), SL("list/"), "/", NULL, 7, &cursor), FASTS3_OK,
+    CHECK_STATUS(fasts3_list_cursor_new(client, SL(g.bucket), SL("list/"), "/", NULL, 7, &cursor, NULL), FASTS3_OK,
                  "list_cursor_new on a second client");
     fasts3_client_free(client);
     listing l;
@@ -1448,7 +1653,7 @@ static void test_fork(const fasts3_client *c) {
         uint64_t written = 0;
         int rc = 3;
         if (buf != NULL) {
-            fasts3_status s = fasts3_get_into(c, SL(g.bucket), SL("multi"), 5, buf, PART_SIZE * 2 + 10, NULL, &written);
+            fasts3_status s = fasts3_get_into(c, SL(g.bucket), SL("multi"), 5, buf, PART_SIZE * 2 + 10, NULL, &written, NULL);
             rc = s == FASTS3_OK && written == PART_SIZE * 2 + 10 && pattern_mismatch(buf, (size_t)written, 5) < 0 ? 0 : 1;
             if (rc) fprintf(stderr, "child: %s: %s\n", status_name(s), fasts3_last_error_message());
         }
@@ -1461,7 +1666,7 @@ static void test_fork(const fasts3_client *c) {
           waited && WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1);
     uint8_t buf[SMALL_SIZE];
     uint64_t written = 0;
-    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("small"), 0, buf, sizeof buf, NULL, &written), FASTS3_OK,
+    CHECK_STATUS(fasts3_get_into(c, SL(g.bucket), SL("small"), 0, buf, sizeof buf, NULL, &written, NULL), FASTS3_OK,
                  "the parent's client still works after the fork");
 }
 
@@ -1473,7 +1678,7 @@ static void test_wrong_secret(void) {
     }
     fasts3_config *config = make_config("definitely-not-the-secret");
     fasts3_client *client = NULL;
-    if (config == NULL || fasts3_client_new(config, &client) != FASTS3_OK) {
+    if (config == NULL || fasts3_client_new(config, &client, NULL) != FASTS3_OK) {
         CHECK(false, "client with a wrong secret");
         fasts3_config_free(config);
         return;
@@ -1481,7 +1686,7 @@ static void test_wrong_secret(void) {
     fasts3_config_free(config);
     uint8_t buf[16];
     uint64_t written;
-    CHECK_STATUS(fasts3_get_into(client, SL(g.bucket), SL("small"), 0, buf, sizeof buf, NULL, &written),
+    CHECK_STATUS(fasts3_get_into(client, SL(g.bucket), SL("small"), 0, buf, sizeof buf, NULL, &written, NULL),
                  FASTS3_ACCESS_DENIED, "get_into with a wrong secret");
     last_error e = get_last_error();
     CHECK(e.http_status == 403 && e.code[0] != '\0', "  HTTP 403 with an S3 code (got %u, \"%s\")",
@@ -1506,6 +1711,7 @@ int main(int argc, char **argv) {
     printf("# libfasts3 C ABI test: %s, bucket %s\n", g.endpoint, g.bucket);
 
     test_abi_and_free_null();
+    test_versions_and_status_names();
     test_config();
     fasts3_client *client = make_client();
     if (client != NULL) {
@@ -1515,6 +1721,7 @@ int main(int argc, char **argv) {
         test_get(client);
         test_read_options(client);
         test_get_many(client);
+        test_per_call_errors(client);
         test_writes(client);
         test_cancel(client);
         test_invalid_handles(client);

@@ -37,9 +37,9 @@ pub(super) struct Endpoints {
 pub(super) struct Resolved {
     /// URL that keys are appended to: `https://bucket.s3.region.amazonaws.com` or
     /// `http://127.0.0.1:9000/bucket`, without a trailing slash.
-    base: String,
-    host_header: HeaderValue,
-    host: String,
+    pub(super) base: String,
+    pub(super) host_header: HeaderValue,
+    pub(super) host: String,
     pub signing_region: String,
     pub signing_name: String,
 }

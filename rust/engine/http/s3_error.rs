@@ -26,11 +26,20 @@ impl Failure {
             .map(str::to_string)
             .or(fields.region)
             .filter(|r| !r.is_empty());
+        // S3 sends `x-amz-request-id`; some servers (moto) only the `x-amzn-requestid` of
+        // AWS's other services; an error body may carry `<RequestId>`.
+        let request_id = ["x-amz-request-id", "x-amzn-requestid"]
+            .iter()
+            .find_map(|name| headers.get(*name).and_then(|v| v.to_str().ok()))
+            .map(str::to_string)
+            .or(fields.request_id)
+            .unwrap_or_default();
         let error = Error {
             kind: kind_for(&code, http_status),
             code,
             message,
             http_status,
+            request_id,
             retry_on_fresh_connection: false,
         };
         Failure { error, status, region }
@@ -62,6 +71,7 @@ struct ErrorFields {
     code: Option<String>,
     message: Option<String>,
     region: Option<String>,
+    request_id: Option<String>,
 }
 
 impl ErrorFields {
@@ -100,11 +110,12 @@ impl ErrorFields {
                 "Code" => &mut fields.code,
                 "Message" => &mut fields.message,
                 "Region" => &mut fields.region,
+                "RequestId" => &mut fields.request_id,
                 _ => continue,
             };
             slot.get_or_insert_with(String::new).push_str(&piece);
         }
-        for v in [&mut fields.code, &mut fields.message, &mut fields.region].into_iter().flatten() {
+        for v in [&mut fields.code, &mut fields.message, &mut fields.region, &mut fields.request_id].into_iter().flatten() {
             *v = v.trim().to_string();
         }
         fields
@@ -135,7 +146,19 @@ mod tests {
         assert_eq!(f.error.code, "NoSuchKey");
         assert_eq!(f.error.message, "The key & more");
         assert_eq!(f.error.kind, ErrorKind::NoSuchKey);
+        assert_eq!(f.error.request_id, "r");
         assert!(f.region_hint().is_none());
+    }
+
+    /// Bodiless responses (HEAD) carry the request id only in a header (`x-amz-request-id`,
+    /// or moto's `x-amzn-requestid`), which wins over the body's `<RequestId>`.
+    #[test]
+    fn request_id_comes_from_the_header_else_the_body() {
+        assert_eq!(failure(404, &[("x-amz-request-id", "H1")], "").error.request_id, "H1");
+        let both = failure(403, &[("x-amz-request-id", "H2")], "<Error><RequestId>B2</RequestId></Error>");
+        assert_eq!(both.error.request_id, "H2");
+        assert_eq!(failure(404, &[("x-amzn-requestid", "M3")], "").error.request_id, "M3");
+        assert_eq!(failure(500, &[], "").error.request_id, "");
     }
 
     #[test]

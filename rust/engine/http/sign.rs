@@ -68,11 +68,20 @@ impl Signer {
             .map_err(|e| Error::new(ErrorKind::Config, format!("cannot sign the request: {e}")))?
             .into();
         let uri = request.uri().to_string();
-        let headers = request.headers().iter().map(|(name, value)| (name.as_str(), value.to_str().unwrap_or("")));
+        // A value that is not visible ASCII cannot be signed as sent: refuse it rather than
+        // sign something else (every header we set is checked so already, see `http::header`).
+        let headers = request
+            .headers()
+            .iter()
+            .map(|(name, value)| match value.to_str() {
+                Ok(text) => Ok((name.as_str(), text)),
+                Err(_) => Err(Error::invalid(format!("header {name} has a value that is not visible ASCII"))),
+            })
+            .collect::<Result<Vec<_>>>()?;
         let signable = SignableRequest::new(
             request.method().as_str(),
             uri,
-            headers,
+            headers.into_iter(),
             match payload {
                 Payload::Empty => SignableBody::Precomputed(EMPTY_BODY_SHA256.to_string()),
                 Payload::Unsigned => SignableBody::UnsignedPayload,
@@ -111,5 +120,35 @@ impl Signer {
             Some(expiry) if expiry <= SystemTime::now() + REFRESH_BEFORE_EXPIRY => None,
             _ => Some(credentials.clone()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::error::ErrorKind;
+
+    #[test]
+    fn a_header_value_that_is_not_visible_ascii_is_refused_not_signed_as_empty() {
+        let credentials = Credentials::new("AKID", "SECRET", None, None, "test");
+        let signer = Signer::new(Some(SharedCredentialsProvider::new(credentials)));
+        let endpoint = Resolved {
+            base: "http://127.0.0.1:1/bkt".into(),
+            host_header: http::HeaderValue::from_static("127.0.0.1:1"),
+            host: "127.0.0.1:1".into(),
+            signing_region: "us-east-1".into(),
+            signing_name: "s3".into(),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let mut request = http::Request::get("http://127.0.0.1:1/bkt/key").body(()).unwrap();
+        request.headers_mut().insert("x-amz-meta-name", http::HeaderValue::from_bytes(b"caf\xe9").unwrap());
+        let err = runtime.block_on(signer.sign(&mut request, &endpoint, Payload::Empty)).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidArgument, "{err:?}");
+        assert!(request.headers().get("authorization").is_none());
+
+        let mut request = http::Request::get("http://127.0.0.1:1/bkt/key").body(()).unwrap();
+        request.headers_mut().insert("x-amz-meta-name", http::HeaderValue::from_static("cafe"));
+        runtime.block_on(signer.sign(&mut request, &endpoint, Payload::Empty)).unwrap();
+        assert!(request.headers().get("authorization").is_some());
     }
 }

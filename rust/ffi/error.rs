@@ -1,0 +1,163 @@
+//! The per-call error object (`fasts3_error`): what a failed call hands back through its
+//! trailing `fasts3_error **err` parameter, and what each failed item of a batch carries.
+//!
+//! Unlike the thread-local last error, an error object belongs to the call that made it, so
+//! it stays correct for callers whose code may change OS thread between calls (goroutines,
+//! async runtimes) and for batches, where each item has its own.
+
+use crate::ffi::boundary::{guard_infallible, Failure};
+use crate::ffi::handles::{free_handle, handle_or_report, handle_type, into_handle};
+use crate::ffi::status::fasts3_status;
+use std::ffi::{c_char, CString};
+
+/// The error of one failed call (or of one failed item of a batch): status, S3 error code,
+/// message, HTTP status, request id, bucket and key. Read it with the `fasts3_error_*`
+/// accessors; release it with `fasts3_error_free`.
+///
+/// Thread safety: immutable once made; the accessors may be called from any thread, but
+/// `fasts3_error_free` must not run while another thread still reads the error.
+#[allow(non_camel_case_types)]
+pub struct fasts3_error {
+    status: fasts3_status,
+    http_status: u16,
+    code: CString,
+    message: CString,
+    request_id: CString,
+    bucket: CString,
+    key: CString,
+}
+handle_type!(fasts3_error, Error);
+
+fn to_cstring(s: &str) -> CString {
+    CString::new(s.replace('\0', "\\0")).unwrap_or_default()
+}
+
+/// A new error object for `failure` (about `bucket`/`key` when known), owned by whoever
+/// receives the pointer: it must reach the caller, who frees it with `fasts3_error_free`.
+pub(crate) fn new_error(failure: &Failure, bucket: Option<&str>, key: Option<&str>) -> *mut fasts3_error {
+    let e = &failure.error;
+    into_handle(fasts3_error {
+        status: failure.status,
+        http_status: e.http_status,
+        code: to_cstring(&e.code),
+        message: to_cstring(&e.message),
+        request_id: to_cstring(&e.request_id),
+        bucket: to_cstring(bucket.unwrap_or_default()),
+        key: to_cstring(key.unwrap_or_default()),
+    })
+}
+
+/// Read one field of a live error; `fallback` for NULL, and for a pointer that is not a live
+/// error (reported on stderr; debug builds abort).
+///
+/// # Safety
+/// `error` is not freed until this call returns.
+unsafe fn field<T>(error: *const fasts3_error, function: &str, fallback: T, read: impl FnOnce(&fasts3_error) -> T) -> T {
+    // SAFETY: not freed during the call (forwarded contract); unknown pointers are not read.
+    match unsafe { handle_or_report(error, function) } {
+        Some(e) => read(e),
+        None => fallback,
+    }
+}
+
+/// The status of the failed call. `FASTS3_OK` for NULL (no error).
+///
+/// # Safety
+/// - `error` is NULL or an error not freed until this call returns.
+#[no_mangle]
+pub unsafe extern "C" fn fasts3_error_status(error: *const fasts3_error) -> fasts3_status {
+    // SAFETY: not freed during the call (this function's contract).
+    guard_infallible(fasts3_status::FASTS3_PANIC, || unsafe {
+        field(error, "fasts3_error_status", fasts3_status::FASTS3_OK, |e| e.status)
+    })
+}
+
+/// The message, NUL-terminated UTF-8: what failed, where (e.g. "request 3: ..."), and why.
+/// Never NULL ("" for NULL `error`).
+///
+/// Ownership: the string belongs to `error` and stays valid until `fasts3_error_free(error)`.
+///
+/// # Safety
+/// - `error` is NULL or an error not freed until this call returns.
+#[no_mangle]
+pub unsafe extern "C" fn fasts3_error_message(error: *const fasts3_error) -> *const c_char {
+    // SAFETY: not freed during the call (this function's contract).
+    guard_infallible(c"".as_ptr(), || unsafe {
+        field(error, "fasts3_error_message", c"".as_ptr(), |e| e.message.as_ptr())
+    })
+}
+
+/// The S3 error code ("NoSuchKey", "SlowDown"...), or "" when the failure had no S3 response
+/// (a network error, an invalid argument). Never NULL. Same ownership as
+/// `fasts3_error_message`.
+///
+/// # Safety
+/// - `error` is NULL or an error not freed until this call returns.
+#[no_mangle]
+pub unsafe extern "C" fn fasts3_error_code(error: *const fasts3_error) -> *const c_char {
+    // SAFETY: not freed during the call (this function's contract).
+    guard_infallible(c"".as_ptr(), || unsafe {
+        field(error, "fasts3_error_code", c"".as_ptr(), |e| e.code.as_ptr())
+    })
+}
+
+/// The HTTP status of the failing response; 0 when there was none (or for NULL).
+///
+/// # Safety
+/// - `error` is NULL or an error not freed until this call returns.
+#[no_mangle]
+pub unsafe extern "C" fn fasts3_error_http_status(error: *const fasts3_error) -> u16 {
+    // SAFETY: not freed during the call (this function's contract).
+    guard_infallible(0, || unsafe { field(error, "fasts3_error_http_status", 0, |e| e.http_status) })
+}
+
+/// The server's id of the failing request (`x-amz-request-id`, what AWS support asks for),
+/// or "" when there was no response or the server sent none. Never NULL. Same ownership as
+/// `fasts3_error_message`.
+///
+/// # Safety
+/// - `error` is NULL or an error not freed until this call returns.
+#[no_mangle]
+pub unsafe extern "C" fn fasts3_error_request_id(error: *const fasts3_error) -> *const c_char {
+    // SAFETY: not freed during the call (this function's contract).
+    guard_infallible(c"".as_ptr(), || unsafe {
+        field(error, "fasts3_error_request_id", c"".as_ptr(), |e| e.request_id.as_ptr())
+    })
+}
+
+/// The bucket the failed call (or batch item) was about, or "" when it had none or failed
+/// before reading it. Never NULL. Same ownership as `fasts3_error_message`.
+///
+/// # Safety
+/// - `error` is NULL or an error not freed until this call returns.
+#[no_mangle]
+pub unsafe extern "C" fn fasts3_error_bucket(error: *const fasts3_error) -> *const c_char {
+    // SAFETY: not freed during the call (this function's contract).
+    guard_infallible(c"".as_ptr(), || unsafe {
+        field(error, "fasts3_error_bucket", c"".as_ptr(), |e| e.bucket.as_ptr())
+    })
+}
+
+/// The key the failed call (or batch item) was about, or "" when it had none (a listing, a
+/// copy) or failed before reading it. Never NULL. Same ownership as `fasts3_error_message`.
+///
+/// # Safety
+/// - `error` is NULL or an error not freed until this call returns.
+#[no_mangle]
+pub unsafe extern "C" fn fasts3_error_key(error: *const fasts3_error) -> *const c_char {
+    // SAFETY: not freed during the call (this function's contract).
+    guard_infallible(c"".as_ptr(), || unsafe { field(error, "fasts3_error_key", c"".as_ptr(), |e| e.key.as_ptr()) })
+}
+
+/// Release an error and the strings its accessors returned. NULL is ignored. A pointer that
+/// is not a live error (a double free) is reported on stderr and otherwise ignored (debug
+/// builds of libfasts3 abort instead).
+///
+/// # Safety
+/// - `error` is not in use by a call on another thread, and no string it returned is used
+///   afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn fasts3_error_free(error: *mut fasts3_error) {
+    // SAFETY: no call uses `error` (this function's contract); an unknown pointer is not touched.
+    guard_infallible((), || unsafe { free_handle(error, "fasts3_error_free") })
+}
