@@ -26,8 +26,9 @@
 
 // Minor ABI version: bumped when functions or options are added compatibly, and reset to 0
 // with each major version. A loader needs a minor version at least the one whose additions
-// it uses.
-#define FASTS3_ABI_MINOR_VERSION 0
+// it uses. Minor 1: the asynchronous interface (completion queues, `fasts3_submit_*`,
+// `fasts3_op_*`, `fasts3_completion_*`).
+#define FASTS3_ABI_MINOR_VERSION 1
 
 // Result of a libfasts3 call. `FASTS3_OK` is 0; other codes are grouped by hundreds:
 // 1xx the caller's arguments, 2xx the object or bucket, 3xx transient transport problems,
@@ -99,6 +100,16 @@ typedef struct fasts3_cancel_token fasts3_cancel_token;
 // Thread safety: a client may be used by any number of threads at once.
 typedef struct fasts3_client fasts3_client;
 
+// The outcome of one op, popped from its queue. Read it with the `fasts3_completion_*`
+// accessors, release it with `fasts3_completion_free`.
+typedef struct fasts3_completion fasts3_completion;
+
+// A completion queue: where submitted ops leave their outcome. Create with
+// `fasts3_completion_queue_new`, release with `fasts3_completion_queue_free`.
+//
+// Thread safety: any thread may submit to, pop from or poll a queue, concurrently.
+typedef struct fasts3_completion_queue fasts3_completion_queue;
+
 // Options for a client, filled with `fasts3_config_set`.
 typedef struct fasts3_config fasts3_config;
 
@@ -115,6 +126,10 @@ typedef struct fasts3_list_cursor fasts3_list_cursor;
 
 // Metadata of a set of objects: one listing page, or the single object of a HEAD.
 typedef struct fasts3_object_page fasts3_object_page;
+
+// A submitted operation, to cancel it (`fasts3_op_cancel`). Release with `fasts3_op_free`,
+// before or after the op finished: freeing does not cancel it.
+typedef struct fasts3_op fasts3_op;
 
 // A multipart upload in progress. Create with `fasts3_upload_begin`, send parts with
 // `fasts3_upload_write_part`, end with `fasts3_upload_finish`, release with
@@ -167,6 +182,29 @@ typedef struct fasts3_read_options {
   const char *version_id;
 } fasts3_read_options;
 
+// Options of `fasts3_put_from`. Extensible like `fasts3_read_options`: set `struct_size` to
+// `sizeof(fasts3_put_options)` as your header declares it; fields a later header adds after
+// it then take their defaults. Zero-fill the struct before setting fields (`= {0}` in C).
+typedef struct fasts3_put_options {
+  // `sizeof(fasts3_put_options)` of the caller's header (at least the size of this field).
+  size_t struct_size;
+  // The object's Content-Type, NUL-terminated UTF-8; NULL for none (the server's default).
+  const char *content_type;
+  // `metadata_count` user metadata names (without `x-amz-meta-`; letters, digits, '-', '_',
+  // '.') and values (printable ASCII), NUL-terminated; NULL when `metadata_count` is 0.
+  const char *const *metadata_names;
+  const char *const *metadata_values;
+  size_t metadata_count;
+  // Non-zero: create only (`If-None-Match: *`); `FASTS3_PRECONDITION_FAILED` if the key
+  // exists. (A byte rather than `bool`: any value a caller writes is valid.)
+  uint8_t if_none_match;
+  // Uploads larger than this many bytes are multipart; 0 for the default (16 MiB).
+  uint64_t multipart_threshold;
+  // Part size of a multipart upload (5 MiB..5 GiB); 0 for the default (8 MiB, grown so
+  // that at most 10,000 parts are needed).
+  uint64_t part_size;
+} fasts3_put_options;
+
 // One byte range of `fasts3_get_ranges`: `length` bytes from `offset`; a negative `offset`
 // counts from the end of the object (`{-8, 8}`: the last 8 bytes).
 typedef struct fasts3_range {
@@ -200,29 +238,6 @@ typedef struct fasts3_get_result {
   // caller (release with `fasts3_error_free`). NULL when `status` is OK.
   struct fasts3_error *error;
 } fasts3_get_result;
-
-// Options of `fasts3_put_from`. Extensible like `fasts3_read_options`: set `struct_size` to
-// `sizeof(fasts3_put_options)` as your header declares it; fields a later header adds after
-// it then take their defaults. Zero-fill the struct before setting fields (`= {0}` in C).
-typedef struct fasts3_put_options {
-  // `sizeof(fasts3_put_options)` of the caller's header (at least the size of this field).
-  size_t struct_size;
-  // The object's Content-Type, NUL-terminated UTF-8; NULL for none (the server's default).
-  const char *content_type;
-  // `metadata_count` user metadata names (without `x-amz-meta-`; letters, digits, '-', '_',
-  // '.') and values (printable ASCII), NUL-terminated; NULL when `metadata_count` is 0.
-  const char *const *metadata_names;
-  const char *const *metadata_values;
-  size_t metadata_count;
-  // Non-zero: create only (`If-None-Match: *`); `FASTS3_PRECONDITION_FAILED` if the key
-  // exists. (A byte rather than `bool`: any value a caller writes is valid.)
-  uint8_t if_none_match;
-  // Uploads larger than this many bytes are multipart; 0 for the default (16 MiB).
-  uint64_t multipart_threshold;
-  // Part size of a multipart upload (5 MiB..5 GiB); 0 for the default (8 MiB, grown so
-  // that at most 10,000 parts are needed).
-  uint64_t part_size;
-} fasts3_put_options;
 
 // A `(ptr, len)` UTF-8 string (a key of `fasts3_delete_many`).
 typedef struct fasts3_str {
@@ -572,6 +587,237 @@ enum fasts3_status fasts3_object_page_get_view(const struct fasts3_object_page *
 // # Safety
 // - `page` is not in use by a call on another thread, and no view of it is used afterwards.
 void fasts3_object_page_free(struct fasts3_object_page *page);
+
+// Create a completion queue in `*out`.
+//
+// Ownership: the caller owns `*out` and releases it with `fasts3_completion_queue_free`.
+//
+// # Safety
+// - `out` is NULL or points to a writable `fasts3_completion_queue *`.
+// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+enum fasts3_status fasts3_completion_queue_new(struct fasts3_completion_queue **out,
+                                               struct fasts3_error **err);
+
+// A file descriptor that is readable exactly while completions wait in `queue`: wait for it
+// with poll/epoll/kqueue (or an event loop's reader callback), then pop until
+// `fasts3_completion_queue_pop` gives NULL. Only wait on it: never read, write or close it
+// (popping the last completion clears it). An eventfd on Linux, a pipe's read end on other
+// Unixes; -1 on other systems (poll with `fasts3_completion_queue_pop` there), and for a
+// NULL or freed queue. Valid until `fasts3_completion_queue_free`.
+//
+// # Safety
+// - `queue` is not freed until this call returns.
+int32_t fasts3_completion_queue_fd(const struct fasts3_completion_queue *queue);
+
+// Take the oldest completion waiting in `queue`, without blocking: `*out` is the completion
+// (owned by the caller: release it with `fasts3_completion_free`), or NULL when none waits.
+// Completions arrive in the order ops finish, not the order they were submitted: match them
+// to ops by `fasts3_completion_user_data`.
+//
+// Fails with `FASTS3_INVALID_ARGUMENT` in a forked child for a queue made before fork().
+//
+// # Safety
+// - `queue` is not freed until this call returns.
+// - `out` is NULL or points to a writable `fasts3_completion *`.
+// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+enum fasts3_status fasts3_completion_queue_pop(const struct fasts3_completion_queue *queue,
+                                               struct fasts3_completion **out,
+                                               struct fasts3_error **err);
+
+// Release a queue. Ops still running on it are cancelled, and this call waits until every
+// one of them has ended, so that none writes into a caller buffer after it returns (the
+// wait is short: a cancelled op stops at its next step). Their completions, and those not
+// popped yet, are discarded (allocated results freed). Completions already popped stay
+// valid. NULL is ignored; a pointer that is not a live queue (a double free) is reported on
+// stderr and otherwise ignored (debug builds of libfasts3 abort instead). In a forked child,
+// a queue made before fork() is released without waiting (its ops ran in the parent).
+//
+// # Safety
+// - `queue` is not in use by a call on another thread.
+void fasts3_completion_queue_free(struct fasts3_completion_queue *queue);
+
+// Start filling `buf[0..buf_len)` with bytes `[offset, offset + buf_len)` of object `key` in
+// `bucket` (both `(ptr, len)` UTF-8, copied before this returns), and return at once. The
+// read runs on libfasts3's worker threads, as `fasts3_get_into_with_options` would (parallel
+// ranged GETs, `options` NULL for the defaults), and its outcome arrives in `queue` as a
+// completion carrying `user_data`: its status, and on success the number of bytes written
+// (`buf_len`, or fewer when the object ends first).
+//
+// Lifetime of `buf`: lent to the op from this call until its completion has been popped
+// from `queue` (or `queue` freed): the caller must keep it alive and must neither read nor
+// write it meanwhile. After that no write into it happens any more, whatever the outcome.
+// On failure of this call nothing was started and nothing will be queued.
+//
+// `*out_op` (if `out_op` is not NULL) is a handle to cancel the op with `fasts3_op_cancel`;
+// the caller owns it and releases it with `fasts3_op_free` (freeing does not cancel). The
+// op keeps its own reference to the client: `client` may be freed while it runs.
+// Thread safety: any thread may submit, to any queue, with any client.
+//
+// # Safety
+// - `client`, `queue` are not freed until this call returns.
+// - `bucket` and `key` point to `bucket_len` and `key_len` readable bytes (or are NULL when
+//   the length is 0), not modified until this call returns.
+// - `buf` points to `buf_len` writable bytes (or is NULL when `buf_len` is 0) that stay
+//   valid, and that nothing else reads or writes, until the op's completion is popped.
+// - `options` is NULL or as for `fasts3_get_into_with_options` (read during this call only).
+// - `out_op` is NULL or points to a writable `fasts3_op *`.
+// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+enum fasts3_status fasts3_submit_get_into(const struct fasts3_client *client,
+                                          const struct fasts3_completion_queue *queue,
+                                          const uint8_t *bucket,
+                                          size_t bucket_len,
+                                          const uint8_t *key,
+                                          size_t key_len,
+                                          uint64_t offset,
+                                          uint8_t *buf,
+                                          size_t buf_len,
+                                          const struct fasts3_read_options *options,
+                                          uint64_t user_data,
+                                          struct fasts3_op **out_op,
+                                          struct fasts3_error **err);
+
+// Start reading up to `length` bytes (`FASTS3_TO_END` for all) of an object from `offset`
+// into a buffer libfasts3 allocates, and return at once; as `fasts3_get_with_options`, but
+// the result arrives in `queue` as a completion carrying `user_data`. Take the bytes with
+// `fasts3_completion_take_bytes` (`fasts3_completion_written` is their length). Other
+// arguments, ownership and thread safety as for `fasts3_submit_get_into`.
+//
+// # Safety
+// - `client`, `queue` are not freed until this call returns.
+// - `bucket` and `key` point to `bucket_len` and `key_len` readable bytes (or are NULL when
+//   the length is 0), not modified until this call returns.
+// - `options` is NULL or as for `fasts3_get_into_with_options` (read during this call only).
+// - `out_op` is NULL or points to a writable `fasts3_op *`.
+// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+enum fasts3_status fasts3_submit_get(const struct fasts3_client *client,
+                                     const struct fasts3_completion_queue *queue,
+                                     const uint8_t *bucket,
+                                     size_t bucket_len,
+                                     const uint8_t *key,
+                                     size_t key_len,
+                                     uint64_t offset,
+                                     uint64_t length,
+                                     const struct fasts3_read_options *options,
+                                     uint64_t user_data,
+                                     struct fasts3_op **out_op,
+                                     struct fasts3_error **err);
+
+// Start uploading `data[0..data_len)` as object `key` of `bucket`, and return at once; as
+// `fasts3_put_from` (one PUT up to the threshold, a parallel multipart upload above it, each
+// request checksummed; a failed or cancelled multipart upload is aborted), but the outcome
+// arrives in `queue` as a completion carrying `user_data`, whose `written` is `data_len` on
+// success. Parts are copied from `data` as they are sent (at most `max_concurrency` parts in
+// flight), so the extra memory stays bounded. An abort after cancellation is sent in the
+// background, and may still be in flight when the completion arrives.
+//
+// Lifetime of `data`: lent to the op until its completion has been popped from `queue` (or
+// `queue` freed); the caller keeps it alive and unchanged meanwhile. Options, `out_op`,
+// ownership and thread safety as for `fasts3_submit_get_into`.
+//
+// # Safety
+// - `client`, `queue` are not freed until this call returns.
+// - `bucket` and `key` point to `bucket_len` and `key_len` readable bytes (or are NULL when
+//   the length is 0), not modified until this call returns.
+// - `data` points to `data_len` readable bytes (or is NULL when `data_len` is 0) that stay
+//   valid, and that nothing writes, until the op's completion is popped.
+// - `options` is NULL or as for `fasts3_put_from` (read during this call only).
+// - `out_op` is NULL or points to a writable `fasts3_op *`.
+// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+enum fasts3_status fasts3_submit_put_from(const struct fasts3_client *client,
+                                          const struct fasts3_completion_queue *queue,
+                                          const uint8_t *bucket,
+                                          size_t bucket_len,
+                                          const uint8_t *key,
+                                          size_t key_len,
+                                          const uint8_t *data,
+                                          size_t data_len,
+                                          const struct fasts3_put_options *options,
+                                          uint64_t user_data,
+                                          struct fasts3_op **out_op,
+                                          struct fasts3_error **err);
+
+// Cancel the op: it stops at its next step, and its completion says `FASTS3_CANCELLED`
+// (unless it had finished already; then nothing changes). As always, the completion is
+// queued only once the op no longer touches its buffer. May be called from any thread, any
+// number of times. NULL is ignored; a pointer that is not a live op (already freed) is
+// reported on stderr and otherwise ignored (debug builds of libfasts3 abort instead).
+//
+// # Safety
+// - `op` is not freed until this call returns.
+void fasts3_op_cancel(const struct fasts3_op *op);
+
+// Release an op handle. Does not cancel the op: its completion still arrives. NULL is
+// ignored; a double free is reported on stderr and otherwise ignored (debug builds abort).
+//
+// # Safety
+// - `op` is not in use by a call on another thread.
+void fasts3_op_free(struct fasts3_op *op);
+
+// The `user_data` the op was submitted with (0 for a NULL or freed completion).
+//
+// # Safety
+// - `completion` is not freed until this call returns.
+uint64_t fasts3_completion_user_data(const struct fasts3_completion *completion);
+
+// The op's outcome: `FASTS3_OK`, or the status the blocking call would have returned
+// (`FASTS3_CANCELLED` after `fasts3_op_cancel`). For a NULL completion `FASTS3_NULL_POINTER`,
+// for one that is not live `FASTS3_INVALID_HANDLE` (no op reports either).
+//
+// # Safety
+// - `completion` is not freed until this call returns.
+enum fasts3_status fasts3_completion_status(const struct fasts3_completion *completion);
+
+// Bytes written into the caller's buffer (`fasts3_submit_get_into`), read into the allocated
+// result (`fasts3_submit_get`) or uploaded (`fasts3_submit_put_from`); 0 when the op failed.
+//
+// # Safety
+// - `completion` is not freed until this call returns.
+uint64_t fasts3_completion_written(const struct fasts3_completion *completion);
+
+// The failure's message, NUL-terminated UTF-8 (`""` on success, or for a NULL or freed
+// completion). Owned by the completion: valid until `fasts3_completion_free`.
+//
+// # Safety
+// - `completion` is not freed while the returned string is in use.
+const char *fasts3_completion_message(const struct fasts3_completion *completion);
+
+// The S3 error code of the failure (`NoSuchKey`...), `""` when there was none. Owned by the
+// completion: valid until `fasts3_completion_free`.
+//
+// # Safety
+// - `completion` is not freed while the returned string is in use.
+const char *fasts3_completion_code(const struct fasts3_completion *completion);
+
+// The HTTP status of the failing response, 0 when there was none (or on success).
+//
+// # Safety
+// - `completion` is not freed until this call returns.
+uint16_t fasts3_completion_http_status(const struct fasts3_completion *completion);
+
+// Move the allocated result of a successful `fasts3_submit_get` out of the completion:
+// `*out` is the buffer (owned by the caller: release it with `fasts3_bytes_free`), or NULL
+// when there is none (another kind of op, a failed op, or taken already).
+//
+// # Safety
+// - `completion` is not freed, nor used by another call, until this call returns.
+// - `out` is NULL or points to a writable `fasts3_bytes *`.
+// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
+//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+enum fasts3_status fasts3_completion_take_bytes(struct fasts3_completion *completion,
+                                                struct fasts3_bytes **out,
+                                                struct fasts3_error **err);
+
+// Release a completion (and a result not taken from it). NULL is ignored; a double free is
+// reported on stderr and otherwise ignored (debug builds of libfasts3 abort instead).
+//
+// # Safety
+// - `completion` is not in use by a call on another thread, nor its strings.
+void fasts3_completion_free(struct fasts3_completion *completion);
 
 // The name of status value `status` as the header spells it (`"FASTS3_NO_SUCH_KEY"`), or
 // `"FASTS3_UNKNOWN"` for a value that is not a `fasts3_status` (e.g. one a newer library

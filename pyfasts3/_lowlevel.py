@@ -9,7 +9,7 @@ from .errors import S3Error, class_for_status_name
 # The C ABI this wrapper was written for: the library's major version must be this one
 # (fasts3_abi_version()), its minor version at least this one (fasts3_abi_minor_version()).
 ABI_VERSION = 2
-ABI_MINOR_VERSION = 0
+ABI_MINOR_VERSION = 1  # 1: the async interface (pyfasts3.aio)
 TO_END = 2**64 - 1  # FASTS3_TO_END
 
 _HERE = Path(__file__).resolve().parent

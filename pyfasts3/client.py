@@ -686,6 +686,43 @@ class Client:
                      bucket=bucket, key=key)
         return _take_page(out[0]).infos(bucket, with_content_type=True)[0]
 
+    # -- asyncio (pyfasts3.aio: a native completion queue, no thread per call) ----------
+
+    async def get_into_async(self, buf: Any, path: str, *, offset: int = 0, if_match: Optional[str] = None,
+                             version_id: Optional[str] = None) -> int:
+        """:meth:`get_into` for asyncio: the event loop keeps running during the transfer.
+        ``buf`` must stay alive and untouched until the await returns. Cancelling the task
+        cancels the read and returns only once nothing writes into ``buf`` any more."""
+        from . import aio
+
+        return await aio.get_into(self, buf, path, offset=offset, if_match=if_match, version_id=version_id)
+
+    async def get_async(self, path: str, *, offset: int = 0, length: Optional[int] = None,
+                        if_match: Optional[str] = None, version_id: Optional[str] = None) -> np.ndarray:
+        """:meth:`get` for asyncio (a new uint8 array; cancelled with its task)."""
+        from . import aio
+
+        return await aio.get(self, path, offset=offset, length=length, if_match=if_match, version_id=version_id)
+
+    async def get_many_async(self, items: Sequence[Any], *, out: Optional[Sequence[Any]] = None) -> list:
+        """:meth:`get_many` for asyncio (same items, ``out=`` and results). The first failure
+        is raised (its ``bucket`` / ``key`` say which) after every other read was cancelled
+        and has ended; so does cancelling the task."""
+        from . import aio
+
+        return await aio.get_many(self, items, out=out)
+
+    async def put_from_async(self, buf: Any, path: str, *, content_type: Optional[str] = None,
+                             if_none_match: bool = False, metadata: Optional[Mapping[str, str]] = None,
+                             multipart_threshold: Optional[int] = None, part_size: Optional[int] = None) -> int:
+        """:meth:`put_from` for asyncio; returns the number of bytes uploaded. ``buf`` must
+        stay alive and unchanged until the await returns. Parts are copied as they are sent
+        (bounded by ``max_concurrency``); a cancelled multipart upload is aborted."""
+        from . import aio
+
+        return await aio.put_from(self, buf, path, content_type=content_type, if_none_match=if_none_match,
+                                  metadata=metadata, multipart_threshold=multipart_threshold, part_size=part_size)
+
     # -- writing ---------------------------------------------------------------------
 
     def put_from(self, buf: Any, path: str, *, content_type: Optional[str] = None,

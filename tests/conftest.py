@@ -21,7 +21,7 @@ from s3servers import S3Server, start
 
 TLS_LANE = "versitygw-tls"
 SERVERS = [s for s in os.environ.get("PYFASTS3_TEST_SERVERS", f"moto,versitygw,{TLS_LANE}").split(",") if s]
-TLS_LANE_MODULES = {"test_get", "test_head", "test_list", "test_errors", "test_tls", "test_writes"}
+TLS_LANE_MODULES = {"test_get", "test_head", "test_list", "test_errors", "test_tls", "test_writes", "test_async"}
 # Fixtures whose tests cannot run over HTTPS (the fault proxy parses plain HTTP).
 PLAIN_HTTP_FIXTURES = {"proxy"}
 

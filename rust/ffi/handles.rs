@@ -1,7 +1,8 @@
 //! Handle validation: which pointers are live libfasts3 handles, and of which type.
 //!
 //! Every handle (`fasts3_config`, `fasts3_client`, `fasts3_cancel_token`,
-//! `fasts3_list_cursor`, `fasts3_object_page`, `fasts3_bytes`, `fasts3_error`) is registered, by address,
+//! `fasts3_list_cursor`, `fasts3_object_page`, `fasts3_bytes`, `fasts3_error`, and the async
+//! `fasts3_completion_queue`, `fasts3_op`, `fasts3_completion`) is registered, by address,
 //! in a process-wide registry for its type when it is created, and removed when it is freed.
 //! Before an export touches a handle it checks that the pointer *value* is registered:
 //!
@@ -62,8 +63,11 @@ pub(crate) enum Kind {
     Bytes,
     Error,
     Upload,
+    CompletionQueue,
+    Op,
+    Completion,
 }
-const KINDS: usize = 8;
+const KINDS: usize = 11;
 
 /// Declare a struct a handle type, registered under `Kind::$kind`.
 macro_rules! handle_type {

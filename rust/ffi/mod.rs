@@ -15,7 +15,8 @@
 //!   Every handle argument is checked against a registry of live handles ([`handles`]):
 //!   a freed or foreign pointer is `FASTS3_INVALID_HANDLE`, a double free is reported.
 //! - Caller buffers are `(uint8_t *ptr, size_t len)`; no pointer into them is kept after
-//!   the call returns.
+//!   the call returns. The one exception is the asynchronous interface ([`ops`]): a submit
+//!   lends its buffer to the op until the op's completion has been popped from its queue.
 //! - Every export that takes a pointer is an `unsafe extern "C" fn` whose `# Safety` section
 //!   (copied into the header) lists what the C caller guarantees for each pointer, in one
 //!   phrasing: handles "not freed (nor used by another call) until this call returns",
@@ -35,6 +36,7 @@ pub mod interrupt;
 #[path = "interrupt_unsupported.rs"]
 pub mod interrupt;
 pub mod objects;
+pub mod ops;
 pub mod status;
 pub mod transfer;
 pub mod upload;

@@ -23,6 +23,13 @@ pub struct fasts3_bytes {
 }
 handle_type!(fasts3_bytes, Bytes);
 
+impl fasts3_bytes {
+    /// A result handle over `data` (for results made elsewhere, e.g. async completions).
+    pub(crate) fn from_buffer(data: ResultBuffer) -> Self {
+        fasts3_bytes { data }
+    }
+}
+
 /// Fill `buf[0..buf_len)` with bytes `[offset, offset + buf_len)` of object `key` in
 /// `bucket` (both `(ptr, len)` UTF-8, borrowed for the call), using parallel ranged GETs.
 ///
@@ -99,7 +106,7 @@ pub struct fasts3_read_options {
 /// # Safety
 /// `options` is NULL or points to `options->struct_size` readable bytes starting with a
 /// `size_t`, whose strings are NULL or NUL-terminated, unchanged until the borrow ends.
-unsafe fn read_options<'a>(options: *const fasts3_read_options) -> FfiResult<ReadOptions<'a>> {
+pub(crate) unsafe fn read_options<'a>(options: *const fasts3_read_options) -> FfiResult<ReadOptions<'a>> {
     if options.is_null() {
         return Ok(ReadOptions::default());
     }

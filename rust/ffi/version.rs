@@ -11,8 +11,9 @@ pub const FASTS3_ABI_VERSION: u32 = 2;
 
 /// Minor ABI version: bumped when functions or options are added compatibly, and reset to 0
 /// with each major version. A loader needs a minor version at least the one whose additions
-/// it uses.
-pub const FASTS3_ABI_MINOR_VERSION: u32 = 0;
+/// it uses. Minor 1: the asynchronous interface (completion queues, `fasts3_submit_*`,
+/// `fasts3_op_*`, `fasts3_completion_*`).
+pub const FASTS3_ABI_MINOR_VERSION: u32 = 1;
 
 /// The major ABI version this library implements (`FASTS3_ABI_VERSION` of its header).
 #[no_mangle]

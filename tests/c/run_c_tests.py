@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Build and run the C ABI test (tests/c/test_fasts3.c) under AddressSanitizer, UBSan and
+"""Build and run the C ABI tests (tests/c/test_fasts3.c, and test_async.c for the completion
+queue) under AddressSanitizer, UBSan and
 LeakSanitizer, against local S3 servers; also compile examples/quickstart.c so it never rots.
 
     python tests/c/run_c_tests.py                  # lanes from PYFASTS3_TEST_SERVERS (default versitygw,moto)
@@ -162,7 +163,26 @@ def run(binary: Path, env: dict, timeout: float = 300) -> subprocess.CompletedPr
     return subprocess.run([str(binary)], env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def lane(name: str, binary: Path, leak_binary: Path | None) -> tuple[int, int, list[str]]:
+def run_async_test(name: str, binary: Path, env: dict) -> tuple[int, int, list[str]]:
+    """tests/c/test_async.c (the completion queue) on the same seeded bucket."""
+    print(f"--- test_async on {name} ---", flush=True)
+    proc = run(binary, env)
+    sys.stdout.write(proc.stdout)
+    if proc.stderr:
+        sys.stdout.write("--- stderr ---\n" + proc.stderr + "--------------\n")
+    summaries = SUMMARY.findall(proc.stdout)
+    passed, failed = (int(summaries[-1][0]), int(summaries[-1][1])) if summaries else (0, 1)
+    problems = []
+    if not summaries or proc.returncode != 0 or failed or passed == 0:
+        problems.append(f"{name}: test_async failed (exit {proc.returncode}, {passed} passed, {failed} failed)")
+    if "ERROR: AddressSanitizer" in proc.stderr or "ERROR: LeakSanitizer" in proc.stderr \
+            or "runtime error:" in proc.stderr:
+        problems.append(f"{name}: sanitizer report on stderr (test_async)")
+    return passed, failed, problems
+
+
+def lane(name: str, binary: Path, leak_binary: Path | None,
+         async_binary: Path | None = None) -> tuple[int, int, list[str]]:
     """Run the test on one server; returns (passed, failed, problems)."""
     problems: list[str] = []
     print(f"\n=== lane {name} ===", flush=True)
@@ -187,6 +207,9 @@ def lane(name: str, binary: Path, leak_binary: Path | None) -> tuple[int, int, l
             problems.append(f"{name}: {failed} checks failed")
         if passed == 0:
             problems.append(f"{name}: no checks passed")
+        if async_binary is not None:
+            a_passed, a_failed, a_problems = run_async_test(name, async_binary, env)
+            passed, failed, problems = passed + a_passed, failed + a_failed, problems + a_problems
 
         if leak_binary is not None:
             print(f"--- leak selftest on {name}: one fasts3_object_page_free removed ---", flush=True)
@@ -234,6 +257,8 @@ def main() -> int:
         leak_binary = build / "test_fasts3_leak"
         expected_version = f'-DFASTS3_CRATE_VERSION="{crate_version()}"'
         compile_c([HERE / "test_fasts3.c"], binary, [expected_version])
+        async_binary = build / "test_async"
+        compile_c([HERE / "test_async.c"], async_binary)
         compile_c([ROOT / "examples" / "quickstart.c"], build / "quickstart")
         if not args.no_leak_selftest:
             compile_c([HERE / "test_fasts3.c"], leak_binary, [expected_version, "-DFASTS3_TEST_INJECT_LEAK"])
@@ -243,7 +268,7 @@ def main() -> int:
         for i, name in enumerate(servers):
             # The leak selftest needs one server only: run it on the first lane.
             selftest = None if args.no_leak_selftest or i else leak_binary
-            passed, failed, lane_problems = lane(name, binary, selftest)
+            passed, failed, lane_problems = lane(name, binary, selftest, async_binary)
             total_passed += passed
             total_failed += failed
             problems += lane_problems
