@@ -22,6 +22,7 @@ use crate::engine::runtime;
 use aws_sdk_s3::types::CompletedPart;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::task::JoinHandle;
 
 /// An upload in progress. Created by [`Upload::begin`]; ended by [`Upload::finish`], or
@@ -120,18 +121,15 @@ impl Upload {
         outcome.map_err(|e| e.context(format!("s3://{}/{}", self.bucket, self.key)))
     }
 
-    /// AbortMultipartUpload now (parts still being sent are stopped first). Nothing is left
-    /// stored; the upload cannot be used afterwards.
+    /// AbortMultipartUpload, once the parts being sent have ended. Nothing is left stored;
+    /// the upload cannot be used afterwards.
     pub async fn abort(&mut self) {
         if self.ended {
             return;
         }
         self.ended = true;
-        for part in self.sending.iter() {
-            part.abort();
-        }
-        while self.sending.next().await.is_some() {}
-        multipart::abort(&self.session.s3, &self.bucket, &self.key, &self.upload_id).await;
+        let sending = std::mem::take(&mut self.sending);
+        abort_after(sending, self.session.s3.clone(), self.bucket.clone(), self.key.clone(), self.upload_id.clone()).await;
     }
 
     async fn send_rest_and_complete(&mut self) -> Result<PutOutcome> {
@@ -176,16 +174,36 @@ impl Drop for Upload {
         // Dropped unfinished: abort on the shared runtime. From a plain thread (the C ABI's
         // `fasts3_upload_free`), wait for it, so that nothing is stored when free returns;
         // from inside a runtime, in the background.
-        for part in self.sending.iter() {
-            part.abort();
-        }
+        let sending = std::mem::take(&mut self.sending);
         let (s3, bucket, key, upload_id) =
             (self.session.s3.clone(), self.bucket.clone(), self.key.clone(), self.upload_id.clone());
-        let aborting = async move { multipart::abort(&s3, &bucket, &key, &upload_id).await };
+        let aborting = abort_after(sending, s3, bucket, key, upload_id);
         if tokio::runtime::Handle::try_current().is_ok() {
             runtime::runtime().spawn(aborting);
         } else {
             runtime::block_on(aborting);
         }
     }
+}
+
+/// How long an abort waits for the parts being sent to end.
+const PARTS_END_WAIT: Duration = Duration::from_secs(10);
+
+/// AbortMultipartUpload once the parts being sent have ended (or `PARTS_END_WAIT` passed). A
+/// part still being stored by the server when the abort arrives could otherwise be stored
+/// after it (seen on versitygw: the upload listed again after its abort).
+async fn abort_after(
+    mut sending: FuturesUnordered<JoinHandle<Result<CompletedPart>>>,
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+    key: String,
+    upload_id: String,
+) {
+    let parts_ended = async { while sending.next().await.is_some() {} };
+    if tokio::time::timeout(PARTS_END_WAIT, parts_ended).await.is_err() {
+        for part in sending.iter() {
+            part.abort();
+        }
+    }
+    multipart::abort(&s3, &bucket, &key, &upload_id).await;
 }
