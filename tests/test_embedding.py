@@ -1,6 +1,6 @@
 """The embedding examples, built and run against each server lane: examples/cpp (C++17 under
-ASan/UBSan/LSan) and examples/go (cgo, many goroutines at once). The C example is built by
-tests/c/run_c_tests.py.
+ASan/UBSan/LSan) and examples/go (cgo, many goroutines at once, under the race detector). The
+C example is built by tests/c/run_c_tests.py.
 
 Each example reads an object this test uploads with boto3 (whole and in ranges), writes
 objects, reads them back, lists, and checks one failure's error fields; it exits non-zero on
@@ -32,6 +32,9 @@ GO_MODULE = ROOT / "examples" / "go"
 
 # The examples take their endpoint from the environment, CA bundle included: every lane works.
 LANES = ("moto", "versitygw", "versitygw-tls")
+
+# Where `go build -race` works (a subset of Go's list, enough for CI and developers' machines).
+RACE_PLATFORMS = {"linux/amd64", "linux/arm64", "darwin/amd64", "darwin/arm64"}
 
 MiB = 1 << 20
 SEED_SIZE = 3 * MiB + 12345
@@ -123,7 +126,10 @@ def go_example(build_dir) -> Path:
     env = go_env(go)
     out = build_dir / "fasts3-go-example"
     build([go, "vet", "./..."], cwd=GO_MODULE, env=env)
-    build([go, "build", "-o", str(out), "."], cwd=GO_MODULE, env=env)
+    # With the race detector where Go has one: the goroutines share one client.
+    platform = subprocess.run([go, "env", "GOOS", "GOARCH"], env=env, capture_output=True, text=True)
+    race = ["-race"] if "/".join(platform.stdout.split()) in RACE_PLATFORMS else []
+    build([go, "build", *race, "-o", str(out), "."], cwd=GO_MODULE, env=env)
     return out
 
 
@@ -138,6 +144,8 @@ def example_env(server) -> dict:
         # For the C++ build: leaks of libfasts3 objects are errors (as in tests/c).
         "ASAN_OPTIONS": "detect_leaks=1:halt_on_error=1:fast_unwind_on_malloc=0",
         "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
+        # For the Go build: a data race ends the run with a failure.
+        "GORACE": "halt_on_error=1 exitcode=66",
     })
     return env
 
@@ -160,7 +168,7 @@ def assert_succeeded(proc: subprocess.CompletedProcess) -> None:
     output = f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr[-20000:]}"
     assert proc.returncode == 0, f"exit status {proc.returncode}\n{output}"
     assert proc.stdout.rstrip().endswith("OK: all checks passed"), output
-    for report in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "FAILED"):
+    for report in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "WARNING: DATA RACE", "FAILED"):
         assert report not in proc.stderr, output
 
 
