@@ -111,8 +111,8 @@ def go_env(go: str) -> dict:
         value = subprocess.run([go, "env", name], env=env, capture_output=True, text=True).stdout.strip()
         if not writable(value):
             env[name] = str(Path(tempfile.gettempdir()) / f"pyfasts3-{name.lower()}")
-    # The go build cache does not notice a change of a header outside the module: key the
-    # cgo build on the header's contents.
+    # Key the cgo build on the header's contents: the go build cache is not guaranteed to
+    # notice a change of a header outside the module.
     digest = hashlib.sha256((ROOT / "include" / "fasts3.h").read_bytes()).hexdigest()[:16]
     env["CGO_CFLAGS"] = f"-O2 -g -DFASTS3_HEADER_SHA256_{digest}"
     return env
