@@ -1,0 +1,3 @@
+module fasts3example
+
+go 1.21
