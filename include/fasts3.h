@@ -9,14 +9,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// Gap below which two ranges are fetched with one request, by default: a round trip costs
-// more than reading this much more on any link S3 is reached over.
-#define DEFAULT_MAX_GAP (1 << 20)
-
 // Pass as a length to mean "to the end of the object".
 #define FASTS3_TO_END UINT64_MAX
 
-
+// Coalescing gap `fasts3_get_ranges` callers should use unless they know better: ranges
+// closer than 1 MiB are read with one request.
+#define FASTS3_DEFAULT_MAX_GAP (1 << 20)
 
 // Major ABI version: bumped on every incompatible change of the C ABI (a signature, a
 // struct layout, a meaning). A loader refuses a library whose major version differs from

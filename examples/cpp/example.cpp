@@ -97,7 +97,7 @@ public:
         std::vector<uint64_t> lengths(ranges.size());
         fasts3_error *err = nullptr;
         check(fasts3_get_ranges(client_.get(), bytes(bucket), bucket.size(), bytes(key), key.size(), ranges.data(),
-                                ranges.size(), DEFAULT_MAX_GAP, buf.data(), buf.size(), nullptr, nullptr,
+                                ranges.size(), FASTS3_DEFAULT_MAX_GAP, buf.data(), buf.size(), nullptr, nullptr,
                                 lengths.data(), &err),
               err);
         return lengths;

@@ -39,7 +39,7 @@ pub struct ByteRange {
 
 /// Gap below which two ranges are fetched with one request, by default: a round trip costs
 /// more than reading this much more on any link S3 is reached over.
-pub const DEFAULT_MAX_GAP: u64 = 1 << 20;
+pub(crate) const DEFAULT_MAX_GAP: u64 = 1 << 20;
 
 /// Read `ranges` of one object into `dest` (packed in order; at least the sum of the lengths).
 /// Returns how many bytes each range got (fewer than asked only where the object ends).

@@ -287,7 +287,9 @@ pub unsafe extern "C" fn fasts3_bytes_free(bytes: *mut fasts3_bytes) {
 
 /// Coalescing gap `fasts3_get_ranges` callers should use unless they know better: ranges
 /// closer than 1 MiB are read with one request.
-pub const FASTS3_DEFAULT_MAX_GAP: u64 = ranges::DEFAULT_MAX_GAP;
+pub const FASTS3_DEFAULT_MAX_GAP: u64 = 1 << 20;
+// A literal above, so that cbindgen can write it into the header; the engine's is the same.
+const _: () = assert!(FASTS3_DEFAULT_MAX_GAP == ranges::DEFAULT_MAX_GAP);
 
 /// One byte range of `fasts3_get_ranges`: `length` bytes from `offset`; a negative `offset`
 /// counts from the end of the object (`{-8, 8}`: the last 8 bytes).

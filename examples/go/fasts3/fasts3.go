@@ -135,7 +135,7 @@ func (c *Client) GetRanges(bucket, key string, ranges []Range, dst []byte) ([]ui
 	k, kl := str(key)
 	d, dl := buf(dst)
 	var err *C.fasts3_error
-	st := C.fasts3_get_ranges(c.c, b, bl, k, kl, unsafe.SliceData(cr), C.size_t(len(cr)), C.DEFAULT_MAX_GAP,
+	st := C.fasts3_get_ranges(c.c, b, bl, k, kl, unsafe.SliceData(cr), C.size_t(len(cr)), C.FASTS3_DEFAULT_MAX_GAP,
 		d, dl, nil, nil, (*C.uint64_t)(unsafe.SliceData(lengths)), &err)
 	return lengths, check(st, err)
 }
