@@ -44,6 +44,19 @@ thread_local! {
     });
 }
 
+/// The failure a caught panic becomes: `FASTS3_PANIC`, with the panic's message.
+pub(crate) fn panic_failure(payload: Box<dyn std::any::Any + Send>) -> Failure {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic payload".into());
+    Failure {
+        status: fasts3_status::FASTS3_PANIC,
+        error: Error::new(ErrorKind::Protocol, format!("libfasts3 panicked: {what}")),
+    }
+}
+
 fn to_cstring(s: &str) -> CString {
     CString::new(s.replace('\0', "\\0")).unwrap_or_default()
 }
@@ -154,17 +167,7 @@ pub fn guard<'a>(err: ErrorOut, body: impl FnOnce(&mut Call<'a>) -> FfiResult<()
             return fasts3_status::FASTS3_OK;
         }
         Ok(Err(failure)) => failure,
-        Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic payload".into());
-            Failure {
-                status: fasts3_status::FASTS3_PANIC,
-                error: Error::new(ErrorKind::Protocol, format!("libfasts3 panicked: {what}")),
-            }
-        }
+        Err(payload) => panic_failure(payload),
     };
     set_last_error(&failure.error);
     if !err.0.is_null() {

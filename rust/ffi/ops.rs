@@ -37,7 +37,7 @@ use crate::engine::put;
 use crate::engine::runtime::{self, Placement};
 use crate::engine::result_buffer::ResultBuffer;
 use crate::engine::{CancelToken, Client, Error, ErrorKind, Result};
-use crate::ffi::boundary::{bytes_mut, guard, guard_infallible, out_ptr, ErrorOut, Failure, FfiResult};
+use crate::ffi::boundary::{bytes_mut, guard, guard_infallible, out_ptr, panic_failure, ErrorOut, Failure, FfiResult};
 use crate::ffi::error::fasts3_error;
 use crate::ffi::client::{client_ref, fasts3_client};
 use crate::ffi::handles::{free_handle, handle_mut, handle_or_report, handle_ref, handle_type, into_handle};
@@ -411,18 +411,6 @@ impl Future for OpTask {
         let _ = catch_unwind(AssertUnwindSafe(move || drop(work)));
         this.report.send(result);
         Poll::Ready(())
-    }
-}
-
-fn panic_failure(payload: Box<dyn std::any::Any + Send>) -> Failure {
-    let what = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic payload".into());
-    Failure {
-        status: fasts3_status::FASTS3_PANIC,
-        error: Error::new(ErrorKind::Protocol, format!("libfasts3 panicked: {what}")),
     }
 }
 
