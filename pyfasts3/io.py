@@ -271,26 +271,32 @@ class ObjectWriter(io.RawIOBase):
             with (view.cast("B") if view.c_contiguous else memoryview(view.tobytes())) as flat:
                 start = 0
                 while start < n:
+                    if not self._buffer and n - start >= self._part_size:
+                        # A whole part of the caller's memory: sent from there (libfasts3
+                        # copies it once), not copied into the buffer first.
+                        self._send_part(flat[start:start + self._part_size])
+                        start += self._part_size
+                        continue
                     take = min(n - start, self._part_size - len(self._buffer))
                     self._buffer += flat[start:start + take]
                     start += take
                     if len(self._buffer) == self._part_size:
-                        self._send_part()
+                        self._send_part(self._buffer)
+                        self._buffer = bytearray()
         self._written += n
         return n
 
-    def _send_part(self) -> None:
+    def _send_part(self, part: Any) -> None:
         try:
             if self._upload is None:
                 from .client import _Upload
 
                 self._upload = _Upload(self._client, self.name, content_type=self._content_type,
                                        if_none_match=self._if_none_match)
-            self._upload.write_part(self._buffer)
+            self._upload.write_part(part)
         except BaseException:
             self.discard()  # aborts the upload: no parts stay stored
             raise
-        self._buffer = bytearray()
 
     def tell(self) -> int:
         if self.closed:
