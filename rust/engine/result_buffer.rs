@@ -212,16 +212,18 @@ fn zeroed_vec(n: usize) -> Result<Vec<u8>> {
     Ok(unsafe { Vec::from_raw_parts(ptr, n, n) })
 }
 
-/// Ask for transparent huge pages on a large fresh buffer: faulting it in 2 MiB at a time
-/// instead of 4 KiB halves the cost of `get()` on big objects (the kernel zero-fills every
-/// page on first touch either way). Advisory: failure changes nothing. The environment
-/// variable `PYFASTS3_HUGE_PAGES=0` turns it off: `python bench/get_alloc.py` compares
-/// both, and with huge pages the first large `get()` of a process is measured several times
-/// slower than the next ones (issue "Engine v2": the slowest repetition).
+/// Ask for transparent huge pages on a large fresh buffer, only when the environment says
+/// `PYFASTS3_HUGE_PAGES=1`. Off by default: where the kernel hands free memory back to a
+/// hypervisor (virtio-balloon free page reporting, as on Firecracker VMs), a huge page comes
+/// from exactly the large free blocks that were given back, and writing 1 GiB of it after a
+/// 5 s pause took 1.15 s against 0.58 s (+0.06 s unmapping) in 4 KiB pages
+/// (`python bench/fresh_memory.py`); the first 1 GiB `get()` of a process ran at 736 against
+/// 1,486 MB/s (`python bench/get_alloc.py`; both in bench/README.md). Huge pages only win when freed memory is reused at once, and the result
+/// cache above already reuses it with no faults at all. Advisory: failure changes nothing.
 fn advise_huge_pages(ptr: *mut u8, n: usize) {
     const HUGE: usize = 2 * 1024 * 1024;
     static WANTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let wanted = *WANTED.get_or_init(|| std::env::var("PYFASTS3_HUGE_PAGES").map_or(true, |v| v != "0"));
+    let wanted = *WANTED.get_or_init(|| std::env::var("PYFASTS3_HUGE_PAGES").is_ok_and(|v| v.trim() == "1"));
     if n < 2 * HUGE || !wanted {
         return;
     }
