@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Iterator, List, Mapping, Optional, Sequence, Tuple
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported on first use (see client.py)
+    import numpy as np
 
 from .client import Client
 from .errors import (

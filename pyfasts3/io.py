@@ -36,8 +36,6 @@ import mmap
 import os
 from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Optional
 
-import numpy as np
-
 from ._paths import split_object
 from .errors import InvalidRange, ObjectChanged
 
@@ -53,7 +51,8 @@ MAX_READAHEAD = 64 << 20
 WRITE_PART_SIZE = 16 << 20
 MIN_WRITE_PART_SIZE = 5 << 20
 
-_EMPTY = np.empty(0, dtype=np.uint8)
+# No readahead block yet.
+_EMPTY = b""
 
 NO_APPEND = "S3 objects cannot be appended to or updated in place; open with 'wb' to replace the object"
 
@@ -165,8 +164,9 @@ class ObjectRawReader(io.RawIOBase):
                 if len(self._block) < n:
                     # Once, at the largest size the readahead can reach for this object:
                     # only the pages a fetch writes are ever faulted in, and a growing
-                    # readahead reuses the ones earlier fetches touched.
-                    self._block = np.empty(min(MAX_READAHEAD, self.size), dtype=np.uint8)
+                    # readahead reuses the ones earlier fetches touched. (Anonymous memory
+                    # comes zeroed by the kernel as it is touched; numpy is not needed.)
+                    self._block = mmap.mmap(-1, min(MAX_READAHEAD, self.size))
                 self._block_len = 0
                 with memoryview(self._block) as block:
                     self._fetch(block[:n], pos)
@@ -181,7 +181,8 @@ class ObjectRawReader(io.RawIOBase):
         if self._block_len == 0 or start < 0 or start >= self._block_len:
             return 0
         n = min(len(view), self._block_len - start)
-        view[:n] = self._block.data[start:start + n]
+        with memoryview(self._block) as block:
+            view[:n] = block[start:start + n]
         return n
 
     def _adapt_readahead(self, pos: int) -> None:

@@ -138,6 +138,23 @@ def test_cp_single(cli, tree, tmp_path):
     assert (tmp_path / "empty").read_bytes() == b""
 
 
+def test_commands_that_make_no_arrays_do_not_import_numpy(server, tree, tmp_path):
+    """numpy takes 0.1-0.3 s to import: ls, head, cat and cp of one object start without it."""
+    script = (
+        "import sys\n"
+        "from pyfasts3.cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        "print('numpy imported' if 'numpy' in sys.modules else 'numpy not imported', file=sys.stderr)\n"
+        "sys.exit(code)\n"
+    )
+    for args in (["ls", "-r", f"s3://{tree}/"], ["head", f"s3://{tree}/top.txt"],
+                 ["cat", f"s3://{tree}/data/a.bin"], ["cp", f"s3://{tree}/data/a.bin", "a.bin"]):
+        r = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, env=_env(server),
+                           cwd=tmp_path, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert r.stderr.decode().splitlines()[-1] == "numpy not imported", args
+
+
 def test_cp_large_object_through_mmap(cli, put, tmp_path):
     data = _data(9 * 1024 * 1024 + 3, 8)
     path = put("large/obj", data)
