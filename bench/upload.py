@@ -4,6 +4,7 @@
 
     python bench/upload.py [--sizes 64,1024] [--reps 5] [--root /var/tmp]
     python bench/upload.py --threshold-sweep [--reps 5]   # one PUT vs multipart, 4-64 MiB
+    python bench/upload.py --small-puts 4 [--count 500] [--reps 5]   # sequential 4 KiB PUTs
 
 Reports, per size and client: median MB/s (min-max) and client CPU seconds per GB (this
 process's user+system time over the upload, all threads). The server runs on the same
@@ -60,9 +61,14 @@ def main() -> int:
     parser.add_argument("--root", default=None, help="parent directory of the server's data")
     parser.add_argument("--threshold-sweep", action="store_true",
                         help="pyfasts3 only: one PUT against multipart (8 MiB parts) at 4-64 MiB")
+    parser.add_argument("--small-puts", type=int, metavar="KIB", default=None,
+                        help="sequential PUTs of KIB KiB each: pyfasts3 put, boto3 put_object, obstore put")
+    parser.add_argument("--count", type=int, default=500, help="PUTs per client per rep (--small-puts)")
     args = parser.parse_args()
     if args.threshold_sweep:
         return threshold_sweep(args)
+    if args.small_puts:
+        return small_puts(args)
     root = make_root(args.root)
     lane = start_versitygw(root, root.parent / f"{root.name}.log")
     try:
@@ -124,6 +130,56 @@ def threshold_sweep(args) -> int:
                 cpus = [c for _, c in samples[way]]
                 print(f"{mib:5} {way:18} {statistics.median(rates):12,.0f} "
                       f"{f'({min(rates):,.0f}-{max(rates):,.0f})':>16} {statistics.median(cpus):9.2f}")
+    finally:
+        lane.stop()
+    return 0
+
+
+def small_puts(args) -> int:
+    """Sequential small PUTs (one request each, one after the other): the per-request cost of
+    a write. Keys are distinct within a rep and overwritten by the next rep."""
+    root = make_root(args.root)
+    lane = start_versitygw(root, root.parent / f"{root.name}.log")
+    try:
+        import obstore
+
+        s3, _ = clients(lane)
+        s3.create_bucket(Bucket=BUCKET)
+        fast = pyfasts3.Client(lane.endpoint_url, region=lane.region, access_key_id=lane.access_key_id,
+                               secret_access_key=lane.secret_access_key)
+        from obstore.store import S3Store
+
+        store = S3Store(BUCKET, endpoint=lane.endpoint_url, region=lane.region, access_key_id=lane.access_key_id,
+                        secret_access_key=lane.secret_access_key, virtual_hosted_style_request=False,
+                        client_options={"allow_http": True})
+        putters = {
+            "pyfasts3 put": lambda data, key: fast.put(data, f"{BUCKET}/{key}"),
+            "boto3 put_object": lambda data, key: s3.put_object(Bucket=BUCKET, Key=key, Body=data),
+            "obstore put": lambda data, key: obstore.put(store, key, data),
+        }
+        data = np.random.default_rng(4).integers(0, 256, args.small_puts << 10, dtype=np.uint8).tobytes()
+        names = list(putters)
+        for name in names:  # warm connections and credentials
+            putters[name](data, f"warm-{names.index(name)}")
+        samples = {n: [] for n in names}
+        for rep in range(args.reps):
+            order = names[rep % len(names):] + names[: rep % len(names)]
+            for name in order:
+                put = putters[name]
+                prefix = f"small-{names.index(name)}-"
+                cpu0, t0 = time.process_time(), time.perf_counter()
+                for i in range(args.count):
+                    put(data, f"{prefix}{i}")
+                wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+                samples[name].append((args.count / wall, cpu / args.count * 1e6))
+        print(f"versitygw {lane.version}; {args.count} sequential {args.small_puts} KiB PUTs per client per rep, "
+              f"{args.reps} reps, order rotated each rep")
+        print(f"  {'client':20} {'req/s median':>13} {'(min-max)':>16} {'client CPU us/req':>18}")
+        for name in names:
+            rates = [r for r, _ in samples[name]]
+            cpus = [c for _, c in samples[name]]
+            print(f"  {name:20} {statistics.median(rates):13,.0f} {f'({min(rates):,.0f}-{max(rates):,.0f})':>16} "
+                  f"{statistics.median(cpus):18.0f}")
     finally:
         lane.stop()
     return 0
