@@ -361,8 +361,9 @@ static void test_completion_error_object(fasts3_client *client) {
     options.multipart_threshold = 5u << 20;
     options.part_size = 5u << 20;
     uint32_t sync_parts = 0;
-    CHECK(fasts3_put_from(client, SL(g_bucket), SL("async/multi-sync"), big, big_len, &options, NULL, &sync_parts,
-                          NULL) == FASTS3_OK && sync_parts == 3, "blocking put_from: 3 parts (got %u)", sync_parts);
+    fasts3_status st = fasts3_put_from(client, SL(g_bucket), SL("async/multi-sync"), big, big_len, &options, NULL,
+                                       &sync_parts, NULL);
+    CHECK(st == FASTS3_OK && sync_parts == 3, "blocking put_from: 3 parts (got %u)", (unsigned)sync_parts);
     CHECK(fasts3_submit_put_from(client, q, SL(g_bucket), SL("async/multi"), big, big_len, &options, 79, NULL, NULL) ==
               FASTS3_OK, "submit_put_from(11 MiB, 5 MiB parts)");
     c = next_completion(q);
