@@ -25,8 +25,10 @@
 // Minor ABI version: bumped when functions or options are added compatibly, and reset to 0
 // with each major version. A loader needs a minor version at least the one whose additions
 // it uses. Minor 1: the asynchronous interface (completion queues, `fasts3_submit_*`,
-// `fasts3_op_*`, `fasts3_completion_*`).
-#define FASTS3_ABI_MINOR_VERSION 1
+// `fasts3_op_*`, `fasts3_completion_*`). Minor 2: `fasts3_completion_take_error` (a failed
+// op's error object, as blocking calls give it), `fasts3_completion_parts` (the parts an
+// async upload sent) and `fasts3_last_error_request_id`.
+#define FASTS3_ABI_MINOR_VERSION 2
 
 // Result of a libfasts3 call. `FASTS3_OK` is 0; other codes are grouped by hundreds:
 // 1xx the caller's arguments, 2xx the object or bucket, 3xx transient transport problems,
@@ -99,7 +101,8 @@ typedef struct fasts3_cancel_token fasts3_cancel_token;
 typedef struct fasts3_client fasts3_client;
 
 // The outcome of one op, popped from its queue. Read it with the `fasts3_completion_*`
-// accessors, release it with `fasts3_completion_free`.
+// accessors, take a failed op's error object with `fasts3_completion_take_error`, release
+// it with `fasts3_completion_free`.
 typedef struct fasts3_completion fasts3_completion;
 
 // A completion queue: where submitted ops leave their outcome. Create with
@@ -708,9 +711,11 @@ enum fasts3_status fasts3_submit_get(const struct fasts3_client *client,
 // `fasts3_put_from` (one PUT up to the threshold, a parallel multipart upload above it, each
 // request checksummed; a failed or cancelled multipart upload is aborted), but the outcome
 // arrives in `queue` as a completion carrying `user_data`, whose `written` is `data_len` on
-// success. Parts are copied from `data` as they are sent (at most `max_concurrency` parts in
-// flight), so the extra memory stays bounded. An abort after cancellation is sent in the
-// background, and may still be in flight when the completion arrives.
+// success and `fasts3_completion_parts` the number of parts sent (0 for a single PUT), as
+// `fasts3_put_from` reports them. Parts are copied from `data` as they are sent (at most
+// `max_concurrency` parts in flight), so the extra memory stays bounded. An abort after
+// cancellation is sent in the background, and may still be in flight when the completion
+// arrives.
 //
 // Lifetime of `data`: lent to the op until its completion has been popped from `queue` (or
 // `queue` freed); the caller keeps it alive and unchanged meanwhile. Options, `out_op`,
@@ -778,14 +783,16 @@ enum fasts3_status fasts3_completion_status(const struct fasts3_completion *comp
 uint64_t fasts3_completion_written(const struct fasts3_completion *completion);
 
 // The failure's message, NUL-terminated UTF-8 (`""` on success, or for a NULL or freed
-// completion). Owned by the completion: valid until `fasts3_completion_free`.
+// completion): the message of the error object `fasts3_completion_take_error` gives. Owned
+// by the completion: valid until `fasts3_completion_free`, whether or not its error object
+// was taken (and freed) meanwhile.
 //
 // # Safety
 // - `completion` is not freed while the returned string is in use.
 const char *fasts3_completion_message(const struct fasts3_completion *completion);
 
 // The S3 error code of the failure (`NoSuchKey`...), `""` when there was none. Owned by the
-// completion: valid until `fasts3_completion_free`.
+// completion, like `fasts3_completion_message`.
 //
 // # Safety
 // - `completion` is not freed while the returned string is in use.
@@ -796,6 +803,30 @@ const char *fasts3_completion_code(const struct fasts3_completion *completion);
 // # Safety
 // - `completion` is not freed until this call returns.
 uint16_t fasts3_completion_http_status(const struct fasts3_completion *completion);
+
+// The error object of a failed op: the same `fasts3_error` the blocking call would have
+// handed back through its `err` (status, S3 code, message, HTTP status, the server's
+// request id, bucket and key), read with the `fasts3_error_*` accessors. NULL when the op
+// succeeded, when the error was taken already (only the first call gets it), and for a NULL
+// completion or one that is not live (the latter reported on stderr; debug builds abort).
+//
+// Ownership: the caller owns the returned error and releases it with `fasts3_error_free`;
+// it outlives the completion, and the completion's own accessors
+// (`fasts3_completion_message`...) stay valid after it is freed.
+// Thread safety: the returned error is the caller's alone; if two threads take from one
+// completion at once, one of them gets it and the other NULL.
+//
+// # Safety
+// - `completion` is not freed until this call returns.
+struct fasts3_error *fasts3_completion_take_error(struct fasts3_completion *completion);
+
+// The number of parts a successful `fasts3_submit_put_from` sent, as `fasts3_put_from`'s
+// `out_parts` counts them: 0 for a single PUT. 0 for other ops, failed ops, and a NULL or
+// freed completion.
+//
+// # Safety
+// - `completion` is not freed until this call returns.
+uint32_t fasts3_completion_parts(const struct fasts3_completion *completion);
 
 // Move the allocated result of a successful `fasts3_submit_get` out of the completion:
 // `*out` is the buffer (owned by the caller: release it with `fasts3_bytes_free`), or NULL
@@ -1103,6 +1134,11 @@ const char *fasts3_last_error_code(void);
 
 // HTTP status of the response behind the last failed call from this thread; 0 if none.
 uint16_t fasts3_last_error_http_status(void);
+
+// The server's id of the request behind the last failed call from this thread
+// (`x-amz-request-id`, what AWS support asks for), or "" when there was no response or the
+// server sent none. Never NULL. Same lifetime as `fasts3_last_error_message`.
+const char *fasts3_last_error_request_id(void);
 
 // Upload `data[0..data_len)` as object `key` of `bucket` (both `(ptr, len)` UTF-8): one PUT
 // up to the multipart threshold, above it a multipart upload whose parts (at most the

@@ -9,7 +9,7 @@ from .errors import S3Error, class_for_status_name
 # The C ABI this wrapper was written for: the library's major version must be this one
 # (fasts3_abi_version()), its minor version at least this one (fasts3_abi_minor_version()).
 ABI_VERSION = 2
-ABI_MINOR_VERSION = 1  # 1: the async interface (pyfasts3.aio)
+ABI_MINOR_VERSION = 2  # 1: the async interface (pyfasts3.aio); 2: completions' error objects and parts
 TO_END = 2**64 - 1  # FASTS3_TO_END
 
 _HERE = Path(__file__).resolve().parent
@@ -76,16 +76,19 @@ def last_error(status: int, bucket: Optional[str] = None, key: Optional[str] = N
     the failing call, on the same thread)."""
     message = ffi.string(lib.fasts3_last_error_message()).decode("utf-8", "replace")
     code = ffi.string(lib.fasts3_last_error_code()).decode("utf-8", "replace")
-    return error_for_status(status, message, code, lib.fasts3_last_error_http_status(), bucket, key)
+    request_id = ffi.string(lib.fasts3_last_error_request_id()).decode("utf-8", "replace")
+    return error_for_status(status, message, code, lib.fasts3_last_error_http_status(), bucket, key, request_id)
 
 
-def take_error(error) -> S3Error:
-    """The exception for a `fasts3_error *` (a batch item's), which this frees."""
+def take_error(error, context: Optional[str] = None) -> S3Error:
+    """The exception for a `fasts3_error *` (a batch item's, a completion's), which this
+    frees. `context` ("request 3") prefixes the message as the library's own context does."""
     def text(accessor) -> str:
         return ffi.string(accessor(error)).decode("utf-8", "replace")
 
     try:
-        return error_for_status(lib.fasts3_error_status(error), text(lib.fasts3_error_message),
+        message = text(lib.fasts3_error_message)
+        return error_for_status(lib.fasts3_error_status(error), f"{context}: {message}" if context else message,
                                 text(lib.fasts3_error_code), lib.fasts3_error_http_status(error),
                                 text(lib.fasts3_error_bucket) or None, text(lib.fasts3_error_key) or None,
                                 text(lib.fasts3_error_request_id))

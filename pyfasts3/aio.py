@@ -21,7 +21,12 @@ Decisions:
   ``CancelledError`` propagates: once the coroutine has finished, nothing writes into its
   buffer any more, so the buffer can be reused at once. A cancelled op ends at its next step
   (milliseconds).
-- Errors raise the same exception classes as the blocking API (``errors.error_for_status``).
+- Errors: a failed op's error object (``fasts3_completion_take_error``) becomes its exception
+  through ``_lowlevel.take_error``, as the blocking API's batch items do, so an async call
+  raises what its blocking twin raises: class, code, HTTP status, request id, bucket, key.
+- Results and batches behave as the blocking twins: ``put_from`` returns the parts sent;
+  ``get_many`` runs every read to its end and raises the first failed item's error (by
+  position, its message prefixed "request i", as the library does for ``get_many``).
 - fork(): queues belong to the process that made them; a forked child makes its own.
 """
 from __future__ import annotations
@@ -33,26 +38,26 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ._lowlevel import TO_END, error_for_status, ffi, lib, rustcall
+from ._lowlevel import TO_END, error_for_status, ffi, lib, rustcall, take_error
 from ._paths import split_object
 from .client import _batch_item, _non_negative, _owned_array, _put_options, _read_options, _readable_bytes, _writable_bytes
 
-# Kinds of result a completion resolves its future with.
-_WRITTEN, _ALLOCATED = 0, 1
+# Kinds of result a completion resolves its future with: bytes written, an allocated array,
+# the parts an upload sent.
+_WRITTEN, _ALLOCATED, _PARTS = 0, 1, 2
 
 
 class _Op:
     """One submitted op: the future its awaiter waits on, and what must live until its
     completion has been popped (the buffer export, the op handle)."""
 
-    __slots__ = ("future", "handle", "kind", "bucket", "key", "keep", "completed", "abandoned", "on_complete")
+    __slots__ = ("future", "handle", "kind", "context", "keep", "completed", "abandoned", "on_complete")
 
-    def __init__(self, future, kind: int, bucket: str, key: str, keep: tuple):
+    def __init__(self, future, kind: int, keep: tuple, context: Optional[str]):
         self.future = future
         self.handle = ffi.NULL
         self.kind = kind
-        self.bucket = bucket
-        self.key = key
+        self.context = context  # prefixes its error's message ("request 3" in a batch)
         self.keep = keep
         self.completed = False  # its completion was popped: no more writes into its buffer
         self.abandoned = False  # nobody wants its result any more
@@ -87,12 +92,12 @@ class _Queue:
 
     # -- submitting -------------------------------------------------------------------
 
-    def start(self, submit, kind: int, bucket: str, key: str, keep: tuple) -> _Op:
+    def start(self, submit, kind: int, bucket: str, key: str, keep: tuple, context: Optional[str] = None) -> _Op:
         """``submit(queue_ptr, user_data, out_op)`` makes the native call and returns its
         status; on success the op is tracked until its completion is popped."""
         user_data = self._next
         self._next += 1
-        op = _Op(self._loop.create_future(), kind, bucket, key, keep)
+        op = _Op(self._loop.create_future(), kind, keep, context)
         out_op = ffi.new("fasts3_op **")
         rustcall(submit, self._ptr, user_data, out_op, ffi.NULL, bucket=bucket, key=key)
         op.handle = out_op[0]
@@ -131,12 +136,17 @@ class _Queue:
                 lib.fasts3_completion_free(c)
 
     async def wait(self, ops: List[_Op]) -> list:
-        """The results of `ops`, in order; raises the first failure. On failure or task
-        cancellation every op not finished is cancelled and waited for before this raises."""
+        """The results of `ops`, in order, once every op has ended; raises the failure of the
+        first failed op (by position, as the blocking get_many does). On task cancellation
+        every op not finished is cancelled and waited for before this raises."""
         try:
             if len(ops) == 1:
                 return [await ops[0].future]
-            return await asyncio.gather(*(op.future for op in ops))
+            results = await asyncio.gather(*(op.future for op in ops), return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+            return results
         except BaseException:
             for op in ops:
                 if not op.completed:
@@ -178,20 +188,21 @@ class _Queue:
 
 
 def _resolve(op: _Op, c) -> None:
-    """Set op's future from its completion `c`: the result, or the mapped exception."""
+    """Set op's future from its completion `c`: the result, or the exception of its error
+    object (the one path blocking calls' error objects take too)."""
     status = lib.fasts3_completion_status(c)
     if status != 0:
-        op.future.set_exception(error_for_status(
-            status,
-            ffi.string(lib.fasts3_completion_message(c)).decode("utf-8", "replace"),
-            ffi.string(lib.fasts3_completion_code(c)).decode("utf-8", "replace"),
-            lib.fasts3_completion_http_status(c),
-            op.bucket, op.key,
-        ))
+        error = lib.fasts3_completion_take_error(c)
+        if error == ffi.NULL:  # not expected: a failed completion always has one
+            op.future.set_exception(error_for_status(status, "libfasts3 gave no error object", "", 0))
+        else:
+            op.future.set_exception(take_error(error, op.context))
     elif op.kind == _ALLOCATED:
         taken = ffi.new("fasts3_bytes **")
         rustcall(lib.fasts3_completion_take_bytes, c, taken, ffi.NULL)
         op.future.set_result(_owned_array(taken[0]))
+    elif op.kind == _PARTS:
+        op.future.set_result(int(lib.fasts3_completion_parts(c)))
     else:
         op.future.set_result(int(lib.fasts3_completion_written(c)))
 
@@ -236,15 +247,15 @@ def queue() -> _Queue:
 # -- the operations (Client.*_async delegate here) ---------------------------------------------
 
 
-def _export_writable(buf: Any, limit: Optional[int] = None) -> Tuple[Any, int, tuple]:
-    """(cbuf, nbytes, keep) for a writable buffer (its first `limit` bytes when given); keep
-    is released when the op completes."""
+def _export_writable(buf: Any, limit: Optional[int] = None, index: Optional[int] = None) -> Tuple[Any, int, tuple]:
+    """(cbuf, nbytes, keep) for a writable buffer (its first `limit` bytes when given: item
+    `index` of a batch); keep is released when the op completes."""
     view = _writable_bytes(buf)
     keep: tuple = (view,)
     try:
         if limit is not None:
-            if limit > view.nbytes:
-                raise ValueError(f"length {limit} is larger than its out buffer ({view.nbytes} bytes)")
+            if limit > view.nbytes:  # Client.get_many's message
+                raise ValueError(f"item {index} asks for {limit} bytes but out[{index}] holds {view.nbytes}")
             keep = (view[:limit], view)
         target = keep[0]
         nbytes = target.nbytes
@@ -259,23 +270,33 @@ def _export_writable(buf: Any, limit: Optional[int] = None) -> Tuple[Any, int, t
 
 
 def _start_get_into(q: _Queue, client, buf: Any, bucket: str, key: str, offset: int, options,
-                    limit: Optional[int] = None) -> _Op:
+                    limit: Optional[int] = None, index: Optional[int] = None) -> _Op:
+    """Item `index` of a batch when given (its errors say "request <index>")."""
     b, k = bucket.encode(), key.encode()
-    cbuf, nbytes, keep = _export_writable(buf, limit)
+    cbuf, nbytes, keep = _export_writable(buf, limit, index)
     try:
         with client._handle.borrow() as c:
             return q.start(lambda qp, ud, out, err: lib.fasts3_submit_get_into(
-                c, qp, b, len(b), k, len(k), offset, cbuf, nbytes, options, ud, out, err), _WRITTEN, bucket, key, keep)
+                c, qp, b, len(b), k, len(k), offset, cbuf, nbytes, options, ud, out, err), _WRITTEN, bucket, key, keep,
+                _batch_context(index))
     except BaseException:
         _release(keep)
         raise
 
 
-def _start_get(q: _Queue, client, bucket: str, key: str, offset: int, length: int, options) -> _Op:
+def _start_get(q: _Queue, client, bucket: str, key: str, offset: int, length: int, options,
+               index: Optional[int] = None) -> _Op:
+    """Item `index` of a batch when given (its errors say "request <index>")."""
     b, k = bucket.encode(), key.encode()
     with client._handle.borrow() as c:
         return q.start(lambda qp, ud, out, err: lib.fasts3_submit_get(
-            c, qp, b, len(b), k, len(k), offset, length, options, ud, out, err), _ALLOCATED, bucket, key, ())
+            c, qp, b, len(b), k, len(k), offset, length, options, ud, out, err), _ALLOCATED, bucket, key, (),
+            _batch_context(index))
+
+
+def _batch_context(index: Optional[int]) -> Optional[str]:
+    """What prefixes a batch item's error message: the blocking fasts3_get_many's context."""
+    return None if index is None else f"request {index}"
 
 
 async def _run(q: _Queue, starts: list) -> list:
@@ -314,21 +335,23 @@ async def get(client, path: str, *, offset: int = 0, length: Optional[int] = Non
 
 
 async def get_many(client, items: Sequence[Any], *, out: Optional[Sequence[Any]] = None) -> list:
-    """As Client.get_many (items, out= and results alike), on the running loop."""
+    """As Client.get_many (items, out=, results and errors alike), on the running loop."""
     if isinstance(items, (str, bytes)):
         raise TypeError("get_many_async takes a sequence of paths, not a single path")
     parsed = [_batch_item(i) for i in items]
-    if not parsed:
+    n = len(parsed)
+    if out is not None:
+        if isinstance(out, (str, bytes)) or len(out) != n:  # as Client.get_many checks it
+            raise ValueError(f"out must be a sequence of {n} writable buffers, one per item")
+    if n == 0:
         return []
     if out is not None:
-        out = list(out)
-        if len(out) != len(parsed):
-            raise ValueError(f"out has {len(out)} buffers for {len(parsed)} items")
-        starts = [lambda q, p=p, buf=buf: _start_get_into(q, client, buf, p[0], p[1], p[2], ffi.NULL, p[3])
-                  for p, buf in zip(parsed, out)]
+        starts = [lambda q, i=i, p=p, buf=buf: _start_get_into(q, client, buf, p[0], p[1], p[2], ffi.NULL, p[3], i)
+                  for i, (p, buf) in enumerate(zip(parsed, out))]
     else:
-        starts = [lambda q, p=p: _start_get(q, client, p[0], p[1], p[2], TO_END if p[3] is None else p[3], ffi.NULL)
-                  for p in parsed]
+        starts = [lambda q, i=i, p=p: _start_get(q, client, p[0], p[1], p[2], TO_END if p[3] is None else p[3],
+                                                 ffi.NULL, i)
+                  for i, p in enumerate(parsed)]
     return await _run(queue(), starts)
 
 
@@ -349,7 +372,7 @@ async def put_from(client, buf: Any, path: str, *, content_type: Optional[str] =
         q = queue()
         with client._handle.borrow() as c:
             op = q.start(lambda qp, ud, out, err: lib.fasts3_submit_put_from(
-                c, qp, b, len(b), k, len(k), cbuf, nbytes, options, ud, out, err), _WRITTEN, bucket, key, keep)
+                c, qp, b, len(b), k, len(k), cbuf, nbytes, options, ud, out, err), _PARTS, bucket, key, keep)
     except BaseException:
         _release(keep)
         raise

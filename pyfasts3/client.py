@@ -722,9 +722,9 @@ class Client:
         return await aio.get(self, path, offset=offset, length=length, if_match=if_match, version_id=version_id)
 
     async def get_many_async(self, items: Sequence[Any], *, out: Optional[Sequence[Any]] = None) -> list:
-        """:meth:`get_many` for asyncio (same items, ``out=`` and results). The first failure
-        is raised (its ``bucket`` / ``key`` say which) after every other read was cancelled
-        and has ended; so does cancelling the task."""
+        """:meth:`get_many` for asyncio (same items, ``out=``, results and errors): every read
+        runs to its end, then the error of the first failed item (by position) is raised.
+        Cancelling the task cancels every read and returns once all have ended."""
         from . import aio
 
         return await aio.get_many(self, items, out=out)
@@ -732,8 +732,8 @@ class Client:
     async def put_from_async(self, buf: Any, path: str, *, content_type: Optional[str] = None,
                              if_none_match: bool = False, metadata: Optional[Mapping[str, str]] = None,
                              multipart_threshold: Optional[int] = None, part_size: Optional[int] = None) -> int:
-        """:meth:`put_from` for asyncio; returns the number of bytes uploaded. ``buf`` must
-        stay alive and unchanged until the await returns. Parts are copied as they are sent
+        """:meth:`put_from` for asyncio; returns what it returns, the number of parts sent (0
+        for a single PUT). ``buf`` must stay alive and unchanged until the await returns. Parts are copied as they are sent
         (bounded by ``max_concurrency``); a cancelled multipart upload is aborted."""
         from . import aio
 

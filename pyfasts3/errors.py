@@ -14,8 +14,8 @@ class S3Error(Exception):
         status: HTTP status of the failing response, ``0`` if there was none.
         bucket, key: what the operation was about, when known.
         fasts3_status: the library's numeric status code.
-        request_id: the server's id of the failing request (``x-amz-request-id``), ``""``
-            when unknown (errors of single calls do not carry it yet; batch items do).
+        request_id: the server's id of the failing request (``x-amz-request-id``, what AWS
+            support asks for), ``""`` when there was no response or the server sent none.
     """
 
     def __init__(self, message: str, *, code: str = "", status: int = 0,

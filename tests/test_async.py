@@ -127,11 +127,12 @@ def test_put_from_async_round_trip(client, bucket):
     big = random_bytes(11 << 20, 2)  # multipart with 5 MiB parts
 
     async def main():
+        # The number of parts sent, as put_from returns: 0 for a single PUT.
         assert await client.put_from_async(small, f"{bucket}/small", content_type="text/plain",
-                                           metadata={"origin": "async"}) == len(small)
+                                           metadata={"origin": "async"}) == 0
         arr = np.frombuffer(big, np.uint8)
         assert await client.put_from_async(arr, f"{bucket}/big", multipart_threshold=5 << 20,
-                                           part_size=5 << 20) == len(big)
+                                           part_size=5 << 20) == 3
         assert await client.put_from_async(b"", f"{bucket}/empty") == 0
         assert (await client.get_async(f"{bucket}/small")).tobytes() == small
         assert (await client.get_async(f"{bucket}/big")).tobytes() == big
@@ -287,3 +288,132 @@ def test_client_closed_while_an_op_runs(server, put):
             await client.get_async(path)
 
     run(main())
+
+
+# -- the async twins return and raise what the blocking calls do -------------------------------
+
+
+def _raised(call):
+    """The S3Error `call()` raises; when it returns a coroutine (an async twin), the one
+    awaiting it raises, on a fresh loop."""
+    try:
+        result = call()
+    except pyfasts3.S3Error as e:
+        return e
+    assert asyncio.iscoroutine(result), f"no error raised, got {result!r}"
+
+    async def main():
+        with pytest.raises(pyfasts3.S3Error) as info:
+            await result
+        return info.value
+
+    return run(main())
+
+
+def assert_same_error(sync_call, async_call, expected_class):
+    """The async call raises exactly what the blocking call raises for the same failure:
+    class, S3 code, HTTP status, bucket, key, status and message; and both carry the
+    server's request id (moto and versitygw send one with every error)."""
+    sync_e, async_e = _raised(sync_call), _raised(async_call)
+    assert type(sync_e) is expected_class, repr(sync_e)
+    assert type(async_e) is expected_class, repr(async_e)
+    fields = ("code", "status", "bucket", "key", "fasts3_status", "message")
+    assert {f: getattr(async_e, f) for f in fields} == {f: getattr(sync_e, f) for f in fields}
+    assert str(async_e) == str(sync_e)
+    assert sync_e.request_id, f"the blocking call's error has no request id: {sync_e!r}"
+    assert async_e.request_id, f"the async call's error has no request id: {async_e!r}"
+    return sync_e, async_e
+
+
+def test_no_such_key_async_raises_the_sync_error_with_request_id(client, put, bucket):
+    present = put("present", b"x" * 10)
+    absent = f"{bucket}/absent"
+    _, e = assert_same_error(lambda: client.get(absent), lambda: client.get_async(absent), pyfasts3.NoSuchKey)
+    assert (e.code, e.status, e.bucket, e.key) == ("NoSuchKey", 404, bucket, "absent")
+    assert_same_error(lambda: client.get_into(bytearray(10), absent),
+                      lambda: client.get_into_async(bytearray(10), absent), pyfasts3.NoSuchKey)
+    # A batch raises the error of its first failed item (by position, whichever fails first
+    # in time), which names the item.
+    items = [present, f"{bucket}/absent-1", present, f"{bucket}/absent-2"]
+    for _ in range(3):
+        _, e = assert_same_error(lambda: client.get_many(items), lambda: client.get_many_async(items),
+                                 pyfasts3.NoSuchKey)
+        assert e.key == "absent-1" and e.message.startswith("request 1: "), e.message
+    outs = lambda: [np.zeros(10, np.uint8) for _ in items]  # noqa: E731
+    assert_same_error(lambda: client.get_many(items, out=outs()), lambda: client.get_many_async(items, out=outs()),
+                      pyfasts3.NoSuchKey)
+
+
+def test_access_denied_async_raises_the_sync_error_with_request_id(server, put):
+    """Unsigned requests for a private object are refused by both lanes."""
+    path = put("private", b"secret")
+    extra = {"ca_bundle": server.ca_bundle} if server.ca_bundle else {}
+    with pyfasts3.Client(server.endpoint_url, region=server.region, anonymous=True, **extra) as anon:
+        _, e = assert_same_error(lambda: anon.get(path), lambda: anon.get_async(path), pyfasts3.AccessDenied)
+        assert e.status == 403 and e.code
+        assert_same_error(lambda: anon.get_into(bytearray(6), path),
+                          lambda: anon.get_into_async(bytearray(6), path), pyfasts3.AccessDenied)
+        assert_same_error(lambda: anon.get_many([path]), lambda: anon.get_many_async([path]),
+                          pyfasts3.AccessDenied)
+
+
+def test_precondition_failed_async_raises_the_sync_error_with_request_id(client, put, bucket):
+    path = put("exists", b"old")
+    _, e = assert_same_error(lambda: client.put_from(b"new", path, if_none_match=True),
+                             lambda: client.put_from_async(b"new", path, if_none_match=True),
+                             pyfasts3.PreconditionFailed)
+    assert (e.status, e.bucket, e.key) == (412, bucket, "exists")
+    assert client.get(path).tobytes() == b"old"
+
+
+def test_put_from_async_returns_what_put_from_returns(client, bucket):
+    small = random_bytes(1000, 21)
+    big = random_bytes(11 << 20, 22)
+    options = dict(multipart_threshold=5 << 20, part_size=5 << 20)
+    single = client.put_from(small, f"{bucket}/s-sync")
+    multi = client.put_from(big, f"{bucket}/m-sync", **options)
+    assert (single, multi) == (0, 3)
+
+    async def main():
+        return (await client.put_from_async(small, f"{bucket}/s-async"),
+                await client.put_from_async(big, f"{bucket}/m-async", **options))
+
+    assert run(main()) == (single, multi)
+    assert client.get(f"{bucket}/m-async").tobytes() == big
+
+
+def test_get_twins_return_what_the_blocking_calls_return(client, put, bucket):
+    body = random_bytes(3 * PART + 5, 23)
+    path = put("obj", body)
+    items = [path, (path, 7, 100), (path, len(body) - 3, None), (path, len(body) + 10, 5)]
+
+    async def main():
+        into = bytearray(PART)
+        return (await client.get_into_async(into, path, offset=len(body) - 9), bytes(into[:9]),
+                await client.get_async(path, offset=2, length=PART),
+                await client.get_many_async(items),
+                await client.get_many_async(items[1:], out=[np.zeros(200, np.uint8) for _ in items[1:]]))
+
+    written, head, array, arrays, counts = run(main())
+    sync_into = bytearray(PART)
+    assert written == client.get_into(sync_into, path, offset=len(body) - 9) and head == bytes(sync_into[:9])
+    expected = client.get(path, offset=2, length=PART)
+    assert (array.dtype, array.shape, array.tobytes()) == (expected.dtype, expected.shape, expected.tobytes())
+    sync_arrays = client.get_many(items)
+    assert [a.tobytes() for a in arrays] == [a.tobytes() for a in sync_arrays]
+    assert [a.dtype for a in arrays] == [a.dtype for a in sync_arrays]
+    assert counts == client.get_many(items[1:], out=[np.zeros(200, np.uint8) for _ in items[1:]])
+
+
+def test_get_many_async_checks_out_as_get_many_does(client, put):
+    path = put("k", b"abc")
+    for items, out in [([], [bytearray(3)]), ([path], "abc"), ([path], [])]:
+        with pytest.raises(ValueError) as sync_info:
+            client.get_many(items, out=out)
+
+        async def main():
+            with pytest.raises(ValueError) as info:
+                await client.get_many_async(items, out=out)
+            return info.value
+
+        assert str(run(main())) == str(sync_info.value)

@@ -34,6 +34,7 @@ struct LastError {
     message: CString,
     code: CString,
     http_status: u16,
+    request_id: CString,
 }
 
 thread_local! {
@@ -41,6 +42,7 @@ thread_local! {
         message: CString::default(),
         code: CString::default(),
         http_status: 0,
+        request_id: CString::default(),
     });
 }
 
@@ -67,6 +69,7 @@ pub(crate) fn set_last_error(error: &Error) {
             message: to_cstring(&error.message),
             code: to_cstring(&error.code),
             http_status: error.http_status,
+            request_id: to_cstring(&error.request_id),
         }
     });
 }
@@ -77,6 +80,7 @@ fn clear_last_error() {
         e.message = CString::default();
         e.code = CString::default();
         e.http_status = 0;
+        e.request_id = CString::default();
     });
 }
 
@@ -85,6 +89,11 @@ pub(crate) fn with_last_error<T>(f: impl FnOnce(&CStr, &CStr, u16) -> T) -> T {
         let e = slot.borrow();
         f(&e.message, &e.code, e.http_status)
     })
+}
+
+/// The server's request id of this thread's last failure ("" when none).
+pub(crate) fn with_last_request_id<T>(f: impl FnOnce(&CStr) -> T) -> T {
+    LAST_ERROR.with(|slot| f(&slot.borrow().request_id))
 }
 
 /// Where an export hands its caller the error of a failed call: the export's trailing

@@ -17,6 +17,7 @@ use std::ffi::{c_char, CString};
 /// Thread safety: immutable once made; the accessors may be called from any thread, but
 /// `fasts3_error_free` must not run while another thread still reads the error.
 #[allow(non_camel_case_types)]
+#[derive(Clone)]
 pub struct fasts3_error {
     status: fasts3_status,
     http_status: u16,
@@ -32,19 +33,40 @@ fn to_cstring(s: &str) -> CString {
     CString::new(s.replace('\0', "\\0")).unwrap_or_default()
 }
 
+impl fasts3_error {
+    /// What C reads of `failure` (about `bucket`/`key` when known): the one conversion from
+    /// an engine failure, shared by the error objects of blocking calls, batch items and
+    /// completions (`ffi::ops`).
+    pub(crate) fn of(failure: &Failure, bucket: Option<&str>, key: Option<&str>) -> fasts3_error {
+        let e = &failure.error;
+        fasts3_error {
+            status: failure.status,
+            http_status: e.http_status,
+            code: to_cstring(&e.code),
+            message: to_cstring(&e.message),
+            request_id: to_cstring(&e.request_id),
+            bucket: to_cstring(bucket.unwrap_or_default()),
+            key: to_cstring(key.unwrap_or_default()),
+        }
+    }
+
+    pub(crate) fn message(&self) -> &std::ffi::CStr {
+        &self.message
+    }
+
+    pub(crate) fn code(&self) -> &std::ffi::CStr {
+        &self.code
+    }
+
+    pub(crate) fn http_status(&self) -> u16 {
+        self.http_status
+    }
+}
+
 /// A new error object for `failure` (about `bucket`/`key` when known), owned by whoever
 /// receives the pointer: it must reach the caller, who frees it with `fasts3_error_free`.
 pub(crate) fn new_error(failure: &Failure, bucket: Option<&str>, key: Option<&str>) -> *mut fasts3_error {
-    let e = &failure.error;
-    into_handle(fasts3_error {
-        status: failure.status,
-        http_status: e.http_status,
-        code: to_cstring(&e.code),
-        message: to_cstring(&e.message),
-        request_id: to_cstring(&e.request_id),
-        bucket: to_cstring(bucket.unwrap_or_default()),
-        key: to_cstring(key.unwrap_or_default()),
-    })
+    into_handle(fasts3_error::of(failure, bucket, key))
 }
 
 /// Read one field of a live error; `fallback` for NULL, and for a pointer that is not a live

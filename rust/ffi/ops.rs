@@ -28,6 +28,12 @@
 //!   discarded.
 //! - **Owned client.** An op holds its own reference to the client, so the client handle may
 //!   be freed while ops run.
+//! - **Errors and results as the blocking calls give them.** A failed op's completion holds
+//!   the error record its blocking twin would hand back (`fasts3_error::of`, the one
+//!   conversion, naming the op's bucket and key); `fasts3_completion_take_error` gives the
+//!   caller a copy once, so async callers handle the one error shape (request id included),
+//!   while the older accessors keep reading the completion's own record. An upload's
+//!   completion counts its parts as `fasts3_put_from` does (`fasts3_completion_parts`).
 //! - **fork().** A child does not inherit the workers that run the parent's ops: a queue made
 //!   before fork() refuses submits and pops in the child (`FASTS3_INVALID_ARGUMENT`), and
 //!   freeing it there waits for nothing. Make a new queue in the child.
@@ -45,7 +51,7 @@ use crate::ffi::status::fasts3_status;
 use crate::ffi::transfer::{fasts3_bytes, fasts3_read_options, read_options};
 use crate::ffi::writes::{fasts3_put_options, put_options};
 use std::collections::{HashMap, VecDeque};
-use std::ffi::{c_char, CString};
+use std::ffi::c_char;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
@@ -73,16 +79,19 @@ pub struct fasts3_op {
 handle_type!(fasts3_op, Op);
 
 /// The outcome of one op, popped from its queue. Read it with the `fasts3_completion_*`
-/// accessors, release it with `fasts3_completion_free`.
+/// accessors, take a failed op's error object with `fasts3_completion_take_error`, release
+/// it with `fasts3_completion_free`.
 #[allow(non_camel_case_types)]
 pub struct fasts3_completion {
     user_data: u64,
     status: fasts3_status,
     written: u64,
+    parts: u32,
     bytes: Option<ResultBuffer>,
-    message: CString,
-    code: CString,
-    http_status: u16,
+    /// A failed op's error, made as a blocking call makes its `*err` (None on success). The
+    /// accessors read it; `fasts3_completion_take_error` hands the caller a copy, once.
+    error: Option<fasts3_error>,
+    error_taken: std::sync::atomic::AtomicBool,
 }
 handle_type!(fasts3_completion, Completion);
 
@@ -90,14 +99,24 @@ handle_type!(fasts3_completion, Completion);
 
 /// What a finished op produced.
 enum Outcome {
-    /// Bytes written into the caller's buffer, or uploaded from it.
+    /// Bytes written into the caller's buffer.
     Written(u64),
     /// A buffer the op allocated (`fasts3_submit_get`).
     Allocated(ResultBuffer),
+    /// An upload: its bytes, and the parts sent (0 for a single PUT), as `fasts3_put_from`
+    /// counts them.
+    Uploaded { bytes: u64, parts: u32 },
+}
+
+/// The object an op is about: what its error object names.
+struct Object {
+    bucket: String,
+    key: String,
 }
 
 struct Done {
     user_data: u64,
+    object: Object,
     result: FfiResult<Outcome>,
 }
 
@@ -378,19 +397,21 @@ struct Report {
     queue: Arc<Queue>,
     id: u64,
     user_data: u64,
-    sent: bool,
+    /// Taken by `send`.
+    object: Option<Object>,
 }
 
 impl Report {
     fn send(&mut self, result: FfiResult<Outcome>) {
-        self.sent = true;
-        self.queue.finish(self.id, Done { user_data: self.user_data, result });
+        if let Some(object) = self.object.take() {
+            self.queue.finish(self.id, Done { user_data: self.user_data, object, result });
+        }
     }
 }
 
 impl Drop for Report {
     fn drop(&mut self) {
-        if !self.sent {
+        if self.object.is_some() {
             self.send(Err(Error::cancelled().context("the runtime dropped the operation").into()));
         }
     }
@@ -414,18 +435,19 @@ impl Future for OpTask {
     }
 }
 
-/// Start `work` on the shared workers, cancellable through the returned handle, reporting to
-/// `queue` with `user_data`.
+/// Start `work` (about `object`) on the shared workers, cancellable through the returned
+/// handle, reporting to `queue` with `user_data`.
 fn spawn_op(
     queue: &Arc<Queue>,
     user_data: u64,
+    object: Object,
     work: impl Future<Output = Result<Outcome>> + Send + 'static,
 ) -> fasts3_op {
     let cancel = CancelToken::new();
     let id = queue.register(cancel.clone());
     let token = cancel.clone();
     let work: Work = Box::pin(async move { CancelToken::run(Some(&token), work).await });
-    let report = Report { queue: queue.clone(), id, user_data, sent: false };
+    let report = Report { queue: queue.clone(), id, user_data, object: Some(object) };
     runtime::runtime().spawn(OpTask { work: Some(work), report });
     fasts3_op { cancel }
 }
@@ -548,33 +570,28 @@ pub unsafe extern "C" fn fasts3_completion_queue_pop(
 }
 
 fn completion(done: Done) -> fasts3_completion {
-    let text = |s: &str| CString::new(s.replace('\0', "\\0")).unwrap_or_default();
+    let mut c = fasts3_completion {
+        user_data: done.user_data,
+        status: fasts3_status::FASTS3_OK,
+        written: 0,
+        parts: 0,
+        bytes: None,
+        error: None,
+        error_taken: std::sync::atomic::AtomicBool::new(false),
+    };
     match done.result {
-        Ok(outcome) => {
-            let (written, bytes) = match outcome {
-                Outcome::Written(n) => (n, None),
-                Outcome::Allocated(data) => (data.len() as u64, Some(data)),
-            };
-            fasts3_completion {
-                user_data: done.user_data,
-                status: fasts3_status::FASTS3_OK,
-                written,
-                bytes,
-                message: CString::default(),
-                code: CString::default(),
-                http_status: 0,
-            }
+        Ok(Outcome::Written(n)) => c.written = n,
+        Ok(Outcome::Allocated(data)) => {
+            c.written = data.len() as u64;
+            c.bytes = Some(data);
         }
-        Err(failure) => fasts3_completion {
-            user_data: done.user_data,
-            status: failure.status,
-            written: 0,
-            bytes: None,
-            message: text(&failure.error.message),
-            code: text(&failure.error.code),
-            http_status: failure.error.http_status,
-        },
+        Ok(Outcome::Uploaded { bytes, parts }) => (c.written, c.parts) = (bytes, parts),
+        Err(failure) => {
+            c.status = failure.status;
+            c.error = Some(fasts3_error::of(&failure, Some(&done.object.bucket), Some(&done.object.key)));
+        }
     }
+    c
 }
 
 /// Release a queue. Ops still running on it are cancelled, and this call waits until every
@@ -666,7 +683,8 @@ pub unsafe extern "C" fn fasts3_submit_get_into(
         // the queue freed (this function's contract); the op drops the LentBuffer before
         // queueing its completion (OpTask), and queue_free waits for running ops.
         let mut target = unsafe { LentBuffer::new(buf, buf_len) };
-        let op = spawn_op(&queue, user_data, async move {
+        let object = Object { bucket: bucket.clone(), key: key.clone() };
+        let op = spawn_op(&queue, user_data, object, async move {
             let dest = Destination::Caller(target.as_mut_slice());
             let fetched = get::get(&client, Placement::Workers, &bucket, &key, offset, dest, options.borrow()).await?;
             Ok(Outcome::Written(fetched.written))
@@ -719,7 +737,8 @@ pub unsafe extern "C" fn fasts3_submit_get(
         // SAFETY: as above.
         let options = OwnedReadOptions::of(unsafe { read_options(options) }?);
         check_offset(offset)?;
-        let op = spawn_op(&queue, user_data, async move {
+        let object = Object { bucket: bucket.clone(), key: key.clone() };
+        let op = spawn_op(&queue, user_data, object, async move {
             let dest = Destination::Allocate { max_len: length };
             let fetched = get::get(&client, Placement::Workers, &bucket, &key, offset, dest, options.borrow()).await?;
             Ok(Outcome::Allocated(fetched.owned.unwrap_or_else(ResultBuffer::empty)))
@@ -734,9 +753,11 @@ pub unsafe extern "C" fn fasts3_submit_get(
 /// `fasts3_put_from` (one PUT up to the threshold, a parallel multipart upload above it, each
 /// request checksummed; a failed or cancelled multipart upload is aborted), but the outcome
 /// arrives in `queue` as a completion carrying `user_data`, whose `written` is `data_len` on
-/// success. Parts are copied from `data` as they are sent (at most `max_concurrency` parts in
-/// flight), so the extra memory stays bounded. An abort after cancellation is sent in the
-/// background, and may still be in flight when the completion arrives.
+/// success and `fasts3_completion_parts` the number of parts sent (0 for a single PUT), as
+/// `fasts3_put_from` reports them. Parts are copied from `data` as they are sent (at most
+/// `max_concurrency` parts in flight), so the extra memory stays bounded. An abort after
+/// cancellation is sent in the background, and may still be in flight when the completion
+/// arrives.
 ///
 /// Lifetime of `data`: lent to the op until its completion has been popped from `queue` (or
 /// `queue` freed); the caller keeps it alive and unchanged meanwhile. Options, `out_op`,
@@ -786,10 +807,11 @@ pub unsafe extern "C" fn fasts3_submit_put_from(
         // queue freed (this function's contract); the op drops the LentData before queueing
         // its completion (OpTask), and queue_free waits for running ops.
         let source = unsafe { LentData::new(data, data_len) };
-        let op = spawn_op(&queue, user_data, async move {
+        let object = Object { bucket: bucket.clone(), key: key.clone() };
+        let op = spawn_op(&queue, user_data, object, async move {
             let data = source.as_slice();
-            put::put(&client, Placement::Workers, &bucket, &key, data, &options).await?;
-            Ok(Outcome::Written(data.len() as u64))
+            let uploaded = put::put(&client, Placement::Workers, &bucket, &key, data, &options).await?;
+            Ok(Outcome::Uploaded { bytes: data.len() as u64, parts: uploaded.parts })
         });
         // SAFETY: NULL or writable (this function's contract).
         unsafe { give_op(op, out_op) };
@@ -876,7 +898,9 @@ pub unsafe extern "C" fn fasts3_completion_written(completion: *const fasts3_com
 }
 
 /// The failure's message, NUL-terminated UTF-8 (`""` on success, or for a NULL or freed
-/// completion). Owned by the completion: valid until `fasts3_completion_free`.
+/// completion): the message of the error object `fasts3_completion_take_error` gives. Owned
+/// by the completion: valid until `fasts3_completion_free`, whether or not its error object
+/// was taken (and freed) meanwhile.
 ///
 /// # Safety
 /// - `completion` is not freed while the returned string is in use.
@@ -884,12 +908,13 @@ pub unsafe extern "C" fn fasts3_completion_written(completion: *const fasts3_com
 pub unsafe extern "C" fn fasts3_completion_message(completion: *const fasts3_completion) -> *const c_char {
     guard_infallible(c"".as_ptr(), || {
         // SAFETY: not freed during the call (this function's contract).
-        unsafe { handle_or_report(completion, "fasts3_completion_message") }.map_or(c"".as_ptr(), |c| c.message.as_ptr())
+        let c = unsafe { handle_or_report(completion, "fasts3_completion_message") };
+        c.and_then(|c| c.error.as_ref()).map_or(c"".as_ptr(), |e| e.message().as_ptr())
     })
 }
 
 /// The S3 error code of the failure (`NoSuchKey`...), `""` when there was none. Owned by the
-/// completion: valid until `fasts3_completion_free`.
+/// completion, like `fasts3_completion_message`.
 ///
 /// # Safety
 /// - `completion` is not freed while the returned string is in use.
@@ -897,7 +922,8 @@ pub unsafe extern "C" fn fasts3_completion_message(completion: *const fasts3_com
 pub unsafe extern "C" fn fasts3_completion_code(completion: *const fasts3_completion) -> *const c_char {
     guard_infallible(c"".as_ptr(), || {
         // SAFETY: not freed during the call (this function's contract).
-        unsafe { handle_or_report(completion, "fasts3_completion_code") }.map_or(c"".as_ptr(), |c| c.code.as_ptr())
+        let c = unsafe { handle_or_report(completion, "fasts3_completion_code") };
+        c.and_then(|c| c.error.as_ref()).map_or(c"".as_ptr(), |e| e.code().as_ptr())
     })
 }
 
@@ -909,7 +935,50 @@ pub unsafe extern "C" fn fasts3_completion_code(completion: *const fasts3_comple
 pub unsafe extern "C" fn fasts3_completion_http_status(completion: *const fasts3_completion) -> u16 {
     guard_infallible(0, || {
         // SAFETY: not freed during the call (this function's contract).
-        unsafe { handle_or_report(completion, "fasts3_completion_http_status") }.map_or(0, |c| c.http_status)
+        let c = unsafe { handle_or_report(completion, "fasts3_completion_http_status") };
+        c.and_then(|c| c.error.as_ref()).map_or(0, |e| e.http_status())
+    })
+}
+
+/// The error object of a failed op: the same `fasts3_error` the blocking call would have
+/// handed back through its `err` (status, S3 code, message, HTTP status, the server's
+/// request id, bucket and key), read with the `fasts3_error_*` accessors. NULL when the op
+/// succeeded, when the error was taken already (only the first call gets it), and for a NULL
+/// completion or one that is not live (the latter reported on stderr; debug builds abort).
+///
+/// Ownership: the caller owns the returned error and releases it with `fasts3_error_free`;
+/// it outlives the completion, and the completion's own accessors
+/// (`fasts3_completion_message`...) stay valid after it is freed.
+/// Thread safety: the returned error is the caller's alone; if two threads take from one
+/// completion at once, one of them gets it and the other NULL.
+///
+/// # Safety
+/// - `completion` is not freed until this call returns.
+#[no_mangle]
+pub unsafe extern "C" fn fasts3_completion_take_error(completion: *mut fasts3_completion) -> *mut fasts3_error {
+    guard_infallible(std::ptr::null_mut(), || {
+        // SAFETY: not freed during the call (this function's contract).
+        let Some(c) = (unsafe { handle_or_report(completion, "fasts3_completion_take_error") }) else {
+            return std::ptr::null_mut();
+        };
+        match &c.error {
+            Some(error) if !c.error_taken.swap(true, std::sync::atomic::Ordering::AcqRel) => into_handle(error.clone()),
+            _ => std::ptr::null_mut(),
+        }
+    })
+}
+
+/// The number of parts a successful `fasts3_submit_put_from` sent, as `fasts3_put_from`'s
+/// `out_parts` counts them: 0 for a single PUT. 0 for other ops, failed ops, and a NULL or
+/// freed completion.
+///
+/// # Safety
+/// - `completion` is not freed until this call returns.
+#[no_mangle]
+pub unsafe extern "C" fn fasts3_completion_parts(completion: *const fasts3_completion) -> u32 {
+    guard_infallible(0, || {
+        // SAFETY: not freed during the call (this function's contract).
+        unsafe { handle_or_report(completion, "fasts3_completion_parts") }.map_or(0, |c| c.parts)
     })
 }
 
@@ -967,6 +1036,10 @@ mod tests {
         }
     }
 
+    fn object() -> Object {
+        Object { bucket: "b".into(), key: "k".into() }
+    }
+
     #[cfg(unix)]
     fn readable(queue: &Queue) -> bool {
         let mut fds = libc::pollfd { fd: queue.wakeup.raw(), events: libc::POLLIN, revents: 0 };
@@ -1001,7 +1074,7 @@ mod tests {
             flags.push(dropped);
             // Only borrowed inside, as ops borrow their LentBuffer: the guard then lives as
             // long as the future itself, not just until the block returns.
-            spawn_op(&queue, user_data, async move {
+            spawn_op(&queue, user_data, object(), async move {
                 let _borrow = &guard;
                 Ok(Outcome::Written(user_data * 10))
             });
@@ -1033,7 +1106,7 @@ mod tests {
         let queue = Arc::new(Queue::new().unwrap_or_else(|f| panic!("{}", f.error)));
         let dropped = Arc::new(AtomicBool::new(false));
         let guard = DropFlag(dropped.clone());
-        let op = spawn_op(&queue, 1, async move {
+        let op = spawn_op(&queue, 1, object(), async move {
             let _guard = guard;
             std::future::pending::<()>().await;
             Ok(Outcome::Written(0))
@@ -1050,14 +1123,14 @@ mod tests {
     #[test]
     fn cancelled_and_panicking_ops_still_complete() {
         let queue = Arc::new(Queue::new().unwrap_or_else(|f| panic!("{}", f.error)));
-        let op = spawn_op(&queue, 1, async {
+        let op = spawn_op(&queue, 1, object(), async {
             std::future::pending::<()>().await;
             Ok(Outcome::Written(0))
         });
         op.cancel.cancel();
         let done = pop_within(&queue, Duration::from_secs(10)).expect("cancelled op completed");
         assert_eq!(done.result.err().map(|f| f.status), Some(fasts3_status::FASTS3_CANCELLED));
-        spawn_op(&queue, 2, async {
+        spawn_op(&queue, 2, object(), async {
             if std::hint::black_box(true) {
                 panic!("op panicked on purpose");
             }
@@ -1068,5 +1141,43 @@ mod tests {
         assert_eq!(failure.status, fasts3_status::FASTS3_PANIC);
         assert!(failure.error.message.contains("op panicked on purpose"), "{}", failure.error.message);
         queue.close();
+    }
+
+    /// A failed op's completion carries the error object a blocking call would make (bucket
+    /// and key included), handed out once; its own accessors outlive the taken copy.
+    #[test]
+    fn a_failed_completion_hands_out_its_error_object_once() {
+        use crate::ffi::error::{fasts3_error_bucket, fasts3_error_free, fasts3_error_key, fasts3_error_request_id};
+        use std::ffi::CStr;
+        let mut error = Error::new(ErrorKind::NoSuchKey, "s3://b/k: not there");
+        error.code = "NoSuchKey".into();
+        error.http_status = 404;
+        error.request_id = "REQ-1".into();
+        let done = Done { user_data: 5, object: object(), result: Err(Failure::from(error)) };
+        let c = into_handle(completion(done));
+        // SAFETY: `c` is a live completion until the free at the end; each error is freed once.
+        unsafe {
+            assert_eq!(fasts3_completion_status(c), fasts3_status::FASTS3_NO_SUCH_KEY);
+            let message = fasts3_completion_message(c);
+            let e = fasts3_completion_take_error(c);
+            assert!(!e.is_null());
+            assert!(fasts3_completion_take_error(c).is_null(), "taken twice");
+            let text = |p: *const c_char| CStr::from_ptr(p).to_str().unwrap().to_owned();
+            assert_eq!(text(fasts3_error_request_id(e)), "REQ-1");
+            assert_eq!((text(fasts3_error_bucket(e)), text(fasts3_error_key(e))), ("b".into(), "k".into()));
+            assert_eq!(text(crate::ffi::error::fasts3_error_message(e)), text(message));
+            fasts3_error_free(e);
+            assert_eq!(text(message), "s3://b/k: not there", "the completion's string outlives the error");
+            assert_eq!(text(fasts3_completion_code(c)), "NoSuchKey");
+            assert_eq!(fasts3_completion_http_status(c), 404);
+            fasts3_completion_free(c);
+        }
+        let ok = into_handle(completion(Done { user_data: 6, object: object(), result: Ok(Outcome::Uploaded { bytes: 9, parts: 3 }) }));
+        // SAFETY: live until the free just after.
+        unsafe {
+            assert!(fasts3_completion_take_error(ok).is_null(), "no error object on success");
+            assert_eq!((fasts3_completion_written(ok), fasts3_completion_parts(ok)), (9, 3));
+            fasts3_completion_free(ok);
+        }
     }
 }

@@ -12,8 +12,10 @@ pub const FASTS3_ABI_VERSION: u32 = 2;
 /// Minor ABI version: bumped when functions or options are added compatibly, and reset to 0
 /// with each major version. A loader needs a minor version at least the one whose additions
 /// it uses. Minor 1: the asynchronous interface (completion queues, `fasts3_submit_*`,
-/// `fasts3_op_*`, `fasts3_completion_*`).
-pub const FASTS3_ABI_MINOR_VERSION: u32 = 1;
+/// `fasts3_op_*`, `fasts3_completion_*`). Minor 2: `fasts3_completion_take_error` (a failed
+/// op's error object, as blocking calls give it), `fasts3_completion_parts` (the parts an
+/// async upload sent) and `fasts3_last_error_request_id`.
+pub const FASTS3_ABI_MINOR_VERSION: u32 = 2;
 
 /// The major ABI version this library implements (`FASTS3_ABI_VERSION` of its header).
 #[no_mangle]
@@ -64,4 +66,12 @@ pub extern "C" fn fasts3_last_error_code() -> *const c_char {
 #[no_mangle]
 pub extern "C" fn fasts3_last_error_http_status() -> u16 {
     guard_infallible(0, || with_last_error(|_, _, status| status))
+}
+
+/// The server's id of the request behind the last failed call from this thread
+/// (`x-amz-request-id`, what AWS support asks for), or "" when there was no response or the
+/// server sent none. Never NULL. Same lifetime as `fasts3_last_error_message`.
+#[no_mangle]
+pub extern "C" fn fasts3_last_error_request_id() -> *const c_char {
+    guard_infallible(c"".as_ptr(), || crate::ffi::boundary::with_last_request_id(|id| id.as_ptr()))
 }

@@ -5,7 +5,7 @@
  *   FASTS3_TEST_ENDPOINT, FASTS3_TEST_ACCESS_KEY_ID, FASTS3_TEST_SECRET_ACCESS_KEY,
  *   FASTS3_TEST_REGION, FASTS3_TEST_BUCKET
  * Objects used: small (SMALL_SIZE bytes of pattern(i)), multi (MULTI_SIZE bytes), empty.
- * Writes "async/put" in the bucket.
+ * Writes "async/put", "async/multi", "async/multi-sync" and "async/single" in the bucket.
  *
  * Prints one line per check ("ok"/"FAIL"), then "N passed, M failed"; exits 1 on failure.
  */
@@ -294,6 +294,94 @@ static void test_arguments(fasts3_client *client) {
     fasts3_completion_queue_free(q);
 }
 
+/* A failed completion hands over the same error object a blocking call gives (request id,
+ * bucket and key included), once; its own accessors stay valid after that object is freed.
+ * An upload's completion counts its parts as fasts3_put_from does. */
+static void test_completion_error_object(fasts3_client *client) {
+    printf("# the error object of a completion, and an upload's parts\n");
+    fasts3_completion_queue *q = NULL;
+    fasts3_completion_queue_new(&q, NULL);
+    uint8_t buf[16];
+    fasts3_error *sync_err = NULL;
+    uint64_t written = 0;
+    CHECK(fasts3_get_into(client, SL(g_bucket), SL("no/such/key"), 0, buf, sizeof buf, NULL, &written, &sync_err) ==
+              FASTS3_NO_SUCH_KEY && sync_err != NULL, "blocking get_into(missing key) gives an error object");
+    CHECK(sync_err != NULL && fasts3_last_error_request_id()[0] != '\0' &&
+              strcmp(fasts3_last_error_request_id(), fasts3_error_request_id(sync_err)) == 0,
+          "the thread's last error has its request id too (\"%s\")", fasts3_last_error_request_id());
+    CHECK(fasts3_submit_get_into(client, q, SL(g_bucket), SL("no/such/key"), 0, buf, sizeof buf, NULL, 77, NULL,
+                                 NULL) == FASTS3_OK, "submit_get_into(missing key)");
+    fasts3_completion *c = next_completion(q);
+    if (CHECK(c != NULL && fasts3_completion_status(c) == FASTS3_NO_SUCH_KEY, "its completion says NO_SUCH_KEY")) {
+        const char *message = fasts3_completion_message(c);
+        fasts3_error *e = fasts3_completion_take_error(c);
+        if (CHECK(e != NULL, "completion_take_error gives the error object")) {
+            CHECK(fasts3_error_status(e) == FASTS3_NO_SUCH_KEY && fasts3_error_http_status(e) == 404 &&
+                      strcmp(fasts3_error_code(e), "NoSuchKey") == 0,
+                  "status, HTTP 404, code %s", fasts3_error_code(e));
+            CHECK(fasts3_error_request_id(e)[0] != '\0', "request id \"%s\"", fasts3_error_request_id(e));
+            CHECK(strcmp(fasts3_error_bucket(e), g_bucket) == 0 && strcmp(fasts3_error_key(e), "no/such/key") == 0,
+                  "bucket %s, key %s", fasts3_error_bucket(e), fasts3_error_key(e));
+            CHECK(strcmp(fasts3_error_message(e), message) == 0, "the completion's message: %s", fasts3_error_message(e));
+            if (sync_err != NULL) {
+                CHECK(fasts3_error_status(e) == fasts3_error_status(sync_err) &&
+                          fasts3_error_http_status(e) == fasts3_error_http_status(sync_err) &&
+                          strcmp(fasts3_error_code(e), fasts3_error_code(sync_err)) == 0 &&
+                          strcmp(fasts3_error_bucket(e), fasts3_error_bucket(sync_err)) == 0 &&
+                          strcmp(fasts3_error_key(e), fasts3_error_key(sync_err)) == 0 &&
+                          strcmp(fasts3_error_message(e), fasts3_error_message(sync_err)) == 0 &&
+                          fasts3_error_request_id(sync_err)[0] != '\0',
+                      "the same error as the blocking call's (message: %s)", fasts3_error_message(sync_err));
+            }
+        }
+        CHECK(fasts3_completion_take_error(c) == NULL, "a second completion_take_error gives NULL");
+        fasts3_error_free(e);
+        /* The completion's strings are its own: still readable with the error freed (ASan
+         * would report a use after free otherwise). */
+        CHECK(strstr(message, "no/such/key") != NULL && strcmp(fasts3_completion_code(c), "NoSuchKey") == 0 &&
+                  fasts3_completion_http_status(c) == 404, "the completion's accessors after the error is freed");
+    }
+    fasts3_completion_free(c);
+    fasts3_error_free(sync_err);
+
+    CHECK(fasts3_submit_get(client, q, SL(g_bucket), SL("small"), 0, FASTS3_TO_END, NULL, 78, NULL, NULL) == FASTS3_OK,
+          "submit_get(small)");
+    c = next_completion(q);
+    CHECK(c != NULL && fasts3_completion_status(c) == FASTS3_OK && fasts3_completion_take_error(c) == NULL,
+          "a successful completion has no error object");
+    fasts3_completion_free(c);
+    CHECK(fasts3_completion_take_error(NULL) == NULL, "completion_take_error(NULL) is NULL");
+
+    /* 11 MiB in 5 MiB parts: 3 parts, as the blocking call counts them. */
+    size_t big_len = 11u << 20;
+    uint8_t *big = malloc(big_len);
+    for (size_t i = 0; i < big_len; i++) big[i] = pattern(i);
+    fasts3_put_options options = {0};
+    options.struct_size = sizeof options;
+    options.multipart_threshold = 5u << 20;
+    options.part_size = 5u << 20;
+    uint32_t sync_parts = 0;
+    fasts3_status st = fasts3_put_from(client, SL(g_bucket), SL("async/multi-sync"), big, big_len, &options, NULL,
+                                       &sync_parts, NULL);
+    CHECK(st == FASTS3_OK && sync_parts == 3, "blocking put_from: 3 parts (got %u)", (unsigned)sync_parts);
+    CHECK(fasts3_submit_put_from(client, q, SL(g_bucket), SL("async/multi"), big, big_len, &options, 79, NULL, NULL) ==
+              FASTS3_OK, "submit_put_from(11 MiB, 5 MiB parts)");
+    c = next_completion(q);
+    CHECK(c != NULL && fasts3_completion_status(c) == FASTS3_OK && fasts3_completion_written(c) == big_len &&
+              fasts3_completion_parts(c) == sync_parts,
+          "its completion: OK, %zu bytes, %u parts", big_len, (unsigned)fasts3_completion_parts(c));
+    fasts3_completion_free(c);
+    CHECK(fasts3_submit_put_from(client, q, SL(g_bucket), SL("async/single"), big, 100, NULL, 80, NULL, NULL) ==
+              FASTS3_OK, "submit_put_from(100 bytes)");
+    c = next_completion(q);
+    CHECK(c != NULL && fasts3_completion_status(c) == FASTS3_OK && fasts3_completion_parts(c) == 0,
+          "a single PUT: 0 parts, as fasts3_put_from says");
+    fasts3_completion_free(c);
+    CHECK(fasts3_completion_parts(NULL) == 0, "completion_parts(NULL) is 0");
+    free(big);
+    fasts3_completion_queue_free(q);
+}
+
 int main(void) {
     g_bucket = env("FASTS3_TEST_BUCKET");
     fasts3_client *client = make_client();
@@ -304,6 +392,7 @@ int main(void) {
     test_submit_and_complete(client);
     test_cancel_and_free(client);
     test_arguments(client);
+    test_completion_error_object(client);
 
     /* An op keeps its own reference to the client: free the client while one runs. */
     printf("# client freed while an op runs\n");
