@@ -41,7 +41,8 @@ DIST = ROOT / "dist"
 # manylinux2014 = glibc 2.17 (CentOS 7, Amazon Linux 2, Ubuntu 14.04 and newer).
 MANYLINUX_GLIBC = "2.17"
 # What a source build needs (MANIFEST.in); tests/test_packaging.py checks the same.
-SDIST_NEEDS = ("Cargo.toml", "Cargo.lock", "build.py", "cbindgen.toml", "setup.py", "rust/lib.rs", "include/fasts3.h")
+SDIST_NEEDS = ("Cargo.toml", "Cargo.lock", "build.py", "cbindgen.toml", "setup.py", "rust/lib.rs",
+               "rust/engine/Cargo.toml", "include/fasts3.h")
 LIB_NAME = {"darwin": "libfasts3.dylib", "win32": "fasts3.dll"}.get(sys.platform, "libfasts3.so")
 
 

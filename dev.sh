@@ -75,12 +75,14 @@ build() {
 }
 
 run_tests() {
-    step "clippy, warnings as errors (lints in Cargo.toml: SAFETY comments, # Safety sections)"
-    cargo clippy --all-targets -- -D warnings
-    step "Rust engine tests (the same target and linker as the library: no second build)"
-    cargo-zigbuild test --release --lib --target "$ZIG_TARGET"
-    step "macOS: the crate compiles for $MACOS_CHECK_TARGET (cargo check, zig as the C compiler)"
-    cargo-zigbuild check --lib --target "$MACOS_CHECK_TARGET"
+    # --workspace everywhere: both crates (fasts3, the C ABI; fasts3-engine) are checked and
+    # tested, whatever the workspace's default members say.
+    step "clippy on both crates, warnings as errors (workspace lints in Cargo.toml: SAFETY comments, # Safety sections)"
+    cargo clippy --workspace --all-targets -- -D warnings
+    step "Rust tests of both crates (the same target and linker as the library: no second build)"
+    cargo-zigbuild test --release --workspace --lib --target "$ZIG_TARGET"
+    step "macOS: both crates compile for $MACOS_CHECK_TARGET (cargo check, zig as the C compiler)"
+    cargo-zigbuild check --workspace --lib --target "$MACOS_CHECK_TARGET"
     step "wheel: build.py --wheel packages the library above; auditwheel must say manylinux2014"
     rm -f dist/pyfasts3-*.whl
     "$PYTHON" build.py --wheel

@@ -71,9 +71,20 @@ def test_sdist_has_what_a_source_build_needs(sdist):
     with tarfile.open(sdist) as tar:
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
     for needed in ("Cargo.toml", "Cargo.lock", "build.py", "cbindgen.toml", "setup.py", "pyproject.toml",
-                   "rust/lib.rs", "rust/ffi/mod.rs", "rust/engine/mod.rs", "include/fasts3.h",
+                   "rust/lib.rs", "rust/ffi/mod.rs", "rust/engine/Cargo.toml", "rust/engine/mod.rs",
+                   "include/fasts3.h",
                    "pyfasts3/__init__.py", "pyfasts3/_lowlevel.py"):
         assert needed in names, f"{needed} missing from {sdist.name}"
+
+
+def test_sdist_is_a_workspace_cargo_can_read(sdist, tmp_path):
+    """Both crates of the workspace come with the sdist: cargo resolves it from the unpacked
+    archive (a member missing from it fails here, not in a user's source build)."""
+    with tarfile.open(sdist) as tar:
+        tar.extractall(tmp_path, filter="data")
+    (tree,) = tmp_path.iterdir()
+    packages = {p["name"]: p for p in cargo_metadata(tree)["packages"]}
+    assert set(packages) == {"fasts3", "fasts3-engine"}, sorted(packages)
 
 
 def test_sdist_carries_no_native_library(sdist):
@@ -92,6 +103,73 @@ def test_sdist_install_without_cargo_fails_with_a_clear_message(sdist, tmp_path)
     assert proc.returncode != 0
     assert "FileNotFoundError" not in output, output[-3000:]
     assert "pyfasts3 needs cargo" in output and "rustup" in output, output[-3000:]
+
+
+# ---- two crates in one workspace (issue 10) ------------------------------------------------
+
+def cargo_exe() -> str:
+    exe = shutil.which("cargo") or str(Path.home() / ".cargo" / "bin" / "cargo")
+    assert Path(exe).is_file(), "these tests read the workspace with cargo: put it on PATH"
+    return exe
+
+
+def cargo_metadata(tree: Path = ROOT) -> dict:
+    proc = run([cargo_exe(), "metadata", "--format-version", "1", "--no-deps", "--offline"], cwd=tree)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
+def test_engine_is_a_crate_of_its_own_under_the_c_abi_crate():
+    meta = cargo_metadata()
+    packages = {p["name"]: p for p in meta["packages"]}
+    assert set(packages) == {"fasts3", "fasts3-engine"}, sorted(packages)
+    abi, engine = packages["fasts3"], packages["fasts3-engine"]
+    # The root manifest stays the C ABI crate: the library build.py, setup.py and the wheel
+    # expect (libfasts3, a cdylib).
+    assert Path(abi["manifest_path"]) == ROOT / "Cargo.toml"
+    (abi_lib,) = [t for t in abi["targets"] if "lib" in t["kind"] or "cdylib" in t["kind"]]
+    assert abi_lib["name"] == "fasts3" and "cdylib" in abi_lib["crate_types"], abi_lib
+    # The engine: rust/engine, a plain Rust library (no cdylib/staticlib: no C library).
+    assert Path(engine["manifest_path"]) == ROOT / "rust" / "engine" / "Cargo.toml"
+    (engine_lib,) = [t for t in engine["targets"] if t["kind"] != ["test"]]
+    assert engine_lib["crate_types"] == ["lib"], engine_lib
+    # The C ABI crate sits on the engine and keeps only what rust/ffi itself uses; the engine
+    # knows nothing of it.
+    normal = {d["name"] for d in abi["dependencies"] if d["kind"] is None}
+    assert normal == {"fasts3-engine", "libc", "tokio"}, sorted(normal)
+    assert "fasts3" not in {d["name"] for d in engine["dependencies"]}
+    # A plain `cargo test` / `cargo clippy` at the root covers both crates.
+    assert set(meta["workspace_default_members"]) == {abi["id"], engine["id"]}
+
+
+def test_engine_has_no_c_abi():
+    """Exports, C layouts and C strings belong to rust/ffi; the engine is Rust for Rust callers."""
+    c_abi = ('extern "C"', "no_mangle", "export_name", "repr(C)", "CStr", "c_char")
+    found = [f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+             for path in sorted((ROOT / "rust" / "engine").rglob("*.rs"))
+             for n, line in enumerate(path.read_text().splitlines(), 1)
+             if not line.lstrip().startswith("//") and any(mark in line for mark in c_abi)]
+    assert found == [], "\n".join(found)
+
+
+def test_engine_packages_on_its_own(tmp_path):
+    """`cargo package` of the engine: its sources and a manifest with the workspace's pins
+    written in (what crates.io would get), nothing from outside rust/engine."""
+    proc = run([cargo_exe(), "package", "-p", "fasts3-engine", "--list", "--offline", "--allow-dirty"], cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    files = set(proc.stdout.split())
+    assert {"Cargo.toml", "Cargo.toml.orig", "mod.rs", "get.rs", "http/mod.rs", "fake_s3.rs"} <= files, sorted(files)
+    assert not any(f.startswith(("..", "/", "ffi/")) for f in files), sorted(files)
+
+
+def test_ci_runs_and_lints_both_crates():
+    """dev.sh (what .ci/run runs) names the whole workspace in every cargo test/clippy/check,
+    so the engine's tests and lints cannot drop out by a change of default members."""
+    commands = [line.strip() for line in (ROOT / "dev.sh").read_text().splitlines()
+                if line.strip().startswith(("cargo ", "cargo-zigbuild "))
+                and any(f" {verb} " in line for verb in ("test", "clippy", "check"))]
+    assert len(commands) == 3, commands
+    assert all("--workspace" in c for c in commands), commands
 
 
 # ---- the wheel in a fresh venv without cargo ----------------------------------------------

@@ -1,6 +1,6 @@
 //! Cancellation shared between the thread running a call and any other thread.
 
-use crate::engine::error::{Error, Result};
+use crate::error::{Error, Result};
 use std::future::Future;
 use tokio_util::sync::CancellationToken;
 

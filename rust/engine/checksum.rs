@@ -9,7 +9,7 @@
 //! the upload's part boundaries. The algorithms (CRC32, CRC32C, CRC64NVME, SHA-1, SHA-256)
 //! are the AWS SDK's own implementations (`aws-smithy-checksums`).
 
-use crate::engine::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result};
 use aws_smithy_checksums::ChecksumAlgorithm;
 
 /// What the client does with checksums (the `checksum` client option).

@@ -1,13 +1,13 @@
 //! Client configuration and the SDK client behind it (rebuilt in a forked child).
 
-use crate::engine::checksum::ChecksumMode;
-use crate::engine::error::{Error, ErrorKind, Result};
-use crate::engine::parts::PartPlan;
-use crate::engine::runtime::{PidBound, Placement};
-use crate::engine::connector::{self, Connector};
-use crate::engine::http::{DataPlane, EndpointConfig, RetryPolicy};
-use crate::engine::sdk_http::SdkHttpClient;
-use crate::engine::tls::TlsAwareHttpClient;
+use crate::checksum::ChecksumMode;
+use crate::error::{Error, ErrorKind, Result};
+use crate::parts::PartPlan;
+use crate::runtime::{PidBound, Placement};
+use crate::connector::{self, Connector};
+use crate::http::{DataPlane, EndpointConfig, RetryPolicy};
+use crate::sdk_http::SdkHttpClient;
+use crate::tls::TlsAwareHttpClient;
 use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{AppName, BehaviorVersion, Region};
@@ -321,7 +321,7 @@ impl Client {
             id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
             alive: Arc::new(()),
         };
-        crate::engine::runtime::block_on(client.shared_session())?;
+        crate::runtime::block_on(client.shared_session())?;
         Ok(Arc::new(client))
     }
 
@@ -449,7 +449,7 @@ impl Client {
             .unwrap_or_else(|| Region::new(FALLBACK_REGION));
         check_region(region.as_ref())?;
         let force_path_style = o.use_path_style(sdk.endpoint_url());
-        let plane = DataPlane::new(crate::engine::http::Settings {
+        let plane = DataPlane::new(crate::http::Settings {
             credentials: sdk.credentials_provider(),
             endpoint: EndpointConfig {
                 region: region.to_string(),

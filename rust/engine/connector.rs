@@ -17,8 +17,8 @@
 //!   (see [`Connector::proxy_authorization`]);
 //! - a connect timeout covering TCP, the proxy tunnel and the TLS handshake.
 
-use crate::engine::client::{redact_userinfo, ClientOptions, DEFAULT_CONNECT_TIMEOUT};
-use crate::engine::error::{Error, ErrorKind, Result};
+use crate::client::{redact_userinfo, ClientOptions, DEFAULT_CONNECT_TIMEOUT};
+use crate::error::{Error, ErrorKind, Result};
 use http::{HeaderValue, Uri};
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_rustls::{HttpsConnector, MaybeHttpsStream};

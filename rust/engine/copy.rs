@@ -3,11 +3,11 @@
 //! pinned to the source's ETag so a source replaced mid-copy fails instead of mixing versions.
 //! Off the hot path (no bytes cross the client): the SDK client sends these requests.
 
-use crate::engine::client::Client;
-use crate::engine::error::{Error, Result};
-use crate::engine::multipart::{self, AbortOnDrop};
-use crate::engine::path::{check_bucket, check_key};
-use crate::engine::runtime::Placement;
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::multipart::{self, AbortOnDrop};
+use crate::path::{check_bucket, check_key};
+use crate::runtime::Placement;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_smithy_http::label::{fmt_string, EncodingStrategy};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
@@ -41,7 +41,7 @@ pub async fn copy(
     if options.multipart_threshold > MAX_SINGLE_COPY {
         return Err(Error::invalid("multipart_threshold must be at most 5 GiB (S3's CopyObject limit)"));
     }
-    if options.part_size != 0 && !(crate::engine::put::MIN_PART_SIZE..=crate::engine::put::MAX_PART_SIZE).contains(&options.part_size) {
+    if options.part_size != 0 && !(crate::put::MIN_PART_SIZE..=crate::put::MAX_PART_SIZE).contains(&options.part_size) {
         return Err(Error::invalid(format!("part_size must be between 5 MiB and 5 GiB, got {}", options.part_size)));
     }
     let threshold = if options.multipart_threshold == 0 { MAX_SINGLE_COPY } else { options.multipart_threshold };

@@ -1,11 +1,11 @@
 //! Deleting objects: one (DELETE on the lean data plane) or many (DeleteObjects, 1,000 keys
 //! per request, per-key errors kept).
 
-use crate::engine::client::{Client, Session};
-use crate::engine::error::{kind_for, Error, Result};
-use crate::engine::http::{ObjectId, ObjectRequest};
-use crate::engine::path::{check_bucket, check_key};
-use crate::engine::runtime::Placement;
+use crate::client::{Client, Session};
+use crate::error::{kind_for, Error, Result};
+use crate::http::{ObjectId, ObjectRequest};
+use crate::path::{check_bucket, check_key};
+use crate::runtime::Placement;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use futures_util::stream::{self, StreamExt};
 use ::http::{HeaderMap, Method};

@@ -1,7 +1,7 @@
 //! One error type for the whole engine: a kind (which becomes the C status), plus the S3
 //! error code, message and HTTP status when the server supplied them.
 
-use crate::engine::tls;
+use crate::tls;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::RequestId;
 use aws_smithy_types::error::display::DisplayErrorContext;

@@ -28,15 +28,15 @@
 //! Either way, after success, error or cancellation no write into the buffer can still be in
 //! flight, and the code stays free of raw pointers.
 
-use crate::engine::checksum::{self, ChecksumMode, Verifier};
-use crate::engine::client::{Client, Session};
-use crate::engine::error::{Error, ErrorKind, Result};
-use crate::engine::get_request::{self, Response, Validator};
-use crate::engine::head;
-use crate::engine::http::{Body, ObjectId};
-use crate::engine::path::{check_bucket, check_key};
-use crate::engine::runtime::{self, Placement};
-use crate::engine::result_buffer::ResultBuffer;
+use crate::checksum::{self, ChecksumMode, Verifier};
+use crate::client::{Client, Session};
+use crate::error::{Error, ErrorKind, Result};
+use crate::get_request::{self, Response, Validator};
+use crate::head;
+use crate::http::{Body, ObjectId};
+use crate::path::{check_bucket, check_key};
+use crate::runtime::{self, Placement};
+use crate::result_buffer::ResultBuffer;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;

@@ -1,10 +1,10 @@
 //! One GET request of a read: how it is sent (range, version pin, checksum mode, a retry on a
 //! fresh connection) and what its response headers say about the bytes that follow.
 
-use crate::engine::checksum::Announced;
-use crate::engine::client::Session;
-use crate::engine::error::{Error, ErrorKind, Result};
-use crate::engine::http::{self, Body, ObjectId, ObjectRequest};
+use crate::checksum::Announced;
+use crate::client::Session;
+use crate::error::{Error, ErrorKind, Result};
+use crate::http::{self, Body, ObjectId, ObjectRequest};
 use aws_sdk_s3::primitives::DateTime;
 use aws_smithy_types::date_time::Format;
 use ::http::{HeaderMap, Method};

@@ -1,10 +1,10 @@
 //! The GET algorithm against the fake server: request counts, edge behaviours, faults.
 
-use crate::engine::cancel::CancelToken;
-use crate::engine::fake_s3::{self, Behaviour, FakeS3};
-use crate::engine::get::{self, Destination, GetRequest};
-use crate::engine::runtime::{block_on, block_on_here, runtime, Offload, Placement};
-use crate::engine::{Client, ClientOptions, ErrorKind, PathStyle};
+use crate::cancel::CancelToken;
+use crate::fake_s3::{self, Behaviour, FakeS3};
+use crate::get::{self, Destination, GetRequest};
+use crate::runtime::{block_on, block_on_here, runtime, Offload, Placement};
+use crate::{Client, ClientOptions, ErrorKind, PathStyle};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,7 +33,7 @@ fn client(server: &FakeS3, part_size: u64) -> Arc<Client> {
 
 /// A read as the C ABI runs it: on the calling thread's runtime, parts after the first
 /// handed to the shared workers.
-fn get_into(c: &Client, offset: u64, buf: &mut [u8]) -> crate::engine::Result<u64> {
+fn get_into(c: &Client, offset: u64, buf: &mut [u8]) -> crate::Result<u64> {
     // SAFETY: the future is handed straight to block_on_here, which polls it to completion
     // on this thread.
     let placement = Placement::CallingThread { offload: Some(unsafe { Offload::new() }) };
@@ -41,7 +41,7 @@ fn get_into(c: &Client, offset: u64, buf: &mut [u8]) -> crate::engine::Result<u6
 }
 
 /// The same read run entirely on the shared workers (as reads in a batch are).
-fn get_into_on_workers(c: &Client, offset: u64, buf: &mut [u8]) -> crate::engine::Result<u64> {
+fn get_into_on_workers(c: &Client, offset: u64, buf: &mut [u8]) -> crate::Result<u64> {
     block_on(get::get(c, Placement::Workers, "bkt", "key", offset, Destination::Caller(buf), Default::default())).map(|f| f.written)
 }
 

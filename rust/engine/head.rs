@@ -1,13 +1,13 @@
 //! HEAD: size, ETag, last-modified and content type of one object.
 
-use crate::engine::checksum::{self, Announced};
-use crate::engine::client::{Client, Session};
-use crate::engine::error::{Error, ErrorKind, Result};
-use crate::engine::get_request::{announced_checksum, content_length, header_str, Validator};
-use crate::engine::http::{self, ObjectId, ObjectRequest};
-use crate::engine::page::ObjectPage;
-use crate::engine::path::{check_bucket, check_key};
-use crate::engine::runtime::Placement;
+use crate::checksum::{self, Announced};
+use crate::client::{Client, Session};
+use crate::error::{Error, ErrorKind, Result};
+use crate::get_request::{announced_checksum, content_length, header_str, Validator};
+use crate::http::{self, ObjectId, ObjectRequest};
+use crate::page::ObjectPage;
+use crate::path::{check_bucket, check_key};
+use crate::runtime::Placement;
 use ::http::{HeaderMap, Method};
 
 /// HEAD one object; the result is a one-entry page.

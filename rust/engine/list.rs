@@ -1,12 +1,12 @@
 //! Listing: ListObjectsV2 pages, walked by a cursor (one page at a time) or collected whole —
 //! sequentially, or in parallel by walking the `/` prefix tree.
 
-use crate::engine::client::{Client, Session};
-use crate::engine::error::{Error, ErrorKind, Result};
-use crate::engine::list_xml;
-use crate::engine::page::ObjectPage;
-use crate::engine::path::check_bucket;
-use crate::engine::runtime::Placement;
+use crate::client::{Client, Session};
+use crate::error::{Error, ErrorKind, Result};
+use crate::list_xml;
+use crate::page::ObjectPage;
+use crate::path::check_bucket;
+use crate::runtime::Placement;
 use aws_sdk_s3::config::interceptors::BeforeDeserializationInterceptorContextMut;
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::BoxError;

@@ -14,8 +14,8 @@
 //! are. Text is taken without XML's end-of-line normalization: from a server that sends
 //! keys raw, a CR in a key is a CR, not a line break to turn into LF.
 
-use crate::engine::error::{Error, Result};
-use crate::engine::page::{ObjectPage, StringTable};
+use crate::error::{Error, Result};
+use crate::page::{ObjectPage, StringTable};
 use aws_smithy_types::date_time::{DateTime, Format};
 use quick_xml::events::Event;
 use quick_xml::Reader;
@@ -303,7 +303,7 @@ mod tests {
         for key in ["a%zz", "a%4", "a%", "%FF", "a%00b"] {
             let xml = format!("<ListBucketResult><EncodingType>url</EncodingType><Contents><Key>{key}</Key><Size>1</Size></Contents></ListBucketResult>");
             let err = parse_list_objects_v2(xml.as_bytes()).unwrap_err();
-            assert_eq!(err.kind, crate::engine::ErrorKind::Protocol, "{key}: {err}");
+            assert_eq!(err.kind, crate::ErrorKind::Protocol, "{key}: {err}");
         }
     }
 
@@ -320,7 +320,7 @@ mod tests {
             "<Error/>",
         ] {
             let err = parse_list_objects_v2(xml.as_bytes()).unwrap_err();
-            assert_eq!(err.kind, crate::engine::ErrorKind::Protocol, "{xml}: {err}");
+            assert_eq!(err.kind, crate::ErrorKind::Protocol, "{xml}: {err}");
         }
     }
 }

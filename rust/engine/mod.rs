@@ -1,4 +1,10 @@
-//! The S3 engine: usable and testable from Rust without touching raw pointers.
+//! The S3 engine of pyfasts3: usable and testable from Rust without touching raw pointers.
+//!
+//! A Rust library with no C ABI in it: the `fasts3` crate (rust/ffi, the cdylib libfasts3)
+//! puts the C ABI on top of it. Callers hand it slices, never pointers. Its own unsafe code
+//! is small and commented: borrowing futures run on the worker threads only under the
+//! [`runtime::Offload`] permission, caller data lent to request bodies (`payload`), and
+//! result-buffer allocation (`result_buffer`, libc only for `madvise`).
 
 pub mod cancel;
 pub mod checksum;

@@ -7,12 +7,12 @@
 //! Create / Complete / Abort are three requests per upload and go through the SDK client,
 //! which also parses Complete's "200 with an error inside" answers.
 
-use crate::engine::client::{Client, Session};
-use crate::engine::error::{Error, Result};
-use crate::engine::http::{BodyRequest, DataPlane};
-use crate::engine::payload::Payload;
-use crate::engine::put::{self, PutOptions, PutOutcome, DEFAULT_PART_SIZE, MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE};
-use crate::engine::runtime::{self, Placement};
+use crate::client::{Client, Session};
+use crate::error::{Error, Result};
+use crate::http::{BodyRequest, DataPlane};
+use crate::payload::Payload;
+use crate::put::{self, PutOptions, PutOutcome, DEFAULT_PART_SIZE, MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE};
+use crate::runtime::{self, Placement};
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use ::http::HeaderMap;
@@ -247,7 +247,7 @@ impl Drop for AbortOnDrop<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::error::ErrorKind;
+    use crate::error::ErrorKind;
 
     #[test]
     fn part_size_grows_to_stay_within_10000_parts() {

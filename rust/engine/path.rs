@@ -1,6 +1,6 @@
 //! Validation of bucket names and keys before anything goes on the wire.
 
-use crate::engine::error::{Error, Result};
+use crate::error::{Error, Result};
 
 pub fn check_bucket(bucket: &str) -> Result<()> {
     if bucket.is_empty() {

@@ -12,7 +12,7 @@
 //!
 //! Without the permission (a safe Rust caller), parts are copied.
 
-use crate::engine::runtime::Placement;
+use crate::runtime::Placement;
 use bytes::Bytes;
 use std::ops::Range;
 use std::sync::Arc;

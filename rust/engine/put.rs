@@ -6,13 +6,13 @@
 //! verifies, per request. Parts are slices of the caller's buffer, lent without a copy when the
 //! caller granted it (`engine::payload`).
 
-use crate::engine::client::{Client, Session};
-use crate::engine::error::{Error, ErrorKind, Result};
-use crate::engine::http::{self, Body, BodyRequest};
-use crate::engine::multipart;
-use crate::engine::path::{check_bucket, check_key};
-use crate::engine::payload::Payload;
-use crate::engine::runtime::Placement;
+use crate::client::{Client, Session};
+use crate::error::{Error, ErrorKind, Result};
+use crate::http::{self, Body, BodyRequest};
+use crate::multipart;
+use crate::path::{check_bucket, check_key};
+use crate::payload::Payload;
+use crate::runtime::Placement;
 use aws_smithy_checksums::ChecksumAlgorithm;
 use bytes::Bytes;
 use ::http::HeaderMap;

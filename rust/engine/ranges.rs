@@ -18,14 +18,14 @@
 //! A server that sends neither ETag nor Last-Modified gets one request for everything (one
 //! response is one version).
 
-use crate::engine::client::Client;
-use crate::engine::error::{Error, ErrorKind, Result};
-use crate::engine::get::{quoted, read_pinned, Destination, ReadOptions};
-use crate::engine::get_request::Validator;
-use crate::engine::head;
-use crate::engine::http::ObjectId;
-use crate::engine::path::{check_bucket, check_key};
-use crate::engine::runtime::Placement;
+use crate::client::Client;
+use crate::error::{Error, ErrorKind, Result};
+use crate::get::{quoted, read_pinned, Destination, ReadOptions};
+use crate::get_request::Validator;
+use crate::head;
+use crate::http::ObjectId;
+use crate::path::{check_bucket, check_key};
+use crate::runtime::Placement;
 use futures_util::stream::{self, StreamExt};
 use std::sync::Mutex;
 
@@ -39,7 +39,7 @@ pub struct ByteRange {
 
 /// Gap below which two ranges are fetched with one request, by default: a round trip costs
 /// more than reading this much more on any link S3 is reached over.
-pub(crate) const DEFAULT_MAX_GAP: u64 = 1 << 20;
+pub const DEFAULT_MAX_GAP: u64 = 1 << 20;
 
 /// Read `ranges` of one object into `dest` (packed in order; at least the sum of the lengths).
 /// Returns how many bytes each range got (fewer than asked only where the object ends).
@@ -79,7 +79,7 @@ pub async fn get_ranges(
 async fn read_ranges(
     client: &Client,
     placement: Placement,
-    session: &crate::engine::client::Session,
+    session: &crate::client::Session,
     id: ObjectId<'_>,
     ranges: &[ByteRange],
     dest: &mut [u8],
@@ -165,7 +165,7 @@ fn coalesce(resolved: &[(u64, u64)], max_gap: u64) -> Vec<Span> {
 async fn read_span(
     client: &Client,
     placement: Placement,
-    session: &crate::engine::client::Session,
+    session: &crate::client::Session,
     id: ObjectId<'_>,
     span: Span,
     mut members: Vec<(usize, &mut [u8])>,

@@ -20,7 +20,7 @@
 //! buffer's old bytes beyond the new result are never exposed, and every byte of the result
 //! is written by the read before it is returned.
 
-use crate::engine::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 

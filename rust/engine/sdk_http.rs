@@ -9,7 +9,7 @@
 //! for the retry layer, and the same classification of failures into timeout / io / user /
 //! other, which decides what the SDK retries.
 
-use crate::engine::connector::{self, ConnectTimeout, Connector, ProxyError};
+use crate::connector::{self, ConnectTimeout, Connector, ProxyError};
 use aws_sdk_s3::config::http::{HttpRequest, HttpResponse};
 use aws_sdk_s3::config::{HttpClient, RuntimeComponents};
 use aws_smithy_runtime_api::client::connection::{CaptureSmithyConnection, ConnectionMetadata};

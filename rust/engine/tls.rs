@@ -8,7 +8,7 @@
 //! finds the rustls error in the failure's source chain, and replaces the failure with a
 //! non-retryable one carrying a [`TlsFailure`]; `error.rs` turns that into `ErrorKind::Tls`.
 
-use crate::engine::error::{Error, ErrorKind};
+use crate::error::{Error, ErrorKind};
 use aws_sdk_s3::config::http::HttpRequest;
 use aws_sdk_s3::config::{HttpClient, RuntimeComponents, SharedHttpClient};
 use aws_smithy_runtime_api::client::http::{

@@ -13,12 +13,12 @@
 //! (S3's rule); a smaller part followed by another one is refused here, before S3 would refuse
 //! the completion.
 
-use crate::engine::client::{Client, Session};
-use crate::engine::error::{Error, Result};
-use crate::engine::multipart;
-use crate::engine::path::{check_bucket, check_key};
-use crate::engine::put::{PutOptions, PutOutcome, MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE};
-use crate::engine::runtime;
+use crate::client::{Client, Session};
+use crate::error::{Error, Result};
+use crate::multipart;
+use crate::path::{check_bucket, check_key};
+use crate::put::{PutOptions, PutOutcome, MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE};
+use crate::runtime;
 use aws_sdk_s3::types::CompletedPart;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! The panic boundary, the calling thread's last error, and checked pointer conversions.
 
-use crate::engine::{Error, ErrorKind};
+use fasts3_engine::{Error, ErrorKind};
 use crate::ffi::error::{new_error, fasts3_error};
 use crate::ffi::status::fasts3_status;
 use std::cell::RefCell;

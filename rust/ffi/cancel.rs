@@ -1,7 +1,7 @@
 //! Cancel tokens: trigger from any thread to stop calls that were given the token.
 
-use crate::engine::runtime::{Offload, Placement};
-use crate::engine::{CancelToken, Error, Result};
+use fasts3_engine::runtime::{Offload, Placement};
+use fasts3_engine::{CancelToken, Error, Result};
 use crate::ffi::boundary::{guard, guard_infallible, ErrorOut, out_ptr, FfiResult};
 use crate::ffi::handles::{free_handle, handle_or_report, handle_type, into_handle, optional_handle};
 use crate::ffi::error::fasts3_error;

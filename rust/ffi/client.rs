@@ -1,7 +1,7 @@
 //! Client configuration (a key/value builder, so new options never break the ABI) and the
 //! client handle.
 
-use crate::engine::{ChecksumMode, Client, ClientOptions, Error, PathStyle};
+use fasts3_engine::{ChecksumMode, Client, ClientOptions, Error, PathStyle};
 use crate::ffi::boundary::{guard, guard_infallible, ErrorOut, optional_cstr, out_ptr, FfiResult};
 use crate::ffi::handles::{free_handle, handle_mut, handle_ref, handle_type, into_handle, optional_handle};
 use crate::ffi::error::fasts3_error;

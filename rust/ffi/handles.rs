@@ -35,7 +35,7 @@
 //! as documented for clients). So that no shard is left locked by a thread the child does
 //! not have, a `pthread_atfork` hook holds every shard's write lock across `fork()`.
 
-use crate::engine::Error;
+use fasts3_engine::Error;
 use crate::ffi::boundary::{Failure, FfiResult};
 use crate::ffi::status::fasts3_status;
 use std::cell::RefCell;

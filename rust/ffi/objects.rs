@@ -1,10 +1,10 @@
 //! Object metadata across the ABI: HEAD, listing cursors, and the page they produce.
 
-use crate::engine::list::{self, ListCursor, ListRequest};
-use crate::engine::page::{ObjectPage, StringTable};
-use crate::engine::head;
+use fasts3_engine::list::{self, ListCursor, ListRequest};
+use fasts3_engine::page::{ObjectPage, StringTable};
+use fasts3_engine::head;
 use crate::ffi::boundary::{guard, guard_infallible, ErrorOut, optional_cstr, out_ptr, utf8};
-use crate::engine::runtime::Placement;
+use fasts3_engine::runtime::Placement;
 use crate::ffi::cancel::{block_on_cancellable, cancel_ref, fasts3_cancel_token, on_calling_thread};
 use crate::ffi::client::{client_ref, fasts3_client};
 use crate::ffi::handles::{free_handle, handle_mut, handle_ref, handle_type, into_handle};

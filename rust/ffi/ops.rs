@@ -38,11 +38,11 @@
 //!   before fork() refuses submits and pops in the child (`FASTS3_INVALID_ARGUMENT`), and
 //!   freeing it there waits for nothing. Make a new queue in the child.
 
-use crate::engine::get::{self, Destination, ReadOptions};
-use crate::engine::put;
-use crate::engine::runtime::{self, Placement};
-use crate::engine::result_buffer::ResultBuffer;
-use crate::engine::{CancelToken, Client, Error, ErrorKind, Result};
+use fasts3_engine::get::{self, Destination, ReadOptions};
+use fasts3_engine::put;
+use fasts3_engine::runtime::{self, Placement};
+use fasts3_engine::result_buffer::ResultBuffer;
+use fasts3_engine::{CancelToken, Client, Error, ErrorKind, Result};
 use crate::ffi::boundary::{bytes_mut, guard, guard_infallible, out_ptr, panic_failure, ErrorOut, Failure, FfiResult};
 use crate::ffi::error::fasts3_error;
 use crate::ffi::client::{client_ref, fasts3_client};

@@ -1,6 +1,6 @@
 //! The status code every fallible export returns.
 
-use crate::engine::ErrorKind;
+use fasts3_engine::ErrorKind;
 use crate::ffi::boundary::guard_infallible;
 use std::ffi::{c_char, CStr};
 

@@ -1,12 +1,12 @@
 //! Filling buffers: one object (`fasts3_get_into`, `fasts3_get`) or a batch (`fasts3_get_many`).
 
-use crate::engine::get::{self, Destination, GetRequest, ReadOptions};
-use crate::engine::ranges::{self, ByteRange};
-use crate::engine::result_buffer::ResultBuffer;
-use crate::engine::Error;
+use fasts3_engine::get::{self, Destination, GetRequest, ReadOptions};
+use fasts3_engine::ranges::{self, ByteRange};
+use fasts3_engine::result_buffer::ResultBuffer;
+use fasts3_engine::Error;
 use crate::ffi::boundary::{bytes_mut, guard, guard_infallible, ErrorOut, optional_cstr, out_ptr, utf8, Failure, FfiResult};
 use std::ffi::c_char;
-use crate::engine::runtime::Placement;
+use fasts3_engine::runtime::Placement;
 use crate::ffi::cancel::{block_on_cancellable, cancel_ref, fasts3_cancel_token, on_calling_thread};
 use crate::ffi::client::{client_ref, fasts3_client};
 use crate::ffi::handles::{free_handle, handle_mut, handle_type, into_handle};

@@ -1,8 +1,8 @@
 //! Streaming uploads: a multipart upload written one part at a time (`engine::upload`), for
 //! writers that do not hold the whole object in memory.
 
-use crate::engine::runtime::Placement;
-use crate::engine::upload::Upload;
+use fasts3_engine::runtime::Placement;
+use fasts3_engine::upload::Upload;
 use crate::ffi::boundary::{bytes, guard, guard_infallible, out_ptr, ErrorOut};
 use crate::ffi::error::fasts3_error;
 use crate::ffi::cancel::{block_on_cancellable, cancel_ref, fasts3_cancel_token};

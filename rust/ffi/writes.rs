@@ -1,10 +1,10 @@
 //! Writing: upload from caller memory (`fasts3_put_from`), delete one or many objects, and
 //! server-side copy.
 
-use crate::engine::copy::{self, CopyOptions};
-use crate::engine::put::{self, PutOptions};
-use crate::engine::runtime::Placement;
-use crate::engine::{delete, Error};
+use fasts3_engine::copy::{self, CopyOptions};
+use fasts3_engine::put::{self, PutOptions};
+use fasts3_engine::runtime::Placement;
+use fasts3_engine::{delete, Error};
 use crate::ffi::boundary::{bytes, guard, ErrorOut, optional_cstr, out_ptr, utf8, Failure, FfiResult};
 use crate::ffi::cancel::{block_on_cancellable, cancel_ref, fasts3_cancel_token, on_calling_thread};
 use crate::ffi::client::{client_ref, fasts3_client};

@@ -1,6 +1,6 @@
 //! A response body read chunk by chunk, with stalled-body detection.
 
-use crate::engine::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;

@@ -1,8 +1,8 @@
 //! Where a bucket's requests go and how they are signed: the SDK's endpoint rules
 //! (`DefaultResolver`), run once per bucket and cached.
 
-use crate::engine::client::redact_userinfo;
-use crate::engine::error::{Error, ErrorKind, Result};
+use crate::client::redact_userinfo;
+use crate::error::{Error, ErrorKind, Result};
 use aws_sdk_s3::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
 use aws_smithy_http::label::{fmt_string, EncodingStrategy};
 use aws_smithy_types::Document;
@@ -70,7 +70,7 @@ impl Endpoints {
 
     /// A response said `bucket` lives in `region`: its requests go there from now on.
     pub fn move_bucket(&self, bucket: &str, region: &str) -> Result<()> {
-        crate::engine::client::check_region(region)
+        crate::client::check_region(region)
             .map_err(|_| Error::protocol(format!("the server named an invalid region {region:?} for the bucket")))?;
         self.regions.lock().unwrap_or_else(|p| p.into_inner()).insert(bucket.to_string(), region.to_string());
         self.resolved.lock().unwrap_or_else(|p| p.into_inner()).remove(bucket);

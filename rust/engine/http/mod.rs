@@ -31,7 +31,7 @@ pub(crate) use endpoint::EndpointConfig;
 pub(crate) use retry::RetryPolicy;
 pub(crate) use scoped::Connections;
 
-use crate::engine::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result};
 use bytes::Bytes;
 use endpoint::Endpoints;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -43,7 +43,7 @@ use sign::Signer;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::engine::connector::Connector;
+use crate::connector::Connector;
 
 /// Attempts, beyond the retry policy's, for a request that failed before any response byte
 /// in a way that says the connection was bad rather than the server (a pooled connection
@@ -293,8 +293,8 @@ enum Answer {
 /// do better.
 fn send_error(err: hyper_util::client::legacy::Error, endpoint: &endpoint::Resolved) -> Error {
     let source: &(dyn std::error::Error + 'static) = &err;
-    if let Some(cause) = crate::engine::tls::handshake_failure(source) {
-        return crate::engine::tls::TlsFailure::new(endpoint.host(), cause.clone()).to_error();
+    if let Some(cause) = crate::tls::handshake_failure(source) {
+        return crate::tls::TlsFailure::new(endpoint.host(), cause.clone()).to_error();
     }
     let detail = error_chain(source);
     if err.is_connect() {

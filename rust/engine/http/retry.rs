@@ -1,6 +1,6 @@
 //! Which failed requests are sent again, and after how long: the AWS SDKs' "standard" mode.
 
-use crate::engine::error::{Error, ErrorKind};
+use crate::error::{Error, ErrorKind};
 use aws_smithy_types::retry::RetryConfig;
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! An S3 error response: its code and message (from the XML body, or from the status for
 //! bodiless responses such as HEAD), and the region it says the bucket is in.
 
-use crate::engine::error::{code_for_bodiless, default_message, kind_for, Error};
+use crate::error::{code_for_bodiless, default_message, kind_for, Error};
 use http::{HeaderMap, StatusCode};
 use quick_xml::events::Event;
 use quick_xml::Reader;
@@ -125,7 +125,7 @@ impl ErrorFields {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::error::ErrorKind;
+    use crate::error::ErrorKind;
 
     fn failure(status: u16, headers: &[(&'static str, &str)], body: &str) -> Failure {
         let mut map = HeaderMap::new();

@@ -2,7 +2,7 @@
 //! near expiry (the SDK's identity cache does this for its own requests).
 
 use super::endpoint::Resolved;
-use crate::engine::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{
@@ -126,7 +126,7 @@ impl Signer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::error::ErrorKind;
+    use crate::error::ErrorKind;
 
     #[test]
     fn a_header_value_that_is_not_visible_ascii_is_refused_not_signed_as_empty() {
