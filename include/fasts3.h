@@ -13,7 +13,7 @@
 #define FASTS3_TO_END UINT64_MAX
 
 // Coalescing gap `fasts3_get_ranges` callers should use unless they know better: ranges
-// closer than 1 MiB are read with one request.
+// at most 1 MiB apart are read with one request.
 #define FASTS3_DEFAULT_MAX_GAP (1 << 20)
 
 // Major ABI version: bumped on every incompatible change of the C ABI (a signature, a
@@ -975,7 +975,7 @@ void fasts3_bytes_free(struct fasts3_bytes *bytes);
 // Read `count` byte ranges of one object into `buf`, packed in the order given (range `i`
 // starts at the sum of the lengths before it), all from one version of the object: one HEAD
 // gives its size and ETag (or checks the ETag `options->if_match` names), and every request
-// is pinned to it (`FASTS3_OBJECT_CHANGED` otherwise). Ranges less than `max_gap` bytes apart
+// is pinned to it (`FASTS3_OBJECT_CHANGED` otherwise). Ranges at most `max_gap` bytes apart
 // are read with one request (`FASTS3_DEFAULT_MAX_GAP` is a good default; 0 coalesces only
 // touching ranges). Requests run concurrently within the client's concurrency budget.
 //

@@ -571,8 +571,8 @@ class Client:
         A negative offset counts from the end (``(-8, 8)``: the last 8 bytes, a Parquet
         footer). One HEAD gives the object's size and ETag (or checks ``if_match``); every
         request is pinned to that version, so the ranges never mix two versions
-        (:class:`ObjectChanged` otherwise). Ranges less than ``max_gap`` bytes apart are read
-        with one request; the requests run concurrently.
+        (:class:`ObjectChanged` otherwise). Ranges at most ``max_gap`` bytes apart are read
+        with one request (0: only touching or overlapping ones); the requests run concurrently.
 
         ``out``: a writable C-contiguous buffer receiving the ranges packed in order (range
         ``i`` at the sum of the lengths before it); None allocates one buffer. Returns one

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import pyfasts3
-from fakes3 import FakeS3
+from fakes3 import FakeS3, gets
+from faultproxy import proxied_client, run_guarded
 
 KIB, MIB = 1024, 1024 * 1024
 
@@ -24,7 +25,15 @@ CASES = {
     "scattered": [(0, 100), (5 * MIB, 4 * KIB), (123_457, 999), (3 * MIB - 10, 20)],
     "footer": [(-8, 8), (-4 * KIB - 8, 4 * KIB)],
     "overlapping": [(1000, 5000), (3000, 5000), (1000, 5000)],
+    # Inside one outer range: a nested one, a duplicate, one ending past it, one inside that
+    # (so its shared bytes come from a range that shares some itself), and one touching.
+    "nested": [(100 * KIB, 300 * KIB), (150 * KIB, 10), (100 * KIB, 300 * KIB), (350 * KIB, 200 * KIB),
+               (420 * KIB, 100 * KIB), (550 * KIB, 64 * KIB), (0, 1)],
+    "touching": [(0, 70 * KIB), (70 * KIB, 70 * KIB), (140 * KIB, 1)],
     "past-the-end": [(6 * MIB - 10, 100), (7 * MIB, 10), (0, 0)],
+    # Ranges running past the end next to ones inside it (coalesced unless max_gap is 0).
+    "past-the-end-coalesced": [(6 * MIB - 100 * KIB, 50 * KIB), (6 * MIB - 30, 100), (-200 * KIB, 300 * KIB),
+                               (6 * MIB + 5, 10)],
     "whole": [(0, 6 * MIB)],
 }
 
@@ -92,3 +101,156 @@ def test_missing_object_and_bad_ranges(client, put, bucket):
         with pytest.raises((TypeError, ValueError)):
             client.get_ranges(path, bad)
     assert client.get_ranges(path, []) == []
+
+
+def test_past_the_end_inside_a_coalesced_span_leaves_the_rest_of_its_slice(client, put):
+    data = payload(200 * KIB, 8)
+    path = put("obj", data)
+    size = len(data)
+    ranges = [(size - 1000, 500), (size - 300, 1000), (size - 700, 100)]
+    out = bytearray(b"\xee" * 1700)
+    views = client.get_ranges(path, ranges, out=out, max_gap=MIB)
+    assert [len(v) for v in views] == [500, 300, 100]
+    assert bytes(out[:500]) == data[-1000:-500]
+    assert bytes(out[500:800]) == data[-300:]
+    assert bytes(out[800:1500]) == b"\xee" * 700, "the part of a range past the end is left as it was"
+    assert bytes(out[1500:1600]) == data[-700:-600]
+    assert bytes(out[1600:]) == b"\xee" * 100
+
+
+def test_a_coalesced_span_cut_short_by_the_network_is_a_typed_error(server, proxy, put):
+    """Every connection breaks after 32 KiB: the span's body is resumed a few times, then the
+    call fails with NetworkError; it never returns what it got as if complete."""
+    data = payload(2 * MIB, 9)
+    path = put("obj", data)
+    proxy.cut(after=32 * KIB, connections=None)
+    ranges = [(0, 100 * KIB), (200 * KIB, 100 * KIB), (150 * KIB, 100 * KIB), (MIB, 512 * KIB)]
+    with proxied_client(server, proxy) as c:
+        out = run_guarded(lambda: c.get_ranges(path, ranges))
+    assert isinstance(out.error, pyfasts3.NetworkError), out
+    assert proxy.cuts > 1, "the body was not cut short: the test proves nothing"
+
+
+# -- against tests/fakes3.py: exact request counts, and a server that misbehaves ------------
+
+PATH = "bkt/obj"
+OBJECT_SIZE = 600 * KIB
+# One span with the default gap: 10 KiB..430 KiB, with an overlapping range and a nested one.
+SPAN = [(10 * KIB, 20 * KIB), (100 * KIB, 50 * KIB), (120 * KIB, 10 * KIB), (140 * KIB, 30 * KIB),
+        (400 * KIB, 30 * KIB)]
+PART_SIZES = pytest.mark.parametrize("part_size", [64 * KIB, None], ids=["in-parts", "one-request"])
+
+
+def fake_client(fake: FakeS3, **kwargs) -> pyfasts3.Client:
+    return pyfasts3.Client(fake.url, region="us-east-1", access_key_id="k", secret_access_key="s", **kwargs)
+
+
+def slices(data: bytes, ranges) -> list:
+    return [expected(data, o, n) for o, n in ranges]
+
+
+@pytest.mark.parametrize("beyond", [0, 1], ids=["exactly-max_gap", "one-byte-more"])
+def test_a_gap_of_exactly_max_gap_is_coalesced(beyond):
+    data = payload(MIB, 7)
+    gap = 100 * KIB
+    ranges = [(1000, 500), (1500 + gap + beyond, 700)]
+    with FakeS3() as fake:
+        fake.put(PATH, data)
+        with fake_client(fake) as c:
+            views = c.get_ranges(PATH, ranges, max_gap=gap)
+        assert [v.tobytes() for v in views] == slices(data, ranges)
+        asked = sorted(r.range for r in fake.gets_log())
+    if beyond:
+        assert asked == sorted(["bytes=1000-1499", f"bytes={1501 + gap}-{1501 + gap + 699}"]), asked
+    else:
+        assert asked == [f"bytes=1000-{1500 + gap + 699}"], asked
+
+
+@PART_SIZES
+def test_a_span_cut_short_once_is_resumed_not_restarted(part_size):
+    data = payload(OBJECT_SIZE, 10)
+    with FakeS3() as fake:
+        fake.put(PATH, data)
+        fake.behave_when(gets(1), close_after_body_bytes=50 * KIB)
+        with fake_client(fake, part_size=part_size) as c:
+            out = run_guarded(lambda: c.get_ranges(PATH, SPAN))
+        assert out.error is None, out
+        assert [v.tobytes() for v in out.value] == slices(data, SPAN)
+        asked = [r.range for r in fake.gets_log()]
+    assert any(r.startswith(f"bytes={60 * KIB}-") for r in asked), f"not resumed after the cut: {asked}"
+
+
+# (behaviour of every GET, what the call must do: "ok" or the error it must raise, or a tuple
+# of errors it may raise instead of returning the right bytes)
+MISBEHAVIOURS = {
+    "body-closed-early": (dict(close_after_body_bytes=4 * KIB), pyfasts3.NetworkError),
+    "body-reset-early": (dict(reset_after_body_bytes=4 * KIB), pyfasts3.NetworkError),
+    "content-length-short": (dict(length_delta=-1000), (pyfasts3.NetworkError, pyfasts3.ProtocolError)),
+    "content-length-long": (dict(length_delta=+1000), (pyfasts3.NetworkError, pyfasts3.ProtocolError)),
+    "chunked-without-terminator": (dict(chunked_no_terminator=True), (pyfasts3.NetworkError,)),
+    "range-ignored": (dict(ignore_range=True), "ok"),
+    "range-ignored-chunked": (dict(ignore_range=True, chunked=True), "ok"),
+    "replaced-mid-read": (dict(new_version_after_gets=1, ignore_if_match=True), (pyfasts3.ObjectChanged,)),
+}
+
+
+@PART_SIZES
+@pytest.mark.parametrize("case", list(MISBEHAVIOURS))
+def test_a_misbehaving_server_gives_a_typed_error_never_wrong_bytes(case, part_size):
+    behaviour, outcome = MISBEHAVIOURS[case]
+    data = payload(OBJECT_SIZE, 11)
+    with FakeS3() as fake:
+        fake.put(PATH, data)
+        fake.behave(**behaviour)
+        with fake_client(fake, part_size=part_size) as c:
+            out = run_guarded(lambda: c.get_ranges(PATH, SPAN))
+    if isinstance(outcome, type):  # this error, always
+        assert isinstance(out.error, outcome), f"{case}: {out!r} where it must raise {outcome.__name__}"
+    elif out.error is not None and outcome != "ok":  # one of these errors, or the right bytes
+        assert isinstance(out.error, outcome), f"{case}: {out.error!r}, expected one of {outcome}"
+    else:
+        assert out.error is None, f"{case}: {out.error!r}"
+        assert [v.tobytes() for v in out.value] == slices(data, SPAN), f"{case}: WRONG BYTES returned as success"
+    assert out.error is None or str(out.error), "an error without a message"
+
+
+# A span covering the whole object: its checksum can be verified, gap bytes included.
+WHOLE_SPAN = [(0, 100), (-100, 100), (1000, 50), (500, 1000)]
+
+
+@PART_SIZES
+@pytest.mark.parametrize("fault", [None, "checksum_wrong", "flip_in_a_gap"])
+def test_a_span_covering_the_whole_object_is_checksum_verified(part_size, fault):
+    """In parts (64 KiB) the GETs carry no checksum: mode "required" fetches it with a HEAD and
+    verifies the span's bytes as they stream in. In one request the GET's own checksum is used.
+    A byte flipped in a gap between ranges (bytes the call drops) still fails the read."""
+    data = payload(300 * KIB, 12)
+    with FakeS3() as fake:
+        fake.put(PATH, data)
+        switches = dict(checksum="crc32c", checksum_on_head=True)
+        if fault == "checksum_wrong":
+            switches["checksum_wrong"] = True
+        elif fault == "flip_in_a_gap":
+            # Byte 2000 of every body (they start at 0 or at multiples of 64 KiB): a gap byte.
+            switches["flip_byte_at"] = 2000
+        fake.behave(**switches)
+        with fake_client(fake, part_size=part_size, checksum="required") as c:
+            out = run_guarded(lambda: c.get_ranges(PATH, WHOLE_SPAN, max_gap=2**62))
+        heads = sum(r.method == "HEAD" for r in fake.requests)
+    if fault is None:
+        assert out.error is None, out
+        assert [v.tobytes() for v in out.value] == slices(data, WHOLE_SPAN)
+    else:
+        assert isinstance(out.error, pyfasts3.ChecksumMismatch), out
+    # The HEAD of get_ranges, plus the checksum's when the GETs carry none.
+    assert heads == (2 if part_size else 1), heads
+
+
+def test_required_checksum_of_a_span_short_of_the_whole_object_is_unavailable():
+    data = payload(300 * KIB, 13)
+    with FakeS3() as fake:
+        fake.put(PATH, data)
+        fake.behave(checksum="crc32c", checksum_on_head=True)
+        with fake_client(fake, checksum="required") as c:
+            out = run_guarded(lambda: c.get_ranges(PATH, [(0, 100), (1000, 50)]))
+    assert isinstance(out.error, pyfasts3.ChecksumUnavailable), out

@@ -9,7 +9,8 @@
 //!    torn. A server that sends neither validator gets the window in one request.
 //! 3. Every part streams its body chunks straight into its own disjoint slice of the caller's
 //!    buffer (one memcpy per byte) and must deliver exactly the bytes it asked for; a part is
-//!    done when its slice is full.
+//!    done when its slice is full. (The destination may also be a scatter window, the slices
+//!    of several ranges with gaps between them: `engine::window`.)
 //! 4. A body that breaks off mid-way (reset, truncation) is resumed from the first missing
 //!    byte, not restarted. Request-level failures (5xx, SlowDown, connect errors) are retried
 //!    by the data plane's standard retries before they reach us; one that failed before any
@@ -28,7 +29,7 @@
 //! Either way, after success, error or cancellation no write into the buffer can still be in
 //! flight, and the code stays free of raw pointers.
 
-use crate::checksum::{self, ChecksumMode, Verifier};
+use crate::checksum::{self, Announced, ChecksumMode, Verifier};
 use crate::client::{Client, Session};
 use crate::error::{Error, ErrorKind, Result};
 use crate::get_request::{self, Response, Validator};
@@ -37,6 +38,7 @@ use crate::http::{Body, ObjectId};
 use crate::path::{check_bucket, check_key};
 use crate::runtime::{self, Placement};
 use crate::result_buffer::ResultBuffer;
+use crate::window::{Scatter, Window};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
@@ -49,6 +51,9 @@ const RESUME_BACKOFF: Duration = Duration::from_millis(50);
 pub enum Destination<'a> {
     /// The caller's buffer: receives bytes `[offset, offset + len)`.
     Caller(&'a mut [u8]),
+    /// Pieces of the caller's memory at offsets in the window `[offset, offset + len)`; the
+    /// window's other bytes are read and dropped (a coalesced span of `get_ranges`).
+    Scatter(Scatter<'a>),
     /// A buffer the engine allocates once the object's size is known (from the first
     /// response's headers, before any body byte arrives), sized exactly to what is read:
     /// at most `max_len` bytes from `offset`.
@@ -60,6 +65,7 @@ impl Destination<'_> {
     fn reborrow(&mut self) -> Destination<'_> {
         match self {
             Destination::Caller(buf) => Destination::Caller(buf),
+            Destination::Scatter(s) => Destination::Scatter(s.reborrow()),
             Destination::Allocate { max_len } => Destination::Allocate { max_len: *max_len },
         }
     }
@@ -67,6 +73,7 @@ impl Destination<'_> {
     fn max_len(&self) -> u64 {
         match self {
             Destination::Caller(buf) => buf.len() as u64,
+            Destination::Scatter(s) => s.len() as u64,
             Destination::Allocate { max_len } => *max_len,
         }
     }
@@ -263,12 +270,18 @@ async fn read_once(
         // the window with one request instead (one response is one version), unresumed.
         drop((first, permit));
         let object = ObjectVersion { id, pin: None, total };
-        fill_part(session, object, offset, target.slice(), None, None).await?;
+        fill_part(session, object, offset, target.window(), None, None).await?;
         return Ok(target.finish());
     }
 
     let object = ObjectVersion { id, pin: Some(&first.validator), total };
-    let (first_buf, rest) = target.slice().split_at_mut(first_len.min(n) as usize);
+    let contiguous = target.is_contiguous();
+    if mode == ChecksumMode::Required && announced.is_none() && whole_object && !contiguous {
+        // A scatter window keeps no copy of its bytes to verify once they are in: fetch the
+        // checksum first (ranged GETs carry none on AWS), so it is verified as they stream.
+        announced = Some(head::full_object_checksum(session, id, object.pin).await?);
+    }
+    let (first_buf, rest) = target.window().split_at(first_len.min(n) as usize);
     let rest_start = offset + first_len;
     let part_size = client.parts().rest(n);
     if rest.is_empty() {
@@ -279,10 +292,20 @@ async fn read_once(
             Some(verifier) => verifier.finish()?,
             None if mode == ChecksumMode::Required => {
                 let announced = head::full_object_checksum(session, id, object.pin).await?;
-                announced.verify(target.slice())?;
+                target.verify(&announced)?;
             }
             None => {}
         }
+        return Ok(target.finish());
+    }
+    if let (Some(expected), false) = (&announced, contiguous) {
+        // A checksum over a scatter window is computed as the bytes stream in, so in order:
+        // the first part, then the rest in one request (no parallel parts for this rare case:
+        // a coalesced span covering a whole multi-part object with a checksum to verify).
+        let mut verifier = Verifier::new(expected.clone());
+        fill_part(session, object, offset, first_buf, Some((first.body, permit)), Some(&mut verifier)).await?;
+        fill_part(session, object, rest_start, rest, None, Some(&mut verifier)).await?;
+        verifier.finish()?;
         return Ok(target.finish());
     }
     let first_part = fill_part(session, object, offset, first_buf, Some((first.body, permit)), None);
@@ -308,7 +331,7 @@ async fn read_once(
         announced = Some(head::full_object_checksum(session, id, object.pin).await?);
     }
     if let Some(announced) = announced {
-        announced.verify(target.slice())?;
+        target.verify(&announced)?;
     }
     Ok(target.finish())
 }
@@ -319,16 +342,19 @@ async fn fill_parts(
     session: &Session,
     object: ObjectVersion<'_>,
     mut start: u64,
-    mut buf: &mut [u8],
+    mut window: Window<'_>,
     part_size: u64,
 ) -> Result<()> {
     let mut parts = FuturesUnordered::new();
-    while !buf.is_empty() {
-        let len = (buf.len() as u64).min(part_size) as usize;
-        let (slice, tail) = buf.split_at_mut(len);
-        parts.push(fill_part(session, object, start, slice, None, None));
+    while !window.is_empty() {
+        let len = (window.len() as u64).min(part_size) as usize;
+        let (part, tail) = window.split_at(len);
+        // A part lying entirely in a gap of a scatter window would fetch bytes only to drop them.
+        if part.keeps_bytes() {
+            parts.push(fill_part(session, object, start, part, None, None));
+        }
         start += len as u64;
-        buf = tail;
+        window = tail;
     }
     while let Some(done) = parts.next().await {
         // On the first failure, returning drops every other part future right here.
@@ -344,9 +370,10 @@ impl Fetched {
     }
 }
 
-/// The `n` bytes a read fills: a prefix of the caller's buffer, or a fresh allocation.
+/// The `n` bytes a read fills: the first `n` bytes of the caller's window (a buffer or a
+/// scatter), or a fresh allocation.
 enum Target<'a> {
-    Caller(&'a mut [u8]),
+    Caller(Window<'a>),
     Owned(ResultBuffer),
 }
 
@@ -355,21 +382,51 @@ impl<'a> Target<'a> {
         let n = usize::try_from(n)
             .map_err(|_| Error::new(ErrorKind::OutOfMemory, "object too large for this platform"))?;
         Ok(match dest {
-            Destination::Caller(buf) => Target::Caller(&mut buf[..n]),
+            Destination::Caller(buf) => Target::Caller(Window::Contiguous(&mut buf[..n])),
+            Destination::Scatter(s) => Target::Caller(Window::Scatter(s).split_at(n).0),
             Destination::Allocate { .. } => Target::Owned(ResultBuffer::for_read(n)?),
         })
     }
 
-    fn slice(&mut self) -> &mut [u8] {
+    fn window(&mut self) -> Window<'_> {
         match self {
-            Target::Caller(buf) => buf,
-            Target::Owned(v) => v.as_mut_slice(),
+            Target::Caller(window) => window.reborrow(),
+            Target::Owned(v) => Window::Contiguous(v.as_mut_slice()),
+        }
+    }
+
+    /// Store window bytes `[at, at + bytes.len())`.
+    fn write(&mut self, at: usize, bytes: &[u8]) {
+        match self {
+            Target::Caller(window) => window.write(at, bytes),
+            Target::Owned(v) => v.as_mut_slice()[at..at + bytes.len()].copy_from_slice(bytes),
+        }
+    }
+
+    /// Whether every byte read stays in memory once it is in (not so for a scatter window,
+    /// which drops its gaps), so that a checksum can be verified afterwards.
+    fn is_contiguous(&self) -> bool {
+        match self {
+            Target::Caller(window) => window.contiguous().is_some(),
+            Target::Owned(_) => true,
+        }
+    }
+
+    /// Verify `announced` over the bytes read, once they are all in.
+    fn verify(&self, announced: &Announced) -> Result<()> {
+        match self {
+            Target::Caller(window) => match window.contiguous() {
+                Some(bytes) => announced.verify(bytes),
+                // read_once verifies a scatter window's bytes as they stream in instead.
+                None => Err(checksum::unavailable("the bytes of a scatter window cannot be verified after the read")),
+            },
+            Target::Owned(v) => announced.verify(v.as_slice()),
         }
     }
 
     fn finish(self) -> Fetched {
         match self {
-            Target::Caller(buf) => Fetched { written: buf.len() as u64, owned: None },
+            Target::Caller(window) => Fetched { written: window.len() as u64, owned: None },
             Target::Owned(v) => Fetched { written: v.len() as u64, owned: Some(v) },
         }
     }
@@ -430,7 +487,8 @@ async fn read_whole_body(
     let mut verifier = announced.map(Verifier::new);
     let window_end = offset.saturating_add(dest.max_len());
     let mut target = match (dest, response.length) {
-        (Destination::Caller(buf), _) => WholeTarget::Fixed(Target::Caller(buf)),
+        (Destination::Caller(buf), _) => WholeTarget::Fixed(Target::Caller(Window::Contiguous(buf))),
+        (Destination::Scatter(s), _) => WholeTarget::Fixed(Target::Caller(Window::Scatter(s))),
         (dest @ Destination::Allocate { .. }, Some(total)) => {
             WholeTarget::Fixed(Target::new(dest, window_end.min(total).saturating_sub(offset))?)
         }
@@ -517,7 +575,7 @@ impl WholeTarget<'_> {
     /// Put `piece` at window position `at` (pieces arrive in order, without gaps).
     fn put(&mut self, at: usize, piece: &[u8]) -> Result<()> {
         match self {
-            WholeTarget::Fixed(t) => t.slice()[at..at + piece.len()].copy_from_slice(piece),
+            WholeTarget::Fixed(t) => t.write(at, piece),
             WholeTarget::Growing(v) => {
                 debug_assert_eq!(v.len(), at);
                 v.try_reserve(piece.len()).map_err(|_| {
@@ -555,38 +613,39 @@ struct ObjectVersion<'a> {
     total: u64,
 }
 
-/// Fill `slice` with object bytes `[start, start + slice.len())`, resuming broken bodies.
+/// Fill `window` with object bytes `[start, start + window.len())`, resuming broken bodies.
 /// `first` is the already-open response of the first request, if this is that part;
-/// `verifier` sees every byte of the slice, in order.
+/// `verifier` sees every byte of the window, in order.
 async fn fill_part(
     session: &Session,
     object: ObjectVersion<'_>,
     start: u64,
-    slice: &mut [u8],
+    mut window: Window<'_>,
     mut first: Option<(Body, OwnedSemaphorePermit)>,
     mut verifier: Option<&mut Verifier>,
 ) -> Result<()> {
     let max_resumes = if object.pin.is_some() { MAX_BODY_RESUMES } else { 0 };
     let mut filled = 0usize;
     let mut resumes = 0u32;
-    // A part is done when its slice is full, even if the connection then failed (e.g. a
+    let len = window.len();
+    // A part is done when its window is full, even if the connection then failed (e.g. a
     // chunked body missing its terminator): never ask for zero bytes.
-    while filled < slice.len() {
+    while filled < len {
         let (body, _permit) = match first.take() {
             Some(opened) => opened,
-            None => open_part(session, object, start + filled as u64, (slice.len() - filled) as u64).await?,
+            None => open_part(session, object, start + filled as u64, (len - filled) as u64).await?,
         };
-        let (got, result) = stream_into(body, &mut slice[filled..], verifier.as_deref_mut()).await;
+        let (got, result) = stream_into(body, &mut window, filled, verifier.as_deref_mut()).await;
         filled += got;
         let Err(err) = result else { continue };
-        if filled == slice.len() {
+        if filled == len {
             break;
         }
         if !err.is_transient() || resumes >= max_resumes {
             return Err(err.context(format!(
                 "bytes {}-{} (after {resumes} resumes)",
                 start,
-                start + slice.len() as u64 - 1
+                start + len as u64 - 1
             )));
         }
         resumes += 1;
@@ -624,10 +683,16 @@ async fn open_part(
     Ok((response.body, permit))
 }
 
-/// Copy a body into `dst`, which it must fill exactly. Returns how many bytes landed (so a
-/// failed part can resume after them) and whether the body ended cleanly at exactly `dst`'s
-/// length.
-async fn stream_into(mut body: Body, dst: &mut [u8], mut verifier: Option<&mut Verifier>) -> (usize, Result<()>) {
+/// Copy a body into `dst` from window position `from`; it must fill the rest of `dst`
+/// exactly. Returns how many bytes landed (so a failed part can resume after them) and
+/// whether the body ended cleanly at exactly the end of `dst`.
+async fn stream_into(
+    mut body: Body,
+    dst: &mut Window<'_>,
+    from: usize,
+    mut verifier: Option<&mut Verifier>,
+) -> (usize, Result<()>) {
+    let want = dst.len() - from;
     let mut got = 0usize;
     while let Some(chunk) = body.next().await {
         let chunk = match chunk {
@@ -635,17 +700,17 @@ async fn stream_into(mut body: Body, dst: &mut [u8], mut verifier: Option<&mut V
             Err(e) => return (got, Err(e)),
         };
         let end = got + chunk.len();
-        if end > dst.len() {
-            return (got, Err(Error::protocol(format!("body is longer than the {} bytes requested", dst.len()))));
+        if end > want {
+            return (got, Err(Error::protocol(format!("body is longer than the {want} bytes requested"))));
         }
-        dst[got..end].copy_from_slice(&chunk);
+        dst.write(from + got, &chunk);
         if let Some(v) = verifier.as_deref_mut() {
             v.update(&chunk);
         }
         got = end;
     }
-    if got < dst.len() {
-        return (got, Err(Error::new(ErrorKind::Network, format!("body ended after {got} of {} bytes", dst.len()))));
+    if got < want {
+        return (got, Err(Error::new(ErrorKind::Network, format!("body ended after {got} of {want} bytes"))));
     }
     (got, Ok(()))
 }

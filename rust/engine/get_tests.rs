@@ -3,6 +3,7 @@
 use crate::cancel::CancelToken;
 use crate::fake_s3::{self, Behaviour, FakeS3};
 use crate::get::{self, Destination, GetRequest};
+use crate::ranges::{self, ByteRange};
 use crate::runtime::{block_on, block_on_here, runtime, Offload, Placement};
 use crate::{Client, ClientOptions, ErrorKind, PathStyle};
 use std::sync::atomic::Ordering;
@@ -224,4 +225,85 @@ fn cancelling_while_later_parts_run_on_the_workers_waits_for_them() {
     let c2 = client(&quick, 1000);
     assert_eq!(get_into(&c2, 0, &mut buf).unwrap(), 4000);
     assert_eq!(buf, data);
+}
+
+/// `get_ranges` as `fasts3_get_ranges` runs it, packed output (one slice per range, in order).
+fn get_ranges(c: &Client, wanted: &[(i64, u64)], max_gap: u64) -> crate::Result<(Vec<u8>, Vec<u64>)> {
+    let wanted: Vec<ByteRange> = wanted.iter().map(|&(offset, len)| ByteRange { offset, len }).collect();
+    let mut out = vec![0xEEu8; wanted.iter().map(|r| r.len as usize).sum()];
+    let got = block_on(ranges::get_ranges(c, Placement::Workers, "bkt", "key", &wanted, &mut out, max_gap, Default::default()))?;
+    Ok((out, got))
+}
+
+/// What `get_ranges` must return: each range's bytes of `data`, the rest of its slice untouched.
+fn expected_ranges(data: &[u8], wanted: &[(i64, u64)]) -> (Vec<u8>, Vec<u64>) {
+    let size = data.len() as i64;
+    let (mut out, mut got) = (Vec::new(), Vec::new());
+    for &(offset, len) in wanted {
+        let start = if offset < 0 { (size + offset).max(0) } else { offset.min(size) } as usize;
+        let end = (start + len as usize).min(data.len());
+        out.extend_from_slice(&data[start..end]);
+        out.resize(out.len() + len as usize - (end - start), 0xEE);
+        got.push((end - start) as u64);
+    }
+    (out, got)
+}
+
+/// No two positions within 64 KiB share a byte pattern of period 256 (a byte landing at the
+/// wrong multiple of 256 shows).
+fn distinct(n: usize) -> Vec<u8> {
+    (0..n).map(|i| ((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8).collect()
+}
+
+#[test]
+fn coalesced_ranges_land_in_their_slices_across_parts_and_resumes() {
+    let data = distinct(10_500);
+    // Overlapping, nested, duplicated, touching, past the end, a suffix, empty.
+    let wanted = [
+        (100, 3000),
+        (2500, 2000),
+        (100, 3000),
+        (700, 50),
+        (4500, 10),
+        (9000, 3000),
+        (-200, 100),
+        (20_000, 5),
+        (6000, 0),
+        (5990, 20),
+    ];
+    let want = expected_ranges(&data, &wanted);
+    for truncate_bodies in [0, 3] {
+        let s = serve(data.clone(), Behaviour { truncate_bodies, ..Default::default() });
+        let c = client(&s, 1000);
+        for max_gap in [0, 1, 1000, u64::MAX] {
+            let got = get_ranges(&c, &wanted, max_gap).unwrap();
+            assert!(got == want, "max_gap {max_gap}, truncate_bodies {truncate_bodies}: {:?} != {:?}", got.1, want.1);
+        }
+    }
+}
+
+#[test]
+fn a_span_in_which_the_server_ignores_range_still_lands_right() {
+    let data = distinct(5000);
+    let s = serve(data.clone(), Behaviour { ignore_range: true, ..Default::default() });
+    let c = client(&s, 1000);
+    let wanted = [(100, 200), (250, 100), (4000, 2000)];
+    assert!(get_ranges(&c, &wanted, u64::MAX).unwrap() == expected_ranges(&data, &wanted));
+}
+
+#[test]
+fn a_span_whose_bodies_always_break_off_fails_as_network_error() {
+    let s = serve(distinct(6000), Behaviour { truncate_bodies: usize::MAX, ..Default::default() });
+    let c = client(&s, 1000);
+    let err = get_ranges(&c, &[(0, 10), (3000, 10), (2000, 500)], u64::MAX).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Network, "{err}");
+}
+
+#[test]
+fn a_span_replaced_mid_read_fails_as_object_changed() {
+    let data = distinct(6000);
+    let s = serve(data.clone(), Behaviour { replace_after_first: Some(distinct(6001)), ..Default::default() });
+    let c = client(&s, 1000);
+    let err = get_ranges(&c, &[(0, 10), (3000, 10), (2000, 500)], u64::MAX).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::ObjectChanged, "{err}");
 }

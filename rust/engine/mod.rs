@@ -29,6 +29,7 @@ pub mod ranges;
 pub mod result_buffer;
 pub mod runtime;
 pub mod upload;
+pub mod window;
 mod sdk_http;
 mod tls;
 

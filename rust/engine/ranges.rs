@@ -4,19 +4,26 @@
 //! 1. One HEAD gives the object's size (for suffix ranges and ranges past the end) and its
 //!    version (ETag, else Last-Modified), unless the caller pinned an ETag already, which the
 //!    HEAD then checks.
-//! 2. Ranges closer than `max_gap` are coalesced into one request (fewer round trips for a
-//!    few wasted bytes); every request is pinned to that version (`If-Match`).
-//! 3. A span holding one range is read straight into that range's slice of the destination;
-//!    a coalesced span is read into a scratch buffer and its ranges copied out. At most
-//!    `max_concurrency` spans are in flight, and their scratch buffers are reused: fresh
-//!    memory costs a page fault per 4 KiB, which on the benchmark VM (0.4-1.7 ms per MiB)
-//!    would cost more than the network for a call coalescing a hundred 1 MiB spans.
+//! 2. Ranges at most `max_gap` bytes apart are coalesced into one request (fewer round trips
+//!    for a few wasted bytes); every request is pinned to that version (`If-Match`).
+//! 3. Each span is one read of the GET algorithm (`engine::get`: parts in parallel, resumed
+//!    bodies, Content-Range, length and version checks, checksums) straight into the
+//!    destination, with no buffer in between: a span holding one range reads into that
+//!    range's slice; a coalesced span reads into a scatter window (`engine::window`) whose
+//!    pieces are its ranges' slices, the bytes of the gaps between them dropped as they
+//!    arrive. Every byte is copied once, from the response body to its place. At most
+//!    `max_concurrency` spans are in flight.
+//! 4. Overlapping ranges (coalescing merges `0..10` and `5..8` whatever `max_gap` is): in a
+//!    span, ranges are taken by offset, and the bytes a range shares with the ones before it
+//!    are received once, into the slice of the earlier range reaching furthest (which holds
+//!    them all: it starts no later and ends no earlier), then copied into the later range's
+//!    slice once the span is complete. Only shared bytes are copied twice.
 //!
 //! The destination holds the ranges packed in the order given: range `i` starts at the sum of
 //! the lengths before it. A range running past the end of the object gets the bytes that
 //! exist (its reported length says how many); the rest of its slice is left as it was.
 //! A server that sends neither ETag nor Last-Modified gets one request for everything (one
-//! response is one version).
+//! response is one version); the bytes between the ranges are dropped as they arrive.
 
 use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
@@ -26,8 +33,8 @@ use crate::head;
 use crate::http::ObjectId;
 use crate::path::{check_bucket, check_key};
 use crate::runtime::Placement;
+use crate::window::Scatter;
 use futures_util::stream::{self, StreamExt};
-use std::sync::Mutex;
 
 /// One range: `offset` < 0 counts from the end of the object (`-8` with length 8: the last 8
 /// bytes, as `bytes=-8`).
@@ -37,7 +44,7 @@ pub struct ByteRange {
     pub len: u64,
 }
 
-/// Gap below which two ranges are fetched with one request, by default: a round trip costs
+/// Largest gap between two ranges fetched with one request, by default: a round trip costs
 /// more than reading this much more on any link S3 is reached over.
 pub const DEFAULT_MAX_GAP: u64 = 1 << 20;
 
@@ -103,7 +110,6 @@ async fn read_ranges(
         rest = tail;
     }
 
-    let scratch = ScratchPool::default();
     let mut jobs = Vec::new();
     for span in coalesce(&resolved, max_gap) {
         let members: Vec<(usize, &mut [u8])> =
@@ -111,10 +117,10 @@ async fn read_ranges(
         jobs.push((span, members));
     }
     // Futures do nothing until polled, and buffer_unordered polls at most max_concurrency of
-    // them at a time: only that many spans hold a scratch buffer at once.
+    // them at a time (each span's parts share the session's request budget besides).
     let reads: Vec<_> = jobs
         .into_iter()
-        .map(|(span, members)| read_span(client, placement, session, id, span, members, &resolved, pin, &scratch))
+        .map(|(span, members)| read_span(client, placement, session, id, span, members, &resolved, pin))
         .collect();
     let mut reads = stream::iter(reads).buffer_unordered(client.max_concurrency());
     let mut got = vec![0u64; ranges.len()];
@@ -159,6 +165,40 @@ fn coalesce(resolved: &[(u64, u64)], max_gap: u64) -> Vec<Span> {
     spans
 }
 
+/// How one member of a coalesced span gets its bytes `[start, end)`: `[own_from, end)` from the
+/// response body, into its own slice; `[start, own_from)`, which an earlier member also holds,
+/// copied from that member's slice (`shared_with`) once the span is complete.
+#[derive(Debug, PartialEq)]
+struct MemberPlan {
+    own_from: u64,
+    shared_with: Option<usize>,
+}
+
+/// One plan per member of a span, `members` being their `[start, end)` in increasing order
+/// (as `coalesce` lists them). A member's bytes before the furthest end reached by the members
+/// before it are in the member reaching it, which starts no later than this one: those are
+/// shared, the rest its own. The own parts are then disjoint and in order.
+fn plan_members(members: &[(u64, u64)]) -> Vec<MemberPlan> {
+    let mut reach: Option<(u64, usize)> = None; // furthest end so far, and which member
+    members
+        .iter()
+        .enumerate()
+        .map(|(k, &(start, end))| {
+            debug_assert!(k == 0 || members[k - 1] <= (start, end), "members must be sorted");
+            let plan = match reach {
+                Some((furthest, holder)) if furthest > start => {
+                    MemberPlan { own_from: furthest.min(end), shared_with: Some(holder) }
+                }
+                _ => MemberPlan { own_from: start, shared_with: None },
+            };
+            if reach.is_none_or(|(furthest, _)| end > furthest) {
+                reach = Some((end, k));
+            }
+            plan
+        })
+        .collect()
+}
+
 /// Read one span and put each member range's bytes into its slice. Returns (range index,
 /// bytes it got).
 #[allow(clippy::too_many_arguments)]
@@ -171,7 +211,6 @@ async fn read_span(
     mut members: Vec<(usize, &mut [u8])>,
     resolved: &[(u64, u64)],
     pin: Option<&Validator>,
-    pool: &ScratchPool,
 ) -> Result<Vec<(usize, u64)>> {
     let len = span.end - span.start;
     if let [(i, slice)] = members.as_mut_slice() {
@@ -181,42 +220,27 @@ async fn read_span(
         check_length(fetched.written, n)?;
         return Ok(vec![(*i, n)]);
     }
-    let scratch_len = usize::try_from(len).map_err(|_| Error::new(ErrorKind::OutOfMemory, "span too large"))?;
-    let mut scratch = pool.take(scratch_len)?;
-    let fetched = read_pinned(client, placement, session, id, span.start, Destination::Caller(&mut scratch), pin).await?;
+    let window_len = usize::try_from(len).map_err(|_| Error::new(ErrorKind::OutOfMemory, "span too large"))?;
+    let bounds: Vec<(u64, u64)> = members.iter().map(|(i, _)| resolved[*i]).collect();
+    let plans = plan_members(&bounds);
+    let pieces = members.iter_mut().zip(&bounds).zip(&plans).map(|(((_, slice), &(start, end)), plan)| {
+        let own = &mut slice[(plan.own_from - start) as usize..(end - start) as usize];
+        ((plan.own_from - span.start) as usize, own)
+    });
+    let scatter = Scatter::new(window_len, pieces);
+    let fetched = read_pinned(client, placement, session, id, span.start, Destination::Scatter(scatter), pin).await?;
     check_length(fetched.written, len)?;
-    let got = members
-        .into_iter()
-        .map(|(i, slice)| {
-            let (start, end) = resolved[i];
-            let from = (start - span.start) as usize;
-            let n = (end - start) as usize;
-            slice[..n].copy_from_slice(&scratch[from..from + n]);
-            (i, n as u64)
-        })
-        .collect();
-    pool.give(scratch);
-    Ok(got)
-}
-
-/// Scratch buffers of one call, handed from finished spans to the next ones.
-#[derive(Default)]
-struct ScratchPool(Mutex<Vec<Vec<u8>>>);
-
-impl ScratchPool {
-    /// A zero-filled buffer of `len` bytes, reusing a returned one when there is one.
-    fn take(&self, len: usize) -> Result<Vec<u8>> {
-        let mut buf = self.0.lock().unwrap_or_else(|p| p.into_inner()).pop().unwrap_or_default();
-        buf.clear();
-        buf.try_reserve_exact(len)
-            .map_err(|_| Error::new(ErrorKind::OutOfMemory, format!("cannot allocate {len} bytes")))?;
-        buf.resize(len, 0);
-        Ok(buf)
+    // The shared bytes, in member order: a holder comes before the members it serves, so its
+    // own shared bytes are already in place.
+    for (k, plan) in plans.iter().enumerate() {
+        let Some(holder) = plan.shared_with else { continue };
+        let ((start, _), (holder_start, _)) = (bounds[k], bounds[holder]);
+        let n = (plan.own_from - start) as usize;
+        let from = (start - holder_start) as usize;
+        let (before, after) = members.split_at_mut(k);
+        after[0].1[..n].copy_from_slice(&before[holder].1[from..from + n]);
     }
-
-    fn give(&self, buf: Vec<u8>) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(buf);
-    }
+    Ok(members.iter().zip(&bounds).map(|((i, _), &(start, end))| (*i, end - start)).collect())
 }
 
 /// The object is pinned, so every byte the HEAD promised exists.
@@ -256,5 +280,41 @@ mod tests {
         );
         assert_eq!(coalesce(&r, 0).len(), 4); // 0..10 and 5..8 overlap: one span
         assert_eq!(coalesce(&r, u64::MAX).len(), 1);
+    }
+
+    #[test]
+    fn a_gap_of_exactly_max_gap_coalesces_one_byte_more_does_not() {
+        let r = [(0, 10), (110, 120)];
+        assert_eq!(coalesce(&r, 100).len(), 1);
+        assert_eq!(coalesce(&r, 99).len(), 2);
+        // Touching ranges: a gap of 0.
+        assert_eq!(coalesce(&[(0, 10), (10, 20)], 0).len(), 1);
+    }
+
+    fn plan(own_from: u64, shared_with: Option<usize>) -> MemberPlan {
+        MemberPlan { own_from, shared_with }
+    }
+
+    #[test]
+    fn overlapping_and_nested_members_share_bytes_with_the_one_reaching_furthest() {
+        // Disjoint: every byte is the member's own.
+        assert_eq!(plan_members(&[(0, 10), (20, 30)]), vec![plan(0, None), plan(20, None)]);
+        // Overlap: 5..10 of the second is in the first.
+        assert_eq!(plan_members(&[(0, 10), (5, 15)]), vec![plan(0, None), plan(10, Some(0))]);
+        // Nested, then one starting inside the outer one and ending past it; then a duplicate
+        // of the outer one (sorted next to it), served by it.
+        assert_eq!(
+            plan_members(&[(0, 100), (0, 100), (10, 20), (50, 150), (120, 130), (200, 210)]),
+            vec![
+                plan(0, None),
+                plan(100, Some(0)),
+                plan(20, Some(0)),
+                plan(100, Some(0)),
+                plan(130, Some(3)),
+                plan(200, None),
+            ]
+        );
+        // Touching: nothing shared.
+        assert_eq!(plan_members(&[(0, 10), (10, 20)]), vec![plan(0, None), plan(10, None)]);
     }
 }

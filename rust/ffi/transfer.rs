@@ -286,7 +286,7 @@ pub unsafe extern "C" fn fasts3_bytes_free(bytes: *mut fasts3_bytes) {
 }
 
 /// Coalescing gap `fasts3_get_ranges` callers should use unless they know better: ranges
-/// closer than 1 MiB are read with one request.
+/// at most 1 MiB apart are read with one request.
 pub const FASTS3_DEFAULT_MAX_GAP: u64 = 1 << 20;
 // A literal above, so that cbindgen can write it into the header; the engine's is the same.
 const _: () = assert!(FASTS3_DEFAULT_MAX_GAP == ranges::DEFAULT_MAX_GAP);
@@ -304,7 +304,7 @@ pub struct fasts3_range {
 /// Read `count` byte ranges of one object into `buf`, packed in the order given (range `i`
 /// starts at the sum of the lengths before it), all from one version of the object: one HEAD
 /// gives its size and ETag (or checks the ETag `options->if_match` names), and every request
-/// is pinned to it (`FASTS3_OBJECT_CHANGED` otherwise). Ranges less than `max_gap` bytes apart
+/// is pinned to it (`FASTS3_OBJECT_CHANGED` otherwise). Ranges at most `max_gap` bytes apart
 /// are read with one request (`FASTS3_DEFAULT_MAX_GAP` is a good default; 0 coalesces only
 /// touching ranges). Requests run concurrently within the client's concurrency budget.
 ///

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Build and run the C ABI tests (tests/c/test_fasts3.c, and test_async.c for the completion
 queue) under AddressSanitizer, UBSan and
-LeakSanitizer, against local S3 servers; also compile examples/quickstart.c so it never rots.
+LeakSanitizer, against local S3 servers; also build examples/quickstart.c the same way and run
+it as a README reader would (endpoint and credentials in the AWS_* environment, BUCKET KEY as
+arguments), checking what it prints about the seeded objects and how it fails on a missing one.
 
     python tests/c/run_c_tests.py                  # lanes from PYFASTS3_TEST_SERVERS (default versitygw,moto)
     python tests/c/run_c_tests.py --servers moto   # one lane
@@ -67,7 +69,7 @@ CFLAGS = ["-std=c11", "-Wall", "-Wextra", "-Werror", "-g", "-O1",
           "-I", str(INCLUDE)]
 LDFLAGS = [f"-L{LIB_DIR}", f"-Wl,-rpath,{LIB_DIR}", "-lfasts3", "-pthread"]
 
-# Keep in sync with the header comment of test_fasts3.c.
+# Keep in sync with the header comment of test_fasts3.c (and tests/c/check.h).
 PART_SIZE = 262144
 SMALL_SIZE = 100
 MULTI_SIZE = 3 * 1024 * 1024 + 12345
@@ -181,8 +183,57 @@ def run_async_test(name: str, binary: Path, env: dict) -> tuple[int, int, list[s
     return passed, failed, problems
 
 
+def run_quickstart(name: str, binary: Path, server: S3Server, bucket: str, etag: str,
+                   env: dict) -> tuple[int, int, list[str]]:
+    """examples/quickstart.c against the seeded bucket: what it prints for each object must
+    match what seed() stored; a missing key must fail with the error's fields."""
+    print(f"--- examples/quickstart.c on {name} ---", flush=True)
+    env = {k: v for k, v in env.items() if not k.startswith("FASTS3_TEST_")}
+    env.update(server.env())
+    checks: list[tuple[bool, str]] = []
+
+    def check(ok: bool, what: str, proc: subprocess.CompletedProcess) -> None:
+        if not ok:
+            what += f"\n  exit {proc.returncode}\n  stdout: {proc.stdout!r}\n  stderr: {proc.stderr[-3000:]!r}"
+        checks.append((ok, what))
+
+    def clean(proc: subprocess.CompletedProcess) -> bool:
+        return not any(report in proc.stderr for report in
+                       ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"))
+
+    data = pattern(MULTI_SIZE)
+    for key, size, content_type, object_etag in (
+        ("small", SMALL_SIZE, "text/plain", etag),
+        ("multi", MULTI_SIZE, None, f'"{hashlib.md5(data).hexdigest()}"'),
+        ("empty", 0, None, f'"{hashlib.md5(b"").hexdigest()}"'),
+    ):
+        proc = subprocess.run([str(binary), bucket, key], env=env, capture_output=True, text=True, timeout=120)
+        lines = proc.stdout.splitlines()
+        head = f"s3://{bucket}/{key}: {size} bytes, ETag {object_etag}, Content-Type "
+        first = " ".join(f"{b:02x}" for b in data[:min(size, 16)])
+        read = f"read {size} bytes; first bytes:" + (f" {first}" if first else "")
+        ok = proc.returncode == 0 and len(lines) == 2 and lines[0].startswith(head) \
+            and (content_type is None or lines[0] == head + content_type) and lines[1] == read and clean(proc)
+        check(ok, f"quickstart {bucket} {key}: exit 0, prints {head!r}... and {read!r}", proc)
+
+    proc = subprocess.run([str(binary), bucket, "no/such/key"], env=env, capture_output=True, text=True, timeout=120)
+    check(proc.returncode == 1 and proc.stdout == "" and clean(proc)
+          and "fasts3_head failed: FASTS3_NO_SUCH_KEY, NoSuchKey: " in proc.stderr and "no/such/key" in proc.stderr,
+          "quickstart on a missing key: exit 1, fasts3_head failed: FASTS3_NO_SUCH_KEY, NoSuchKey: <message naming "
+          "the key>", proc)
+    proc = subprocess.run([str(binary)], env=env, capture_output=True, text=True, timeout=120)
+    check(proc.returncode == 2 and "usage:" in proc.stderr and clean(proc), "quickstart without arguments: exit 2, usage",
+          proc)
+
+    for ok, what in checks:
+        print(f"{'ok  ' if ok else 'FAIL'} {what}")
+    failed = sum(not ok for ok, _ in checks)
+    problems = [f"{name}: examples/quickstart.c: {failed} checks failed"] if failed else []
+    return len(checks) - failed, failed, problems
+
+
 def lane(name: str, binary: Path, leak_binary: Path | None,
-         async_binary: Path | None = None) -> tuple[int, int, list[str]]:
+         async_binary: Path | None = None, quickstart: Path | None = None) -> tuple[int, int, list[str]]:
     """Run the test on one server; returns (passed, failed, problems)."""
     problems: list[str] = []
     print(f"\n=== lane {name} ===", flush=True)
@@ -210,6 +261,9 @@ def lane(name: str, binary: Path, leak_binary: Path | None,
         if async_binary is not None:
             a_passed, a_failed, a_problems = run_async_test(name, async_binary, env)
             passed, failed, problems = passed + a_passed, failed + a_failed, problems + a_problems
+        if quickstart is not None:
+            q_passed, q_failed, q_problems = run_quickstart(name, quickstart, server, bucket, etag, env)
+            passed, failed, problems = passed + q_passed, failed + q_failed, problems + q_problems
 
         if leak_binary is not None:
             print(f"--- leak selftest on {name}: one fasts3_object_page_free removed ---", flush=True)
@@ -259,7 +313,8 @@ def main() -> int:
         compile_c([HERE / "test_fasts3.c"], binary, [expected_version])
         async_binary = build / "test_async"
         compile_c([HERE / "test_async.c"], async_binary)
-        compile_c([ROOT / "examples" / "quickstart.c"], build / "quickstart")
+        quickstart = build / "quickstart"
+        compile_c([ROOT / "examples" / "quickstart.c"], quickstart)
         if not args.no_leak_selftest:
             compile_c([HERE / "test_fasts3.c"], leak_binary, [expected_version, "-DFASTS3_TEST_INJECT_LEAK"])
 
@@ -268,7 +323,7 @@ def main() -> int:
         for i, name in enumerate(servers):
             # The leak selftest needs one server only: run it on the first lane.
             selftest = None if args.no_leak_selftest or i else leak_binary
-            passed, failed, lane_problems = lane(name, binary, selftest, async_binary)
+            passed, failed, lane_problems = lane(name, binary, selftest, async_binary, quickstart)
             total_passed += passed
             total_failed += failed
             problems += lane_problems
@@ -279,7 +334,7 @@ def main() -> int:
     print()
     for p in problems:
         print(f"PROBLEM: {p}")
-    print(f"lanes: {', '.join(servers)}; examples/quickstart.c compiled")
+    print(f"lanes: {', '.join(servers)}; examples/quickstart.c compiled and run on each")
     print(f"{total_passed} passed, {total_failed} failed")
     return 1 if problems or total_failed else 0
 

@@ -12,6 +12,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "fasts3.h"
+#include "check.h"
 
 #include <poll.h>
 #include <stdarg.h>
@@ -23,35 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SMALL_SIZE 100u
-#define MULTI_SIZE (3u * 1024u * 1024u + 12345u)
-
-static uint8_t pattern(uint64_t i) { return (uint8_t)((i * 31u + 7u) & 0xffu); }
-
-static long long pattern_mismatch(const uint8_t *buf, size_t len, uint64_t start) {
-    for (size_t i = 0; i < len; i++) {
-        if (buf[i] != pattern(start + i)) return (long long)i;
-    }
-    return -1;
-}
-
-static int g_passed, g_failed;
-
-static bool check_impl(bool ok, int line, const char *fmt, ...) {
-    va_list ap;
-    printf("%s ", ok ? "ok  " : "FAIL");
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    if (!ok) printf("   [test_async.c:%d]", line);
-    printf("\n");
-    fflush(stdout);
-    if (ok) g_passed++; else g_failed++;
-    return ok;
-}
-
-#define CHECK(cond, ...) check_impl((cond), __LINE__, __VA_ARGS__)
-#define SL(s) (const uint8_t *)(s), strlen(s)
+/* CHECK, SL, SMALL_SIZE, MULTI_SIZE, pattern(), pattern_mismatch(): check.h. */
 
 static const char *env(const char *name) {
     const char *v = getenv(name);

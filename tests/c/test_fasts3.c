@@ -26,6 +26,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "fasts3.h"
+#include "check.h"
 
 #include <inttypes.h>
 #include <arpa/inet.h>
@@ -46,41 +47,13 @@
 
 /* ---- the seeded objects ---------------------------------------------------------------- */
 
+/* SMALL_SIZE, MULTI_SIZE and pattern(): check.h. */
 #define PART_SIZE 262144u
-#define SMALL_SIZE 100u
-#define MULTI_SIZE (3u * 1024u * 1024u + 12345u)
 #define LIST_FLAT_KEYS 20u
 #define LIST_NESTED_KEYS 5u
 #define LIST_PREFIXES 3u
 
-static uint8_t pattern(uint64_t i) { return (uint8_t)((i * 31u + 7u) & 0xffu); }
-
-/* Index of the first byte of buf[0..len) that is not pattern(start + i), or -1. */
-static long long pattern_mismatch(const uint8_t *buf, size_t len, uint64_t start) {
-    for (size_t i = 0; i < len; i++) {
-        if (buf[i] != pattern(start + i)) return (long long)i;
-    }
-    return -1;
-}
-
-/* ---- reporting ------------------------------------------------------------------------- */
-
-static int g_passed, g_failed;
-
-static bool check_impl(bool ok, int line, const char *fmt, ...) {
-    va_list ap;
-    printf("%s ", ok ? "ok  " : "FAIL");
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    if (!ok) printf("   [test_fasts3.c:%d]", line);
-    printf("\n");
-    fflush(stdout);
-    if (ok) g_passed++; else g_failed++;
-    return ok;
-}
-
-#define CHECK(cond, ...) check_impl((cond), __LINE__, __VA_ARGS__)
+/* ---- reporting (CHECK: check.h) -------------------------------------------------------- */
 
 static void section(const char *name) { printf("# %s\n", name); fflush(stdout); }
 
@@ -138,21 +111,18 @@ static bool check_status_impl(fasts3_status got, fasts3_status want, int line, c
     if (got == FASTS3_OK || got != want) {
         last_error e = get_last_error();
         if (got != want) {
-            return check_impl(false, line, "%s -> %s (want %s; last error: \"%s\" code=\"%s\" http=%u)",
+            return check_impl(false, __FILE__, line, "%s -> %s (want %s; last error: \"%s\" code=\"%s\" http=%u)",
                               what, status_name(got), status_name(want), e.message, e.code,
                               (unsigned)e.http_status);
         }
-        return check_impl(true, line, "%s -> OK", what);
+        return check_impl(true, __FILE__, line, "%s -> OK", what);
     }
     last_error e = get_last_error();
-    return check_impl(e.message[0] != '\0', line, "%s -> %s, message \"%s\"", what, status_name(got),
+    return check_impl(e.message[0] != '\0', __FILE__, line, "%s -> %s, message \"%s\"", what, status_name(got),
                       e.message);
 }
 
 #define CHECK_STATUS(call, want, what) check_status_impl((call), (want), __LINE__, (what))
-
-/* A (ptr, len) argument pair from a C string. */
-#define SL(s) (const uint8_t *)(s), strlen(s)
 
 static void *xmalloc(size_t n) {
     void *p = malloc(n ? n : 1);
