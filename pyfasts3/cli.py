@@ -181,7 +181,7 @@ def cmd_cp(client: Client, args) -> int:
         dst = os.path.join(dst, key.rsplit("/", 1)[-1])
     info = client.head(src)
     with _Progress(info.size, 1, args) as progress:
-        _download(client, f"{bucket}/{key}", dst, info.size)
+        _download(client, f"{bucket}/{key}", dst, info.size, info.etag)
         progress.update(info.size)
     if not args.quiet:
         print(f"download: {src} to {dst}")
@@ -278,7 +278,7 @@ def _write_batch(files: ThreadPoolExecutor, bucket: str, batch, arrays, progress
 
 def _download_one(client: Client, bucket: str, info, local: str, progress, args) -> int:
     try:
-        _download(client, f"{bucket}/{info.key}", local, info.size)
+        _download(client, f"{bucket}/{info.key}", local, info.size, info.etag)
     except (S3Error, OSError) as e:
         print(f"download failed: {_s3_url(bucket, info.key)} to {local} {e}", file=sys.stderr)
         return 1
@@ -288,12 +288,12 @@ def _download_one(client: Client, bucket: str, info, local: str, progress, args)
     return 0
 
 
-def _download(client: Client, path: str, local: str, size: int) -> None:
+def _download(client: Client, path: str, local: str, size: int, etag: str) -> None:
     from .io import download_to_file
 
     parent = os.path.dirname(os.path.abspath(local))
     os.makedirs(parent, exist_ok=True)
-    download_to_file(client, path, local, size=size)
+    download_to_file(client, path, local, size=size, etag=etag)
 
 
 def _write_atomically(local: str, data) -> None:

@@ -439,7 +439,7 @@ class FastS3FileSystem(AbstractFileSystem):
             return None
         info = self.info(rpath)
         callback.set_size(info["size"])
-        download_to_file(self.client, rpath, lpath, size=info["size"])
+        download_to_file(self.client, rpath, lpath, size=info["size"], etag=info.get("ETag"))
         callback.relative_update(info["size"])
         return None
 

@@ -426,3 +426,56 @@ def test_whole_small_object_costs_one_head_and_one_get(client, put, monkeypatch)
         while f.read(10 * KIB):
             pass
     assert len(heads) == 1
+
+
+# -- download_to_file: large objects go window by window through reused buffers ----------------
+
+
+class _GetIntoSpy:
+    """Wraps a client, recording the (offset, length, if_match) of every get_into."""
+
+    def __init__(self, client):
+        self._client = client
+        self.calls = []
+
+    def get_into(self, buf, path, *, offset=0, if_match=None, **kw):
+        self.calls.append((offset, memoryview(buf).nbytes, if_match))
+        return self._client.get_into(buf, path, offset=offset, if_match=if_match, **kw)
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+@pytest.mark.parametrize("from_listing", [False, True], ids=["head", "listing"])
+def test_download_to_file_in_windows_writes_every_byte(client, put, tmp_path, monkeypatch, from_listing):
+    from pyfasts3 import io as pio
+
+    window = 256 * KIB
+    monkeypatch.setattr(pio, "DOWNLOAD_WINDOW", window)
+    data = _data(5 * window + 4321, 11)
+    path = put("big/obj.bin", data)
+    info = client.head(path)
+    spy = _GetIntoSpy(client)
+    kw = dict(size=info.size, etag=info.etag) if from_listing else {}
+    local = tmp_path / "out.bin"
+    assert pio.download_to_file(spy, path, str(local), **kw) == len(data)
+    assert local.read_bytes() == data
+    # One pinned read per window, at every window's offset; the last one shorter.
+    assert sorted(spy.calls) == [(at, min(window, len(data) - at), info.etag) for at in range(0, len(data), window)]
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+def test_download_to_file_in_windows_refuses_a_replaced_object(client, put, tmp_path, monkeypatch):
+    from pyfasts3 import io as pio
+
+    window = 256 * KIB
+    monkeypatch.setattr(pio, "DOWNLOAD_WINDOW", window)
+    path = put("big/changing.bin", _data(3 * window, 12))
+    listed = client.head(path)
+    put("big/changing.bin", _data(3 * window, 13))  # same size, new contents, new ETag
+    local = tmp_path / "keep.bin"
+    local.write_bytes(b"old contents")
+    with pytest.raises(pyfasts3.ObjectChanged):
+        pio.download_to_file(client, path, str(local), size=listed.size, etag=listed.etag)
+    assert local.read_bytes() == b"old contents"
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.bin"]
