@@ -16,11 +16,14 @@ boto3 TransferConfig: 8 MiB parts, 10 threads; obstore: its multipart put, 5 MiB
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterator, List, Tuple
 
 import numpy as np
 
@@ -33,25 +36,48 @@ from servers import make_root, start_versitygw  # noqa: E402
 BUCKET = "upload-bench"
 
 
-def clients(lane):
+@dataclass
+class Clients:
+    """Every client of one run, built once against the lane, the bucket created."""
+    lane: Any
+    s3: Any  # boto3
+    fast: pyfasts3.Client
+    store: Any  # obstore S3Store on BUCKET
+
+
+@contextlib.contextmanager
+def versitygw_clients(args) -> Iterator[Clients]:
+    """A versitygw lane under ``args.root`` with the bucket made, and every client on it."""
     import boto3
-    from boto3.s3.transfer import TransferConfig
-    import obstore
     from obstore.store import S3Store
 
-    fast = pyfasts3.Client(lane.endpoint_url, region=lane.region, access_key_id=lane.access_key_id,
-                           secret_access_key=lane.secret_access_key)
-    s3 = boto3.client("s3", endpoint_url=lane.endpoint_url, region_name=lane.region,
-                      aws_access_key_id=lane.access_key_id, aws_secret_access_key=lane.secret_access_key)
-    config = TransferConfig()
-    store = S3Store(BUCKET, endpoint=lane.endpoint_url, region=lane.region, access_key_id=lane.access_key_id,
-                    secret_access_key=lane.secret_access_key, virtual_hosted_style_request=False,
-                    client_options={"allow_http": True})
-    return s3, {
-        "pyfasts3 put_from": lambda data, key: fast.put_from(data, f"{BUCKET}/{key}"),
-        "boto3 upload_fileobj": lambda data, key: s3.upload_fileobj(io.BytesIO(data), BUCKET, key, Config=config),
-        "obstore put": lambda data, key: obstore.put(store, key, memoryview(data)),
-    }
+    root = make_root(args.root)
+    lane = start_versitygw(root, root.parent / f"{root.name}.log")
+    try:
+        s3 = boto3.client("s3", endpoint_url=lane.endpoint_url, region_name=lane.region,
+                          aws_access_key_id=lane.access_key_id, aws_secret_access_key=lane.secret_access_key)
+        s3.create_bucket(Bucket=BUCKET)
+        fast = pyfasts3.Client(lane.endpoint_url, region=lane.region, access_key_id=lane.access_key_id,
+                               secret_access_key=lane.secret_access_key)
+        store = S3Store(BUCKET, endpoint=lane.endpoint_url, region=lane.region, access_key_id=lane.access_key_id,
+                        secret_access_key=lane.secret_access_key, virtual_hosted_style_request=False,
+                        client_options={"allow_http": True})
+        yield Clients(lane, s3, fast, store)
+    finally:
+        lane.stop()
+
+
+def spread(samples: List[Tuple[float, float]], cost_format: str = "9.2f") -> str:
+    """'median (min-max)' of the rates, then the median cost, of (rate, cost) samples."""
+    rates = [r for r, _ in samples]
+    costs = [c for _, c in samples]
+    return (f"{statistics.median(rates):12,.0f} {f'({min(rates):,.0f}-{max(rates):,.0f})':>16} "
+            f"{statistics.median(costs):{cost_format}}")
+
+
+def rotated(names: List[str], rep: int) -> List[str]:
+    """The clients' order in repetition ``rep``: rotated, so drift hits everyone alike."""
+    return names[rep % len(names):] + names[: rep % len(names)]
 
 
 def main() -> int:
@@ -69,48 +95,41 @@ def main() -> int:
         return threshold_sweep(args)
     if args.small_puts:
         return small_puts(args)
-    root = make_root(args.root)
-    lane = start_versitygw(root, root.parent / f"{root.name}.log")
-    try:
-        s3, uploaders = clients(lane)
-        s3.create_bucket(Bucket=BUCKET)
+    import obstore
+    from boto3.s3.transfer import TransferConfig
+
+    with versitygw_clients(args) as c:
+        config = TransferConfig()
+        uploaders = {
+            "pyfasts3 put_from": lambda data, key: c.fast.put_from(data, f"{BUCKET}/{key}"),
+            "boto3 upload_fileobj": lambda data, key: c.s3.upload_fileobj(io.BytesIO(data), BUCKET, key, Config=config),
+            "obstore put": lambda data, key: obstore.put(c.store, key, memoryview(data)),
+        }
         names = list(uploaders)
-        print(f"versitygw {lane.version}; reps {args.reps}, order rotated each rep")
+        print(f"versitygw {c.lane.version}; reps {args.reps}, order rotated each rep")
         for mib in (int(s) for s in args.sizes.split(",")):
             size = mib << 20
             data = np.random.default_rng(mib).integers(0, 256, size, dtype=np.uint8).tobytes()
             samples = {n: [] for n in names}
             for rep in range(args.reps):
-                order = names[rep % len(names):] + names[: rep % len(names)]
-                for name in order:
+                for name in rotated(names, rep):
                     key = f"{mib}-{rep}-{names.index(name)}"
                     cpu0, t0 = time.process_time(), time.perf_counter()
                     uploaders[name](data, key)
                     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
                     samples[name].append((size / wall / 1e6, cpu / (size / 1e9)))
-                    s3.delete_object(Bucket=BUCKET, Key=key)
+                    c.s3.delete_object(Bucket=BUCKET, Key=key)
             print(f"\n{mib} MiB upload from memory")
             print(f"  {'client':24} {'MB/s median':>12} {'(min-max)':>16} {'CPU s/GB':>9}")
             for name in names:
-                rates = [r for r, _ in samples[name]]
-                cpus = [c for _, c in samples[name]]
-                print(f"  {name:24} {statistics.median(rates):12,.0f} {f'({min(rates):,.0f}-{max(rates):,.0f})':>16} "
-                      f"{statistics.median(cpus):9.2f}")
+                print(f"  {name:24} {spread(samples[name])}")
             del data
-    finally:
-        lane.stop()
     return 0
 
 
 def threshold_sweep(args) -> int:
     """Where multipart starts to pay: put_from as one PUT and as 8 MiB parts, interleaved."""
-    root = make_root(args.root)
-    lane = start_versitygw(root, root.parent / f"{root.name}.log")
-    try:
-        s3, _ = clients(lane)
-        s3.create_bucket(Bucket=BUCKET)
-        fast = pyfasts3.Client(lane.endpoint_url, region=lane.region, access_key_id=lane.access_key_id,
-                               secret_access_key=lane.secret_access_key)
+    with versitygw_clients(args) as c:
         ways = {"one PUT": 1 << 40, "multipart 8 MiB": 1}
         print(f"{'MiB':>5} {'way':18} {'MB/s median':>12} {'(min-max)':>16} {'CPU s/GB':>9}")
         for mib in (4, 8, 16, 32, 64):
@@ -121,67 +140,44 @@ def threshold_sweep(args) -> int:
                 for way in (list(ways) if rep % 2 == 0 else list(ways)[::-1]):
                     key = f"sweep-{mib}-{rep}"
                     cpu0, t0 = time.process_time(), time.perf_counter()
-                    fast.put_from(data, f"{BUCKET}/{key}", multipart_threshold=min(ways[way], 5 << 30),
-                                  part_size=8 << 20)
+                    c.fast.put_from(data, f"{BUCKET}/{key}", multipart_threshold=min(ways[way], 5 << 30),
+                                    part_size=8 << 20)
                     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
                     samples[way].append((size / wall / 1e6, cpu / (size / 1e9)))
             for way in ways:
-                rates = [r for r, _ in samples[way]]
-                cpus = [c for _, c in samples[way]]
-                print(f"{mib:5} {way:18} {statistics.median(rates):12,.0f} "
-                      f"{f'({min(rates):,.0f}-{max(rates):,.0f})':>16} {statistics.median(cpus):9.2f}")
-    finally:
-        lane.stop()
+                print(f"{mib:5} {way:18} {spread(samples[way])}")
     return 0
 
 
 def small_puts(args) -> int:
     """Sequential small PUTs (one request each, one after the other): the per-request cost of
     a write. Keys are distinct within a rep and overwritten by the next rep."""
-    root = make_root(args.root)
-    lane = start_versitygw(root, root.parent / f"{root.name}.log")
-    try:
-        import obstore
+    import obstore
 
-        s3, _ = clients(lane)
-        s3.create_bucket(Bucket=BUCKET)
-        fast = pyfasts3.Client(lane.endpoint_url, region=lane.region, access_key_id=lane.access_key_id,
-                               secret_access_key=lane.secret_access_key)
-        from obstore.store import S3Store
-
-        store = S3Store(BUCKET, endpoint=lane.endpoint_url, region=lane.region, access_key_id=lane.access_key_id,
-                        secret_access_key=lane.secret_access_key, virtual_hosted_style_request=False,
-                        client_options={"allow_http": True})
+    with versitygw_clients(args) as c:
         putters = {
-            "pyfasts3 put": lambda data, key: fast.put(data, f"{BUCKET}/{key}"),
-            "boto3 put_object": lambda data, key: s3.put_object(Bucket=BUCKET, Key=key, Body=data),
-            "obstore put": lambda data, key: obstore.put(store, key, data),
+            "pyfasts3 put": lambda data, key: c.fast.put(data, f"{BUCKET}/{key}"),
+            "boto3 put_object": lambda data, key: c.s3.put_object(Bucket=BUCKET, Key=key, Body=data),
+            "obstore put": lambda data, key: obstore.put(c.store, key, data),
         }
         data = np.random.default_rng(4).integers(0, 256, args.small_puts << 10, dtype=np.uint8).tobytes()
         names = list(putters)
-        for name in names:  # warm connections and credentials
-            putters[name](data, f"warm-{names.index(name)}")
+        for i, name in enumerate(names):  # warm connections and credentials
+            putters[name](data, f"warm-{i}")
         samples = {n: [] for n in names}
         for rep in range(args.reps):
-            order = names[rep % len(names):] + names[: rep % len(names)]
-            for name in order:
-                put = putters[name]
-                prefix = f"small-{names.index(name)}-"
+            for name in rotated(names, rep):
+                put, prefix = putters[name], f"small-{names.index(name)}-"
                 cpu0, t0 = time.process_time(), time.perf_counter()
                 for i in range(args.count):
                     put(data, f"{prefix}{i}")
                 wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
                 samples[name].append((args.count / wall, cpu / args.count * 1e6))
-        print(f"versitygw {lane.version}; {args.count} sequential {args.small_puts} KiB PUTs per client per rep, "
+        print(f"versitygw {c.lane.version}; {args.count} sequential {args.small_puts} KiB PUTs per client per rep, "
               f"{args.reps} reps, order rotated each rep")
-        print(f"  {'client':20} {'req/s median':>13} {'(min-max)':>16} {'client CPU us/req':>18}")
+        print(f"  {'client':20} {'req/s median':>12} {'(min-max)':>16} {'CPU us/req':>10}")
         for name in names:
-            rates = [r for r, _ in samples[name]]
-            cpus = [c for _, c in samples[name]]
-            print(f"  {name:20} {statistics.median(rates):13,.0f} {f'({min(rates):,.0f}-{max(rates):,.0f})':>16} "
-                  f"{statistics.median(cpus):18.0f}")
-    finally:
-        lane.stop()
+            print(f"  {name:20} {spread(samples[name], '10.0f')}")
     return 0
 
 
