@@ -38,12 +38,8 @@ struct LastError {
 }
 
 thread_local! {
-    static LAST_ERROR: RefCell<LastError> = RefCell::new(LastError {
-        message: CString::default(),
-        code: CString::default(),
-        http_status: 0,
-        request_id: CString::default(),
-    });
+    /// This thread's last failure; None after a success (clearing it allocates nothing).
+    static LAST_ERROR: RefCell<Option<LastError>> = const { RefCell::new(None) };
 }
 
 /// The failure a caught panic becomes: `FASTS3_PANIC`, with the panic's message.
@@ -65,35 +61,37 @@ fn to_cstring(s: &str) -> CString {
 
 pub(crate) fn set_last_error(error: &Error) {
     LAST_ERROR.with(|slot| {
-        *slot.borrow_mut() = LastError {
+        *slot.borrow_mut() = Some(LastError {
             message: to_cstring(&error.message),
             code: to_cstring(&error.code),
             http_status: error.http_status,
             request_id: to_cstring(&error.request_id),
-        }
+        })
     });
 }
 
 fn clear_last_error() {
-    LAST_ERROR.with(|slot| {
-        let mut e = slot.borrow_mut();
-        e.message = CString::default();
-        e.code = CString::default();
-        e.http_status = 0;
-        e.request_id = CString::default();
-    });
+    let previous = LAST_ERROR.with(|slot| slot.borrow_mut().take());
+    drop(previous);
 }
 
-pub(crate) fn with_last_error<T>(f: impl FnOnce(&CStr, &CStr, u16) -> T) -> T {
+/// This thread's last failure, as C strings: message, code, HTTP status and request id
+/// ("", "", 0, "" after a success).
+pub(crate) struct LastErrorView<'a> {
+    pub message: &'a CStr,
+    pub code: &'a CStr,
+    pub http_status: u16,
+    pub request_id: &'a CStr,
+}
+
+pub(crate) fn with_last_error<T>(f: impl FnOnce(LastErrorView<'_>) -> T) -> T {
     LAST_ERROR.with(|slot| {
-        let e = slot.borrow();
-        f(&e.message, &e.code, e.http_status)
+        let slot = slot.borrow();
+        f(match slot.as_ref() {
+            Some(e) => LastErrorView { message: &e.message, code: &e.code, http_status: e.http_status, request_id: &e.request_id },
+            None => LastErrorView { message: c"", code: c"", http_status: 0, request_id: c"" },
+        })
     })
-}
-
-/// The server's request id of this thread's last failure ("" when none).
-pub(crate) fn with_last_request_id<T>(f: impl FnOnce(&CStr) -> T) -> T {
-    LAST_ERROR.with(|slot| f(&slot.borrow().request_id))
 }
 
 /// Where an export hands its caller the error of a failed call: the export's trailing
@@ -286,8 +284,8 @@ mod tests {
         // SAFETY: `err` is a local, writable until this statement ends.
         let status = guard(unsafe { ErrorOut::new(&mut err) }, |_| panic!("boom from a test"));
         assert_eq!(status, fasts3_status::FASTS3_PANIC);
-        with_last_error(|message, _, _| {
-            assert_eq!(message.to_str().unwrap(), "libfasts3 panicked: boom from a test");
+        with_last_error(|last| {
+            assert_eq!(last.message.to_str().unwrap(), "libfasts3 panicked: boom from a test");
         });
         assert!(!err.is_null(), "a panic must fill *err too");
         // SAFETY: a live error just made by `guard`, freed once.

@@ -51,7 +51,7 @@ pub extern "C" fn fasts3_version() -> *const c_char {
 /// than the `fasts3_last_error_*` accessors, which never change the last error.
 #[no_mangle]
 pub extern "C" fn fasts3_last_error_message() -> *const c_char {
-    guard_infallible(c"".as_ptr(), || with_last_error(|message, _, _| message.as_ptr()))
+    guard_infallible(c"".as_ptr(), || with_last_error(|last| last.message.as_ptr()))
 }
 
 /// S3 error code (e.g. "NoSuchKey", "SlowDown") of the last failed call from this thread, or
@@ -59,13 +59,13 @@ pub extern "C" fn fasts3_last_error_message() -> *const c_char {
 /// `fasts3_last_error_message`.
 #[no_mangle]
 pub extern "C" fn fasts3_last_error_code() -> *const c_char {
-    guard_infallible(c"".as_ptr(), || with_last_error(|_, code, _| code.as_ptr()))
+    guard_infallible(c"".as_ptr(), || with_last_error(|last| last.code.as_ptr()))
 }
 
 /// HTTP status of the response behind the last failed call from this thread; 0 if none.
 #[no_mangle]
 pub extern "C" fn fasts3_last_error_http_status() -> u16 {
-    guard_infallible(0, || with_last_error(|_, _, status| status))
+    guard_infallible(0, || with_last_error(|last| last.http_status))
 }
 
 /// The server's id of the request behind the last failed call from this thread
@@ -73,5 +73,5 @@ pub extern "C" fn fasts3_last_error_http_status() -> u16 {
 /// server sent none. Never NULL. Same lifetime as `fasts3_last_error_message`.
 #[no_mangle]
 pub extern "C" fn fasts3_last_error_request_id() -> *const c_char {
-    guard_infallible(c"".as_ptr(), || crate::ffi::boundary::with_last_request_id(|id| id.as_ptr()))
+    guard_infallible(c"".as_ptr(), || with_last_error(|last| last.request_id.as_ptr()))
 }
