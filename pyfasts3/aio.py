@@ -193,8 +193,11 @@ def _resolve(op: _Op, c) -> None:
     status = lib.fasts3_completion_status(c)
     if status != 0:
         error = lib.fasts3_completion_take_error(c)
-        if error == ffi.NULL:  # not expected: a failed completion always has one
-            op.future.set_exception(error_for_status(status, "libfasts3 gave no error object", "", 0))
+        if error == ffi.NULL:  # not expected (taken once, and only here): the completion's own record
+            op.future.set_exception(error_for_status(
+                status, ffi.string(lib.fasts3_completion_message(c)).decode("utf-8", "replace"),
+                ffi.string(lib.fasts3_completion_code(c)).decode("utf-8", "replace"),
+                int(lib.fasts3_completion_http_status(c))))
         else:
             op.future.set_exception(take_error(error, op.context))
     elif op.kind == _ALLOCATED:

@@ -732,9 +732,10 @@ class Client:
     async def put_from_async(self, buf: Any, path: str, *, content_type: Optional[str] = None,
                              if_none_match: bool = False, metadata: Optional[Mapping[str, str]] = None,
                              multipart_threshold: Optional[int] = None, part_size: Optional[int] = None) -> int:
-        """:meth:`put_from` for asyncio; returns what it returns, the number of parts sent (0
-        for a single PUT). ``buf`` must stay alive and unchanged until the await returns. Parts are copied as they are sent
-        (bounded by ``max_concurrency``); a cancelled multipart upload is aborted."""
+        """:meth:`put_from` for asyncio. Returns the number of parts sent (0 for a single PUT),
+        as :meth:`put_from` does. ``buf`` must stay alive and unchanged until the await
+        returns. Parts are copied as they are sent (bounded by ``max_concurrency``); a
+        cancelled multipart upload is aborted."""
         from . import aio
 
         return await aio.put_from(self, buf, path, content_type=content_type, if_none_match=if_none_match,
