@@ -336,8 +336,9 @@ async fn read_once(
     Ok(target.finish())
 }
 
-/// Fill `buf` with object bytes from `start` on, one ranged GET per `part_size` bytes, all in
-/// flight at once (bounded by the session's request budget).
+/// Fill `window` with object bytes from `start` on, one ranged GET per `part_size` bytes, all
+/// in flight at once (bounded by the session's request budget); parts lying entirely in a gap
+/// of a scatter window are not requested.
 async fn fill_parts(
     session: &Session,
     object: ObjectVersion<'_>,
@@ -399,7 +400,7 @@ impl<'a> Target<'a> {
     fn write(&mut self, at: usize, bytes: &[u8]) {
         match self {
             Target::Caller(window) => window.write(at, bytes),
-            Target::Owned(v) => v.as_mut_slice()[at..at + bytes.len()].copy_from_slice(bytes),
+            Target::Owned(v) => Window::Contiguous(v.as_mut_slice()).write(at, bytes),
         }
     }
 

@@ -49,7 +49,9 @@ pub struct ByteRange {
 pub const DEFAULT_MAX_GAP: u64 = 1 << 20;
 
 /// Read `ranges` of one object into `dest` (packed in order; at least the sum of the lengths).
-/// Returns how many bytes each range got (fewer than asked only where the object ends).
+/// Returns how many bytes each range got (fewer than asked only where the object ends). On
+/// error `dest` is unspecified: spans are written in place as they arrive, so any range may
+/// be partly written.
 // One argument per thing the read is about, as for `get::get`.
 #[allow(clippy::too_many_arguments)]
 pub async fn get_ranges(
