@@ -100,6 +100,12 @@ impl Connector {
         self
     }
 
+    /// Whether a request to `uri` is written to an HTTP proxy (a plain-http destination the
+    /// proxy rules intercept): then it goes in absolute form, which only hyper writes.
+    pub(crate) fn via_http_proxy(&self, uri: &Uri) -> bool {
+        uri.scheme() == Some(&http::uri::Scheme::HTTP) && self.proxy.as_ref().is_some_and(|p| p.intercept(uri).is_some())
+    }
+
     /// The `Proxy-Authorization` value a request to `uri` needs: Some only for a plain-http
     /// destination sent through a proxy whose URL holds credentials (https destinations send
     /// them in the CONNECT request instead).

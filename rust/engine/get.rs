@@ -34,11 +34,11 @@ use crate::client::{Client, Session};
 use crate::error::{Error, ErrorKind, Result};
 use crate::get_request::{self, Response, Validator};
 use crate::head;
-use crate::http::{Body, ObjectId};
+use crate::http::{Body, DirectBody, ObjectId};
 use crate::path::{check_bucket, check_key};
 use crate::runtime::{self, Placement};
 use crate::result_buffer::ResultBuffer;
-use crate::window::{Scatter, Window};
+use crate::window::{Region, Scatter, Window};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
@@ -46,6 +46,8 @@ use tokio::sync::OwnedSemaphorePermit;
 /// How many times one part's body may break off and be resumed before we give up.
 const MAX_BODY_RESUMES: u32 = 5;
 const RESUME_BACKOFF: Duration = Duration::from_millis(50);
+/// Where the gap bytes of a scatter window are read to be dropped, a piece at a time.
+const GAP_SCRATCH: usize = 64 * 1024;
 
 /// Where the bytes of one read go.
 pub enum Destination<'a> {
@@ -693,6 +695,9 @@ async fn stream_into(
     from: usize,
     mut verifier: Option<&mut Verifier>,
 ) -> (usize, Result<()>) {
+    if let Some(direct) = body.as_direct() {
+        return read_into_place(direct, dst, from, verifier).await;
+    }
     let want = dst.len() - from;
     let mut got = 0usize;
     while let Some(chunk) = body.next().await {
@@ -712,6 +717,53 @@ async fn stream_into(
     }
     if got < want {
         return (got, Err(Error::new(ErrorKind::Network, format!("body ended after {got} of {want} bytes"))));
+    }
+    (got, Ok(()))
+}
+
+/// `stream_into` for a body read on our own connection (`http::direct`): each `read` goes
+/// straight into the window's memory, so a byte is copied once, by the kernel (a scatter
+/// window's gaps are read into a scratch buffer and dropped).
+async fn read_into_place(
+    body: &mut DirectBody,
+    dst: &mut Window<'_>,
+    from: usize,
+    mut verifier: Option<&mut Verifier>,
+) -> (usize, Result<()>) {
+    let want = dst.len() - from;
+    let mut scratch = Vec::new();
+    let mut got = 0usize;
+    while got < want {
+        let read = match dst.region_at(from + got, want - got) {
+            Region::Kept(slice) => body.read_into(slice).await.inspect(|&n| {
+                if let Some(v) = verifier.as_deref_mut() {
+                    v.update(&slice[..n]);
+                }
+            }),
+            Region::Dropped(len) => {
+                if scratch.is_empty() {
+                    scratch = vec![0u8; GAP_SCRATCH];
+                }
+                let room = len.min(scratch.len());
+                body.read_into(&mut scratch[..room]).await.inspect(|&n| {
+                    if let Some(v) = verifier.as_deref_mut() {
+                        v.update(&scratch[..n]);
+                    }
+                })
+            }
+        };
+        match read {
+            Ok(0) => break, // every announced byte came, and fewer than asked for
+            Ok(n) => got += n,
+            Err(e) => return (got, Err(e)),
+        }
+    }
+    if got < want {
+        return (got, Err(Error::new(ErrorKind::Network, format!("body ended after {got} of {want} bytes"))));
+    }
+    if body.remaining() > 0 {
+        // Never read past the window; the connection is closed with the body, not reused.
+        return (got, Err(Error::protocol(format!("body is longer than the {want} bytes requested"))));
     }
     (got, Ok(()))
 }

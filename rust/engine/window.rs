@@ -15,6 +15,14 @@ pub enum Window<'a> {
     Scatter(Scatter<'a>),
 }
 
+/// Where a run of window bytes goes (see [`Window::region_at`]).
+pub enum Region<'s> {
+    /// Into this slice of the caller's memory, from its first byte.
+    Kept(&'s mut [u8]),
+    /// Nowhere: this many bytes are read and dropped.
+    Dropped(usize),
+}
+
 /// A window of `len` bytes whose pieces receive the bytes at their offsets.
 pub struct Scatter<'a> {
     len: usize,
@@ -134,6 +142,30 @@ impl<'a> Window<'a> {
         }
     }
 
+    /// Where window bytes from `at` go, up to `max` of them: the caller's memory (the rest of
+    /// the slice or piece holding `at`), or nowhere (a scatter gap, up to the next piece).
+    /// For reading a body straight into place. Panics if `at` is not inside the window.
+    pub fn region_at(&mut self, at: usize, max: usize) -> Region<'_> {
+        assert!(at < self.len(), "window position {at} past the window's {} bytes", self.len());
+        match self {
+            Window::Contiguous(buf) => {
+                let end = buf.len().min(at.saturating_add(max));
+                Region::Kept(&mut buf[at..end])
+            }
+            Window::Scatter(s) => {
+                let next = s.pieces.partition_point(|(p, buf)| p + buf.len() <= at);
+                match s.pieces.get_mut(next) {
+                    Some((p, buf)) if *p <= at => {
+                        let end = buf.len().min((at - *p).saturating_add(max));
+                        Region::Kept(&mut buf[at - *p..end])
+                    }
+                    Some((p, _)) => Region::Dropped((*p - at).min(max)),
+                    None => Region::Dropped((s.len - at).min(max)),
+                }
+            }
+        }
+    }
+
     /// Every byte of the window, when it keeps them all in one slice (a scatter window keeps
     /// no copy of its gaps).
     pub fn contiguous(&self) -> Option<&[u8]> {
@@ -198,6 +230,31 @@ mod tests {
         head.write(0, b"abcd");
         assert_eq!(head.contiguous(), Some(&b"abcd"[..]));
         assert_eq!(&buf, b"abcd\0xyz\0\0");
+    }
+
+    #[test]
+    fn regions_name_the_slice_or_gap_holding_a_position() {
+        let (mut a, mut b) = ([0u8; 4], [0u8; 3]);
+        let mut w = Window::Scatter(Scatter::new(20, [(2, &mut a[..]), (6, &mut b[..])]));
+        let describe = |r: Region<'_>| match r {
+            Region::Kept(s) => format!("kept {}", s.len()),
+            Region::Dropped(n) => format!("dropped {n}"),
+        };
+        assert_eq!(describe(w.region_at(0, 100)), "dropped 2");
+        assert_eq!(describe(w.region_at(3, 100)), "kept 3");
+        assert_eq!(describe(w.region_at(3, 2)), "kept 2");
+        assert_eq!(describe(w.region_at(6, 100)), "kept 3");
+        assert_eq!(describe(w.region_at(9, 100)), "dropped 11");
+        assert_eq!(describe(w.region_at(9, 4)), "dropped 4");
+        if let Region::Kept(s) = w.region_at(7, 100) {
+            s.copy_from_slice(b"yz");
+        }
+        drop(w);
+        assert_eq!(&b, b"\0yz");
+        let mut buf = [0u8; 10];
+        let mut c = Window::Contiguous(&mut buf);
+        assert_eq!(describe(c.region_at(4, 100)), "kept 6");
+        assert_eq!(describe(c.region_at(4, 5)), "kept 5");
     }
 
     #[test]

@@ -20,6 +20,7 @@
 //!   (`x-amz-bucket-region`, or `<Region>` in the body) and sending again, as boto3 does.
 
 mod body;
+mod direct;
 mod endpoint;
 mod retry;
 mod s3_error;
@@ -27,6 +28,7 @@ mod scoped;
 mod sign;
 
 pub(crate) use body::Body;
+pub(crate) use direct::DirectBody;
 pub(crate) use endpoint::EndpointConfig;
 pub(crate) use retry::RetryPolicy;
 pub(crate) use scoped::Connections;
@@ -36,7 +38,7 @@ use bytes::Bytes;
 use endpoint::Endpoints;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
 use sign::Signer;
@@ -67,6 +69,9 @@ pub(crate) struct Shared {
     read_timeout: Duration,
     stall_grace: Duration,
     user_agent: HeaderValue,
+    /// GETs go on `direct`'s connections, their bodies read straight into the destination;
+    /// `PYFASTS3_HYPER_GET=1` sends them through hyper instead (for comparing the two).
+    direct_get: bool,
 }
 
 /// What a data plane is built from (see `engine::client`).
@@ -87,6 +92,8 @@ pub(crate) struct DataPlane {
     /// Request bodies are `Full<Bytes>`: empty for GET and HEAD (hyper sends exactly what it
     /// sent for `Empty`: no body, no Content-Length), a part of the caller's data for uploads.
     http: HyperClient<Connector, Full<Bytes>>,
+    /// The connections GETs are sent on (see `direct`).
+    direct: Arc<direct::Pool>,
     shared: Arc<Shared>,
 }
 
@@ -140,6 +147,7 @@ impl DataPlane {
             read_timeout: settings.read_timeout,
             stall_grace: settings.stall_grace,
             user_agent,
+            direct_get: std::env::var_os("PYFASTS3_HYPER_GET").is_none_or(|v| v != "1"),
         };
         Ok(DataPlane::with_shared(Arc::new(shared)))
     }
@@ -154,7 +162,8 @@ impl DataPlane {
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_timer(hyper_util::rt::TokioTimer::new())
             .build(shared.connector.clone());
-        DataPlane { http, shared }
+        let direct = direct::Pool::new(shared.connector.clone(), POOL_IDLE_TIMEOUT);
+        DataPlane { http, direct, shared }
     }
 
     /// A data plane sharing this one's credentials and endpoints whose connections are not
@@ -167,7 +176,8 @@ impl DataPlane {
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_timer(hyper_util::rt::TokioTimer::new())
             .build(self.shared.connector.clone());
-        (DataPlane { http, shared: self.shared.clone() }, connections)
+        let direct = direct::Pool::new(self.shared.connector.clone(), POOL_IDLE_TIMEOUT);
+        (DataPlane { http, direct, shared: self.shared.clone() }, connections)
     }
 
     /// Send `request`, retrying as the policy says; a 2xx response is returned with its body
@@ -259,28 +269,43 @@ impl DataPlane {
             http_request.headers_mut().insert(http::header::PROXY_AUTHORIZATION, auth);
         }
 
-        let read_timeout = self.shared.read_timeout;
-        let response = match tokio::time::timeout(read_timeout, self.http.request(http_request)).await {
-            Err(_) => {
-                return Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!("no response within the read timeout ({read_timeout:?})"),
-                ))
-            }
-            Ok(Err(e)) => return Err(send_error(e, endpoint)),
-            Ok(Ok(response)) => response,
-        };
+        let response = self.exchange(http_request, endpoint).await?;
         if response.status().is_success() {
-            let grace = self.shared.stall_grace;
-            return Ok(Answer::Success(response.map(|incoming| Body::new(incoming, grace))));
+            return Ok(Answer::Success(response));
         }
         let (parts, body) = response.into_parts();
-        let body = match tokio::time::timeout(read_timeout, Limited::new(body, MAX_ERROR_BODY).collect()).await {
-            Ok(Ok(collected)) => collected.to_bytes(),
+        let body = match tokio::time::timeout(self.shared.read_timeout, body.first_bytes(MAX_ERROR_BODY)).await {
+            Ok(bytes) => bytes,
             // The status still says what happened; the message is just less detailed.
-            _ => Bytes::new(),
+            Err(_) => Bytes::new(),
         };
         Ok(Answer::Failure(s3_error::Failure::new(parts.status, &parts.headers, &body)))
+    }
+
+    /// Send a signed request and wait for its response head (within the read timeout). A GET
+    /// goes on `direct`'s connections unless it must be written for a plain-HTTP proxy, or the
+    /// answer has a shape only hyper reads (then it is sent again through hyper); everything
+    /// else goes through hyper.
+    async fn exchange(&self, request: http::Request<Full<Bytes>>, endpoint: &endpoint::Resolved) -> Result<http::Response<Body>> {
+        let read_timeout = self.shared.read_timeout;
+        let grace = self.shared.stall_grace;
+        let timed_out = || Error::new(ErrorKind::Timeout, format!("no response within the read timeout ({read_timeout:?})"));
+        let direct = self.shared.direct_get
+            && request.method() == Method::GET
+            && !self.shared.connector.via_http_proxy(request.uri());
+        if direct {
+            match tokio::time::timeout(read_timeout, self.direct.get(&request, endpoint.host(), grace)).await {
+                Err(_) => return Err(timed_out()),
+                Ok(Err(e)) => return Err(e),
+                Ok(Ok(Some(response))) => return Ok(response.map(Body::direct)),
+                Ok(Ok(None)) => {}
+            }
+        }
+        match tokio::time::timeout(read_timeout, self.http.request(request)).await {
+            Err(_) => Err(timed_out()),
+            Ok(Err(e)) => Err(send_error(e, endpoint)),
+            Ok(Ok(response)) => Ok(response.map(|incoming| Body::new(incoming, grace))),
+        }
     }
 }
 
@@ -296,19 +321,30 @@ fn send_error(err: hyper_util::client::legacy::Error, endpoint: &endpoint::Resol
     if let Some(cause) = crate::tls::handshake_failure(source) {
         return crate::tls::TlsFailure::new(endpoint.host(), cause.clone()).to_error();
     }
-    let detail = error_chain(source);
     if err.is_connect() {
-        let timed_out = detail.contains("timed out") || detail.contains("timeout");
-        let kind = if timed_out { ErrorKind::Timeout } else { ErrorKind::Network };
-        return Error::new(kind, format!("cannot connect to {}: {detail}", endpoint.host()));
+        return connect_failure(source, endpoint.host());
     }
+    let detail = error_chain(source);
     let hyper_error = find::<hyper::Error>(source);
     let mut error = Error::new(ErrorKind::Network, format!("request to {} failed: {detail}", endpoint.host()));
     // Nothing (or nothing parseable) came back on a connection that may have been pooled:
     // another attempt on a fresh connection can succeed.
     error.retry_on_fresh_connection = hyper_error
-        .is_some_and(|e| e.is_parse() || e.is_parse_status() || e.is_incomplete_message() || e.is_canceled())
-        || err.is_connect();
+        .is_some_and(|e| e.is_parse() || e.is_parse_status() || e.is_incomplete_message() || e.is_canceled());
+    error
+}
+
+/// A connection that could not be made (TCP, proxy tunnel or TLS handshake). Another attempt
+/// gets a fresh connection at once.
+fn connect_failure(source: &(dyn std::error::Error + 'static), host: &str) -> Error {
+    if let Some(cause) = crate::tls::handshake_failure(source) {
+        return crate::tls::TlsFailure::new(host, cause.clone()).to_error();
+    }
+    let detail = error_chain(source);
+    let timed_out = detail.contains("timed out") || detail.contains("timeout");
+    let kind = if timed_out { ErrorKind::Timeout } else { ErrorKind::Network };
+    let mut error = Error::new(kind, format!("cannot connect to {host}: {detail}"));
+    error.retry_on_fresh_connection = true;
     error
 }
 
