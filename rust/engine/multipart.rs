@@ -21,6 +21,10 @@ use std::time::Duration;
 
 /// How long an abort after a failure or a cancel may take before we give up on it.
 const ABORT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Aborts sent while the upload is still listed after one (see `abort`).
+const ABORT_ROUNDS: u32 = 4;
+/// The wait before the next abort grows by this much each round.
+const ABORT_RECHECK: Duration = Duration::from_millis(100);
 
 /// The part size for `len` bytes: `requested` (or the default), grown so that no more than
 /// 10,000 parts are needed, in whole MiB.
@@ -179,18 +183,36 @@ pub(crate) async fn complete(
 
 /// AbortMultipartUpload, best effort: a failure here must not hide the error that caused it
 /// (the upload then stays until a lifecycle rule cleans it up; the message says so).
+///
+/// A part whose request reached the server before the abort may still be stored after it (S3's
+/// AbortMultipartUpload documentation: "it might be necessary to abort a given multipart
+/// upload multiple times"; versitygw does this too when a cancel leaves a part in flight). So
+/// the abort is checked with ListParts and repeated, after a short wait, while the upload is
+/// still there.
 pub(crate) async fn abort(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, upload_id: &str) {
-    let abort = s3.abort_multipart_upload().bucket(bucket).key(key).upload_id(upload_id).send();
-    match tokio::time::timeout(ABORT_TIMEOUT, abort).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => {
-            let e = Error::from(e);
-            // Already gone (completed or aborted elsewhere): nothing is left behind.
-            if e.http_status != 404 {
-                eprintln!("libfasts3: could not abort multipart upload {upload_id} of s3://{bucket}/{key}: {e}");
+    let until_gone = async {
+        for round in 1..=ABORT_ROUNDS {
+            if let Err(e) = s3.abort_multipart_upload().bucket(bucket).key(key).upload_id(upload_id).send().await {
+                let e = Error::from(e);
+                // Already gone (completed or aborted elsewhere): nothing is left behind.
+                if e.http_status != 404 {
+                    eprintln!("libfasts3: could not abort multipart upload {upload_id} of s3://{bucket}/{key}: {e}");
+                }
+                return;
+            }
+            match s3.list_parts().bucket(bucket).key(key).upload_id(upload_id).max_parts(1).send().await {
+                Ok(_) if round < ABORT_ROUNDS => tokio::time::sleep(ABORT_RECHECK * round).await,
+                Ok(_) => eprintln!(
+                    "libfasts3: multipart upload {upload_id} of s3://{bucket}/{key} is still listed after {ABORT_ROUNDS} aborts"
+                ),
+                // NoSuchUpload: gone. Another failure: the abort itself succeeded; nothing
+                // better to do than stop.
+                Err(_) => return,
             }
         }
-        Err(_) => eprintln!("libfasts3: aborting multipart upload {upload_id} of s3://{bucket}/{key} timed out"),
+    };
+    if tokio::time::timeout(ABORT_TIMEOUT, until_gone).await.is_err() {
+        eprintln!("libfasts3: aborting multipart upload {upload_id} of s3://{bucket}/{key} timed out");
     }
 }
 
