@@ -12,9 +12,10 @@
 //!   [`error::fasts3_error`] (owned by the caller) on failure. [`boundary::guard`] fills it.
 //!   The header says so once, in `fasts3_error`'s doc; each export's `# Safety` section
 //!   points there.
-//! - An export reads its pointer arguments first, in the order of its `# Safety` section,
-//!   through the checked conversions of [`boundary`] and [`handles`] (one `unsafe` block,
-//!   its SAFETY comment pointing at that section), then does its work in safe code.
+//! - An export reads its pointer arguments first, through the checked conversions of
+//!   [`boundary`] and [`handles`], in one `unsafe` block whose SAFETY comment points at the
+//!   `# Safety` section (two blocks where the error must name the object before the later
+//!   arguments are checked); then it does its work in safe code.
 //! - On failure a message, the S3 error code and HTTP status are also kept for the *calling*
 //!   thread (`fasts3_last_error_*`), set after all work of the call has finished. That is
 //!   correct only for callers that stay on one OS thread between the call and the accessor
