@@ -118,6 +118,12 @@ typedef struct fasts3_config fasts3_config;
 // message, HTTP status, request id, bucket and key. Read it with the `fasts3_error_*`
 // accessors; release it with `fasts3_error_free`.
 //
+// The `err` parameter, the last one of every fallible call (`fasts3_error **err`): pass
+// NULL when you do not want the error object. Otherwise `err` must point to a writable
+// `fasts3_error *`, which the call sets to NULL on success and on failure to a new error
+// owned by the caller (release it with `fasts3_error_free`). The same failure is also kept
+// for the calling thread (`fasts3_last_error_message`...).
+//
 // Thread safety: immutable once made; the accessors may be called from any thread, but
 // `fasts3_error_free` must not run while another thread still reads the error.
 typedef struct fasts3_error fasts3_error;
@@ -275,8 +281,7 @@ extern "C" {
 //
 // # Safety
 // - `out` is NULL or points to a writable `fasts3_cancel_token *`.
-// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 enum fasts3_status fasts3_cancel_token_new(struct fasts3_cancel_token **out,
                                            struct fasts3_error **err);
 
@@ -326,8 +331,7 @@ void fasts3_cancel_token_free(struct fasts3_cancel_token *token);
 //
 // # Safety
 // - `out` is NULL or points to a writable `fasts3_config *`.
-// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 enum fasts3_status fasts3_config_new(struct fasts3_config **out, struct fasts3_error **err);
 
 // Set one option by name; `value` NULL restores its default. Both are NUL-terminated UTF-8,
@@ -366,8 +370,7 @@ enum fasts3_status fasts3_config_new(struct fasts3_config **out, struct fasts3_e
 // # Safety
 // - `config` is not freed, nor used by another call, until this call returns.
 // - `name` and `value` are NULL or NUL-terminated strings, not modified until this call returns.
-// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 enum fasts3_status fasts3_config_set(struct fasts3_config *config,
                                      const char *name,
                                      const char *value,
@@ -392,8 +395,7 @@ void fasts3_config_free(struct fasts3_config *config);
 // # Safety
 // - `config` is not freed, nor changed by `fasts3_config_set`, until this call returns.
 // - `out` is NULL or points to a writable `fasts3_client *`.
-// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 enum fasts3_status fasts3_client_new(const struct fasts3_config *config,
                                      struct fasts3_client **out,
                                      struct fasts3_error **err);
@@ -478,8 +480,7 @@ void fasts3_error_free(struct fasts3_error *error);
 // - `bucket` and `key` point to `bucket_len` and `key_len` readable bytes (or are NULL when
 //   the length is 0), not modified until this call returns.
 // - `out` is NULL or points to a writable `fasts3_object_page *`.
-// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 enum fasts3_status fasts3_head(const struct fasts3_client *client,
                                const uint8_t *bucket,
                                size_t bucket_len,
@@ -503,8 +504,7 @@ enum fasts3_status fasts3_head(const struct fasts3_client *client,
 // - `delimiter` and `start_after` are NULL or NUL-terminated strings, not modified until this
 //   call returns.
 // - `out` is NULL or points to a writable `fasts3_list_cursor *`.
-// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 enum fasts3_status fasts3_list_cursor_new(const struct fasts3_client *client,
                                           const uint8_t *bucket,
                                           size_t bucket_len,
@@ -525,8 +525,7 @@ enum fasts3_status fasts3_list_cursor_new(const struct fasts3_client *client,
 // - `cursor` is not freed, nor used by another call, until this call returns.
 // - `cancel` is not freed until this call returns.
 // - `out` is NULL or points to a writable `fasts3_object_page *`.
-// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 enum fasts3_status fasts3_list_next(struct fasts3_list_cursor *cursor,
                                     const struct fasts3_cancel_token *cancel,
                                     struct fasts3_object_page **out,
@@ -550,8 +549,7 @@ enum fasts3_status fasts3_list_next(struct fasts3_list_cursor *cursor,
 //   the length is 0), not modified until this call returns.
 // - `delimiter` is NULL or a NUL-terminated string, not modified until this call returns.
 // - `out` is NULL or points to a writable `fasts3_object_page *`.
-// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 enum fasts3_status fasts3_list_all(const struct fasts3_client *client,
                                    const uint8_t *bucket,
                                    size_t bucket_len,
@@ -576,8 +574,7 @@ void fasts3_list_cursor_free(struct fasts3_list_cursor *cursor);
 // # Safety
 // - `page` is not freed until this call returns.
 // - `out` is NULL or points to a writable `fasts3_object_page_view`.
-// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 enum fasts3_status fasts3_object_page_get_view(const struct fasts3_object_page *page,
                                                struct fasts3_object_page_view *out,
                                                struct fasts3_error **err);
@@ -595,8 +592,7 @@ void fasts3_object_page_free(struct fasts3_object_page *page);
 //
 // # Safety
 // - `out` is NULL or points to a writable `fasts3_completion_queue *`.
-// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 enum fasts3_status fasts3_completion_queue_new(struct fasts3_completion_queue **out,
                                                struct fasts3_error **err);
 
@@ -621,8 +617,7 @@ int32_t fasts3_completion_queue_fd(const struct fasts3_completion_queue *queue);
 // # Safety
 // - `queue` is not freed until this call returns.
 // - `out` is NULL or points to a writable `fasts3_completion *`.
-// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 enum fasts3_status fasts3_completion_queue_pop(const struct fasts3_completion_queue *queue,
                                                struct fasts3_completion **out,
                                                struct fasts3_error **err);
@@ -664,8 +659,7 @@ void fasts3_completion_queue_free(struct fasts3_completion_queue *queue);
 //   valid, and that nothing else reads or writes, until the op's completion is popped.
 // - `options` is NULL or as for `fasts3_get_into_with_options` (read during this call only).
 // - `out_op` is NULL or points to a writable `fasts3_op *`.
-// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 enum fasts3_status fasts3_submit_get_into(const struct fasts3_client *client,
                                           const struct fasts3_completion_queue *queue,
                                           const uint8_t *bucket,
@@ -692,8 +686,7 @@ enum fasts3_status fasts3_submit_get_into(const struct fasts3_client *client,
 //   the length is 0), not modified until this call returns.
 // - `options` is NULL or as for `fasts3_get_into_with_options` (read during this call only).
 // - `out_op` is NULL or points to a writable `fasts3_op *`.
-// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 enum fasts3_status fasts3_submit_get(const struct fasts3_client *client,
                                      const struct fasts3_completion_queue *queue,
                                      const uint8_t *bucket,
@@ -729,8 +722,7 @@ enum fasts3_status fasts3_submit_get(const struct fasts3_client *client,
 //   valid, and that nothing writes, until the op's completion is popped.
 // - `options` is NULL or as for `fasts3_put_from` (read during this call only).
 // - `out_op` is NULL or points to a writable `fasts3_op *`.
-// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 enum fasts3_status fasts3_submit_put_from(const struct fasts3_client *client,
                                           const struct fasts3_completion_queue *queue,
                                           const uint8_t *bucket,
@@ -835,8 +827,7 @@ uint32_t fasts3_completion_parts(const struct fasts3_completion *completion);
 // # Safety
 // - `completion` is not freed, nor used by another call, until this call returns.
 // - `out` is NULL or points to a writable `fasts3_bytes *`.
-// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 enum fasts3_status fasts3_completion_take_bytes(struct fasts3_completion *completion,
                                                 struct fasts3_bytes **out,
                                                 struct fasts3_error **err);
@@ -874,8 +865,7 @@ const char *fasts3_status_name(int32_t status);
 // - `buf` points to `buf_len` writable bytes (or is NULL when `buf_len` is 0) that overlap no
 //   other argument and that nothing else reads or writes until this call returns.
 // - `out_written` is NULL or points to a writable `uint64_t`.
-// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 enum fasts3_status fasts3_get_into(const struct fasts3_client *client,
                                    const uint8_t *bucket,
                                    size_t bucket_len,
@@ -919,8 +909,7 @@ enum fasts3_status fasts3_get_into_with_options(const struct fasts3_client *clie
 // - `bucket` and `key` point to `bucket_len` and `key_len` readable bytes (or are NULL when
 //   the length is 0), not modified until this call returns.
 // - `out` is NULL or points to a writable `fasts3_bytes *`.
-// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 enum fasts3_status fasts3_get(const struct fasts3_client *client,
                               const uint8_t *bucket,
                               size_t bucket_len,
@@ -957,8 +946,7 @@ enum fasts3_status fasts3_get_with_options(const struct fasts3_client *client,
 // - `bytes` is not freed, nor used by another call, until this call returns.
 // - `out_data` is NULL or points to a writable `uint8_t *`; `out_len` is NULL or points to a
 //   writable `size_t`.
-// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 enum fasts3_status fasts3_bytes_data(struct fasts3_bytes *bytes,
                                      uint8_t **out_data,
                                      size_t *out_len,
@@ -991,8 +979,7 @@ void fasts3_bytes_free(struct fasts3_bytes *bytes);
 //   argument and that nothing else reads or writes until this call returns; `buf_len` is at
 //   least the sum of the lengths.
 // - `out_lengths` points to `count` writable `uint64_t`s (NULL when `count` is 0).
-// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 enum fasts3_status fasts3_get_ranges(const struct fasts3_client *client,
                                      const uint8_t *bucket,
                                      size_t bucket_len,
@@ -1028,8 +1015,7 @@ enum fasts3_status fasts3_get_ranges(const struct fasts3_client *client,
 //   any string; overlapping buffers of two requests are refused).
 // - `results` points to `count` writable `fasts3_get_result`s (or is NULL when `count` is 0),
 //   overlapping no other argument.
-// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 enum fasts3_status fasts3_get_many(const struct fasts3_client *client,
                                    const struct fasts3_get_request *requests,
                                    size_t count,
@@ -1163,8 +1149,7 @@ const char *fasts3_last_error_request_id(void);
 // - `options` is NULL or points to a `fasts3_put_options` whose `struct_size` bytes are
 //   readable and whose strings are NULL or NUL-terminated, all unchanged during the call.
 // - `out_parts` is NULL or points to a writable `uint32_t`.
-// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 enum fasts3_status fasts3_put_from(const struct fasts3_client *client,
                                    const uint8_t *bucket,
                                    size_t bucket_len,
@@ -1185,8 +1170,7 @@ enum fasts3_status fasts3_put_from(const struct fasts3_client *client,
 // - `client` and `cancel` are not freed until this call returns.
 // - `bucket` and `key` point to `bucket_len` and `key_len` readable bytes (or are NULL when
 //   the length is 0), not modified until this call returns.
-// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 enum fasts3_status fasts3_delete(const struct fasts3_client *client,
                                  const uint8_t *bucket,
                                  size_t bucket_len,
@@ -1214,8 +1198,7 @@ enum fasts3_status fasts3_delete(const struct fasts3_client *client,
 //   strings are readable and unchanged until this call returns.
 // - `results` points to `count` writable `fasts3_delete_result`s (or is NULL when `count` is
 //   0), overlapping no other argument.
-// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 enum fasts3_status fasts3_delete_many(const struct fasts3_client *client,
                                       const uint8_t *bucket,
                                       size_t bucket_len,
@@ -1237,8 +1220,7 @@ enum fasts3_status fasts3_delete_many(const struct fasts3_client *client,
 //   0), not modified until this call returns.
 // - `options` is NULL or points to a `fasts3_copy_options` whose `struct_size` bytes are
 //   readable.
-// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-//   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 enum fasts3_status fasts3_copy(const struct fasts3_client *client,
                                const uint8_t *src_bucket,
                                size_t src_bucket_len,

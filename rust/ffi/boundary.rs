@@ -185,6 +185,26 @@ pub fn guard<'a>(err: ErrorOut, body: impl FnOnce(&mut Call<'a>) -> FfiResult<()
     failure.status
 }
 
+/// The body of every fallible export: `export!(err, |call| { ...; Ok(()) })` runs the
+/// closure inside [`guard`] (panic boundary, this thread's last error, `*err`) and evaluates
+/// to the status the export returns. The closure reads the arguments through the checked
+/// conversions (`handles::handle_ref`, [`out_ptr`], [`Call::object`]...) and does the work.
+///
+/// It compiles only inside an `unsafe fn` (or an `unsafe` block): it hands `err` to
+/// [`ErrorOut::new`] without an `unsafe` block of its own, so the obligation that `err` is
+/// NULL or writable until the call returns stays with the enclosing export's `# Safety`
+/// section, which states it (see `fasts3_error`). A safe fn using it fails to build (E0133).
+/// (A macro, not a fn taking a closure, for exactly that: a fn would need the `unsafe` block.)
+macro_rules! export {
+    ($err:ident, |$call:pat_param| $body:expr) => {{
+        // Deliberately no `unsafe` block: the caller of this export vouches for `err`.
+        #[allow(unsafe_op_in_unsafe_fn)]
+        let err = $crate::ffi::boundary::ErrorOut::new($err);
+        $crate::ffi::boundary::guard(err, |$call| $body)
+    }};
+}
+pub(crate) use export;
+
 /// For exports that cannot fail (`_free`, getters): swallow panics, since they must not
 /// unwind into C.
 pub fn guard_infallible<T>(fallback: T, body: impl FnOnce() -> T) -> T {
@@ -256,6 +276,15 @@ fn check_len(len: usize, name: &str) -> FfiResult<()> {
     Ok(())
 }
 
+/// An out-pointer the caller may leave NULL (meaning "not wanted"): None then.
+///
+/// # Safety
+/// As for [`out_ptr`].
+pub unsafe fn optional_out<'a, T>(ptr: *mut T) -> Option<&'a mut T> {
+    // SAFETY: non-NULL `ptr` is valid, aligned and unaliased for 'a (this fn's contract).
+    unsafe { ptr.as_mut() }
+}
+
 /// A NUL-terminated UTF-8 string that may be NULL (meaning "not set").
 ///
 /// # Safety
@@ -294,5 +323,67 @@ mod tests {
             crate::ffi::error::fasts3_error_free(err);
         }
         assert_eq!(guard_infallible(7, || -> i32 { panic!("again") }), 7);
+    }
+
+    /// What an export built on `export!` looks like: reads a `(ptr, len)` bucket, then fails,
+    /// panics or succeeds as told.
+    ///
+    /// # Safety
+    /// `bucket` is readable for `bucket_len` bytes; `err` is NULL or writable.
+    unsafe fn an_export(bucket: *const u8, bucket_len: usize, outcome: &str, err: *mut *mut fasts3_error) -> fasts3_status {
+        export!(err, |call| {
+            // SAFETY: readable for `bucket_len` bytes (this function's contract).
+            let _bucket = unsafe { call.bucket(bucket, bucket_len) }?;
+            match outcome {
+                "fail" => Err(Error::new(ErrorKind::NoSuchBucket, "no such bucket").into()),
+                "panic" => panic!("a bug"),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn message_of(error: *mut fasts3_error) -> String {
+        // SAFETY: a live error made by the export, read before it is freed.
+        unsafe { CStr::from_ptr(crate::ffi::error::fasts3_error_message(error)) }.to_str().unwrap().to_owned()
+    }
+
+    /// `export!` is the whole contract of a fallible export: OK with `*err` NULL (even over a
+    /// stale value) and no last error; a failure's status in both `*err` (naming what the
+    /// body recorded) and the thread's last error; a panic as FASTS3_PANIC; `err` NULL
+    /// allowed.
+    #[test]
+    fn export_reports_success_failure_and_panic_through_status_err_and_last_error() {
+        let bucket = b"bkt";
+        let mut stale: *mut fasts3_error = std::ptr::dangling_mut(); // never read: must be overwritten
+        // SAFETY: `bucket` is a live array of its length, `stale` a writable local.
+        let status = unsafe { an_export(bucket.as_ptr(), bucket.len(), "ok", &mut stale) };
+        assert_eq!(status, fasts3_status::FASTS3_OK);
+        assert!(stale.is_null(), "success must set *err to NULL");
+        with_last_error(|last| assert_eq!(last.message.to_bytes(), b""));
+
+        let mut err: *mut fasts3_error = std::ptr::null_mut();
+        // SAFETY: `bucket` is a live array of its length, `err` a writable local.
+        let status = unsafe { an_export(bucket.as_ptr(), bucket.len(), "fail", &mut err) };
+        assert_eq!(status, fasts3_status::FASTS3_NO_SUCH_BUCKET);
+        assert!(!err.is_null(), "a failure must fill *err");
+        assert_eq!(message_of(err), "no such bucket");
+        // SAFETY: a live error; its bucket string is read before the free.
+        unsafe {
+            assert_eq!(CStr::from_ptr(crate::ffi::error::fasts3_error_bucket(err)).to_bytes(), b"bkt");
+            crate::ffi::error::fasts3_error_free(err);
+        }
+        with_last_error(|last| assert_eq!(last.message.to_bytes(), b"no such bucket"));
+
+        // SAFETY: as for the failing call.
+        let status = unsafe { an_export(bucket.as_ptr(), bucket.len(), "panic", &mut err) };
+        assert_eq!(status, fasts3_status::FASTS3_PANIC);
+        assert_eq!(message_of(err), "libfasts3 panicked: a bug");
+        // SAFETY: a live error, freed once.
+        unsafe { crate::ffi::error::fasts3_error_free(err) };
+
+        // SAFETY: NULL bucket with length 3 is refused by the check, never read; `err` NULL.
+        let status = unsafe { an_export(std::ptr::null(), 3, "ok", std::ptr::null_mut()) };
+        assert_eq!(status, fasts3_status::FASTS3_NULL_POINTER);
+        with_last_error(|last| assert_eq!(last.message.to_bytes(), b"bucket is NULL"));
     }
 }

@@ -2,8 +2,8 @@
 
 use fasts3_engine::runtime::{Offload, Placement};
 use fasts3_engine::{CancelToken, Error, Result};
-use crate::ffi::boundary::{guard, guard_infallible, ErrorOut, out_ptr, FfiResult};
-use crate::ffi::handles::{free_handle, handle_or_report, handle_type, into_handle, optional_handle};
+use crate::ffi::boundary::{export, out_ptr, FfiResult};
+use crate::ffi::handles::{free_handle, handle_type, into_handle, optional_handle, read_handle};
 use crate::ffi::error::fasts3_error;
 use crate::ffi::status::fasts3_status;
 use std::future::Future;
@@ -73,12 +73,10 @@ pub(crate) fn block_on_cancellable<T: Send + 'static>(
 ///
 /// # Safety
 /// - `out` is NULL or points to a writable `fasts3_cancel_token *`.
-/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+/// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_cancel_token_new(out: *mut *mut fasts3_cancel_token, err: *mut *mut fasts3_error) -> fasts3_status {
-    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
-    guard(unsafe { ErrorOut::new(err) }, |_| {
+    export!(err, |_| {
         // SAFETY: NULL or writable (this function's contract).
         let out = unsafe { out_ptr(out, "out") }?;
         *out = into_handle(fasts3_cancel_token {
@@ -101,12 +99,8 @@ pub unsafe extern "C" fn fasts3_cancel_token_new(out: *mut *mut fasts3_cancel_to
 /// - `token` is not freed until this call returns.
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_cancel_token_cancel(token: *const fasts3_cancel_token) {
-    guard_infallible((), || {
-        // SAFETY: not freed during the call (this function's contract).
-        if let Some(t) = unsafe { handle_or_report(token, "fasts3_cancel_token_cancel") } {
-            t.token.cancel();
-        }
-    })
+    // SAFETY: not freed during the call (this function's contract).
+    unsafe { read_handle(token, "fasts3_cancel_token_cancel", (), |t| t.token.cancel()) }
 }
 
 /// Make calls given this token also end (as `FASTS3_CANCELLED`, after all their work on
@@ -129,12 +123,8 @@ pub unsafe extern "C" fn fasts3_cancel_token_cancel(token: *const fasts3_cancel_
 /// - `token` is not freed until this call returns.
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_cancel_token_watch_sigint(token: *const fasts3_cancel_token) {
-    guard_infallible((), || {
-        // SAFETY: not freed during the call (this function's contract).
-        if let Some(t) = unsafe { handle_or_report(token, "fasts3_cancel_token_watch_sigint") } {
-            t.watch_sigint.store(true, Ordering::Relaxed);
-        }
-    })
+    // SAFETY: not freed during the call (this function's contract).
+    unsafe { read_handle(token, "fasts3_cancel_token_watch_sigint", (), |t| t.watch_sigint.store(true, Ordering::Relaxed)) }
 }
 
 /// Release a token. NULL is ignored. The token must not be in use by a running call.
@@ -146,5 +136,5 @@ pub unsafe extern "C" fn fasts3_cancel_token_watch_sigint(token: *const fasts3_c
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_cancel_token_free(token: *mut fasts3_cancel_token) {
     // SAFETY: no call uses `token` (this function's contract); an unknown pointer is not touched.
-    guard_infallible((), || unsafe { free_handle(token, "fasts3_cancel_token_free") })
+    unsafe { free_handle(token, "fasts3_cancel_token_free") }
 }

@@ -2,7 +2,7 @@
 //! client handle.
 
 use fasts3_engine::{ChecksumMode, Client, ClientOptions, Error, PathStyle};
-use crate::ffi::boundary::{guard, guard_infallible, ErrorOut, optional_cstr, out_ptr, FfiResult};
+use crate::ffi::boundary::{export, optional_cstr, out_ptr, Failure, FfiResult};
 use crate::ffi::handles::{free_handle, handle_mut, handle_ref, handle_type, into_handle, optional_handle};
 use crate::ffi::error::fasts3_error;
 use crate::ffi::status::fasts3_status;
@@ -32,12 +32,10 @@ handle_type!(fasts3_client, Client);
 ///
 /// # Safety
 /// - `out` is NULL or points to a writable `fasts3_config *`.
-/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+/// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_config_new(out: *mut *mut fasts3_config, err: *mut *mut fasts3_error) -> fasts3_status {
-    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
-    guard(unsafe { ErrorOut::new(err) }, |_| {
+    export!(err, |_| {
         // SAFETY: NULL or writable (this function's contract).
         let out = unsafe { out_ptr(out, "out") }?;
         *out = into_handle(fasts3_config { options: ClientOptions::default() });
@@ -81,8 +79,7 @@ pub unsafe extern "C" fn fasts3_config_new(out: *mut *mut fasts3_config, err: *m
 /// # Safety
 /// - `config` is not freed, nor used by another call, until this call returns.
 /// - `name` and `value` are NULL or NUL-terminated strings, not modified until this call returns.
-/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+/// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_config_set(
     config: *mut fasts3_config,
@@ -90,14 +87,16 @@ pub unsafe extern "C" fn fasts3_config_set(
     value: *const c_char,
     err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
-    guard(unsafe { ErrorOut::new(err) }, |_| {
-        // SAFETY: not freed nor used by another call meanwhile (this function's contract).
-        let config = unsafe { handle_mut(config, "config") }?;
-        // SAFETY: NULL or NUL-terminated, unchanged during the call (this function's contract).
-        let name = unsafe { optional_cstr(name, "name") }?.ok_or_else(|| crate::ffi::boundary::Failure::null("name"))?;
-        // SAFETY: as for `name`.
-        let value = unsafe { optional_cstr(value, "value") }?;
+    export!(err, |_| {
+        // SAFETY: the arguments meet this function's contract: `config` not freed nor used by
+        // another call, the strings NULL or NUL-terminated and unchanged, during the call.
+        let (config, name, value) = unsafe {
+            (
+                handle_mut(config, "config")?,
+                optional_cstr(name, "name")?.ok_or_else(|| Failure::null("name"))?,
+                optional_cstr(value, "value")?,
+            )
+        };
         set_option(&mut config.options, name, value)
     })
 }
@@ -176,7 +175,7 @@ fn seconds(name: &str, value: Option<&str>) -> FfiResult<Option<Duration>> {
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_config_free(config: *mut fasts3_config) {
     // SAFETY: no call uses `config` (this function's contract); an unknown pointer is not touched.
-    guard_infallible((), || unsafe { free_handle(config, "fasts3_config_free") })
+    unsafe { free_handle(config, "fasts3_config_free") }
 }
 
 /// Create a client in `*out`. `config` may be NULL (all defaults) and is only read during
@@ -190,19 +189,14 @@ pub unsafe extern "C" fn fasts3_config_free(config: *mut fasts3_config) {
 /// # Safety
 /// - `config` is not freed, nor changed by `fasts3_config_set`, until this call returns.
 /// - `out` is NULL or points to a writable `fasts3_client *`.
-/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+/// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_client_new(config: *const fasts3_config, out: *mut *mut fasts3_client, err: *mut *mut fasts3_error) -> fasts3_status {
-    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
-    guard(unsafe { ErrorOut::new(err) }, |_| {
-        // SAFETY: NULL or writable (this function's contract).
-        let out = unsafe { out_ptr(out, "out") }?;
-        // SAFETY: not freed nor changed meanwhile (this function's contract).
-        let options = match unsafe { optional_handle(config, "config") }? {
-            Some(c) => c.options.clone(),
-            None => ClientOptions::default(),
-        };
+    export!(err, |_| {
+        // SAFETY: `out` NULL or writable, `config` not freed nor changed meanwhile (this
+        // function's contract).
+        let (out, config) = unsafe { (out_ptr(out, "out")?, optional_handle(config, "config")?) };
+        let options = config.map_or_else(ClientOptions::default, |c| c.options.clone());
         let inner = Client::new(options)?;
         *out = into_handle(fasts3_client { inner });
         Ok(())
@@ -219,7 +213,7 @@ pub unsafe extern "C" fn fasts3_client_new(config: *const fasts3_config, out: *m
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_client_free(client: *mut fasts3_client) {
     // SAFETY: no call uses `client` (this function's contract); an unknown pointer is not touched.
-    guard_infallible((), || unsafe { free_handle(client, "fasts3_client_free") })
+    unsafe { free_handle(client, "fasts3_client_free") }
 }
 
 /// The engine client behind a `client` argument: NULL_POINTER or INVALID_HANDLE otherwise.

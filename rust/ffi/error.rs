@@ -6,13 +6,19 @@
 //! async runtimes) and for batches, where each item has its own.
 
 use crate::ffi::boundary::{guard_infallible, Failure};
-use crate::ffi::handles::{free_handle, handle_or_report, handle_type, into_handle};
+use crate::ffi::handles::{free_handle, handle_or_report, handle_type, into_handle, read_handle};
 use crate::ffi::status::fasts3_status;
 use std::ffi::{c_char, CString};
 
 /// The error of one failed call (or of one failed item of a batch): status, S3 error code,
 /// message, HTTP status, request id, bucket and key. Read it with the `fasts3_error_*`
 /// accessors; release it with `fasts3_error_free`.
+///
+/// The `err` parameter, the last one of every fallible call (`fasts3_error **err`): pass
+/// NULL when you do not want the error object. Otherwise `err` must point to a writable
+/// `fasts3_error *`, which the call sets to NULL on success and on failure to a new error
+/// owned by the caller (release it with `fasts3_error_free`). The same failure is also kept
+/// for the calling thread (`fasts3_last_error_message`...).
 ///
 /// Thread safety: immutable once made; the accessors may be called from any thread, but
 /// `fasts3_error_free` must not run while another thread still reads the error.
@@ -69,28 +75,16 @@ pub(crate) fn new_error(failure: &Failure, bucket: Option<&str>, key: Option<&st
     into_handle(fasts3_error::of(failure, bucket, key))
 }
 
-/// Read one field of a live error; `fallback` for NULL, and for a pointer that is not a live
-/// error (reported on stderr; debug builds abort).
-///
-/// # Safety
-/// `error` is not freed until this call returns.
-unsafe fn field<T>(error: *const fasts3_error, function: &str, fallback: T, read: impl FnOnce(&fasts3_error) -> T) -> T {
-    // SAFETY: not freed during the call (forwarded contract); unknown pointers are not read.
-    match unsafe { handle_or_report(error, function) } {
-        Some(e) => read(e),
-        None => fallback,
-    }
-}
-
 /// The status of the failed call. `FASTS3_OK` for NULL (no error).
 ///
 /// # Safety
 /// - `error` is NULL or an error not freed until this call returns.
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_error_status(error: *const fasts3_error) -> fasts3_status {
-    // SAFETY: not freed during the call (this function's contract).
-    guard_infallible(fasts3_status::FASTS3_PANIC, || unsafe {
-        field(error, "fasts3_error_status", fasts3_status::FASTS3_OK, |e| e.status)
+    // A panic (none is expected) must not pass for success: PANIC then, OK only for NULL.
+    guard_infallible(fasts3_status::FASTS3_PANIC, || {
+        // SAFETY: not freed during the call (this function's contract).
+        unsafe { handle_or_report(error, "fasts3_error_status") }.map_or(fasts3_status::FASTS3_OK, |e| e.status)
     })
 }
 
@@ -104,9 +98,7 @@ pub unsafe extern "C" fn fasts3_error_status(error: *const fasts3_error) -> fast
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_error_message(error: *const fasts3_error) -> *const c_char {
     // SAFETY: not freed during the call (this function's contract).
-    guard_infallible(c"".as_ptr(), || unsafe {
-        field(error, "fasts3_error_message", c"".as_ptr(), |e| e.message.as_ptr())
-    })
+    unsafe { read_handle(error, "fasts3_error_message", c"".as_ptr(), |e| e.message.as_ptr()) }
 }
 
 /// The S3 error code ("NoSuchKey", "SlowDown"...), or "" when the failure had no S3 response
@@ -118,9 +110,7 @@ pub unsafe extern "C" fn fasts3_error_message(error: *const fasts3_error) -> *co
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_error_code(error: *const fasts3_error) -> *const c_char {
     // SAFETY: not freed during the call (this function's contract).
-    guard_infallible(c"".as_ptr(), || unsafe {
-        field(error, "fasts3_error_code", c"".as_ptr(), |e| e.code.as_ptr())
-    })
+    unsafe { read_handle(error, "fasts3_error_code", c"".as_ptr(), |e| e.code.as_ptr()) }
 }
 
 /// The HTTP status of the failing response; 0 when there was none (or for NULL).
@@ -130,7 +120,7 @@ pub unsafe extern "C" fn fasts3_error_code(error: *const fasts3_error) -> *const
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_error_http_status(error: *const fasts3_error) -> u16 {
     // SAFETY: not freed during the call (this function's contract).
-    guard_infallible(0, || unsafe { field(error, "fasts3_error_http_status", 0, |e| e.http_status) })
+    unsafe { read_handle(error, "fasts3_error_http_status", 0, |e| e.http_status) }
 }
 
 /// The server's id of the failing request (`x-amz-request-id`, what AWS support asks for),
@@ -142,9 +132,7 @@ pub unsafe extern "C" fn fasts3_error_http_status(error: *const fasts3_error) ->
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_error_request_id(error: *const fasts3_error) -> *const c_char {
     // SAFETY: not freed during the call (this function's contract).
-    guard_infallible(c"".as_ptr(), || unsafe {
-        field(error, "fasts3_error_request_id", c"".as_ptr(), |e| e.request_id.as_ptr())
-    })
+    unsafe { read_handle(error, "fasts3_error_request_id", c"".as_ptr(), |e| e.request_id.as_ptr()) }
 }
 
 /// The bucket the failed call (or batch item) was about, or "" when it had none or failed
@@ -155,9 +143,7 @@ pub unsafe extern "C" fn fasts3_error_request_id(error: *const fasts3_error) -> 
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_error_bucket(error: *const fasts3_error) -> *const c_char {
     // SAFETY: not freed during the call (this function's contract).
-    guard_infallible(c"".as_ptr(), || unsafe {
-        field(error, "fasts3_error_bucket", c"".as_ptr(), |e| e.bucket.as_ptr())
-    })
+    unsafe { read_handle(error, "fasts3_error_bucket", c"".as_ptr(), |e| e.bucket.as_ptr()) }
 }
 
 /// The key the failed call (or batch item) was about, or "" when it had none (a listing, a
@@ -168,7 +154,7 @@ pub unsafe extern "C" fn fasts3_error_bucket(error: *const fasts3_error) -> *con
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_error_key(error: *const fasts3_error) -> *const c_char {
     // SAFETY: not freed during the call (this function's contract).
-    guard_infallible(c"".as_ptr(), || unsafe { field(error, "fasts3_error_key", c"".as_ptr(), |e| e.key.as_ptr()) })
+    unsafe { read_handle(error, "fasts3_error_key", c"".as_ptr(), |e| e.key.as_ptr()) }
 }
 
 /// Release an error and the strings its accessors returned. NULL is ignored. A pointer that
@@ -181,5 +167,5 @@ pub unsafe extern "C" fn fasts3_error_key(error: *const fasts3_error) -> *const 
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_error_free(error: *mut fasts3_error) {
     // SAFETY: no call uses `error` (this function's contract); an unknown pointer is not touched.
-    guard_infallible((), || unsafe { free_handle(error, "fasts3_error_free") })
+    unsafe { free_handle(error, "fasts3_error_free") }
 }

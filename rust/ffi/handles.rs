@@ -42,6 +42,7 @@ use std::cell::RefCell;
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Write;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Once, PoisonError, RwLock, RwLockWriteGuard};
 
 /// A C handle type: a Rust struct handed to C as an opaque pointer.
@@ -147,24 +148,44 @@ pub(crate) unsafe fn handle_or_report<'a, T: Handle>(ptr: *const T, function: &s
     Some(unsafe { &*ptr })
 }
 
-/// Unregister and drop the handle `ptr`. NULL is ignored. An unknown pointer (double free,
-/// or not a handle of this type) is reported and its memory is not touched.
+/// For exports that return no status (getters, `_cancel`): `read` of the live handle `ptr`
+/// (for `function`), or `fallback` for NULL, for an unknown pointer (reported, see
+/// [`handle_or_report`]) and if anything panics (no panic may unwind into C).
+///
+/// # Safety
+/// As for [`handle_ref`].
+pub(crate) unsafe fn read_handle<T: Handle, R: Copy>(ptr: *const T, function: &str, fallback: R, read: impl FnOnce(&T) -> R) -> R {
+    catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: forwarded contract.
+        match unsafe { handle_or_report(ptr, function) } {
+            Some(handle) => read(handle),
+            None => fallback,
+        }
+    }))
+    .unwrap_or(fallback)
+}
+
+/// The body of a `_free` export: unregister and drop the handle `ptr`. NULL is ignored. An
+/// unknown pointer (double free, or not a handle of this type) is reported and its memory is
+/// not touched. Never unwinds: a panic (in a handle's `Drop`) is swallowed.
 ///
 /// # Safety
 /// No call may still be using the handle.
 pub(crate) unsafe fn free_handle<T: Handle>(ptr: *mut T, function: &str) {
-    if ptr.is_null() {
-        return;
-    }
-    // Removing first makes a concurrent second free of the same pointer lose the race
-    // cleanly: only one of them drops the box.
-    if !registry::<T>().remove(ptr as usize) {
-        report_misuse::<T>(function, ptr as usize, "double free?");
-        return;
-    }
-    // SAFETY: it was registered, so it came from `into_handle::<T>` (Box::into_raw) and
-    // this is the only free that removed it.
-    drop(unsafe { Box::from_raw(ptr) });
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        if ptr.is_null() {
+            return;
+        }
+        // Removing first makes a concurrent second free of the same pointer lose the race
+        // cleanly: only one of them drops the box.
+        if !registry::<T>().remove(ptr as usize) {
+            report_misuse::<T>(function, ptr as usize, "double free?");
+            return;
+        }
+        // SAFETY: it was registered, so it came from `into_handle::<T>` (Box::into_raw) and
+        // this is the only free that removed it.
+        drop(unsafe { Box::from_raw(ptr) });
+    }));
 }
 
 fn invalid_handle<T: Handle>(name: &str) -> Failure {
@@ -313,7 +334,7 @@ extern "C" fn after_fork() {
 mod tests {
     use super::*;
 
-    struct Thing(#[allow(dead_code)] u64);
+    struct Thing(u64);
     handle_type!(Thing, Bytes);
 
     // The tests below are single-threaded: no handle is freed while borrowed, which is all
@@ -352,6 +373,34 @@ mod tests {
         unsafe { free_handle(ptr, "thing_free") };
         // SAFETY: an unregistered pointer is reported without being read.
         assert!(unsafe { handle_or_report(ptr, "thing_use") }.is_none());
+    }
+
+    /// Panics in a `_free` or a getter stay on this side of the ABI: the free still
+    /// unregisters the handle, the getter returns its fallback.
+    #[test]
+    fn free_and_read_never_unwind() {
+        struct PanicsOnDrop(#[allow(dead_code)] u64);
+        impl Drop for PanicsOnDrop {
+            fn drop(&mut self) {
+                panic!("drop of a handle panicked");
+            }
+        }
+        handle_type!(PanicsOnDrop, Bytes);
+        let ptr = into_handle(PanicsOnDrop(0));
+        // SAFETY: live and not borrowed; the closure panics while reading it.
+        let read = unsafe { read_handle(ptr, "thing_get", 5u8, |_| panic!("getter panicked")) };
+        assert_eq!(read, 5);
+        // SAFETY: live and not borrowed.
+        unsafe { free_handle(ptr, "thing_free") };
+        // SAFETY: a freed pointer is refused without being read.
+        assert!(unsafe { handle_ref(ptr, "thing") }.is_err(), "a panicking drop left the handle registered");
+        let thing = into_handle(Thing(3));
+        // SAFETY: live until the free below; NULL is "none".
+        unsafe {
+            assert_eq!(read_handle(thing, "thing_get", 0, |t| t.0), 3);
+            assert_eq!(read_handle(std::ptr::null::<Thing>(), "thing_get", 9, |t| t.0), 9);
+            free_handle(thing, "thing_free");
+        }
     }
 
     #[test]

@@ -2,16 +2,26 @@
 //!
 //! - Every fallible function returns a [`fasts3_status`]; results leave only through
 //!   out-parameters, written only on success.
-//! - Every exported body runs inside [`boundary::guard`]: a Rust panic becomes
-//!   `FASTS3_PANIC`, never unwinds into C.
+//! - Every exported body runs inside the panic boundary: a Rust panic becomes
+//!   `FASTS3_PANIC`, never unwinds into C. A fallible export's body is `export!(err, |call|
+//!   ...)` ([`boundary::export`], around [`boundary::guard`]); the others go through
+//!   [`handles::read_handle`] (getters), [`handles::free_handle`] (`_free`) or
+//!   [`boundary::guard_infallible`].
 //! - Every fallible function takes a trailing `fasts3_error **err`: NULL when the caller
 //!   does not want it; otherwise `*err` is set to NULL on success and to a new
 //!   [`error::fasts3_error`] (owned by the caller) on failure. [`boundary::guard`] fills it.
+//!   The header says so once, in `fasts3_error`'s doc; each export's `# Safety` section
+//!   points there.
+//! - An export reads its pointer arguments first, through the checked conversions of
+//!   [`boundary`] and [`handles`], in one `unsafe` block whose SAFETY comment points at the
+//!   `# Safety` section (two blocks where the error must name the object before the later
+//!   arguments are checked); then it does its work in safe code.
 //! - On failure a message, the S3 error code and HTTP status are also kept for the *calling*
 //!   thread (`fasts3_last_error_*`), set after all work of the call has finished. That is
 //!   correct only for callers that stay on one OS thread between the call and the accessor
 //!   (C, CPython); others (Go, async runtimes) should use `err`.
-//! - Handles are created through `**out` parameters and released by a `_free` that accepts NULL.
+//! - Handles are created through `**out` parameters ([`handles::into_handle`]) and released
+//!   by a `_free` that accepts NULL ([`handles::free_handle`]).
 //!   Every handle argument is checked against a registry of live handles ([`handles`]):
 //!   a freed or foreign pointer is `FASTS3_INVALID_HANDLE`, a double free is reported.
 //! - Caller buffers are `(uint8_t *ptr, size_t len)`; no pointer into them is kept after

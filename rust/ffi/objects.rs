@@ -3,7 +3,7 @@
 use fasts3_engine::list::{self, ListCursor, ListRequest};
 use fasts3_engine::page::{ObjectPage, StringTable};
 use fasts3_engine::head;
-use crate::ffi::boundary::{guard, guard_infallible, ErrorOut, optional_cstr, out_ptr, utf8};
+use crate::ffi::boundary::{export, optional_cstr, out_ptr, utf8};
 use fasts3_engine::runtime::Placement;
 use crate::ffi::cancel::{block_on_cancellable, cancel_ref, fasts3_cancel_token, on_calling_thread};
 use crate::ffi::client::{client_ref, fasts3_client};
@@ -72,8 +72,7 @@ fn strings(t: &StringTable) -> fasts3_strings {
 /// - `bucket` and `key` point to `bucket_len` and `key_len` readable bytes (or are NULL when
 ///   the length is 0), not modified until this call returns.
 /// - `out` is NULL or points to a writable `fasts3_object_page *`.
-/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+/// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_head(
     client: *const fasts3_client,
@@ -85,18 +84,13 @@ pub unsafe extern "C" fn fasts3_head(
     out: *mut *mut fasts3_object_page,
     err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
-    guard(unsafe { ErrorOut::new(err) }, |call| {
+    export!(err, |call| {
         // SAFETY: every pointer argument meets this function's contract, which is the
         // helpers' contracts (handles not freed, ranges readable and unchanged for the call,
         // `out` writable). The borrows end when the call returns.
-        let client = unsafe { client_ref(client) }?;
-        // SAFETY: as above.
-        let (bucket, key) = unsafe { call.object(bucket, bucket_len, key, key_len) }?;
-        // SAFETY: as above.
-        let cancel = unsafe { cancel_ref(cancel) }?;
-        // SAFETY: as above.
-        let out = unsafe { out_ptr(out, "out") }?;
+        let (client, (bucket, key), cancel, out) = unsafe {
+            (client_ref(client)?, call.object(bucket, bucket_len, key, key_len)?, cancel_ref(cancel)?, out_ptr(out, "out")?)
+        };
         let page = block_on_cancellable(cancel, on_calling_thread(), head::head(client, on_calling_thread(), bucket, key))?;
         *out = into_handle(fasts3_object_page { page });
         Ok(())
@@ -117,8 +111,7 @@ pub unsafe extern "C" fn fasts3_head(
 /// - `delimiter` and `start_after` are NULL or NUL-terminated strings, not modified until this
 ///   call returns.
 /// - `out` is NULL or points to a writable `fasts3_list_cursor *`.
-/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+/// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_list_cursor_new(
     client: *const fasts3_client,
@@ -132,22 +125,20 @@ pub unsafe extern "C" fn fasts3_list_cursor_new(
     out: *mut *mut fasts3_list_cursor,
     err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
-    guard(unsafe { ErrorOut::new(err) }, |call| {
+    export!(err, |call| {
         // SAFETY: every pointer argument meets this function's contract, which is the
         // helpers' contracts (handle not freed, strings readable and unchanged for the call,
         // `out` writable). The borrows end when the call returns (the strings are copied).
-        let client = unsafe { client_ref(client) }?.clone();
-        // SAFETY: as above.
-        let bucket = unsafe { call.bucket(bucket, bucket_len) }?;
-        // SAFETY: as above.
-        let prefix = unsafe { utf8(prefix, prefix_len, "prefix") }?;
-        // SAFETY: as above.
-        let delimiter = unsafe { optional_cstr(delimiter, "delimiter") }?;
-        // SAFETY: as above.
-        let start_after = unsafe { optional_cstr(start_after, "start_after") }?;
-        // SAFETY: as above.
-        let out = unsafe { out_ptr(out, "out") }?;
+        let (client, bucket, prefix, delimiter, start_after, out) = unsafe {
+            (
+                client_ref(client)?.clone(),
+                call.bucket(bucket, bucket_len)?,
+                utf8(prefix, prefix_len, "prefix")?,
+                optional_cstr(delimiter, "delimiter")?,
+                optional_cstr(start_after, "start_after")?,
+                out_ptr(out, "out")?,
+            )
+        };
         let request = ListRequest {
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
@@ -170,8 +161,7 @@ pub unsafe extern "C" fn fasts3_list_cursor_new(
 /// - `cursor` is not freed, nor used by another call, until this call returns.
 /// - `cancel` is not freed until this call returns.
 /// - `out` is NULL or points to a writable `fasts3_object_page *`.
-/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+/// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_list_next(
     cursor: *mut fasts3_list_cursor,
@@ -179,14 +169,10 @@ pub unsafe extern "C" fn fasts3_list_next(
     out: *mut *mut fasts3_object_page,
     err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
-    guard(unsafe { ErrorOut::new(err) }, |call| {
-        // SAFETY: not freed nor used by another call meanwhile (this function's contract).
-        let cursor = unsafe { handle_mut(cursor, "cursor") }?;
-        // SAFETY: not freed during the call (this function's contract).
-        let cancel = unsafe { cancel_ref(cancel) }?;
-        // SAFETY: NULL or writable (this function's contract).
-        let out = unsafe { out_ptr(out, "out") }?;
+    export!(err, |call| {
+        // SAFETY: `cursor` not freed nor used by another call, `cancel` not freed, `out` NULL
+        // or writable, during the call (this function's contract).
+        let (cursor, cancel, out) = unsafe { (handle_mut(cursor, "cursor")?, cancel_ref(cancel)?, out_ptr(out, "out")?) };
         let page = block_on_cancellable(cancel, on_calling_thread(), cursor.cursor.next_page(on_calling_thread()));
         call.about(cursor.cursor.bucket(), None);
         *out = page?.map_or(std::ptr::null_mut(), |page| into_handle(fasts3_object_page { page }));
@@ -212,8 +198,7 @@ pub unsafe extern "C" fn fasts3_list_next(
 ///   the length is 0), not modified until this call returns.
 /// - `delimiter` is NULL or a NUL-terminated string, not modified until this call returns.
 /// - `out` is NULL or points to a writable `fasts3_object_page *`.
-/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+/// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_list_all(
     client: *const fasts3_client,
@@ -227,22 +212,20 @@ pub unsafe extern "C" fn fasts3_list_all(
     out: *mut *mut fasts3_object_page,
     err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
-    guard(unsafe { ErrorOut::new(err) }, |call| {
+    export!(err, |call| {
         // SAFETY: every pointer argument meets this function's contract, which is the
         // helpers' contracts (handles not freed, strings readable and unchanged for the call,
         // `out` writable). The borrows end when the call returns.
-        let client = unsafe { client_ref(client) }?;
-        // SAFETY: as above.
-        let bucket = unsafe { call.bucket(bucket, bucket_len) }?;
-        // SAFETY: as above.
-        let prefix = unsafe { utf8(prefix, prefix_len, "prefix") }?;
-        // SAFETY: as above.
-        let delimiter = unsafe { optional_cstr(delimiter, "delimiter") }?;
-        // SAFETY: as above.
-        let cancel = unsafe { cancel_ref(cancel) }?;
-        // SAFETY: as above.
-        let out = unsafe { out_ptr(out, "out") }?;
+        let (client, bucket, prefix, delimiter, cancel, out) = unsafe {
+            (
+                client_ref(client)?,
+                call.bucket(bucket, bucket_len)?,
+                utf8(prefix, prefix_len, "prefix")?,
+                optional_cstr(delimiter, "delimiter")?,
+                cancel_ref(cancel)?,
+                out_ptr(out, "out")?,
+            )
+        };
         let request = ListRequest {
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
@@ -267,7 +250,7 @@ pub unsafe extern "C" fn fasts3_list_all(
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_list_cursor_free(cursor: *mut fasts3_list_cursor) {
     // SAFETY: no call uses `cursor` (this function's contract); an unknown pointer is not touched.
-    guard_infallible((), || unsafe { free_handle(cursor, "fasts3_list_cursor_free") })
+    unsafe { free_handle(cursor, "fasts3_list_cursor_free") }
 }
 
 /// Fill `*out` with a view of `page`'s arrays. The pointers in the view borrow from `page`
@@ -276,20 +259,18 @@ pub unsafe extern "C" fn fasts3_list_cursor_free(cursor: *mut fasts3_list_cursor
 /// # Safety
 /// - `page` is not freed until this call returns.
 /// - `out` is NULL or points to a writable `fasts3_object_page_view`.
-/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+/// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_object_page_get_view(
     page: *const fasts3_object_page,
     out: *mut fasts3_object_page_view,
     err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
-    guard(unsafe { ErrorOut::new(err) }, |_| {
-        // SAFETY: not freed during the call (this function's contract).
-        let p = &unsafe { handle_ref(page, "page") }?.page;
-        // SAFETY: NULL or writable (this function's contract).
-        let out = unsafe { out_ptr(out, "out") }?;
+    export!(err, |_| {
+        // SAFETY: `page` not freed, `out` NULL or writable, during the call (this function's
+        // contract).
+        let (page, out) = unsafe { (handle_ref(page, "page")?, out_ptr(out, "out")?) };
+        let p = &page.page;
         *out = fasts3_object_page_view {
             count: p.len(),
             keys: strings(&p.keys),
@@ -311,5 +292,5 @@ pub unsafe extern "C" fn fasts3_object_page_get_view(
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_object_page_free(page: *mut fasts3_object_page) {
     // SAFETY: no call uses `page` (this function's contract); an unknown pointer is not touched.
-    guard_infallible((), || unsafe { free_handle(page, "fasts3_object_page_free") })
+    unsafe { free_handle(page, "fasts3_object_page_free") }
 }

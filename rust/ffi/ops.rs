@@ -43,10 +43,10 @@ use fasts3_engine::put;
 use fasts3_engine::runtime::{self, Placement};
 use fasts3_engine::result_buffer::ResultBuffer;
 use fasts3_engine::{CancelToken, Client, Error, ErrorKind, Result};
-use crate::ffi::boundary::{bytes_mut, guard, guard_infallible, out_ptr, panic_failure, ErrorOut, Failure, FfiResult};
+use crate::ffi::boundary::{bytes, bytes_mut, export, guard_infallible, optional_out, out_ptr, panic_failure, Failure, FfiResult};
 use crate::ffi::error::fasts3_error;
 use crate::ffi::client::{client_ref, fasts3_client};
-use crate::ffi::handles::{free_handle, handle_mut, handle_or_report, handle_ref, handle_type, into_handle};
+use crate::ffi::handles::{free_handle, handle_mut, handle_or_report, handle_ref, handle_type, into_handle, read_handle};
 use crate::ffi::status::fasts3_status;
 use crate::ffi::transfer::{fasts3_bytes, fasts3_read_options, read_options};
 use crate::ffi::writes::{fasts3_put_options, put_options};
@@ -470,17 +470,6 @@ fn check_offset(offset: u64) -> FfiResult<()> {
     Ok(())
 }
 
-/// Hand the op handle back through `out_op` (NULL: the caller wants none).
-///
-/// # Safety
-/// `out_op` is NULL or writable.
-unsafe fn give_op(op: fasts3_op, out_op: *mut *mut fasts3_op) {
-    if !out_op.is_null() {
-        // SAFETY: non-NULL, so writable (the contract).
-        unsafe { out_op.write(into_handle(op)) };
-    }
-}
-
 /// Owned copies of read options, for an op that outlives the submit call.
 struct OwnedReadOptions {
     if_match: Option<String>,
@@ -504,12 +493,10 @@ impl OwnedReadOptions {
 ///
 /// # Safety
 /// - `out` is NULL or points to a writable `fasts3_completion_queue *`.
-/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+/// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_completion_queue_new(out: *mut *mut fasts3_completion_queue, err: *mut *mut fasts3_error) -> fasts3_status {
-    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
-    guard(unsafe { ErrorOut::new(err) }, |_call| {
+    export!(err, |_call| {
         // SAFETY: NULL or writable (this function's contract).
         let out = unsafe { out_ptr(out, "out") }?;
         *out = into_handle(fasts3_completion_queue { queue: Arc::new(Queue::new()?) });
@@ -528,13 +515,8 @@ pub unsafe extern "C" fn fasts3_completion_queue_new(out: *mut *mut fasts3_compl
 /// - `queue` is not freed until this call returns.
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_completion_queue_fd(queue: *const fasts3_completion_queue) -> i32 {
-    guard_infallible(-1, || {
-        // SAFETY: not freed during the call (this function's contract).
-        match unsafe { handle_or_report(queue, "fasts3_completion_queue_fd") } {
-            Some(q) => q.queue.wakeup.raw(),
-            None => -1,
-        }
-    })
+    // SAFETY: not freed during the call (this function's contract).
+    unsafe { read_handle(queue, "fasts3_completion_queue_fd", -1, |q| q.queue.wakeup.raw()) }
 }
 
 /// Take the oldest completion waiting in `queue`, without blocking: `*out` is the completion
@@ -547,20 +529,17 @@ pub unsafe extern "C" fn fasts3_completion_queue_fd(queue: *const fasts3_complet
 /// # Safety
 /// - `queue` is not freed until this call returns.
 /// - `out` is NULL or points to a writable `fasts3_completion *`.
-/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+/// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_completion_queue_pop(
     queue: *const fasts3_completion_queue,
     out: *mut *mut fasts3_completion,
     err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
-    guard(unsafe { ErrorOut::new(err) }, |_call| {
-        // SAFETY: not freed during the call (this function's contract).
-        let queue = unsafe { queue_ref(queue) }?;
-        // SAFETY: NULL or writable (this function's contract).
-        let out = unsafe { out_ptr(out, "out") }?;
+    export!(err, |_call| {
+        // SAFETY: `queue` not freed, `out` NULL or writable, during the call (this function's
+        // contract).
+        let (queue, out) = unsafe { (queue_ref(queue)?, out_ptr(out, "out")?) };
         *out = match queue.pop() {
             None => std::ptr::null_mut(),
             Some(done) => into_handle(completion(done)),
@@ -645,8 +624,7 @@ pub unsafe extern "C" fn fasts3_completion_queue_free(queue: *mut fasts3_complet
 ///   valid, and that nothing else reads or writes, until the op's completion is popped.
 /// - `options` is NULL or as for `fasts3_get_into_with_options` (read during this call only).
 /// - `out_op` is NULL or points to a writable `fasts3_op *`.
-/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+/// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_submit_get_into(
     client: *const fasts3_client,
@@ -663,21 +641,24 @@ pub unsafe extern "C" fn fasts3_submit_get_into(
     out_op: *mut *mut fasts3_op,
     err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
-    guard(unsafe { ErrorOut::new(err) }, |call| {
-        // SAFETY: every pointer argument meets this function's contract (handles live for
-        // the call, strings and options readable for the call).
-        let client: Arc<Client> = Arc::clone(unsafe { client_ref(client) }?);
-        // SAFETY: as above.
-        let queue = unsafe { queue_ref(queue) }?;
-        // SAFETY: as above.
-        let (bucket, key) = unsafe { call.object(bucket, bucket_len, key, key_len) }?;
+    export!(err, |call| {
+        // SAFETY: every pointer argument meets this function's contract (handles live,
+        // strings and options readable, `buf` writable for `buf_len` bytes and unaliased, `out_op`
+        // NULL or writable, for the call). `bytes_mut` only checks NULL and the length before
+        // the buffer is lent; its slice is not kept.
+        let (client, queue, (bucket, key), options, _, out_op) = unsafe {
+            (
+                client_ref(client)?,
+                queue_ref(queue)?,
+                call.object(bucket, bucket_len, key, key_len)?,
+                read_options(options)?,
+                bytes_mut(buf, buf_len, "buf")?,
+                optional_out(out_op),
+            )
+        };
+        let client: Arc<Client> = Arc::clone(client);
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
-        // SAFETY: as above.
-        let options = OwnedReadOptions::of(unsafe { read_options(options) }?);
-        // Checks NULL and the length before the buffer is lent; the slice itself is not kept.
-        // SAFETY: `buf` is writable for `buf_len` bytes and unaliased (this function's contract).
-        unsafe { bytes_mut(buf, buf_len, "buf") }?;
+        let options = OwnedReadOptions::of(options);
         check_offset(offset)?;
         // SAFETY: `buf` is valid and exclusively the op's until its completion is popped or
         // the queue freed (this function's contract); the op drops the LentBuffer before
@@ -689,8 +670,9 @@ pub unsafe extern "C" fn fasts3_submit_get_into(
             let fetched = get::get(&client, Placement::Workers, &bucket, &key, offset, dest, options.borrow()).await?;
             Ok(Outcome::Written(fetched.written))
         });
-        // SAFETY: NULL or writable (this function's contract).
-        unsafe { give_op(op, out_op) };
+        if let Some(out_op) = out_op {
+            *out_op = into_handle(op);
+        }
         Ok(())
     })
 }
@@ -707,8 +689,7 @@ pub unsafe extern "C" fn fasts3_submit_get_into(
 ///   the length is 0), not modified until this call returns.
 /// - `options` is NULL or as for `fasts3_get_into_with_options` (read during this call only).
 /// - `out_op` is NULL or points to a writable `fasts3_op *`.
-/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+/// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_submit_get(
     client: *const fasts3_client,
@@ -724,18 +705,21 @@ pub unsafe extern "C" fn fasts3_submit_get(
     out_op: *mut *mut fasts3_op,
     err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
-    guard(unsafe { ErrorOut::new(err) }, |call| {
-        // SAFETY: every pointer argument meets this function's contract (handles live for
-        // the call, strings and options readable for the call).
-        let client: Arc<Client> = Arc::clone(unsafe { client_ref(client) }?);
-        // SAFETY: as above.
-        let queue = unsafe { queue_ref(queue) }?;
-        // SAFETY: as above.
-        let (bucket, key) = unsafe { call.object(bucket, bucket_len, key, key_len) }?;
+    export!(err, |call| {
+        // SAFETY: every pointer argument meets this function's contract (handles live,
+        // strings and options readable, `out_op` NULL or writable, for the call).
+        let (client, queue, (bucket, key), options, out_op) = unsafe {
+            (
+                client_ref(client)?,
+                queue_ref(queue)?,
+                call.object(bucket, bucket_len, key, key_len)?,
+                read_options(options)?,
+                optional_out(out_op),
+            )
+        };
+        let client: Arc<Client> = Arc::clone(client);
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
-        // SAFETY: as above.
-        let options = OwnedReadOptions::of(unsafe { read_options(options) }?);
+        let options = OwnedReadOptions::of(options);
         check_offset(offset)?;
         let object = Object { bucket: bucket.clone(), key: key.clone() };
         let op = spawn_op(&queue, user_data, object, async move {
@@ -743,8 +727,9 @@ pub unsafe extern "C" fn fasts3_submit_get(
             let fetched = get::get(&client, Placement::Workers, &bucket, &key, offset, dest, options.borrow()).await?;
             Ok(Outcome::Allocated(fetched.owned.unwrap_or_else(ResultBuffer::empty)))
         });
-        // SAFETY: NULL or writable (this function's contract).
-        unsafe { give_op(op, out_op) };
+        if let Some(out_op) = out_op {
+            *out_op = into_handle(op);
+        }
         Ok(())
     })
 }
@@ -771,8 +756,7 @@ pub unsafe extern "C" fn fasts3_submit_get(
 ///   valid, and that nothing writes, until the op's completion is popped.
 /// - `options` is NULL or as for `fasts3_put_from` (read during this call only).
 /// - `out_op` is NULL or points to a writable `fasts3_op *`.
-/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+/// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_submit_put_from(
     client: *const fasts3_client,
@@ -788,21 +772,23 @@ pub unsafe extern "C" fn fasts3_submit_put_from(
     out_op: *mut *mut fasts3_op,
     err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
-    guard(unsafe { ErrorOut::new(err) }, |call| {
-        // SAFETY: every pointer argument meets this function's contract (handles live for
-        // the call, strings and options readable for the call).
-        let client: Arc<Client> = Arc::clone(unsafe { client_ref(client) }?);
-        // SAFETY: as above.
-        let queue = unsafe { queue_ref(queue) }?;
-        // SAFETY: as above.
-        let (bucket, key) = unsafe { call.object(bucket, bucket_len, key, key_len) }?;
+    export!(err, |call| {
+        // SAFETY: every pointer argument meets this function's contract (handles live,
+        // strings and options readable (the options are copied into owned values), `data`
+        // readable for `data_len` bytes, `out_op` NULL or writable, for the call). `bytes` only
+        // checks NULL and the length before the data is lent; its slice is not kept.
+        let (client, queue, (bucket, key), options, _, out_op) = unsafe {
+            (
+                client_ref(client)?,
+                queue_ref(queue)?,
+                call.object(bucket, bucket_len, key, key_len)?,
+                put_options(options)?,
+                bytes(data, data_len, "data")?,
+                optional_out(out_op),
+            )
+        };
+        let client: Arc<Client> = Arc::clone(client);
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
-        // SAFETY: as above; the options are copied into owned values.
-        let options = unsafe { put_options(options) }?;
-        // Checks NULL and the length before the data is lent; the slice itself is not kept.
-        // SAFETY: `data` is readable for `data_len` bytes (this function's contract).
-        unsafe { crate::ffi::boundary::bytes(data, data_len, "data") }?;
         // SAFETY: `data` is valid and unchanged until the op's completion is popped or the
         // queue freed (this function's contract); the op drops the LentData before queueing
         // its completion (OpTask), and queue_free waits for running ops.
@@ -813,8 +799,9 @@ pub unsafe extern "C" fn fasts3_submit_put_from(
             let uploaded = put::put(&client, Placement::Workers, &bucket, &key, data, &options).await?;
             Ok(Outcome::Uploaded { bytes: data.len() as u64, parts: uploaded.parts })
         });
-        // SAFETY: NULL or writable (this function's contract).
-        unsafe { give_op(op, out_op) };
+        if let Some(out_op) = out_op {
+            *out_op = into_handle(op);
+        }
         Ok(())
     })
 }
@@ -831,12 +818,8 @@ pub unsafe extern "C" fn fasts3_submit_put_from(
 /// - `op` is not freed until this call returns.
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_op_cancel(op: *const fasts3_op) {
-    guard_infallible((), || {
-        // SAFETY: not freed during the call (this function's contract).
-        if let Some(op) = unsafe { handle_or_report(op, "fasts3_op_cancel") } {
-            op.cancel.cancel();
-        }
-    })
+    // SAFETY: not freed during the call (this function's contract).
+    unsafe { read_handle(op, "fasts3_op_cancel", (), |op| op.cancel.cancel()) }
 }
 
 /// Release an op handle. Does not cancel the op: its completion still arrives. NULL is
@@ -847,7 +830,7 @@ pub unsafe extern "C" fn fasts3_op_cancel(op: *const fasts3_op) {
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_op_free(op: *mut fasts3_op) {
     // SAFETY: no call uses `op` (this function's contract); an unknown pointer is not touched.
-    guard_infallible((), || unsafe { free_handle(op, "fasts3_op_free") })
+    unsafe { free_handle(op, "fasts3_op_free") }
 }
 
 // ---- exports: completions -------------------------------------------------------------------
@@ -858,10 +841,8 @@ pub unsafe extern "C" fn fasts3_op_free(op: *mut fasts3_op) {
 /// - `completion` is not freed until this call returns.
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_completion_user_data(completion: *const fasts3_completion) -> u64 {
-    guard_infallible(0, || {
-        // SAFETY: not freed during the call (this function's contract).
-        unsafe { handle_or_report(completion, "fasts3_completion_user_data") }.map_or(0, |c| c.user_data)
-    })
+    // SAFETY: not freed during the call (this function's contract).
+    unsafe { read_handle(completion, "fasts3_completion_user_data", 0, |c| c.user_data) }
 }
 
 /// The op's outcome: `FASTS3_OK`, or the status the blocking call would have returned
@@ -891,10 +872,8 @@ pub unsafe extern "C" fn fasts3_completion_status(completion: *const fasts3_comp
 /// - `completion` is not freed until this call returns.
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_completion_written(completion: *const fasts3_completion) -> u64 {
-    guard_infallible(0, || {
-        // SAFETY: not freed during the call (this function's contract).
-        unsafe { handle_or_report(completion, "fasts3_completion_written") }.map_or(0, |c| c.written)
-    })
+    // SAFETY: not freed during the call (this function's contract).
+    unsafe { read_handle(completion, "fasts3_completion_written", 0, |c| c.written) }
 }
 
 /// The failure's message, NUL-terminated UTF-8 (`""` on success, or for a NULL or freed
@@ -906,11 +885,12 @@ pub unsafe extern "C" fn fasts3_completion_written(completion: *const fasts3_com
 /// - `completion` is not freed while the returned string is in use.
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_completion_message(completion: *const fasts3_completion) -> *const c_char {
-    guard_infallible(c"".as_ptr(), || {
-        // SAFETY: not freed during the call (this function's contract).
-        let c = unsafe { handle_or_report(completion, "fasts3_completion_message") };
-        c.and_then(|c| c.error.as_ref()).map_or(c"".as_ptr(), |e| e.message().as_ptr())
-    })
+    // SAFETY: not freed during the call (this function's contract).
+    unsafe {
+        read_handle(completion, "fasts3_completion_message", c"".as_ptr(), |c| {
+            c.error.as_ref().map_or(c"".as_ptr(), |e| e.message().as_ptr())
+        })
+    }
 }
 
 /// The S3 error code of the failure (`NoSuchKey`...), `""` when there was none. Owned by the
@@ -920,11 +900,12 @@ pub unsafe extern "C" fn fasts3_completion_message(completion: *const fasts3_com
 /// - `completion` is not freed while the returned string is in use.
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_completion_code(completion: *const fasts3_completion) -> *const c_char {
-    guard_infallible(c"".as_ptr(), || {
-        // SAFETY: not freed during the call (this function's contract).
-        let c = unsafe { handle_or_report(completion, "fasts3_completion_code") };
-        c.and_then(|c| c.error.as_ref()).map_or(c"".as_ptr(), |e| e.code().as_ptr())
-    })
+    // SAFETY: not freed during the call (this function's contract).
+    unsafe {
+        read_handle(completion, "fasts3_completion_code", c"".as_ptr(), |c| {
+            c.error.as_ref().map_or(c"".as_ptr(), |e| e.code().as_ptr())
+        })
+    }
 }
 
 /// The HTTP status of the failing response, 0 when there was none (or on success).
@@ -933,11 +914,10 @@ pub unsafe extern "C" fn fasts3_completion_code(completion: *const fasts3_comple
 /// - `completion` is not freed until this call returns.
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_completion_http_status(completion: *const fasts3_completion) -> u16 {
-    guard_infallible(0, || {
-        // SAFETY: not freed during the call (this function's contract).
-        let c = unsafe { handle_or_report(completion, "fasts3_completion_http_status") };
-        c.and_then(|c| c.error.as_ref()).map_or(0, |e| e.http_status())
-    })
+    // SAFETY: not freed during the call (this function's contract).
+    unsafe {
+        read_handle(completion, "fasts3_completion_http_status", 0, |c| c.error.as_ref().map_or(0, |e| e.http_status()))
+    }
 }
 
 /// The error object of a failed op: the same `fasts3_error` the blocking call would have
@@ -956,16 +936,13 @@ pub unsafe extern "C" fn fasts3_completion_http_status(completion: *const fasts3
 /// - `completion` is not freed until this call returns.
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_completion_take_error(completion: *mut fasts3_completion) -> *mut fasts3_error {
-    guard_infallible(std::ptr::null_mut(), || {
-        // SAFETY: not freed during the call (this function's contract).
-        let Some(c) = (unsafe { handle_or_report(completion, "fasts3_completion_take_error") }) else {
-            return std::ptr::null_mut();
-        };
-        match &c.error {
+    // SAFETY: not freed during the call (this function's contract).
+    unsafe {
+        read_handle(completion, "fasts3_completion_take_error", std::ptr::null_mut(), |c| match &c.error {
             Some(error) if !c.error_taken.swap(true, std::sync::atomic::Ordering::AcqRel) => into_handle(error.clone()),
             _ => std::ptr::null_mut(),
-        }
-    })
+        })
+    }
 }
 
 /// The number of parts a successful `fasts3_submit_put_from` sent, as `fasts3_put_from`'s
@@ -976,10 +953,8 @@ pub unsafe extern "C" fn fasts3_completion_take_error(completion: *mut fasts3_co
 /// - `completion` is not freed until this call returns.
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_completion_parts(completion: *const fasts3_completion) -> u32 {
-    guard_infallible(0, || {
-        // SAFETY: not freed during the call (this function's contract).
-        unsafe { handle_or_report(completion, "fasts3_completion_parts") }.map_or(0, |c| c.parts)
-    })
+    // SAFETY: not freed during the call (this function's contract).
+    unsafe { read_handle(completion, "fasts3_completion_parts", 0, |c| c.parts) }
 }
 
 /// Move the allocated result of a successful `fasts3_submit_get` out of the completion:
@@ -989,20 +964,17 @@ pub unsafe extern "C" fn fasts3_completion_parts(completion: *const fasts3_compl
 /// # Safety
 /// - `completion` is not freed, nor used by another call, until this call returns.
 /// - `out` is NULL or points to a writable `fasts3_bytes *`.
-/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+/// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_completion_take_bytes(
     completion: *mut fasts3_completion,
     out: *mut *mut fasts3_bytes,
     err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
-    guard(unsafe { ErrorOut::new(err) }, |_call| {
-        // SAFETY: not freed nor used by another call meanwhile (this function's contract).
-        let completion = unsafe { handle_mut(completion, "completion") }?;
-        // SAFETY: NULL or writable (this function's contract).
-        let out = unsafe { out_ptr(out, "out") }?;
+    export!(err, |_call| {
+        // SAFETY: `completion` not freed nor used by another call, `out` NULL or writable,
+        // during the call (this function's contract).
+        let (completion, out) = unsafe { (handle_mut(completion, "completion")?, out_ptr(out, "out")?) };
         *out = match completion.bytes.take() {
             Some(data) => into_handle(fasts3_bytes::from_buffer(data)),
             None => std::ptr::null_mut(),
@@ -1019,7 +991,7 @@ pub unsafe extern "C" fn fasts3_completion_take_bytes(
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_completion_free(completion: *mut fasts3_completion) {
     // SAFETY: no call uses `completion` (this function's contract); an unknown pointer is not touched.
-    guard_infallible((), || unsafe { free_handle(completion, "fasts3_completion_free") })
+    unsafe { free_handle(completion, "fasts3_completion_free") }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use fasts3_engine::get::{self, Destination, GetRequest, ReadOptions};
 use fasts3_engine::ranges::{self, ByteRange};
 use fasts3_engine::result_buffer::ResultBuffer;
 use fasts3_engine::Error;
-use crate::ffi::boundary::{bytes_mut, guard, guard_infallible, ErrorOut, optional_cstr, out_ptr, utf8, Failure, FfiResult};
+use crate::ffi::boundary::{bytes_mut, export, optional_cstr, out_ptr, utf8, Failure, FfiResult};
 use std::ffi::c_char;
 use fasts3_engine::runtime::Placement;
 use crate::ffi::cancel::{block_on_cancellable, cancel_ref, fasts3_cancel_token, on_calling_thread};
@@ -48,8 +48,7 @@ impl fasts3_bytes {
 /// - `buf` points to `buf_len` writable bytes (or is NULL when `buf_len` is 0) that overlap no
 ///   other argument and that nothing else reads or writes until this call returns.
 /// - `out_written` is NULL or points to a writable `uint64_t`.
-/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+/// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_get_into(
     client: *const fasts3_client,
@@ -151,22 +150,21 @@ pub unsafe extern "C" fn fasts3_get_into_with_options(
     out_written: *mut u64,
     err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
-    guard(unsafe { ErrorOut::new(err) }, |call| {
+    export!(err, |call| {
         // SAFETY: every pointer argument meets this function's contract, which is the
         // helpers' contracts (handles not freed, ranges readable or writable and unaliased
-        // for the call, `out_written` writable). The borrows end when the call returns.
-        let client = unsafe { client_ref(client) }?;
-        // SAFETY: as above.
-        let (bucket, key) = unsafe { call.object(bucket, bucket_len, key, key_len) }?;
-        // SAFETY: as above; `buf` overlaps none of the other arguments.
-        let buf = unsafe { bytes_mut(buf, buf_len, "buf") }?;
-        // SAFETY: as above.
-        let cancel = unsafe { cancel_ref(cancel) }?;
-        // SAFETY: as above.
-        let out_written = unsafe { out_ptr(out_written, "out_written") }?;
-        // SAFETY: as above.
-        let options = unsafe { read_options(options) }?;
+        // for the call, `buf` overlapping no other argument, `out_written` writable). The
+        // borrows end when the call returns.
+        let (client, (bucket, key), buf, cancel, out_written, options) = unsafe {
+            (
+                client_ref(client)?,
+                call.object(bucket, bucket_len, key, key_len)?,
+                bytes_mut(buf, buf_len, "buf")?,
+                cancel_ref(cancel)?,
+                out_ptr(out_written, "out_written")?,
+                read_options(options)?,
+            )
+        };
         check_offset(offset)?;
         let read = get::get(client, on_calling_thread(), bucket, key, offset, Destination::Caller(buf), options);
         let fetched = block_on_cancellable(cancel, on_calling_thread(), read)?;
@@ -186,8 +184,7 @@ pub unsafe extern "C" fn fasts3_get_into_with_options(
 /// - `bucket` and `key` point to `bucket_len` and `key_len` readable bytes (or are NULL when
 ///   the length is 0), not modified until this call returns.
 /// - `out` is NULL or points to a writable `fasts3_bytes *`.
-/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+/// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_get(
     client: *const fasts3_client,
@@ -225,20 +222,19 @@ pub unsafe extern "C" fn fasts3_get_with_options(
     out: *mut *mut fasts3_bytes,
     err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
-    guard(unsafe { ErrorOut::new(err) }, |call| {
+    export!(err, |call| {
         // SAFETY: every pointer argument meets this function's contract, which is the
         // helpers' contracts (handles not freed, ranges readable and unchanged for the call,
         // `out` writable). The borrows end when the call returns.
-        let client = unsafe { client_ref(client) }?;
-        // SAFETY: as above.
-        let (bucket, key) = unsafe { call.object(bucket, bucket_len, key, key_len) }?;
-        // SAFETY: as above.
-        let cancel = unsafe { cancel_ref(cancel) }?;
-        // SAFETY: as above.
-        let out = unsafe { out_ptr(out, "out") }?;
-        // SAFETY: as above.
-        let options = unsafe { read_options(options) }?;
+        let (client, (bucket, key), cancel, out, options) = unsafe {
+            (
+                client_ref(client)?,
+                call.object(bucket, bucket_len, key, key_len)?,
+                cancel_ref(cancel)?,
+                out_ptr(out, "out")?,
+                read_options(options)?,
+            )
+        };
         check_offset(offset)?;
         let dest = Destination::Allocate { max_len: length };
         let read = get::get(client, on_calling_thread(), bucket, key, offset, dest, options);
@@ -255,18 +251,14 @@ pub unsafe extern "C" fn fasts3_get_with_options(
 /// - `bytes` is not freed, nor used by another call, until this call returns.
 /// - `out_data` is NULL or points to a writable `uint8_t *`; `out_len` is NULL or points to a
 ///   writable `size_t`.
-/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+/// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_bytes_data(bytes: *mut fasts3_bytes, out_data: *mut *mut u8, out_len: *mut usize, err: *mut *mut fasts3_error) -> fasts3_status {
-    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
-    guard(unsafe { ErrorOut::new(err) }, |_| {
-        // SAFETY: not freed nor used by another call meanwhile (this function's contract).
-        let bytes = unsafe { handle_mut(bytes, "bytes") }?;
-        // SAFETY: NULL or writable (this function's contract).
-        let out_data = unsafe { out_ptr(out_data, "out_data") }?;
-        // SAFETY: NULL or writable (this function's contract).
-        let out_len = unsafe { out_ptr(out_len, "out_len") }?;
+    export!(err, |_| {
+        // SAFETY: `bytes` not freed nor used by another call, the out-pointers NULL or
+        // writable, during the call (this function's contract).
+        let (bytes, out_data, out_len) =
+            unsafe { (handle_mut(bytes, "bytes")?, out_ptr(out_data, "out_data")?, out_ptr(out_len, "out_len")?) };
         *out_data = bytes.data.as_mut_slice().as_mut_ptr();
         *out_len = bytes.data.len();
         Ok(())
@@ -282,7 +274,7 @@ pub unsafe extern "C" fn fasts3_bytes_data(bytes: *mut fasts3_bytes, out_data: *
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_bytes_free(bytes: *mut fasts3_bytes) {
     // SAFETY: no call uses `bytes` (this function's contract); an unknown pointer is not touched.
-    guard_infallible((), || unsafe { free_handle(bytes, "fasts3_bytes_free") })
+    unsafe { free_handle(bytes, "fasts3_bytes_free") }
 }
 
 /// Coalescing gap `fasts3_get_ranges` callers should use unless they know better: ranges
@@ -320,8 +312,7 @@ pub struct fasts3_range {
 ///   argument and that nothing else reads or writes until this call returns; `buf_len` is at
 ///   least the sum of the lengths.
 /// - `out_lengths` points to `count` writable `uint64_t`s (NULL when `count` is 0).
-/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+/// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_get_ranges(
     client: *const fasts3_client,
@@ -339,19 +330,18 @@ pub unsafe extern "C" fn fasts3_get_ranges(
     out_lengths: *mut u64,
     err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
-    guard(unsafe { ErrorOut::new(err) }, |call| {
+    export!(err, |call| {
         // SAFETY: every pointer argument meets this function's contract (handles not freed,
         // strings and ranges readable, `buf` writable and unaliased, for the call).
-        let client = unsafe { client_ref(client) }?;
-        // SAFETY: as above.
-        let (bucket, key) = unsafe { call.object(bucket, bucket_len, key, key_len) }?;
-        // SAFETY: as above.
-        let buf = unsafe { bytes_mut(buf, buf_len, "buf") }?;
-        // SAFETY: as above.
-        let cancel = unsafe { cancel_ref(cancel) }?;
-        // SAFETY: as above.
-        let options = unsafe { read_options(options) }?;
+        let (client, (bucket, key), buf, cancel, options) = unsafe {
+            (
+                client_ref(client)?,
+                call.object(bucket, bucket_len, key, key_len)?,
+                bytes_mut(buf, buf_len, "buf")?,
+                cancel_ref(cancel)?,
+                read_options(options)?,
+            )
+        };
         if count > 0 && (ranges.is_null() || out_lengths.is_null()) {
             return Err(Failure::null(if ranges.is_null() { "ranges" } else { "out_lengths" }));
         }
@@ -428,8 +418,7 @@ pub struct fasts3_get_result {
 ///   any string; overlapping buffers of two requests are refused).
 /// - `results` points to `count` writable `fasts3_get_result`s (or is NULL when `count` is 0),
 ///   overlapping no other argument.
-/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+/// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_get_many(
     client: *const fasts3_client,
@@ -439,12 +428,9 @@ pub unsafe extern "C" fn fasts3_get_many(
     results: *mut fasts3_get_result,
     err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
-    guard(unsafe { ErrorOut::new(err) }, |call| {
+    export!(err, |call| {
         // SAFETY: not freed during the call (this function's contract).
-        let client = unsafe { client_ref(client) }?;
-        // SAFETY: as for `client`.
-        let cancel = unsafe { cancel_ref(cancel) }?;
+        let (client, cancel) = unsafe { (client_ref(client)?, cancel_ref(cancel)?) };
         if count == 0 {
             return Ok(());
         }

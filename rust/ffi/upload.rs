@@ -3,7 +3,7 @@
 
 use fasts3_engine::runtime::Placement;
 use fasts3_engine::upload::Upload;
-use crate::ffi::boundary::{bytes, guard, guard_infallible, out_ptr, ErrorOut};
+use crate::ffi::boundary::{bytes, export, optional_out, out_ptr};
 use crate::ffi::error::fasts3_error;
 use crate::ffi::cancel::{block_on_cancellable, cancel_ref, fasts3_cancel_token};
 use crate::ffi::client::{client_ref, fasts3_client};
@@ -53,19 +53,19 @@ pub unsafe extern "C" fn fasts3_upload_begin(
     out: *mut *mut fasts3_upload,
     err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
-    guard(unsafe { ErrorOut::new(err) }, |call| {
-        // SAFETY: the pointers meet this function's contract (handles live, ranges
-        // readable and unchanged for the call); the borrows end when it returns.
-        let client = Arc::clone(unsafe { client_ref(client) }?);
-        // SAFETY: as above.
-        let (bucket, key) = unsafe { call.object(bucket, bucket_len, key, key_len) }?;
-        // SAFETY: NULL or a readable struct of `struct_size` bytes (this function's contract).
-        let options = unsafe { put_options(options) }?;
-        // SAFETY: as above.
-        let cancel = unsafe { cancel_ref(cancel) }?;
-        // SAFETY: NULL or writable (this function's contract).
-        let out = unsafe { out_ptr(out, "out") }?;
+    export!(err, |call| {
+        // SAFETY: the pointers meet this function's contract (handles live, ranges readable
+        // and unchanged, `options` NULL or a readable struct of `struct_size` bytes, `out` NULL
+        // or writable, for the call); the borrows end when it returns.
+        let (client, (bucket, key), options, cancel, out) = unsafe {
+            (
+                Arc::clone(client_ref(client)?),
+                call.object(bucket, bucket_len, key, key_len)?,
+                put_options(options)?,
+                cancel_ref(cancel)?,
+                out_ptr(out, "out")?,
+            )
+        };
         let upload = block_on_cancellable(cancel, Placement::Workers, Upload::begin(client, bucket, key, &options))?;
         *out = into_handle(fasts3_upload { bucket: bucket.to_string(), key: key.to_string(), upload });
         Ok(())
@@ -95,15 +95,13 @@ pub unsafe extern "C" fn fasts3_upload_write_part(
     cancel: *const fasts3_cancel_token,
     err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
-    guard(unsafe { ErrorOut::new(err) }, |call| {
+    export!(err, |call| {
         // SAFETY: live and not used by another call (this function's contract).
         let fasts3_upload { bucket, key, upload } = unsafe { handle_mut(upload, "upload") }?;
         call.about(bucket, Some(key));
-        // SAFETY: readable and unchanged for the call (this function's contract).
-        let data = unsafe { bytes(data, data_len, "data") }?;
-        // SAFETY: as above.
-        let cancel = unsafe { cancel_ref(cancel) }?;
+        // SAFETY: `data` readable and unchanged, `cancel` not freed, for the call (this
+        // function's contract).
+        let (data, cancel) = unsafe { (bytes(data, data_len, "data")?, cancel_ref(cancel)?) };
         block_on_cancellable(cancel, Placement::Workers, upload.write_part(data))?;
         Ok(())
     })
@@ -127,17 +125,16 @@ pub unsafe extern "C" fn fasts3_upload_finish(
     out_parts: *mut u32,
     err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
-    guard(unsafe { ErrorOut::new(err) }, |call| {
+    export!(err, |call| {
         // SAFETY: live and not used by another call (this function's contract).
         let fasts3_upload { bucket, key, upload } = unsafe { handle_mut(upload, "upload") }?;
         call.about(bucket, Some(key));
-        // SAFETY: as above.
-        let cancel = unsafe { cancel_ref(cancel) }?;
+        // SAFETY: `cancel` not freed, `out_parts` NULL or writable, for the call (this
+        // function's contract).
+        let (cancel, out_parts) = unsafe { (cancel_ref(cancel)?, optional_out(out_parts)) };
         let outcome = block_on_cancellable(cancel, Placement::Workers, upload.finish())?;
-        if !out_parts.is_null() {
-            // SAFETY: non-NULL, so writable (this function's contract).
-            *unsafe { out_ptr(out_parts, "out_parts") }? = outcome.parts;
+        if let Some(out_parts) = out_parts {
+            *out_parts = outcome.parts;
         }
         Ok(())
     })
@@ -153,5 +150,5 @@ pub unsafe extern "C" fn fasts3_upload_finish(
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_upload_free(upload: *mut fasts3_upload) {
     // SAFETY: forwarded contract; the upload's Drop aborts an unfinished upload.
-    guard_infallible((), || unsafe { free_handle(upload, "fasts3_upload_free") })
+    unsafe { free_handle(upload, "fasts3_upload_free") }
 }

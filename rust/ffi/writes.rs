@@ -5,7 +5,7 @@ use fasts3_engine::copy::{self, CopyOptions};
 use fasts3_engine::put::{self, PutOptions};
 use fasts3_engine::runtime::Placement;
 use fasts3_engine::{delete, Error};
-use crate::ffi::boundary::{bytes, guard, ErrorOut, optional_cstr, out_ptr, utf8, Failure, FfiResult};
+use crate::ffi::boundary::{bytes, export, optional_cstr, optional_out, utf8, Failure, FfiResult};
 use crate::ffi::cancel::{block_on_cancellable, cancel_ref, fasts3_cancel_token, on_calling_thread};
 use crate::ffi::client::{client_ref, fasts3_client};
 use crate::ffi::error::{fasts3_error, new_error};
@@ -91,8 +91,7 @@ pub struct fasts3_delete_result {
 /// - `options` is NULL or points to a `fasts3_put_options` whose `struct_size` bytes are
 ///   readable and whose strings are NULL or NUL-terminated, all unchanged during the call.
 /// - `out_parts` is NULL or points to a writable `uint32_t`.
-/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+/// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_put_from(
     client: *const fasts3_client,
@@ -107,28 +106,28 @@ pub unsafe extern "C" fn fasts3_put_from(
     out_parts: *mut u32,
     err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
-    guard(unsafe { ErrorOut::new(err) }, |call| {
+    export!(err, |call| {
         // SAFETY: every pointer argument meets this function's contract, which is the
-        // helpers' contracts (handles not freed, ranges readable and unchanged for the call).
-        // The borrows end when the call returns.
-        let client = unsafe { client_ref(client) }?;
-        // SAFETY: as above.
-        let (bucket, key) = unsafe { call.object(bucket, bucket_len, key, key_len) }?;
-        // SAFETY: as above; nothing writes `data` during the call.
-        let data = unsafe { bytes(data, data_len, "data") }?;
-        // SAFETY: as above.
-        let cancel = unsafe { cancel_ref(cancel) }?;
-        // SAFETY: NULL or a readable struct of `struct_size` bytes (this function's contract).
-        let options = unsafe { put_options(options) }?;
+        // helpers' contracts (handles not freed, ranges readable and unchanged (nothing writes
+        // `data`), `options` NULL or a readable struct of `struct_size` bytes, `out_parts` NULL
+        // or writable, for the call). The borrows end when the call returns.
+        let (client, (bucket, key), data, cancel, options, out_parts) = unsafe {
+            (
+                client_ref(client)?,
+                call.object(bucket, bucket_len, key, key_len)?,
+                bytes(data, data_len, "data")?,
+                cancel_ref(cancel)?,
+                put_options(options)?,
+                optional_out(out_parts),
+            )
+        };
         let outcome = block_on_cancellable(
             cancel,
             on_calling_thread(),
             put::put(client, on_calling_thread(), bucket, key, data, &options),
         )?;
-        if !out_parts.is_null() {
-            // SAFETY: non-NULL, so writable (this function's contract).
-            *unsafe { out_ptr(out_parts, "out_parts") }? = outcome.parts;
+        if let Some(out_parts) = out_parts {
+            *out_parts = outcome.parts;
         }
         Ok(())
     })
@@ -192,8 +191,7 @@ pub(crate) unsafe fn put_options(options: *const fasts3_put_options) -> FfiResul
 /// - `client` and `cancel` are not freed until this call returns.
 /// - `bucket` and `key` point to `bucket_len` and `key_len` readable bytes (or are NULL when
 ///   the length is 0), not modified until this call returns.
-/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+/// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_delete(
     client: *const fasts3_client,
@@ -204,15 +202,11 @@ pub unsafe extern "C" fn fasts3_delete(
     cancel: *const fasts3_cancel_token,
     err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
-    guard(unsafe { ErrorOut::new(err) }, |call| {
+    export!(err, |call| {
         // SAFETY: every pointer argument meets this function's contract, which is the
         // helpers' contracts. The borrows end when the call returns.
-        let client = unsafe { client_ref(client) }?;
-        // SAFETY: as above.
-        let (bucket, key) = unsafe { call.object(bucket, bucket_len, key, key_len) }?;
-        // SAFETY: as above.
-        let cancel = unsafe { cancel_ref(cancel) }?;
+        let (client, (bucket, key), cancel) =
+            unsafe { (client_ref(client)?, call.object(bucket, bucket_len, key, key_len)?, cancel_ref(cancel)?) };
         let placement = Placement::CallingThread { offload: None };
         block_on_cancellable(cancel, placement, delete::delete(client, placement, bucket, key))?;
         Ok(())
@@ -238,8 +232,7 @@ pub unsafe extern "C" fn fasts3_delete(
 ///   strings are readable and unchanged until this call returns.
 /// - `results` points to `count` writable `fasts3_delete_result`s (or is NULL when `count` is
 ///   0), overlapping no other argument.
-/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+/// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_delete_many(
     client: *const fasts3_client,
@@ -251,15 +244,10 @@ pub unsafe extern "C" fn fasts3_delete_many(
     results: *mut fasts3_delete_result,
     err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
-    guard(unsafe { ErrorOut::new(err) }, |call| {
+    export!(err, |call| {
         // SAFETY: every pointer argument meets this function's contract, which is the
         // helpers' contracts. The borrows end when the call returns.
-        let client = unsafe { client_ref(client) }?;
-        // SAFETY: as above.
-        let bucket = unsafe { call.bucket(bucket, bucket_len) }?;
-        // SAFETY: as above.
-        let cancel = unsafe { cancel_ref(cancel) }?;
+        let (client, bucket, cancel) = unsafe { (client_ref(client)?, call.bucket(bucket, bucket_len)?, cancel_ref(cancel)?) };
         if count == 0 {
             return Ok(());
         }
@@ -319,8 +307,7 @@ pub unsafe extern "C" fn fasts3_delete_many(
 ///   0), not modified until this call returns.
 /// - `options` is NULL or points to a `fasts3_copy_options` whose `struct_size` bytes are
 ///   readable.
-/// - `err` is NULL, or points to a writable `fasts3_error *` that is set to NULL on success
-///   and on failure to a new error owned by the caller (release it with `fasts3_error_free`).
+/// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_copy(
     client: *const fasts3_client,
@@ -336,22 +323,17 @@ pub unsafe extern "C" fn fasts3_copy(
     cancel: *const fasts3_cancel_token,
     err: *mut *mut fasts3_error,
 ) -> fasts3_status {
-    // SAFETY: `err` is NULL or writable until this call returns (this function's contract).
-    guard(unsafe { ErrorOut::new(err) }, |call| {
+    export!(err, |call| {
         // SAFETY: every pointer argument meets this function's contract, which is the
         // helpers' contracts. The borrows end when the call returns.
-        let client = unsafe { client_ref(client) }?;
-        // SAFETY: as above.
-        let src_bucket = unsafe { utf8(src_bucket, src_bucket_len, "src_bucket") }?;
-        // SAFETY: as above.
-        let src_key = unsafe { utf8(src_key, src_key_len, "src_key") }?;
+        let (client, src_bucket, src_key) = unsafe {
+            (client_ref(client)?, utf8(src_bucket, src_bucket_len, "src_bucket")?, utf8(src_key, src_key_len, "src_key")?)
+        };
         call.about(src_bucket, Some(src_key));
         // SAFETY: as above.
-        let dst_bucket = unsafe { utf8(dst_bucket, dst_bucket_len, "dst_bucket") }?;
-        // SAFETY: as above.
-        let dst_key = unsafe { utf8(dst_key, dst_key_len, "dst_key") }?;
-        // SAFETY: as above.
-        let cancel = unsafe { cancel_ref(cancel) }?;
+        let (dst_bucket, dst_key, cancel) = unsafe {
+            (utf8(dst_bucket, dst_bucket_len, "dst_bucket")?, utf8(dst_key, dst_key_len, "dst_key")?, cancel_ref(cancel)?)
+        };
         let mut known = fasts3_copy_options { struct_size: 0, multipart_threshold: 0, part_size: 0 };
         // SAFETY: NULL or `struct_size` readable bytes (this function's contract); every field
         // of the struct is valid for any bytes.

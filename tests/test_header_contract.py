@@ -1,0 +1,93 @@
+"""The C header documents every export's contract (issue 10, "One contract layer").
+
+include/fasts3.h is all a C, C++ or Go programmer reads. The `err` convention is written
+once, in the doc of `fasts3_error`, and each fallible function's `# Safety` section points
+there: these tests check that the pointer and the section it points to both exist, so that
+shortening the per-function text can never silently drop what it said.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HEADER = ROOT / "include" / "fasts3.h"
+
+
+def documented_declarations() -> list[tuple[str, str]]:
+    """(doc comment, declaration) for each declaration of the header that ends in ';'."""
+    pairs, doc, decl = [], [], []
+    for line in HEADER.read_text().splitlines():
+        stripped = line.strip()
+        if decl:
+            decl.append(stripped)
+        elif stripped.startswith("//"):
+            doc.append(stripped[2:].strip())
+            continue
+        elif stripped.startswith(("typedef", "enum", "struct", "void", "const", "int", "uint", "bool", "char")):
+            decl = [stripped]
+        else:
+            doc = []
+            continue
+        if decl and decl[-1].endswith(";"):
+            pairs.append(("\n".join(doc), " ".join(decl)))
+            doc, decl = [], []
+    return pairs
+
+
+def functions() -> dict[str, tuple[str, str]]:
+    found = {}
+    for doc, decl in documented_declarations():
+        m = re.match(r"[\w\s\*]*?\b(fasts3_\w+)\(", decl)
+        if m and not decl.startswith("typedef"):
+            found[m.group(1)] = (doc, decl)
+    return found
+
+
+def test_the_header_parses_into_every_export():
+    funcs = functions()
+    # The blocking API, the async API and the accessors: far more than a handful.
+    assert len(funcs) > 60, sorted(funcs)
+    for name in ("fasts3_get_into", "fasts3_submit_put_from", "fasts3_error_free", "fasts3_completion_take_bytes"):
+        assert name in funcs, name
+    undocumented = [name for name, (doc, _) in funcs.items() if not doc]
+    assert not undocumented, f"exports without a doc comment: {undocumented}"
+
+
+def test_every_fallible_export_states_its_err_contract_and_points_to_fasts3_error():
+    funcs = functions()
+    fallible = {n: (doc, decl) for n, (doc, decl) in funcs.items() if re.search(r"\bfasts3_error \*\*err\b", decl)}
+    assert len(fallible) > 25, sorted(fallible)
+
+    def safety_of(name: str, seen: tuple[str, ...] = ()) -> str:
+        """The `# Safety` text of `name`, with that of the export it says "As for"."""
+        doc = funcs[name][0]
+        assert "# Safety" in doc, f"{name} has no # Safety section"
+        safety = doc.split("# Safety", 1)[1]
+        m = re.match(r"\s*(?:- )?As for `(fasts3_\w+)`", safety)
+        if m and m.group(1) not in seen:
+            return safety + "\n" + safety_of(m.group(1), seen + (name,))
+        return safety
+
+    for name, (doc, decl) in fallible.items():
+        assert decl.endswith("fasts3_error **err);"), f"{name}: err is not the last parameter"
+        safety = safety_of(name)
+        assert re.search(r"`err` is NULL or points to a writable `fasts3_error \*`", safety), \
+            f"{name}'s # Safety section does not state what `err` must be:\n{doc}"
+        assert "(see `fasts3_error`)" in safety or "set to NULL on success" in safety, \
+            f"{name} neither states the `err` convention nor points to where it is stated:\n{doc}"
+
+
+def test_fasts3_error_doc_states_the_err_convention_the_exports_point_to():
+    docs = {decl: doc for doc, decl in documented_declarations()}
+    doc = " ".join(docs["typedef struct fasts3_error fasts3_error;"].split())
+    # Everything each export's `err` paragraph used to say, said once here.
+    for phrase in (
+        "fasts3_error **err",
+        "NULL when you do not want",
+        "writable `fasts3_error *`",
+        "NULL on success",
+        "new error owned by the caller",
+        "fasts3_error_free",
+    ):
+        assert phrase in doc, f"the fasts3_error doc does not say {phrase!r}:\n{doc}"
