@@ -452,6 +452,8 @@ def test_download_to_file_in_windows_writes_every_byte(client, put, tmp_path, mo
 
     window = 256 * KIB
     monkeypatch.setattr(pio, "DOWNLOAD_WINDOW", window)
+    # Several writes per window, the last one of each shorter.
+    monkeypatch.setattr(pio, "FILE_WRITE_CHUNK", 100 * KIB)
     data = _data(5 * window + 4321, 11)
     path = put("big/obj.bin", data)
     info = client.head(path)
