@@ -642,10 +642,9 @@ pub unsafe extern "C" fn fasts3_submit_get_into(
     err: *mut *mut fasts3_error,
 ) -> fasts3_status {
     export!(err, |call| {
-        // SAFETY: every pointer argument meets this function's contract (handles live,
-        // strings and options readable, `buf` writable for `buf_len` bytes and unaliased, `out_op`
-        // NULL or writable, for the call). `bytes_mut` only checks NULL and the length before
-        // the buffer is lent; its slice is not kept.
+        // SAFETY: the pointers meet this function's contract (handles live, strings and options
+        // readable, `buf` writable for `buf_len`, `out_op` NULL or writable); `bytes_mut` only
+        // checks NULL and the length before the buffer is lent, and its slice is not kept.
         let (client, queue, (bucket, key), options, _, out_op) = unsafe {
             (
                 client_ref(client)?,
@@ -773,10 +772,9 @@ pub unsafe extern "C" fn fasts3_submit_put_from(
     err: *mut *mut fasts3_error,
 ) -> fasts3_status {
     export!(err, |call| {
-        // SAFETY: every pointer argument meets this function's contract (handles live,
-        // strings and options readable (the options are copied into owned values), `data`
-        // readable for `data_len` bytes, `out_op` NULL or writable, for the call). `bytes` only
-        // checks NULL and the length before the data is lent; its slice is not kept.
+        // SAFETY: the pointers meet this function's contract (handles live, strings and options
+        // readable and copied, `data` readable for `data_len`, `out_op` NULL or writable); `bytes`
+        // only checks NULL and the length before the data is lent, and its slice is not kept.
         let (client, queue, (bucket, key), options, _, out_op) = unsafe {
             (
                 client_ref(client)?,

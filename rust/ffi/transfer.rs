@@ -151,10 +151,9 @@ pub unsafe extern "C" fn fasts3_get_into_with_options(
     err: *mut *mut fasts3_error,
 ) -> fasts3_status {
     export!(err, |call| {
-        // SAFETY: every pointer argument meets this function's contract, which is the
-        // helpers' contracts (handles not freed, ranges readable or writable and unaliased
-        // for the call, `buf` overlapping no other argument, `out_written` writable). The
-        // borrows end when the call returns.
+        // SAFETY: the pointers meet this function's contract, the helpers' (handles live, ranges
+        // readable or writable and unaliased, `buf` overlapping no other argument, `out_written`
+        // writable, for the call); the borrows end when the call returns.
         let (client, (bucket, key), buf, cancel, out_written, options) = unsafe {
             (
                 client_ref(client)?,

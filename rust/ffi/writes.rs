@@ -107,10 +107,9 @@ pub unsafe extern "C" fn fasts3_put_from(
     err: *mut *mut fasts3_error,
 ) -> fasts3_status {
     export!(err, |call| {
-        // SAFETY: every pointer argument meets this function's contract, which is the
-        // helpers' contracts (handles not freed, ranges readable and unchanged (nothing writes
-        // `data`), `options` NULL or a readable struct of `struct_size` bytes, `out_parts` NULL
-        // or writable, for the call). The borrows end when the call returns.
+        // SAFETY: the pointers meet this function's contract, the helpers' (handles live, ranges
+        // readable and unchanged, `options` NULL or `struct_size` readable bytes, `out_parts`
+        // NULL or writable, for the call); the borrows end when the call returns.
         let (client, (bucket, key), data, cancel, options, out_parts) = unsafe {
             (
                 client_ref(client)?,
