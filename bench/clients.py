@@ -241,6 +241,39 @@ def run_curl(configs: List[Path], parallel: bool, expect_status: Sequence[int]) 
                nbytes=total, peak_kb=sum(peaks.values()))
 
 
+def make_crt(lane, boto, ca_bundle: Optional[str] = None):
+    """boto3's CRT transfer manager, assembled from s3transfer.crt's public pieces, pointed at
+    ``lane``: ``(manager, None)``, or ``(None, reason)`` when awscrt is missing. ``boto`` is a
+    boto3 client on the lane (its credentials feed the CRT's provider); ``ca_bundle`` switches
+    the CRT to TLS trusting that CA. Defaults: 8 MiB parts, awscrt's recommended throughput
+    target (10 Gb/s when it has none for this machine), which sets how many parts fly at once.
+
+    boto3's own switch (TransferConfig(preferred_transfer_client="crt")) does pick a
+    CRTTransferManager here, but that manager cannot reach a custom http endpoint:
+    boto3/crt.py serializes requests with endpoint_url=None (so they go to AWS) and
+    creates the CRT client with use_ssl=True. Peers.probe_boto3_crt() records what happens.
+    Built directly, with the endpoint and use_ssl=False, the same CRT engine runs.
+    """
+    try:
+        import botocore.session
+        from botocore.config import Config
+        from s3transfer.crt import (BotocoreCRTCredentialsWrapper, BotocoreCRTRequestSerializer,
+                                    CRTTransferManager, create_s3_crt_client)
+    except ImportError as e:
+        return None, f"awscrt not importable: {e}"
+    provider = None
+    kw = {"endpoint_url": lane.endpoint_url, "region_name": lane.region,
+          "config": Config(s3={"addressing_style": "path"})}
+    if not lane.anonymous:
+        provider = BotocoreCRTCredentialsWrapper(boto._get_credentials()).to_crt_credentials_provider()
+        kw.update(aws_access_key_id=lane.access_key_id, aws_secret_access_key=lane.secret_access_key)
+    tls = bool(ca_bundle)
+    crt_client = create_s3_crt_client(lane.region, crt_credentials_provider=provider, use_ssl=tls,
+                                      verify=ca_bundle if tls else None)
+    serializer = BotocoreCRTRequestSerializer(botocore.session.Session(), kw)
+    return CRTTransferManager(crt_client, serializer), None
+
+
 class Peers:
     """All clients, pointed at one lane."""
 
@@ -304,32 +337,8 @@ class Peers:
                        secret_access_key=self.lane.secret_access_key, **kw)
 
     def _crt(self):
-        """boto3's CRT transfer manager, assembled from s3transfer.crt's public pieces.
-
-        boto3's own switch (TransferConfig(preferred_transfer_client="crt")) does pick a
-        CRTTransferManager here, but that manager cannot reach a custom http endpoint:
-        boto3/crt.py serializes requests with endpoint_url=None (so they go to AWS) and
-        creates the CRT client with use_ssl=True. probe_boto3_crt() records what happens.
-        Built directly, with the endpoint and use_ssl=False, the same CRT engine runs.
-        """
-        try:
-            import botocore.session
-            from botocore.config import Config
-            from s3transfer.crt import (BotocoreCRTCredentialsWrapper, BotocoreCRTRequestSerializer,
-                                        CRTTransferManager, create_s3_crt_client)
-        except ImportError as e:
-            return None, f"awscrt not importable: {e}"
-        provider = None
-        kw = {"endpoint_url": self.lane.endpoint_url, "region_name": self.lane.region,
-              "config": Config(s3={"addressing_style": "path"})}
-        if not self.lane.anonymous:
-            provider = BotocoreCRTCredentialsWrapper(self.boto._get_credentials()).to_crt_credentials_provider()
-            kw.update(aws_access_key_id=self.lane.access_key_id, aws_secret_access_key=self.lane.secret_access_key)
-        tls = bool(self.ca_bundle)
-        crt_client = create_s3_crt_client(self.lane.region, crt_credentials_provider=provider, use_ssl=tls,
-                                          verify=self.ca_bundle if tls else None)
-        serializer = BotocoreCRTRequestSerializer(botocore.session.Session(), kw)
-        return CRTTransferManager(crt_client, serializer), None
+        """boto3's CRT transfer manager on this lane (see make_crt)."""
+        return make_crt(self.lane, self.boto, self.ca_bundle)
 
     def check_crt(self, key: str, timeout: float = 15.0) -> None:
         """One CRT download with a deadline: against nginx it never completes (it sends its
