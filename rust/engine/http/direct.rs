@@ -1,4 +1,4 @@
-//! GET on connections of our own, with the body read straight into the caller's memory.
+//! GET and PUT on connections of our own; a GET's body read straight into the caller's memory.
 //!
 //! hyper reads a response body into its own buffer and hands it out in chunks, which the
 //! engine then copies into the destination: two copies of every body byte on the client (the
@@ -9,11 +9,18 @@
 //! with `read` calls whose buffer is the destination itself: the kernel's copy (over TLS,
 //! rustls' copy of the decrypted record) is the only one.
 //!
-//! Only the common shape of answer is handled: a final status, one `Content-Length`, no
-//! `Transfer-Encoding`. Any other (chunked or length-less bodies, 1xx, 204/304, a malformed
-//! length, header bytes the `http` crate refuses) is handed back unread, and
-//! the caller sends the request again through hyper, which knows every shape of HTTP/1.1: a
-//! GET has no side effects, and such servers are the exception.
+//! A PUT goes the same way: its head and body are written from the caller's bytes by the
+//! calling task, without hyper's connection task and the hand-offs to it, which were a sixth
+//! of a small PUT's client CPU (bench/README.md, "Small PUTs").
+//!
+//! Only the common shape of answer is read as it comes: a final status, one
+//! `Content-Length`, no `Transfer-Encoding`. For a GET any other (chunked or length-less
+//! bodies, 1xx, 204/304, a malformed length, header bytes the `http` crate refuses) is handed
+//! back unread, and the caller sends the request again through hyper, which knows every shape
+//! of HTTP/1.1: a GET has no side effects, and such servers are the exception. A PUT is not
+//! sent twice for that: interim 1xx answers are skipped, and a body of another shape (a
+//! chunked or close-delimited error document, say) is read whole, up to [`MAX_BUFFERED`], and
+//! its connection closed.
 //!
 //! Connections are pooled per data plane, as hyper's are, and go back to the pool only after
 //! their body was read to its last byte on a keep-alive response. A connection is checked
@@ -24,7 +31,7 @@ use crate::connector::{Connector, Stream};
 use crate::error::{Error, ErrorKind, Result};
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
-use http::{Request, Response, StatusCode, Version};
+use http::{Method, Request, Response, StatusCode, Version};
 use hyper::rt::{Read, ReadBuf, Write};
 use std::future::poll_fn;
 use std::io;
@@ -45,6 +52,11 @@ const MAX_HEADERS: usize = 100;
 const MAX_IDLE: usize = 256;
 /// Chunks handed out by [`DirectBody::next`] (error bodies, whole-object answers).
 const CHUNK: usize = 64 * 1024;
+/// A PUT's answer of a shape not read as it comes is read whole up to this size (S3 answers
+/// a PUT with an empty body, or an error document well under 1 KiB); the rest is dropped.
+const MAX_BUFFERED: usize = 64 * 1024;
+/// A request body up to this size is written together with the head, in one write.
+const WRITE_WITH_HEAD: usize = 64 * 1024;
 
 /// A connection, boxed: a TLS one holds rustls' state inline (over 1 KiB), and responses and
 /// bodies that hold one are moved around.
@@ -69,13 +81,15 @@ impl Pool {
         Arc::new(Pool { connector, idle_timeout, idle: Mutex::new(Vec::new()) })
     }
 
-    /// Send a GET (already signed, no body) and read its response head. None: the answer has
-    /// a shape left to hyper (see the module doc); send the request again there. Errors before
-    /// a complete head say whether another attempt on a fresh connection may succeed, as
-    /// hyper's do (`Error::retry_on_fresh_connection`). `host` names the server in errors.
-    pub async fn get<B>(
+    /// Send a signed GET (`body` empty) or PUT and read its response head. None: a GET's
+    /// answer has a shape left to hyper (see the module doc); send the request again there.
+    /// Errors before a complete head say whether another attempt on a fresh connection may
+    /// succeed, as hyper's do (`Error::retry_on_fresh_connection`). `host` names the server in
+    /// errors.
+    pub async fn send<B>(
         self: &Arc<Pool>,
         request: &Request<B>,
+        body: &[u8],
         host: &str,
         stall_grace: Duration,
     ) -> Result<Option<Response<DirectBody>>> {
@@ -85,13 +99,34 @@ impl Pool {
             Some(io) => io,
             None => self.connect(uri, host).await?,
         };
-        write_all(&mut io, &request_head(request)).await.map_err(|e| before_response(&e, "sending the request failed"))?;
-        let head = read_head(&mut io).await?;
-        let Some(length) = head.body_length() else {
-            return Ok(None);
+        let sending = |e: io::Error| before_response(&e, "sending the request failed");
+        let mut head = request_head(request);
+        if body.len() <= WRITE_WITH_HEAD {
+            head.extend_from_slice(body);
+            write_all(&mut io, &head).await.map_err(sending)?;
+        } else {
+            write_all(&mut io, &head).await.map_err(sending)?;
+            write_all(&mut io, body).await.map_err(sending)?;
+        }
+        let retry_elsewhere = request.method() == Method::GET;
+        let mut head = read_head(&mut io, Vec::new()).await?;
+        while !retry_elsewhere && head.status.is_informational() && head.status != StatusCode::SWITCHING_PROTOCOLS {
+            // `100 Continue` and the like: the final answer follows.
+            head = read_head(&mut io, std::mem::take(&mut head.early)).await?;
+        }
+            let (length, keep_alive, early) = match head.framing() {
+            // A PUT's answer with header bytes the `http` crate refused: those headers are
+            // left out, the framing stands.
+            Framing::Length(length) if head.clean || !retry_elsewhere => {
+                (length, head.keep_alive(), std::mem::take(&mut head.early))
+            }
+            _ if retry_elsewhere => return Ok(None),
+            framing => {
+                let whole = read_unframed(&mut io, framing, std::mem::take(&mut head.early), stall_grace).await?;
+                (whole.len() as u64, false, whole)
+            }
         };
-        let keep_alive = head.keep_alive();
-        let Head { status, version, headers, mut early, .. } = head;
+        let Head { status, version, headers, .. } = head;
         let body = DirectBody {
             // Bytes past the announced length: the server sent more than it said (or answered
             // ahead); the connection is not reused.
@@ -102,6 +137,7 @@ impl Pool {
             remaining: length,
             length,
             early: {
+                let mut early = early;
                 early.truncate(usize::try_from(length).unwrap_or(usize::MAX).min(early.len()));
                 early
             },
@@ -203,9 +239,12 @@ struct Head {
     early: Vec<u8>,
 }
 
-async fn read_head(io: &mut Conn) -> Result<Head> {
-    let mut buf = vec![0u8; HEAD_READ];
-    let mut filled = 0;
+/// Read a response head; `carry` holds bytes already read after an earlier (interim) head.
+async fn read_head(io: &mut Conn, carry: Vec<u8>) -> Result<Head> {
+    let mut filled = carry.len();
+    let mut buf = carry;
+    buf.resize(filled.max(HEAD_READ), 0);
+    let mut parse_first = filled > 0;
     loop {
         if filled == buf.len() {
             if buf.len() >= MAX_HEAD {
@@ -213,14 +252,16 @@ async fn read_head(io: &mut Conn) -> Result<Head> {
             }
             buf.resize(buf.len() * 2, 0);
         }
-        let n = read(io, &mut buf[filled..]).await.map_err(|e| before_response(&e, "reading the response failed"))?;
-        if n == 0 {
-            let what = if filled == 0 { "the connection closed before a response" } else { "the connection closed inside the response head" };
-            let mut err = Error::new(ErrorKind::Network, what);
-            err.retry_on_fresh_connection = true;
-            return Err(err);
+        if !std::mem::take(&mut parse_first) {
+            let n = read(io, &mut buf[filled..]).await.map_err(|e| before_response(&e, "reading the response failed"))?;
+            if n == 0 {
+                let what = if filled == 0 { "the connection closed before a response" } else { "the connection closed inside the response head" };
+                let mut err = Error::new(ErrorKind::Network, what);
+                err.retry_on_fresh_connection = true;
+                return Err(err);
+            }
+            filled += n;
         }
-        filled += n;
         let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut parsed = httparse::Response::new(&mut slots);
         let head_len = match parsed.parse(&buf[..filled]) {
@@ -255,26 +296,42 @@ async fn read_head(io: &mut Conn) -> Result<Head> {
     }
 }
 
+/// How a response's body is delimited (RFC 9112, section 6.3).
+#[derive(Debug, PartialEq)]
+enum Framing {
+    /// Exactly one all-digit `Content-Length`, no `Transfer-Encoding`.
+    Length(u64),
+    /// No body whatever the headers say: 1xx, 204, 304.
+    Empty,
+    /// `Transfer-Encoding` ending in `chunked`.
+    Chunked,
+    /// Until the server closes the connection: no length, or another transfer coding.
+    UntilClose,
+    /// Several or malformed `Content-Length`s: where the body ends is unknown.
+    Invalid,
+}
+
 impl Head {
-    /// The body's length, when this response has the shape read here (see the module doc).
-    fn body_length(&self) -> Option<u64> {
-        if !self.clean
-            || self.status.is_informational()
-            || self.status == StatusCode::NO_CONTENT
-            || self.status == StatusCode::NOT_MODIFIED
-            || self.headers.contains_key(TRANSFER_ENCODING)
-        {
-            return None;
+    fn framing(&self) -> Framing {
+        if self.status.is_informational() || self.status == StatusCode::NO_CONTENT || self.status == StatusCode::NOT_MODIFIED {
+            return Framing::Empty;
+        }
+        if let Some(coding) = self.headers.get_all(TRANSFER_ENCODING).iter().next_back() {
+            let last = coding.to_str().ok().and_then(|v| v.rsplit(',').next()).map(str::trim);
+            return if last.is_some_and(|c| c.eq_ignore_ascii_case("chunked")) { Framing::Chunked } else { Framing::UntilClose };
         }
         let mut lengths = self.headers.get_all(CONTENT_LENGTH).iter();
-        let (Some(only), None) = (lengths.next(), lengths.next()) else {
-            return None;
-        };
-        let text = only.to_str().ok()?;
-        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
+        match (lengths.next(), lengths.next()) {
+            (None, _) => Framing::UntilClose,
+            (Some(only), None) => {
+                let text = only.to_str().unwrap_or("");
+                match text.parse() {
+                    Ok(length) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => Framing::Length(length),
+                    _ => Framing::Invalid,
+                }
+            }
+            _ => Framing::Invalid,
         }
-        text.parse().ok()
     }
 
     /// HTTP/1.1 without `Connection: close` (HTTP/1.0 connections are not reused).
@@ -296,6 +353,86 @@ fn before_response(e: &io::Error, what: &str) -> Error {
     let mut err = Error::new(ErrorKind::Network, format!("{what}: {e}"));
     err.retry_on_fresh_connection = true;
     err
+}
+
+/// The whole body of an answer framed otherwise than by one `Content-Length` (a PUT's: see
+/// the module doc), up to [`MAX_BUFFERED`] bytes; `raw` holds the bytes read after the head.
+/// The connection is not reused afterwards, so reading stops at the limit.
+async fn read_unframed(io: &mut Conn, framing: Framing, mut raw: Vec<u8>, stall_grace: Duration) -> Result<Vec<u8>> {
+    match framing {
+        Framing::Empty => Ok(Vec::new()),
+        Framing::Invalid => Err(Error::protocol("the response's Content-Length is not one number: where its body ends is unknown")),
+        Framing::Length(length) => {
+            let want = usize::try_from(length).unwrap_or(usize::MAX).min(MAX_BUFFERED);
+            while raw.len() < want {
+                read_more(io, &mut raw, stall_grace).await?;
+            }
+            raw.truncate(want);
+            Ok(raw)
+        }
+        Framing::UntilClose => {
+            while raw.len() < MAX_BUFFERED {
+                if !read_more_or_end(io, &mut raw, stall_grace).await? {
+                    break;
+                }
+            }
+            raw.truncate(MAX_BUFFERED);
+            Ok(raw)
+        }
+        Framing::Chunked => {
+            let mut body = Vec::new();
+            let mut at = 0;
+            loop {
+                let (line, size) = match httparse::parse_chunk_size(&raw[at..]) {
+                    Ok(httparse::Status::Complete(parsed)) => parsed,
+                    Ok(httparse::Status::Partial) => {
+                        read_more(io, &mut raw, stall_grace).await?;
+                        continue;
+                    }
+                    Err(_) => return Err(Error::protocol("the response's chunked body has an invalid chunk size")),
+                };
+                at += line;
+                if size == 0 {
+                    return Ok(body); // trailers are not read: the connection is closed
+                }
+                let take = usize::try_from(size).unwrap_or(usize::MAX).min(MAX_BUFFERED - body.len());
+                while raw.len() < at + take {
+                    read_more(io, &mut raw, stall_grace).await?;
+                }
+                body.extend_from_slice(&raw[at..at + take]);
+                if body.len() == MAX_BUFFERED {
+                    return Ok(body);
+                }
+                // The chunk's data and the CRLF after it.
+                at += take + 2;
+                while raw.len() < at {
+                    read_more(io, &mut raw, stall_grace).await?;
+                }
+            }
+        }
+    }
+}
+
+/// Append the next bytes the server sends to `raw`; the end of the stream is an error.
+async fn read_more(io: &mut Conn, raw: &mut Vec<u8>, stall_grace: Duration) -> Result<()> {
+    if read_more_or_end(io, raw, stall_grace).await? {
+        Ok(())
+    } else {
+        Err(Error::new(ErrorKind::Network, "the connection closed inside the response body"))
+    }
+}
+
+/// Append the next bytes the server sends to `raw`: false at the end of the stream.
+async fn read_more_or_end(io: &mut Conn, raw: &mut Vec<u8>, stall_grace: Duration) -> Result<bool> {
+    let mut chunk = [0u8; 16 * 1024];
+    match tokio::time::timeout(stall_grace, read(io, &mut chunk)).await {
+        Ok(Ok(n)) => {
+            raw.extend_from_slice(&chunk[..n]);
+            Ok(n > 0)
+        }
+        Ok(Err(e)) => Err(Error::new(ErrorKind::Network, format!("reading the body failed: {e}"))),
+        Err(_) => Err(Error::new(ErrorKind::Network, format!("the body stalled: no byte for {stall_grace:?}"))),
+    }
 }
 
 /// The body of a response read here: exactly `Content-Length` bytes, read into whatever
@@ -390,23 +527,44 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
+    /// Every request a test server received (head and body), in order.
+    type Received = Arc<Mutex<Vec<Vec<u8>>>>;
+
     /// A server answering every request on a connection with `answer`; counts connections.
     async fn serve(answer: &'static [u8]) -> (String, Arc<AtomicUsize>) {
+        let (url, accepted, _) = serve_logged(answer).await;
+        (url, accepted)
+    }
+
+    /// As `serve`, keeping each request with its `Content-Length` body; closes the
+    /// connection after an answer that says `Connection: close`.
+    async fn serve_logged(answer: &'static [u8]) -> (String, Arc<AtomicUsize>, Received) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/bkt/key", listener.local_addr().unwrap());
         let accepted = Arc::new(AtomicUsize::new(0));
-        let counter = accepted.clone();
+        let received = Received::default();
+        let (counter, log) = (accepted.clone(), received.clone());
+        let closes = answer.windows(17).any(|w| w.eq_ignore_ascii_case(b"connection: close"));
         tokio::spawn(async move {
             while let Ok((mut sock, _)) = listener.accept().await {
                 counter.fetch_add(1, Ordering::SeqCst);
+                let log = log.clone();
                 tokio::spawn(async move {
                     let mut request = Vec::new();
                     let mut byte = [0u8; 1];
                     while sock.read(&mut byte).await.unwrap_or(0) == 1 {
                         request.push(byte[0]);
                         if request.ends_with(b"\r\n\r\n") {
-                            request.clear();
-                            if sock.write_all(answer).await.is_err() {
+                            let head = String::from_utf8_lossy(&request).to_ascii_lowercase();
+                            let length = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length: "))
+                                .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                            let mut body = vec![0u8; length];
+                            sock.read_exact(&mut body).await.unwrap();
+                            request.extend_from_slice(&body);
+                            log.lock().unwrap().push(std::mem::take(&mut request));
+                            if sock.write_all(answer).await.is_err() || closes {
                                 return;
                             }
                         }
@@ -414,7 +572,7 @@ mod tests {
                 });
             }
         });
-        (url, accepted)
+        (url, accepted, received)
     }
 
     fn pool() -> Arc<Pool> {
@@ -430,7 +588,7 @@ mod tests {
 
     /// GET `url` through `pool`, reading the body into place 4 bytes at a time.
     async fn fetch(pool: &Arc<Pool>, url: &str) -> Option<(StatusCode, Vec<u8>)> {
-        let response = pool.get(&get_request(url), "test", Duration::from_secs(5)).await.unwrap()?;
+        let response = pool.send(&get_request(url), &[], "test", Duration::from_secs(5)).await.unwrap()?;
         let status = response.status();
         let mut body = response.into_body();
         let mut bytes = vec![0u8; body.remaining() as usize];
@@ -462,7 +620,7 @@ mod tests {
             }
             assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection for three GETs");
             // A body dropped before its end takes its connection with it.
-            let response = pool.get(&get_request(&url), "test", Duration::from_secs(5)).await.unwrap().unwrap();
+            let response = pool.send(&get_request(&url), &[], "test", Duration::from_secs(5)).await.unwrap().unwrap();
             assert_eq!(idle(&pool), 0);
             drop(response);
             assert_eq!(idle(&pool), 0);
@@ -524,21 +682,22 @@ mod tests {
     }
 
     #[test]
-    fn only_one_plain_content_length_is_read_here() {
+    fn bodies_are_framed_as_rfc_9112_says() {
         let v11 = Version::HTTP_11;
-        assert_eq!(head(&[("content-length", "10")], 206, v11).body_length(), Some(10));
-        assert_eq!(head(&[("content-length", "0")], 404, v11).body_length(), Some(0));
-        assert_eq!(head(&[], 200, v11).body_length(), None);
-        assert_eq!(head(&[("transfer-encoding", "chunked")], 200, v11).body_length(), None);
-        assert_eq!(head(&[("content-length", "10"), ("transfer-encoding", "chunked")], 200, v11).body_length(), None);
-        assert_eq!(head(&[("content-length", "10"), ("content-length", "10")], 200, v11).body_length(), None);
-        assert_eq!(head(&[("content-length", "+10")], 200, v11).body_length(), None);
-        assert_eq!(head(&[("content-length", "1 0")], 200, v11).body_length(), None);
-        assert_eq!(head(&[("content-length", "10")], 100, v11).body_length(), None);
-        assert_eq!(head(&[("content-length", "10")], 204, v11).body_length(), None);
-        let mut unclean = head(&[("content-length", "10")], 200, v11);
-        unclean.clean = false;
-        assert_eq!(unclean.body_length(), None);
+        let framing = |lines: &[(&str, &str)], status| head(lines, status, v11).framing();
+        assert_eq!(framing(&[("content-length", "10")], 206), Framing::Length(10));
+        assert_eq!(framing(&[("content-length", "0")], 404), Framing::Length(0));
+        assert_eq!(framing(&[], 200), Framing::UntilClose);
+        assert_eq!(framing(&[("transfer-encoding", "gzip")], 200), Framing::UntilClose);
+        assert_eq!(framing(&[("transfer-encoding", "chunked")], 200), Framing::Chunked);
+        assert_eq!(framing(&[("transfer-encoding", "gzip, Chunked")], 200), Framing::Chunked);
+        assert_eq!(framing(&[("content-length", "10"), ("transfer-encoding", "chunked")], 200), Framing::Chunked);
+        assert_eq!(framing(&[("content-length", "10"), ("content-length", "10")], 200), Framing::Invalid);
+        assert_eq!(framing(&[("content-length", "+10")], 200), Framing::Invalid);
+        assert_eq!(framing(&[("content-length", "1 0")], 200), Framing::Invalid);
+        assert_eq!(framing(&[("content-length", "10")], 100), Framing::Empty);
+        assert_eq!(framing(&[("content-length", "10")], 204), Framing::Empty);
+        assert_eq!(framing(&[("content-length", "10")], 304), Framing::Empty);
     }
 
     #[test]
@@ -562,5 +721,83 @@ mod tests {
             String::from_utf8(request_head(&request)).unwrap(),
             "GET /bucket/a%20key?versionId=3 HTTP/1.1\r\nhost: 127.0.0.1:9000\r\nrange: bytes=0-9\r\n\r\n"
         );
+    }
+
+    fn put_request(url: &str, body: &[u8]) -> Request<()> {
+        let uri: http::Uri = url.parse().unwrap();
+        let host = uri.authority().unwrap().to_string();
+        Request::put(uri).header("host", host).header("content-length", body.len()).body(()).unwrap()
+    }
+
+    /// PUT `body` to `url` through `pool`: the answer's status and whole body.
+    async fn put(pool: &Arc<Pool>, url: &str, body: &[u8]) -> Result<(StatusCode, Vec<u8>)> {
+        let response = pool.send(&put_request(url, body), body, "test", Duration::from_secs(5)).await?;
+        let response = response.expect("a PUT's answer is never handed back");
+        let status = response.status();
+        let mut body = response.into_body();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.next().await {
+            bytes.extend_from_slice(&chunk?);
+        }
+        Ok((status, bytes))
+    }
+
+    #[test]
+    fn put_bodies_are_sent_whole_and_connections_reused() {
+        runtime().block_on(async {
+            let (url, accepted, received) = serve_logged(b"HTTP/1.1 200 OK\r\nETag: \"e\"\r\nContent-Length: 0\r\n\r\n").await;
+            let pool = pool();
+            let small = b"0123456789".to_vec();
+            // Larger than what is written with the head: head and body go in two writes.
+            let large: Vec<u8> = (0..WRITE_WITH_HEAD * 3 + 7).map(|i| (i % 251) as u8).collect();
+            for body in [&small, &large, &small] {
+                assert_eq!(put(&pool, &url, body).await.unwrap(), (StatusCode::OK, Vec::new()));
+                let request = received.lock().unwrap().last().unwrap().clone();
+                assert!(request.starts_with(b"PUT /bkt/key HTTP/1.1\r\n"));
+                assert!(request.ends_with(body), "the server got the body as sent");
+                assert_eq!(idle(&pool), 1);
+            }
+            assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection for three PUTs");
+        });
+    }
+
+    #[test]
+    fn a_put_skips_interim_answers() {
+        runtime().block_on(async {
+            let answer = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+            let (url, _, received) = serve_logged(answer).await;
+            let pool = pool();
+            assert_eq!(put(&pool, &url, b"abc").await.unwrap(), (StatusCode::OK, b"ok".to_vec()));
+            assert_eq!(received.lock().unwrap().len(), 1, "sent once");
+        });
+    }
+
+    #[test]
+    fn a_puts_answer_of_another_shape_is_read_whole_and_its_connection_closed() {
+        runtime().block_on(async {
+            let chunked = b"HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n7\r\n<Error>\r\n8\r\n</Error>\r\n0\r\n\r\n";
+            let (url, accepted, received) = serve_logged(chunked).await;
+            let pool = pool();
+            for round in 1..=2 {
+                let answer = put(&pool, &url, b"abc").await.unwrap();
+                assert_eq!(answer, (StatusCode::FORBIDDEN, b"<Error></Error>".to_vec()));
+                assert_eq!(idle(&pool), 0);
+                assert_eq!((accepted.load(Ordering::SeqCst), received.lock().unwrap().len()), (round, round));
+            }
+            let until_close = b"HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\n\r\n<Error>boom</Error>";
+            let (url, _, received) = serve_logged(until_close).await;
+            let answer = put(&pool, &url, b"abc").await.unwrap();
+            assert_eq!(answer, (StatusCode::INTERNAL_SERVER_ERROR, b"<Error>boom</Error>".to_vec()));
+            assert_eq!(received.lock().unwrap().len(), 1, "sent once");
+        });
+    }
+
+    #[test]
+    fn a_puts_answer_whose_length_is_unknown_is_a_protocol_error() {
+        runtime().block_on(async {
+            let (url, _, _) = serve_logged(b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\nx").await;
+            let err = put(&pool(), &url, b"abc").await.unwrap_err();
+            assert_eq!(err.kind, ErrorKind::Protocol, "{err}");
+        });
     }
 }

@@ -1,4 +1,4 @@
-//! The lean data plane: GET and HEAD of objects, sent straight on hyper's pooled HTTP/1.1
+//! The lean data plane: GET, HEAD and PUT of objects, sent on pooled HTTP/1.1
 //! connections and signed with `aws-sigv4` (the SDK's own signer).
 //!
 //! The SDK's orchestrator (interceptors, identity cache, retry strategy, endpoint resolution,
@@ -72,6 +72,8 @@ pub(crate) struct Shared {
     /// GETs go on `direct`'s connections, their bodies read straight into the destination;
     /// `PYFASTS3_HYPER_GET=1` sends them through hyper instead (for comparing the two).
     direct_get: bool,
+    /// PUTs go on `direct`'s connections too; `PYFASTS3_HYPER_PUT=1` sends them through hyper.
+    direct_put: bool,
 }
 
 /// What a data plane is built from (see `engine::client`).
@@ -148,6 +150,7 @@ impl DataPlane {
             stall_grace: settings.stall_grace,
             user_agent,
             direct_get: std::env::var_os("PYFASTS3_HYPER_GET").is_none_or(|v| v != "1"),
+            direct_put: std::env::var_os("PYFASTS3_HYPER_PUT").is_none_or(|v| v != "1"),
         };
         Ok(DataPlane::with_shared(Arc::new(shared)))
     }
@@ -247,7 +250,7 @@ impl DataPlane {
         let mut http_request = http::Request::builder()
             .method(request.method.clone())
             .uri(uri)
-            .body(Full::new(body))
+            .body(body)
             .map_err(|e| Error::invalid(format!("cannot build the request: {e}")))?;
         let headers = http_request.headers_mut();
         headers.extend(request.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -283,25 +286,28 @@ impl DataPlane {
     }
 
     /// Send a signed request and wait for its response head (within the read timeout). A GET
-    /// goes on `direct`'s connections unless it must be written for a plain-HTTP proxy, or the
-    /// answer has a shape only hyper reads (then it is sent again through hyper); everything
-    /// else goes through hyper.
-    async fn exchange(&self, request: http::Request<Full<Bytes>>, endpoint: &endpoint::Resolved) -> Result<http::Response<Body>> {
+    /// or PUT goes on `direct`'s connections unless it must be written for a plain-HTTP proxy,
+    /// or a GET's answer has a shape only hyper reads (then it is sent again through hyper);
+    /// HEAD goes through hyper.
+    async fn exchange(&self, request: http::Request<Bytes>, endpoint: &endpoint::Resolved) -> Result<http::Response<Body>> {
         let read_timeout = self.shared.read_timeout;
         let grace = self.shared.stall_grace;
         let timed_out = || Error::new(ErrorKind::Timeout, format!("no response within the read timeout ({read_timeout:?})"));
-        let direct = self.shared.direct_get
-            && request.method() == Method::GET
-            && !self.shared.connector.via_http_proxy(request.uri());
+        let direct = match *request.method() {
+            Method::GET => self.shared.direct_get,
+            Method::PUT => self.shared.direct_put,
+            _ => false,
+        } && !self.shared.connector.via_http_proxy(request.uri());
         if direct {
-            match tokio::time::timeout(read_timeout, self.direct.get(&request, endpoint.host(), grace)).await {
+            let sending = self.direct.send(&request, request.body(), endpoint.host(), grace);
+            match tokio::time::timeout(read_timeout, sending).await {
                 Err(_) => return Err(timed_out()),
                 Ok(Err(e)) => return Err(e),
                 Ok(Ok(Some(response))) => return Ok(response.map(Body::direct)),
                 Ok(Ok(None)) => {}
             }
         }
-        match tokio::time::timeout(read_timeout, self.http.request(request)).await {
+        match tokio::time::timeout(read_timeout, self.http.request(request.map(Full::new))).await {
             Err(_) => Err(timed_out()),
             Ok(Err(e)) => Err(send_error(e, endpoint)),
             Ok(Ok(response)) => Ok(response.map(|incoming| Body::new(incoming, grace))),
