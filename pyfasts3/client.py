@@ -160,7 +160,12 @@ def _read_options(if_match: Optional[str], version_id: Optional[str]):
 
 def _put_options(content_type: Optional[str], if_none_match: bool, metadata: Optional[Mapping[str, str]],
                  multipart_threshold: Optional[int] = None, part_size: Optional[int] = None):
-    """A ``fasts3_put_options *`` and the objects that must outlive the call (its strings)."""
+    """A ``fasts3_put_options *`` (NULL when every option is the default: the library's
+    defaults are the same, and a small PUT then skips the struct's allocation) and the
+    objects that must outlive the call (its strings)."""
+    if content_type is None and not if_none_match and not metadata and multipart_threshold is None \
+            and part_size is None:
+        return ffi.NULL, ()
     if content_type is not None and not isinstance(content_type, str):
         raise TypeError(f"content_type must be a str, got {type(content_type).__name__}")
     options = ffi.new("fasts3_put_options *")
