@@ -81,15 +81,14 @@ impl Pool {
         Arc::new(Pool { connector, idle_timeout, idle: Mutex::new(Vec::new()) })
     }
 
-    /// Send a signed GET (`body` empty) or PUT and read its response head. None: a GET's
+    /// Send a signed GET (empty body) or PUT and read its response head. None: a GET's
     /// answer has a shape left to hyper (see the module doc); send the request again there.
     /// Errors before a complete head say whether another attempt on a fresh connection may
     /// succeed, as hyper's do (`Error::retry_on_fresh_connection`). `host` names the server in
     /// errors.
-    pub async fn send<B>(
+    pub async fn send(
         self: &Arc<Pool>,
-        request: &Request<B>,
-        body: &[u8],
+        request: &Request<Bytes>,
         host: &str,
         stall_grace: Duration,
     ) -> Result<Option<Response<DirectBody>>> {
@@ -101,6 +100,7 @@ impl Pool {
         };
         let sending = |e: io::Error| before_response(&e, "sending the request failed");
         let mut head = request_head(request);
+        let body = request.body();
         if body.len() <= WRITE_WITH_HEAD {
             head.extend_from_slice(body);
             write_all(&mut io, &head).await.map_err(sending)?;
@@ -114,17 +114,23 @@ impl Pool {
             // `100 Continue` and the like: the final answer follows.
             head = read_head(&mut io, std::mem::take(&mut head.early)).await?;
         }
-            let (length, keep_alive, early) = match head.framing() {
+        let (length, keep_alive, early) = match head.framing() {
             // A PUT's answer with header bytes the `http` crate refused: those headers are
             // left out, the framing stands.
             Framing::Length(length) if head.clean || !retry_elsewhere => {
                 (length, head.keep_alive(), std::mem::take(&mut head.early))
             }
-            _ if retry_elsewhere => return Ok(None),
-            framing => {
-                let whole = read_unframed(&mut io, framing, std::mem::take(&mut head.early), stall_grace).await?;
+            Framing::Unframed(unframed) if !retry_elsewhere => {
+                let whole = read_unframed(&mut io, unframed, std::mem::take(&mut head.early), stall_grace)
+                    .await
+                    .map_err(|mut e| {
+                        e.http_status = head.status.as_u16();
+                        e
+                    })?;
                 (whole.len() as u64, false, whole)
             }
+            // A GET's answer of another shape: sent again through hyper.
+            _ => return Ok(None),
         };
         let Head { status, version, headers, .. } = head;
         let body = DirectBody {
@@ -299,8 +305,15 @@ async fn read_head(io: &mut Conn, carry: Vec<u8>) -> Result<Head> {
 /// How a response's body is delimited (RFC 9112, section 6.3).
 #[derive(Debug, PartialEq)]
 enum Framing {
-    /// Exactly one all-digit `Content-Length`, no `Transfer-Encoding`.
+    /// Exactly one all-digit `Content-Length`, no `Transfer-Encoding`: read as it comes.
     Length(u64),
+    /// Any other shape (read whole by [`read_unframed`], for a PUT).
+    Unframed(Unframed),
+}
+
+/// The shapes of body not delimited by one `Content-Length`.
+#[derive(Debug, PartialEq)]
+enum Unframed {
     /// No body whatever the headers say: 1xx, 204, 304.
     Empty,
     /// `Transfer-Encoding` ending in `chunked`.
@@ -314,23 +327,24 @@ enum Framing {
 impl Head {
     fn framing(&self) -> Framing {
         if self.status.is_informational() || self.status == StatusCode::NO_CONTENT || self.status == StatusCode::NOT_MODIFIED {
-            return Framing::Empty;
+            return Framing::Unframed(Unframed::Empty);
         }
         if let Some(coding) = self.headers.get_all(TRANSFER_ENCODING).iter().next_back() {
             let last = coding.to_str().ok().and_then(|v| v.rsplit(',').next()).map(str::trim);
-            return if last.is_some_and(|c| c.eq_ignore_ascii_case("chunked")) { Framing::Chunked } else { Framing::UntilClose };
+            let chunked = last.is_some_and(|c| c.eq_ignore_ascii_case("chunked"));
+            return Framing::Unframed(if chunked { Unframed::Chunked } else { Unframed::UntilClose });
         }
         let mut lengths = self.headers.get_all(CONTENT_LENGTH).iter();
         match (lengths.next(), lengths.next()) {
-            (None, _) => Framing::UntilClose,
+            (None, _) => Framing::Unframed(Unframed::UntilClose),
             (Some(only), None) => {
                 let text = only.to_str().unwrap_or("");
                 match text.parse() {
                     Ok(length) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => Framing::Length(length),
-                    _ => Framing::Invalid,
+                    _ => Framing::Unframed(Unframed::Invalid),
                 }
             }
-            _ => Framing::Invalid,
+            _ => Framing::Unframed(Unframed::Invalid),
         }
     }
 
@@ -358,19 +372,11 @@ fn before_response(e: &io::Error, what: &str) -> Error {
 /// The whole body of an answer framed otherwise than by one `Content-Length` (a PUT's: see
 /// the module doc), up to [`MAX_BUFFERED`] bytes; `raw` holds the bytes read after the head.
 /// The connection is not reused afterwards, so reading stops at the limit.
-async fn read_unframed(io: &mut Conn, framing: Framing, mut raw: Vec<u8>, stall_grace: Duration) -> Result<Vec<u8>> {
+async fn read_unframed(io: &mut Conn, framing: Unframed, mut raw: Vec<u8>, stall_grace: Duration) -> Result<Vec<u8>> {
     match framing {
-        Framing::Empty => Ok(Vec::new()),
-        Framing::Invalid => Err(Error::protocol("the response's Content-Length is not one number: where its body ends is unknown")),
-        Framing::Length(length) => {
-            let want = usize::try_from(length).unwrap_or(usize::MAX).min(MAX_BUFFERED);
-            while raw.len() < want {
-                read_more(io, &mut raw, stall_grace).await?;
-            }
-            raw.truncate(want);
-            Ok(raw)
-        }
-        Framing::UntilClose => {
+        Unframed::Empty => Ok(Vec::new()),
+        Unframed::Invalid => Err(Error::protocol("the response's Content-Length is not one number: where its body ends is unknown")),
+        Unframed::UntilClose => {
             while raw.len() < MAX_BUFFERED {
                 if !read_more_or_end(io, &mut raw, stall_grace).await? {
                     break;
@@ -379,7 +385,7 @@ async fn read_unframed(io: &mut Conn, framing: Framing, mut raw: Vec<u8>, stall_
             raw.truncate(MAX_BUFFERED);
             Ok(raw)
         }
-        Framing::Chunked => {
+        Unframed::Chunked => {
             let mut body = Vec::new();
             let mut at = 0;
             loop {
@@ -425,11 +431,16 @@ async fn read_more(io: &mut Conn, raw: &mut Vec<u8>, stall_grace: Duration) -> R
 /// Append the next bytes the server sends to `raw`: false at the end of the stream.
 async fn read_more_or_end(io: &mut Conn, raw: &mut Vec<u8>, stall_grace: Duration) -> Result<bool> {
     let mut chunk = [0u8; 16 * 1024];
-    match tokio::time::timeout(stall_grace, read(io, &mut chunk)).await {
-        Ok(Ok(n)) => {
-            raw.extend_from_slice(&chunk[..n]);
-            Ok(n > 0)
-        }
+    let n = read_body_bytes(io, &mut chunk, stall_grace).await?;
+    raw.extend_from_slice(&chunk[..n]);
+    Ok(n > 0)
+}
+
+/// One read of body bytes into `dst`, failing if none comes within `stall_grace`. Ok(0): the
+/// server closed the connection.
+async fn read_body_bytes(io: &mut Conn, dst: &mut [u8], stall_grace: Duration) -> Result<usize> {
+    match tokio::time::timeout(stall_grace, read(io, dst)).await {
+        Ok(Ok(n)) => Ok(n),
         Ok(Err(e)) => Err(Error::new(ErrorKind::Network, format!("reading the body failed: {e}"))),
         Err(_) => Err(Error::new(ErrorKind::Network, format!("the body stalled: no byte for {stall_grace:?}"))),
     }
@@ -474,16 +485,14 @@ impl DirectBody {
         } else {
             let read_so_far = self.length - self.remaining;
             let io = self.io.as_mut().ok_or_else(|| Error::new(ErrorKind::Network, "the body's connection failed earlier"))?;
-            match tokio::time::timeout(self.stall_grace, read(io, dst)).await {
-                Ok(Ok(n)) if n > 0 => n,
+            match read_body_bytes(io, dst, self.stall_grace).await {
+                Ok(n) if n > 0 => n,
                 failed => {
-                    let message = match failed {
-                        Ok(Err(e)) => format!("reading the body failed: {e}"),
-                        Err(_) => format!("the body stalled: no byte for {:?}", self.stall_grace),
-                        Ok(Ok(_)) => format!("the connection closed after {read_so_far} of {} body bytes", self.length),
-                    };
                     self.io = None;
-                    return Err(Error::new(ErrorKind::Network, message));
+                    return Err(failed.err().unwrap_or_else(|| {
+                        let closed = format!("the connection closed after {read_so_far} of {} body bytes", self.length);
+                        Error::new(ErrorKind::Network, closed)
+                    }));
                 }
             }
         };
@@ -580,15 +589,15 @@ mod tests {
         Pool::new(connector, Duration::from_secs(15))
     }
 
-    fn get_request(url: &str) -> Request<()> {
+    fn get_request(url: &str) -> Request<Bytes> {
         let uri: http::Uri = url.parse().unwrap();
         let host = uri.authority().unwrap().to_string();
-        Request::get(uri).header("host", host).body(()).unwrap()
+        Request::get(uri).header("host", host).body(Bytes::new()).unwrap()
     }
 
     /// GET `url` through `pool`, reading the body into place 4 bytes at a time.
     async fn fetch(pool: &Arc<Pool>, url: &str) -> Option<(StatusCode, Vec<u8>)> {
-        let response = pool.send(&get_request(url), &[], "test", Duration::from_secs(5)).await.unwrap()?;
+        let response = pool.send(&get_request(url), "test", Duration::from_secs(5)).await.unwrap()?;
         let status = response.status();
         let mut body = response.into_body();
         let mut bytes = vec![0u8; body.remaining() as usize];
@@ -620,7 +629,7 @@ mod tests {
             }
             assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection for three GETs");
             // A body dropped before its end takes its connection with it.
-            let response = pool.send(&get_request(&url), &[], "test", Duration::from_secs(5)).await.unwrap().unwrap();
+            let response = pool.send(&get_request(&url), "test", Duration::from_secs(5)).await.unwrap().unwrap();
             assert_eq!(idle(&pool), 0);
             drop(response);
             assert_eq!(idle(&pool), 0);
@@ -687,17 +696,17 @@ mod tests {
         let framing = |lines: &[(&str, &str)], status| head(lines, status, v11).framing();
         assert_eq!(framing(&[("content-length", "10")], 206), Framing::Length(10));
         assert_eq!(framing(&[("content-length", "0")], 404), Framing::Length(0));
-        assert_eq!(framing(&[], 200), Framing::UntilClose);
-        assert_eq!(framing(&[("transfer-encoding", "gzip")], 200), Framing::UntilClose);
-        assert_eq!(framing(&[("transfer-encoding", "chunked")], 200), Framing::Chunked);
-        assert_eq!(framing(&[("transfer-encoding", "gzip, Chunked")], 200), Framing::Chunked);
-        assert_eq!(framing(&[("content-length", "10"), ("transfer-encoding", "chunked")], 200), Framing::Chunked);
-        assert_eq!(framing(&[("content-length", "10"), ("content-length", "10")], 200), Framing::Invalid);
-        assert_eq!(framing(&[("content-length", "+10")], 200), Framing::Invalid);
-        assert_eq!(framing(&[("content-length", "1 0")], 200), Framing::Invalid);
-        assert_eq!(framing(&[("content-length", "10")], 100), Framing::Empty);
-        assert_eq!(framing(&[("content-length", "10")], 204), Framing::Empty);
-        assert_eq!(framing(&[("content-length", "10")], 304), Framing::Empty);
+        assert_eq!(framing(&[], 200), Framing::Unframed(Unframed::UntilClose));
+        assert_eq!(framing(&[("transfer-encoding", "gzip")], 200), Framing::Unframed(Unframed::UntilClose));
+        assert_eq!(framing(&[("transfer-encoding", "chunked")], 200), Framing::Unframed(Unframed::Chunked));
+        assert_eq!(framing(&[("transfer-encoding", "gzip, Chunked")], 200), Framing::Unframed(Unframed::Chunked));
+        assert_eq!(framing(&[("content-length", "10"), ("transfer-encoding", "chunked")], 200), Framing::Unframed(Unframed::Chunked));
+        assert_eq!(framing(&[("content-length", "10"), ("content-length", "10")], 200), Framing::Unframed(Unframed::Invalid));
+        assert_eq!(framing(&[("content-length", "+10")], 200), Framing::Unframed(Unframed::Invalid));
+        assert_eq!(framing(&[("content-length", "1 0")], 200), Framing::Unframed(Unframed::Invalid));
+        assert_eq!(framing(&[("content-length", "10")], 100), Framing::Unframed(Unframed::Empty));
+        assert_eq!(framing(&[("content-length", "10")], 204), Framing::Unframed(Unframed::Empty));
+        assert_eq!(framing(&[("content-length", "10")], 304), Framing::Unframed(Unframed::Empty));
     }
 
     #[test]
@@ -723,15 +732,16 @@ mod tests {
         );
     }
 
-    fn put_request(url: &str, body: &[u8]) -> Request<()> {
+    fn put_request(url: &str, body: &[u8]) -> Request<Bytes> {
         let uri: http::Uri = url.parse().unwrap();
         let host = uri.authority().unwrap().to_string();
-        Request::put(uri).header("host", host).header("content-length", body.len()).body(()).unwrap()
+        let request = Request::put(uri).header("host", host).header("content-length", body.len());
+        request.body(Bytes::copy_from_slice(body)).unwrap()
     }
 
     /// PUT `body` to `url` through `pool`: the answer's status and whole body.
     async fn put(pool: &Arc<Pool>, url: &str, body: &[u8]) -> Result<(StatusCode, Vec<u8>)> {
-        let response = pool.send(&put_request(url, body), body, "test", Duration::from_secs(5)).await?;
+        let response = pool.send(&put_request(url, body), "test", Duration::from_secs(5)).await?;
         let response = response.expect("a PUT's answer is never handed back");
         let status = response.status();
         let mut body = response.into_body();

@@ -299,7 +299,7 @@ impl DataPlane {
             _ => false,
         } && !self.shared.connector.via_http_proxy(request.uri());
         if direct {
-            let sending = self.direct.send(&request, request.body(), endpoint.host(), grace);
+            let sending = self.direct.send(&request, endpoint.host(), grace);
             match tokio::time::timeout(read_timeout, sending).await {
                 Err(_) => return Err(timed_out()),
                 Ok(Err(e)) => return Err(e),
