@@ -381,6 +381,17 @@ impl Client {
         session
     }
 
+    /// The session and placement for the pieces of a call polled with `placement`: pieces that
+    /// `placement` spreads run on the shared workers, with the shared session, as
+    /// `Placement::Workers`; otherwise they run where the call does.
+    pub(crate) async fn piece_session(&self, placement: Placement) -> (Result<Session>, Placement) {
+        if placement.spreads() {
+            (self.shared_session().await, Placement::Workers)
+        } else {
+            (self.session(placement).await, placement)
+        }
+    }
+
     /// The session of the shared runtime (for work on its workers, e.g. `runtime::on_workers`),
     /// built on first use and again after fork().
     pub(crate) async fn shared_session(&self) -> Result<Session> {
@@ -391,7 +402,9 @@ impl Client {
                 _ => drop(slot.take()), // inherited across fork(): leaked, see PidBound
             }
         }
-        let fresh = self.build_session().await?;
+        // Boxed: configuration loading is a large future, awaited once per client, and every
+        // call's future would otherwise carry its state inline.
+        let fresh = Box::pin(self.build_session()).await?;
         let mut slot = self.session.lock().unwrap_or_else(|p| p.into_inner());
         // Another call may have built one meanwhile: everyone uses the first.
         Ok(Session::clone(slot.get_or_insert_with(|| PidBound::new(fresh))))

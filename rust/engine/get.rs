@@ -22,12 +22,13 @@
 //!    read covers the whole object (`engine::checksum`).
 //!
 //! A single read runs on the calling thread's runtime (`Placement::CallingThread`): the first
-//! part streams there, and — when the caller granted an `Offload` — the other parts run
-//! together in one future (a `FuturesUnordered`) handed to the shared workers
-//! (`runtime::on_workers`), which the read awaits — or, if the read ends early, aborts and
-//! waits for. In a batch (`Placement::Workers`), everything runs on the shared workers.
-//! Either way, after success, error or cancellation no write into the buffer can still be in
-//! flight, and the code stays free of raw pointers.
+//! part streams there, and — when the caller granted an `Offload` — every other part is its
+//! own task on the shared workers (`Placement::spread`), which the read awaits — or, if the
+//! read ends early, aborts and waits for. One task per part, not one for them all: a task is
+//! polled by one worker at a time, and the parts' socket reads and copies are most of a large
+//! read's CPU. A batch spreads the same way, one task per read. Either way, after success,
+//! error or cancellation no write into the buffer can still be in flight, and the code stays
+//! free of raw pointers.
 
 use crate::checksum::{self, Announced, ChecksumMode, Verifier};
 use crate::client::{Client, Session};
@@ -36,7 +37,7 @@ use crate::get_request::{self, Response, Validator};
 use crate::head;
 use crate::http::{Body, DirectBody, ObjectId};
 use crate::path::{check_bucket, check_key};
-use crate::runtime::{self, Placement};
+use crate::runtime::Placement;
 use crate::result_buffer::ResultBuffer;
 use crate::window::{Region, Scatter, Window};
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -133,18 +134,22 @@ pub async fn get(
 }
 
 /// Run a batch of reads sharing the client's concurrency budget; one result per request.
+/// When `placement` spreads, every read is its own task on the shared workers.
 pub async fn get_many(client: &Client, placement: Placement, requests: Vec<GetRequest<'_>>) -> Vec<Result<Fetched>> {
-    let session = match client.session(placement).await {
+    let (session, read_placement) = client.piece_session(placement).await;
+    let session = match session {
         Ok(s) => s,
         Err(e) => return requests.iter().map(|_| Err(e.clone())).collect(),
     };
     let session = &session;
-    let reads = requests.into_iter().map(|r| async move {
-        check_bucket(r.bucket)?;
-        check_key(r.key)?;
-        get_with_session(client, placement, session, r.bucket, r.key, r.offset, r.dest, r.options)
-            .await
-            .map_err(|e| e.context(format!("s3://{}/{}", r.bucket, r.key)))
+    let reads = requests.into_iter().map(|r| {
+        placement.spread(async move {
+            check_bucket(r.bucket)?;
+            check_key(r.key)?;
+            get_with_session(client, read_placement, session, r.bucket, r.key, r.offset, r.dest, r.options)
+                .await
+                .map_err(|e| e.context(format!("s3://{}/{}", r.bucket, r.key)))
+        })
     });
     futures_util::future::join_all(reads).await
 }
@@ -311,21 +316,16 @@ async fn read_once(
         return Ok(target.finish());
     }
     let first_part = fill_part(session, object, offset, first_buf, Some((first.body, permit)), None);
-    match placement {
-        Placement::CallingThread { offload: Some(_offload) } => {
-            // The first body keeps streaming on this thread's connection; the other parts go
-            // to the shared workers so a large object is received (and, over TLS, decrypted)
-            // on every core, not only on the calling thread.
-            let shared = client.shared_session().await?;
-            let rest = async { fill_parts(&shared, object, rest_start, rest, part_size).await };
-            // SAFETY: an Offload exists, so this future is never leaked (Offload::new); try_join below polls or drops it.
-            let rest_parts = unsafe { runtime::on_workers(rest) };
-            futures_util::future::try_join(first_part, rest_parts).await?;
-        }
-        _ => {
-            futures_util::future::try_join(first_part, fill_parts(session, object, rest_start, rest, part_size))
-                .await?;
-        }
+    if placement.spreads() {
+        // The first body keeps streaming on this thread's connection; every other part is its
+        // own task on the shared workers, so a large object is received (and, over TLS,
+        // decrypted) on every core, not only on the calling thread.
+        let shared = client.shared_session().await?;
+        futures_util::future::try_join(first_part, fill_parts(&shared, placement, object, rest_start, rest, part_size))
+            .await?;
+    } else {
+        futures_util::future::try_join(first_part, fill_parts(session, placement, object, rest_start, rest, part_size))
+            .await?;
     }
 
     if mode == ChecksumMode::Required && announced.is_none() {
@@ -339,10 +339,12 @@ async fn read_once(
 }
 
 /// Fill `window` with object bytes from `start` on, one ranged GET per `part_size` bytes, all
-/// in flight at once (bounded by the session's request budget); parts lying entirely in a gap
-/// of a scatter window are not requested.
+/// in flight at once (bounded by the session's request budget), each its own task on the
+/// shared workers when `placement` spreads (then `session` must be the shared one); parts
+/// lying entirely in a gap of a scatter window are not requested.
 async fn fill_parts(
     session: &Session,
+    placement: Placement,
     object: ObjectVersion<'_>,
     mut start: u64,
     mut window: Window<'_>,
@@ -354,7 +356,7 @@ async fn fill_parts(
         let (part, tail) = window.split_at(len);
         // A part lying entirely in a gap of a scatter window would fetch bytes only to drop them.
         if part.keeps_bytes() {
-            parts.push(fill_part(session, object, start, part, None, None));
+            parts.push(placement.spread(fill_part(session, object, start, part, None, None)));
         }
         start += len as u64;
         window = tail;
@@ -457,9 +459,10 @@ async fn first_request(
         Ok(response) => Ok(FirstResponse::Opened(response, permit)),
         Err(err) if err.kind == ErrorKind::InvalidRange => {
             // 416: the range starts at or past the end (always so for a 0-byte object on
-            // servers that answer ranged GETs of empty objects with 416). Confirm with HEAD.
+            // servers that answer ranged GETs of empty objects with 416). Confirm with a HEAD
+            // on a new connection (see `confirm_whole_object`).
             drop(permit);
-            let (size, found) = head::identity(session, id).await?;
+            let (size, found) = head::identity_on_fresh_connection(session, id).await?;
             if let Some(wanted) = wanted {
                 wanted.check(&found)?;
             }
@@ -535,12 +538,13 @@ struct WholeObjectSeen {
 /// A 200 to a ranged GET is what a server that ignores Range sends, but it is also what a
 /// stale response left on a reused connection by a misbehaving server looks like (such a
 /// connection answers each request with the previous one's response), and nothing in it
-/// says which request it answers. So it is checked against a HEAD: same size, same ETag
+/// says which request it answers. So it is checked against a HEAD on a new connection (a
+/// pooled one could hold a stale answer for the HEAD too): same size, same ETag
 /// (Last-Modified) where both carry one. A mismatch fails the read with an error that asks
 /// for one more attempt from scratch. This costs one HEAD per read, on servers that ignore
 /// Range only; a server that refuses HEAD (405/501) leaves the 200 unconfirmed.
 async fn confirm_whole_object(session: &Session, id: ObjectId<'_>, seen: WholeObjectSeen) -> Result<()> {
-    let (size, head) = match head::identity(session, id).await {
+    let (size, head) = match head::identity_on_fresh_connection(session, id).await {
         Ok(identity) => identity,
         // A plain HTTP server that ignores Range may not implement HEAD either: nothing to
         // confirm against, so the 200 stands as it is (docs/RELIABILITY.md, "Known limits").

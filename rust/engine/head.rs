@@ -21,7 +21,7 @@ pub async fn head(client: &Client, placement: Placement, bucket: &str, key: &str
 }
 
 pub(crate) async fn head_object(session: &Session, id: ObjectId<'_>) -> Result<ObjectPage> {
-    let headers = send_head(session, id, HeaderMap::new()).await?;
+    let headers = send_head(session, id, HeaderMap::new(), Connection::Pooled).await?;
     let validator = Validator::from_headers(&headers)?;
     let mut page = ObjectPage::default();
     page.push_object(
@@ -36,16 +36,37 @@ pub(crate) async fn head_object(session: &Session, id: ObjectId<'_>) -> Result<O
 
 /// The object's size and version (ETag, Last-Modified), from a HEAD.
 pub(crate) async fn identity(session: &Session, id: ObjectId<'_>) -> Result<(u64, Validator)> {
-    let headers = send_head(session, id, HeaderMap::new()).await?;
+    let headers = send_head(session, id, HeaderMap::new(), Connection::Pooled).await?;
     Ok((size_of(&headers)?, Validator::from_headers(&headers)?))
 }
 
+/// [`identity`] from a HEAD sent on a new connection, for when it must settle whether a GET's
+/// odd answer (a 200 to a ranged GET, a 416) was the server's answer to that GET or a stale
+/// one a misbehaving server left on a pooled connection: a pooled connection could hand the
+/// HEAD such a stale answer too.
+pub(crate) async fn identity_on_fresh_connection(session: &Session, id: ObjectId<'_>) -> Result<(u64, Validator)> {
+    let headers = send_head(session, id, HeaderMap::new(), Connection::Fresh).await?;
+    Ok((size_of(&headers)?, Validator::from_headers(&headers)?))
+}
+
+/// Which connection a HEAD goes on.
+enum Connection {
+    Pooled,
+    Fresh,
+}
+
 /// The response headers of a HEAD with `headers` added.
-async fn send_head(session: &Session, id: ObjectId<'_>, headers: HeaderMap) -> Result<HeaderMap> {
+async fn send_head(session: &Session, id: ObjectId<'_>, headers: HeaderMap, connection: Connection) -> Result<HeaderMap> {
     let request = ObjectRequest { method: Method::HEAD, id, headers };
-    match session.plane.send(&request).await {
+    let sent = match connection {
+        Connection::Pooled => session.plane.send(&request).await,
+        Connection::Fresh => session.plane.send_on_fresh_connection(&request).await,
+    };
+    match sent {
         Ok(response) => Ok(response.into_parts().0.headers),
-        Err(e) => Err(disambiguate_not_found(session, id.bucket, e).await),
+        // Boxed: the SDK call's state would otherwise sit inline in every HEAD's future
+        // (and every read's, which may send one), for a path taken only on 404.
+        Err(e) => Err(Box::pin(disambiguate_not_found(session, id.bucket, e)).await),
     }
 }
 
@@ -69,7 +90,7 @@ pub(crate) async fn full_object_checksum(
     if let Some(pin) = pin {
         pin.add_preconditions(&mut headers)?;
     }
-    let response = send_head(session, id, headers).await?;
+    let response = send_head(session, id, headers, Connection::Pooled).await?;
     if let Some(pin) = pin {
         pin.check(&Validator::from_headers(&response)?)?;
     }

@@ -77,9 +77,8 @@ pub async fn get_ranges(
             )))
         }
     }
-    let session = client.session(placement).await?;
     let id = ObjectId { bucket, key, version_id: options.version_id };
-    read_ranges(client, placement, &session, id, ranges, dest, max_gap, options.if_match)
+    read_ranges(client, placement, id, ranges, dest, max_gap, options.if_match)
         .await
         .map_err(|e| e.context(format!("s3://{bucket}/{key}")))
 }
@@ -88,14 +87,17 @@ pub async fn get_ranges(
 async fn read_ranges(
     client: &Client,
     placement: Placement,
-    session: &crate::client::Session,
     id: ObjectId<'_>,
     ranges: &[ByteRange],
     dest: &mut [u8],
     max_gap: u64,
     if_match: Option<&str>,
 ) -> Result<Vec<u64>> {
-    let (size, version) = head::identity(session, id).await?;
+    // The HEAD runs where the call does, on that place's connections.
+    let (size, version) = head::identity(&client.session(placement).await?, id).await?;
+    // Every span is a piece of the call: its own task on the workers when `placement` spreads.
+    let (session, span_placement) = client.piece_session(placement).await;
+    let session = &session?;
     if let Some(etag) = if_match {
         Validator { etag: Some(quoted(etag)), last_modified: None }.check(&version)?;
     }
@@ -122,7 +124,9 @@ async fn read_ranges(
     // them at a time (each span's parts share the session's request budget besides).
     let reads: Vec<_> = jobs
         .into_iter()
-        .map(|(span, members)| read_span(client, placement, session, id, span, members, &resolved, pin))
+        .map(|(span, members)| {
+            placement.spread(read_span(client, span_placement, session, id, span, members, &resolved, pin))
+        })
         .collect();
     let mut reads = stream::iter(reads).buffer_unordered(client.max_concurrency());
     let mut got = vec![0u64; ranges.len()];

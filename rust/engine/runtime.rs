@@ -19,6 +19,7 @@ use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::sync::{Arc, Condvar, Mutex};
+use futures_util::future::Either;
 use tokio::runtime::Runtime;
 
 /// Name of the shared runtime's worker threads.
@@ -195,6 +196,32 @@ impl Placement {
             Placement::Workers => block_on(fut),
         }
     }
+
+    /// One piece of this call's work (a part of a large read, a read of a batch), run as its
+    /// own task on the shared workers when this placement may offload, else inline in the
+    /// call's future. Pieces that are separate tasks are received on every core at once: a
+    /// future polls its pieces one at a time, so pieces left inside one future (one task)
+    /// share one core however many workers there are.
+    ///
+    /// A piece that is offloaded runs with [`Placement::Workers`] semantics: it must use the
+    /// shared session, and whatever it calls must be given `Placement::Workers`.
+    pub(crate) fn spread<'a, T: Send + 'static>(
+        self,
+        piece: impl Future<Output = T> + Send + 'a,
+    ) -> impl Future<Output = T> + Send + 'a {
+        match self {
+            // SAFETY: an Offload exists, so the call's future, which this one becomes part of,
+            // is polled on the calling thread to completion or dropped, never leaked
+            // (Offload::new).
+            Placement::CallingThread { offload: Some(_) } => Either::Left(unsafe { on_workers(piece) }),
+            _ => Either::Right(piece),
+        }
+    }
+
+    /// Whether [`Placement::spread`] runs pieces on the shared workers.
+    pub(crate) fn spreads(self) -> bool {
+        matches!(self, Placement::CallingThread { offload: Some(_) })
+    }
 }
 
 /// Permission for a future to hand work that borrows from it to the shared workers
@@ -208,7 +235,8 @@ pub struct Offload {
 impl Offload {
     /// # Safety
     ///
-    /// Every future this permission is given to (in a [`Placement`]) must be polled on a
+    /// Every future this permission is given to (in a [`Placement`], and so every future
+    /// [`Placement::spread`] makes with it) must be polled on a
     /// calling thread's runtime (not on a shared worker) and must be polled to completion or
     /// dropped before any borrow it holds ends — never leaked (`mem::forget`, `Box::leak`, a
     /// reference cycle). Passing the future straight to [`Placement::block_on`] or

@@ -6,7 +6,6 @@ use fasts3_engine::result_buffer::ResultBuffer;
 use fasts3_engine::Error;
 use crate::ffi::boundary::{bytes_mut, export, optional_cstr, out_ptr, utf8, Failure, FfiResult};
 use std::ffi::c_char;
-use fasts3_engine::runtime::Placement;
 use crate::ffi::cancel::{block_on_cancellable, cancel_ref, fasts3_cancel_token, on_calling_thread};
 use crate::ffi::client::{client_ref, fasts3_client};
 use crate::ffi::handles::{free_handle, handle_mut, handle_type, into_handle};
@@ -354,9 +353,11 @@ pub unsafe extern "C" fn fasts3_get_ranges(
                 .map(|r| ByteRange { offset: r.offset, len: r.length })
                 .collect()
         };
-        // On the shared workers, as a batch: the spans are many requests, received on every core.
-        let read = ranges::get_ranges(client, Placement::Workers, bucket, key, &wanted, buf, max_gap, options);
-        let got = block_on_cancellable(cancel, Placement::Workers, read)?;
+        // Driven from the calling thread, every span its own task on the shared workers: the
+        // spans are many requests, received on every core.
+        let placement = on_calling_thread();
+        let read = ranges::get_ranges(client, placement, bucket, key, &wanted, buf, max_gap, options);
+        let got = block_on_cancellable(cancel, placement, read)?;
         for (i, n) in got.into_iter().enumerate() {
             // SAFETY: `out_lengths` is non-NULL and writable for `count` values (the contract);
             // `got` has one entry per range, so i < count.
@@ -469,8 +470,10 @@ pub unsafe extern "C" fn fasts3_get_many(
             };
             batch.push(GetRequest { bucket, key, offset: r.offset, dest, options: ReadOptions::default() });
         }
-        let outcomes = block_on_cancellable(cancel, Placement::Workers, async {
-            Ok(get::get_many(client, Placement::Workers, batch).await)
+        // Driven from the calling thread, every read its own task on the shared workers.
+        let placement = on_calling_thread();
+        let outcomes = block_on_cancellable(cancel, placement, async {
+            Ok(get::get_many(client, placement, batch).await)
         });
         let outcomes = match outcomes {
             Ok(o) => o,

@@ -55,6 +55,8 @@ const CHUNK: usize = 64 * 1024;
 /// A PUT's answer of a shape not read as it comes is read whole up to this size (S3 answers
 /// a PUT with an empty body, or an error document well under 1 KiB); the rest is dropped.
 const MAX_BUFFERED: usize = 64 * 1024;
+/// How much one read of an unframed answer's body may take.
+const READ_MORE: usize = 16 * 1024;
 /// A request body up to this size is written together with the head, in one write.
 const WRITE_WITH_HEAD: usize = 64 * 1024;
 
@@ -96,7 +98,10 @@ impl Pool {
         let origin = format!("{}://{}", uri.scheme_str().unwrap_or("http"), uri.authority().map_or("", |a| a.as_str()));
         let mut io = match self.checkout(&origin) {
             Some(io) => io,
-            None => self.connect(uri, host).await?,
+            // Boxed: a connection attempt's state (TLS handshake, proxy tunnel) is most of
+            // this future's size, and every request's future would otherwise carry it inline
+            // and be copied whole each time it moves (into a task, a batch's list).
+            None => Box::pin(self.connect(uri, host)).await?,
         };
         let sending = |e: io::Error| before_response(&e, "sending the request failed");
         let mut head = request_head(request);
@@ -430,10 +435,14 @@ async fn read_more(io: &mut Conn, raw: &mut Vec<u8>, stall_grace: Duration) -> R
 
 /// Append the next bytes the server sends to `raw`: false at the end of the stream.
 async fn read_more_or_end(io: &mut Conn, raw: &mut Vec<u8>, stall_grace: Duration) -> Result<bool> {
-    let mut chunk = [0u8; 16 * 1024];
-    let n = read_body_bytes(io, &mut chunk, stall_grace).await?;
-    raw.extend_from_slice(&chunk[..n]);
-    Ok(n > 0)
+    // Read straight into `raw`'s tail: a buffer on the stack here would be held across the
+    // await, making every request's future (this is reachable from `Pool::send`) that much
+    // larger, and futures are copied whole when they move.
+    let filled = raw.len();
+    raw.resize(filled + READ_MORE, 0);
+    let read = read_body_bytes(io, &mut raw[filled..], stall_grace).await;
+    raw.truncate(filled + *read.as_ref().unwrap_or(&0));
+    Ok(read? > 0)
 }
 
 /// One read of body bytes into `dst`, failing if none comes within `stall_grace`. Ok(0): the

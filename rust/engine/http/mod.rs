@@ -94,6 +94,9 @@ pub(crate) struct DataPlane {
     /// Request bodies are `Full<Bytes>`: empty for GET and HEAD (hyper sends exactly what it
     /// sent for `Empty`: no body, no Content-Length), a part of the caller's data for uploads.
     http: HyperClient<Connector, Full<Bytes>>,
+    /// The same with no pool: every request on a new connection, closed after its answer
+    /// (`send_on_fresh_connection`).
+    unpooled: HyperClient<Connector, Full<Bytes>>,
     /// The connections GETs are sent on (see `direct`).
     direct: Arc<direct::Pool>,
     shared: Arc<Shared>,
@@ -119,6 +122,8 @@ struct Outgoing<'a> {
     query: &'a str,
     headers: &'a HeaderMap,
     body: Option<&'a Bytes>,
+    /// Sent on a new connection, never on a pooled one.
+    fresh_connection: bool,
 }
 
 /// Which object (and which version of it) a request is about.
@@ -165,8 +170,11 @@ impl DataPlane {
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_timer(hyper_util::rt::TokioTimer::new())
             .build(shared.connector.clone());
+        let unpooled = HyperClient::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
+            .build(shared.connector.clone());
         let direct = direct::Pool::new(shared.connector.clone(), POOL_IDLE_TIMEOUT);
-        DataPlane { http, direct, shared }
+        DataPlane { http, unpooled, direct, shared }
     }
 
     /// A data plane sharing this one's credentials and endpoints whose connections are not
@@ -175,18 +183,42 @@ impl DataPlane {
     /// drops every request body they still held: nothing of a call outlives it.
     pub fn scoped_to_call(&self) -> (DataPlane, Connections) {
         let (executor, connections) = scoped::executor();
-        let http = HyperClient::builder(executor)
+        let http = HyperClient::builder(executor.clone())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_timer(hyper_util::rt::TokioTimer::new())
             .build(self.shared.connector.clone());
+        let unpooled = HyperClient::builder(executor).pool_max_idle_per_host(0).build(self.shared.connector.clone());
         let direct = direct::Pool::new(self.shared.connector.clone(), POOL_IDLE_TIMEOUT);
-        (DataPlane { http, direct, shared: self.shared.clone() }, connections)
+        (DataPlane { http, unpooled, direct, shared: self.shared.clone() }, connections)
     }
 
     /// Send `request`, retrying as the policy says; a 2xx response is returned with its body
     /// unread, anything else becomes an [`Error`] carrying the S3 code and message.
     pub async fn send(&self, request: &ObjectRequest<'_>) -> Result<http::Response<Body>> {
-        let outgoing = Outgoing { method: &request.method, id: request.id, query: "", headers: &request.headers, body: None };
+        let outgoing = Outgoing {
+            method: &request.method,
+            id: request.id,
+            query: "",
+            headers: &request.headers,
+            body: None,
+            fresh_connection: false,
+        };
+        self.send_outgoing(&outgoing).await
+    }
+
+    /// `send`, on a new connection for every attempt: for a request whose answer settles
+    /// whether another answer can be trusted. A pooled connection may hold a stale answer a
+    /// misbehaving server left on it, read as the answer to whatever is sent next; a new
+    /// connection holds nothing but the answer to this request.
+    pub async fn send_on_fresh_connection(&self, request: &ObjectRequest<'_>) -> Result<http::Response<Body>> {
+        let outgoing = Outgoing {
+            method: &request.method,
+            id: request.id,
+            query: "",
+            headers: &request.headers,
+            body: None,
+            fresh_connection: true,
+        };
         self.send_outgoing(&outgoing).await
     }
 
@@ -201,6 +233,7 @@ impl DataPlane {
             query: request.query,
             headers: &request.headers,
             body: Some(&request.body),
+            fresh_connection: false,
         };
         self.send_outgoing(&outgoing).await
     }
@@ -272,7 +305,7 @@ impl DataPlane {
             http_request.headers_mut().insert(http::header::PROXY_AUTHORIZATION, auth);
         }
 
-        let response = self.exchange(http_request, endpoint).await?;
+        let response = self.exchange(http_request, endpoint, request.fresh_connection).await?;
         if response.status().is_success() {
             return Ok(Answer::Success(response));
         }
@@ -288,8 +321,13 @@ impl DataPlane {
     /// Send a signed request and wait for its response head (within the read timeout). A GET
     /// or PUT goes on `direct`'s connections unless it must be written for a plain-HTTP proxy,
     /// or a GET's answer has a shape only hyper reads (then it is sent again through hyper);
-    /// HEAD goes through hyper.
-    async fn exchange(&self, request: http::Request<Bytes>, endpoint: &endpoint::Resolved) -> Result<http::Response<Body>> {
+    /// HEAD goes through hyper. `fresh_connection`: through hyper, on a new connection.
+    async fn exchange(
+        &self,
+        request: http::Request<Bytes>,
+        endpoint: &endpoint::Resolved,
+        fresh_connection: bool,
+    ) -> Result<http::Response<Body>> {
         let read_timeout = self.shared.read_timeout;
         let grace = self.shared.stall_grace;
         let timed_out = || Error::new(ErrorKind::Timeout, format!("no response within the read timeout ({read_timeout:?})"));
@@ -297,7 +335,8 @@ impl DataPlane {
             Method::GET => self.shared.direct_get,
             Method::PUT => self.shared.direct_put,
             _ => false,
-        } && !self.shared.connector.via_http_proxy(request.uri());
+        } && !fresh_connection
+            && !self.shared.connector.via_http_proxy(request.uri());
         if direct {
             let sending = self.direct.send(&request, endpoint.host(), grace);
             match tokio::time::timeout(read_timeout, sending).await {
@@ -307,7 +346,8 @@ impl DataPlane {
                 Ok(Ok(None)) => {}
             }
         }
-        match tokio::time::timeout(read_timeout, self.http.request(request.map(Full::new))).await {
+        let client = if fresh_connection { &self.unpooled } else { &self.http };
+        match tokio::time::timeout(read_timeout, client.request(request.map(Full::new))).await {
             Err(_) => Err(timed_out()),
             Ok(Err(e)) => Err(send_error(e, endpoint)),
             Ok(Ok(response)) => Ok(response.map(|incoming| Body::new(incoming, grace))),
