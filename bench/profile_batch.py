@@ -11,15 +11,13 @@ then REPS batches, and prints the batch's MB/s, this process's CPU seconds per G
 many cores it kept busy (CPU / wall). Without ``--out``, each batch returns fresh arrays (as
 the benchmark's batch workload does, bench/run.py); they are dropped before the next one.
 With a perf file, ``perf record`` samples this process (all its threads) during the REPS
-batches only. The machine has no hardware counters, hence ``cpu-clock``; libfasts3 has no
-frame pointers, so for call chains through it set ``PERF_CALLGRAPH="--call-graph dwarf,16384"``.
+batches only (bench/perf_record.py: ``cpu-clock``; ``PERF_CALLGRAPH`` for call chains through
+libfasts3).
 """
 from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +35,7 @@ def main() -> int:
 
     import pyfasts3
     import servers
+    from perf_record import perf_record
 
     args = [a for a in sys.argv[1:] if a != "--out"]
     into_out = "--out" in sys.argv[1:]
@@ -60,20 +59,12 @@ def main() -> int:
             if any(bytes(memoryview(a)) != block for a in check[:: COUNT // 20]):
                 raise SystemExit("wrong bytes")
             del got, check
-            perf = None
-            if perf_out:
-                callgraph = os.environ.get("PERF_CALLGRAPH", "-g").split()
-                perf = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "2000", *callgraph, "-p",
-                                         str(os.getpid()), "-o", perf_out], stderr=subprocess.DEVNULL)
-                time.sleep(1)  # perf attaches to every thread
-            wall, cpu = time.perf_counter(), time.process_time()
-            for _ in range(reps):
-                got = client.get_many(paths, out=out)
-                del got
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            if perf:
-                perf.send_signal(signal.SIGINT)
-                perf.wait()
+            with perf_record(perf_out):
+                wall, cpu = time.perf_counter(), time.process_time()
+                for _ in range(reps):
+                    got = client.get_many(paths, out=out)
+                    del got
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             gb = reps * COUNT * SIZE / 1e9
             print(f"{gb / wall * 1e3:,.0f} MB/s, client CPU {cpu / gb:.3f} s/GB, "
                   f"{cpu / wall:.2f} cores busy ({'out=' if into_out else 'fresh arrays'})")

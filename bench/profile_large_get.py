@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +29,7 @@ def main() -> int:
 
     import pyfasts3
     import servers
+    from perf_record import perf_record
 
     reps = int(sys.argv[1]) if len(sys.argv) > 1 else 12
     perf_out = sys.argv[2] if len(sys.argv) > 2 else None
@@ -48,18 +47,11 @@ def main() -> int:
             client = pyfasts3.Client(lane.endpoint_url, region="us-east-1", anonymous=True)
             buf = np.empty(1 << 30, np.uint8)
             client.get_into(buf, "bkt/obj")
-            perf = None
-            if perf_out:
-                perf = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "2000", "-g", "-p",
-                                         str(os.getpid()), "-o", perf_out], stderr=subprocess.DEVNULL)
-                time.sleep(1)  # perf attaches to every thread
-            wall, cpu = time.perf_counter(), time.process_time()
-            for _ in range(reps):
-                client.get_into(buf, "bkt/obj")
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            if perf:
-                perf.send_signal(signal.SIGINT)
-                perf.wait()
+            with perf_record(perf_out):
+                wall, cpu = time.perf_counter(), time.process_time()
+                for _ in range(reps):
+                    client.get_into(buf, "bkt/obj")
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             print(f"{reps * 1024 / wall:.0f} MiB/s, client CPU {cpu / reps:.3f} s/GiB")
         finally:
             lane.stop()

@@ -35,7 +35,7 @@ use crate::client::{Client, Session};
 use crate::error::{Error, ErrorKind, Result};
 use crate::get_request::{self, Response, Validator};
 use crate::head;
-use crate::http::{Body, DirectBody, ObjectId};
+use crate::http::{Body, Connection, DirectBody, ObjectId};
 use crate::path::{check_bucket, check_key};
 use crate::runtime::Placement;
 use crate::result_buffer::ResultBuffer;
@@ -217,7 +217,7 @@ async fn read_once(
     let want = dest.max_len();
     if want == 0 {
         // Nothing to read, but a missing object (or another version) must still be reported.
-        let (_, found) = head::identity(session, id).await?;
+        let (_, found) = head::identity(session, id, Connection::Pooled).await?;
         if let Some(wanted) = wanted {
             wanted.check(&found)?;
         }
@@ -316,17 +316,18 @@ async fn read_once(
         return Ok(target.finish());
     }
     let first_part = fill_part(session, object, offset, first_buf, Some((first.body, permit)), None);
-    if placement.spreads() {
-        // The first body keeps streaming on this thread's connection; every other part is its
-        // own task on the shared workers, so a large object is received (and, over TLS,
-        // decrypted) on every core, not only on the calling thread.
-        let shared = client.shared_session().await?;
-        futures_util::future::try_join(first_part, fill_parts(&shared, placement, object, rest_start, rest, part_size))
-            .await?;
+    // The first body keeps streaming on this connection; when the placement spreads, every
+    // other part is its own task on the shared workers (with their session), so a large
+    // object is received (and, over TLS, decrypted) on every core, not only on this thread.
+    let shared;
+    let parts_session = if placement.spreads() {
+        shared = client.shared_session().await?;
+        &shared
     } else {
-        futures_util::future::try_join(first_part, fill_parts(session, placement, object, rest_start, rest, part_size))
-            .await?;
-    }
+        session
+    };
+    futures_util::future::try_join(first_part, fill_parts(parts_session, placement, object, rest_start, rest, part_size))
+        .await?;
 
     if mode == ChecksumMode::Required && announced.is_none() {
         // Ranged GETs carry no checksum on AWS: ask HEAD, pinned to the same version.
@@ -462,7 +463,7 @@ async fn first_request(
             // servers that answer ranged GETs of empty objects with 416). Confirm with a HEAD
             // on a new connection (see `confirm_whole_object`).
             drop(permit);
-            let (size, found) = head::identity_on_fresh_connection(session, id).await?;
+            let (size, found) = head::identity(session, id, Connection::Fresh).await?;
             if let Some(wanted) = wanted {
                 wanted.check(&found)?;
             }
@@ -544,7 +545,7 @@ struct WholeObjectSeen {
 /// for one more attempt from scratch. This costs one HEAD per read, on servers that ignore
 /// Range only; a server that refuses HEAD (405/501) leaves the 200 unconfirmed.
 async fn confirm_whole_object(session: &Session, id: ObjectId<'_>, seen: WholeObjectSeen) -> Result<()> {
-    let (size, head) = match head::identity_on_fresh_connection(session, id).await {
+    let (size, head) = match head::identity(session, id, Connection::Fresh).await {
         Ok(identity) => identity,
         // A plain HTTP server that ignores Range may not implement HEAD either: nothing to
         // confirm against, so the 200 stands as it is (docs/RELIABILITY.md, "Known limits").

@@ -4,7 +4,7 @@ use crate::checksum::{self, Announced};
 use crate::client::{Client, Session};
 use crate::error::{Error, ErrorKind, Result};
 use crate::get_request::{announced_checksum, content_length, header_str, Validator};
-use crate::http::{self, ObjectId, ObjectRequest};
+use crate::http::{self, Connection, ObjectId, ObjectRequest};
 use crate::page::ObjectPage;
 use crate::path::{check_bucket, check_key};
 use crate::runtime::Placement;
@@ -34,35 +34,19 @@ pub(crate) async fn head_object(session: &Session, id: ObjectId<'_>) -> Result<O
     Ok(page)
 }
 
-/// The object's size and version (ETag, Last-Modified), from a HEAD.
-pub(crate) async fn identity(session: &Session, id: ObjectId<'_>) -> Result<(u64, Validator)> {
-    let headers = send_head(session, id, HeaderMap::new(), Connection::Pooled).await?;
+/// The object's size and version (ETag, Last-Modified), from a HEAD on `connection`.
+/// [`Connection::Fresh`] when the HEAD settles whether a GET's odd answer (a 200 to a ranged
+/// GET, a 416) was the server's answer to that GET or a stale one a misbehaving server left on
+/// a pooled connection: a pooled connection could hand the HEAD such a stale answer too.
+pub(crate) async fn identity(session: &Session, id: ObjectId<'_>, connection: Connection) -> Result<(u64, Validator)> {
+    let headers = send_head(session, id, HeaderMap::new(), connection).await?;
     Ok((size_of(&headers)?, Validator::from_headers(&headers)?))
-}
-
-/// [`identity`] from a HEAD sent on a new connection, for when it must settle whether a GET's
-/// odd answer (a 200 to a ranged GET, a 416) was the server's answer to that GET or a stale
-/// one a misbehaving server left on a pooled connection: a pooled connection could hand the
-/// HEAD such a stale answer too.
-pub(crate) async fn identity_on_fresh_connection(session: &Session, id: ObjectId<'_>) -> Result<(u64, Validator)> {
-    let headers = send_head(session, id, HeaderMap::new(), Connection::Fresh).await?;
-    Ok((size_of(&headers)?, Validator::from_headers(&headers)?))
-}
-
-/// Which connection a HEAD goes on.
-enum Connection {
-    Pooled,
-    Fresh,
 }
 
 /// The response headers of a HEAD with `headers` added.
 async fn send_head(session: &Session, id: ObjectId<'_>, headers: HeaderMap, connection: Connection) -> Result<HeaderMap> {
     let request = ObjectRequest { method: Method::HEAD, id, headers };
-    let sent = match connection {
-        Connection::Pooled => session.plane.send(&request).await,
-        Connection::Fresh => session.plane.send_on_fresh_connection(&request).await,
-    };
-    match sent {
+    match session.plane.send_on(&request, connection).await {
         Ok(response) => Ok(response.into_parts().0.headers),
         // Boxed: the SDK call's state would otherwise sit inline in every HEAD's future
         // (and every read's, which may send one), for a path taken only on 404.

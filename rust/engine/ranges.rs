@@ -30,7 +30,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::get::{quoted, read_pinned, Destination, ReadOptions};
 use crate::get_request::Validator;
 use crate::head;
-use crate::http::ObjectId;
+use crate::http::{Connection, ObjectId};
 use crate::path::{check_bucket, check_key};
 use crate::runtime::Placement;
 use crate::window::Scatter;
@@ -94,7 +94,7 @@ async fn read_ranges(
     if_match: Option<&str>,
 ) -> Result<Vec<u64>> {
     // The HEAD runs where the call does, on that place's connections.
-    let (size, version) = head::identity(&client.session(placement).await?, id).await?;
+    let (size, version) = head::identity(&client.session(placement).await?, id, Connection::Pooled).await?;
     // Every span is a piece of the call: its own task on the workers when `placement` spreads.
     let (session, span_placement) = client.piece_session(placement).await;
     let session = &session?;

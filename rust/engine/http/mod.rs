@@ -74,6 +74,20 @@ pub(crate) struct Shared {
     direct_get: bool,
     /// PUTs go on `direct`'s connections too; `PYFASTS3_HYPER_PUT=1` sends them through hyper.
     direct_put: bool,
+    /// A hyper client with no pool, for [`Connection::Fresh`]: every request on a new
+    /// connection, closed after its answer. Having no pool, one serves every data plane.
+    unpooled: HyperClient<Connector, Full<Bytes>>,
+}
+
+/// Which connection a request goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Connection {
+    /// A pooled one when there is one (the normal case).
+    Pooled,
+    /// A new one, for a request whose answer settles whether another answer can be trusted:
+    /// a pooled connection may hold a stale answer a misbehaving server left on it, read as
+    /// the answer to whatever is sent next; a new one holds only the answer to this request.
+    Fresh,
 }
 
 /// What a data plane is built from (see `engine::client`).
@@ -94,9 +108,6 @@ pub(crate) struct DataPlane {
     /// Request bodies are `Full<Bytes>`: empty for GET and HEAD (hyper sends exactly what it
     /// sent for `Empty`: no body, no Content-Length), a part of the caller's data for uploads.
     http: HyperClient<Connector, Full<Bytes>>,
-    /// The same with no pool: every request on a new connection, closed after its answer
-    /// (`send_on_fresh_connection`).
-    unpooled: HyperClient<Connector, Full<Bytes>>,
     /// The connections GETs are sent on (see `direct`).
     direct: Arc<direct::Pool>,
     shared: Arc<Shared>,
@@ -122,8 +133,7 @@ struct Outgoing<'a> {
     query: &'a str,
     headers: &'a HeaderMap,
     body: Option<&'a Bytes>,
-    /// Sent on a new connection, never on a pooled one.
-    fresh_connection: bool,
+    connection: Connection,
 }
 
 /// Which object (and which version of it) a request is about.
@@ -150,12 +160,13 @@ impl DataPlane {
             signer: Signer::new(settings.credentials),
             endpoints: Endpoints::new(settings.endpoint),
             retry: settings.retry,
-            connector: settings.connector,
             read_timeout: settings.read_timeout,
             stall_grace: settings.stall_grace,
             user_agent,
             direct_get: std::env::var_os("PYFASTS3_HYPER_GET").is_none_or(|v| v != "1"),
             direct_put: std::env::var_os("PYFASTS3_HYPER_PUT").is_none_or(|v| v != "1"),
+            unpooled: HyperClient::builder(TokioExecutor::new()).pool_max_idle_per_host(0).build(settings.connector.clone()),
+            connector: settings.connector,
         };
         Ok(DataPlane::with_shared(Arc::new(shared)))
     }
@@ -170,11 +181,8 @@ impl DataPlane {
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_timer(hyper_util::rt::TokioTimer::new())
             .build(shared.connector.clone());
-        let unpooled = HyperClient::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(0)
-            .build(shared.connector.clone());
         let direct = direct::Pool::new(shared.connector.clone(), POOL_IDLE_TIMEOUT);
-        DataPlane { http, unpooled, direct, shared }
+        DataPlane { http, direct, shared }
     }
 
     /// A data plane sharing this one's credentials and endpoints whose connections are not
@@ -183,42 +191,23 @@ impl DataPlane {
     /// drops every request body they still held: nothing of a call outlives it.
     pub fn scoped_to_call(&self) -> (DataPlane, Connections) {
         let (executor, connections) = scoped::executor();
-        let http = HyperClient::builder(executor.clone())
+        let http = HyperClient::builder(executor)
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_timer(hyper_util::rt::TokioTimer::new())
             .build(self.shared.connector.clone());
-        let unpooled = HyperClient::builder(executor).pool_max_idle_per_host(0).build(self.shared.connector.clone());
         let direct = direct::Pool::new(self.shared.connector.clone(), POOL_IDLE_TIMEOUT);
-        (DataPlane { http, unpooled, direct, shared: self.shared.clone() }, connections)
+        (DataPlane { http, direct, shared: self.shared.clone() }, connections)
     }
 
     /// Send `request`, retrying as the policy says; a 2xx response is returned with its body
     /// unread, anything else becomes an [`Error`] carrying the S3 code and message.
     pub async fn send(&self, request: &ObjectRequest<'_>) -> Result<http::Response<Body>> {
-        let outgoing = Outgoing {
-            method: &request.method,
-            id: request.id,
-            query: "",
-            headers: &request.headers,
-            body: None,
-            fresh_connection: false,
-        };
-        self.send_outgoing(&outgoing).await
+        self.send_on(request, Connection::Pooled).await
     }
 
-    /// `send`, on a new connection for every attempt: for a request whose answer settles
-    /// whether another answer can be trusted. A pooled connection may hold a stale answer a
-    /// misbehaving server left on it, read as the answer to whatever is sent next; a new
-    /// connection holds nothing but the answer to this request.
-    pub async fn send_on_fresh_connection(&self, request: &ObjectRequest<'_>) -> Result<http::Response<Body>> {
-        let outgoing = Outgoing {
-            method: &request.method,
-            id: request.id,
-            query: "",
-            headers: &request.headers,
-            body: None,
-            fresh_connection: true,
-        };
+    /// `send` on `connection` (every attempt on a new one, for [`Connection::Fresh`]).
+    pub async fn send_on(&self, request: &ObjectRequest<'_>, connection: Connection) -> Result<http::Response<Body>> {
+        let outgoing = Outgoing { method: &request.method, id: request.id, query: "", headers: &request.headers, body: None, connection };
         self.send_outgoing(&outgoing).await
     }
 
@@ -233,7 +222,7 @@ impl DataPlane {
             query: request.query,
             headers: &request.headers,
             body: Some(&request.body),
-            fresh_connection: false,
+            connection: Connection::Pooled,
         };
         self.send_outgoing(&outgoing).await
     }
@@ -305,7 +294,7 @@ impl DataPlane {
             http_request.headers_mut().insert(http::header::PROXY_AUTHORIZATION, auth);
         }
 
-        let response = self.exchange(http_request, endpoint, request.fresh_connection).await?;
+        let response = self.exchange(http_request, endpoint, request.connection).await?;
         if response.status().is_success() {
             return Ok(Answer::Success(response));
         }
@@ -321,12 +310,12 @@ impl DataPlane {
     /// Send a signed request and wait for its response head (within the read timeout). A GET
     /// or PUT goes on `direct`'s connections unless it must be written for a plain-HTTP proxy,
     /// or a GET's answer has a shape only hyper reads (then it is sent again through hyper);
-    /// HEAD goes through hyper. `fresh_connection`: through hyper, on a new connection.
+    /// HEAD goes through hyper. [`Connection::Fresh`]: through hyper, on a new connection.
     async fn exchange(
         &self,
         request: http::Request<Bytes>,
         endpoint: &endpoint::Resolved,
-        fresh_connection: bool,
+        connection: Connection,
     ) -> Result<http::Response<Body>> {
         let read_timeout = self.shared.read_timeout;
         let grace = self.shared.stall_grace;
@@ -335,7 +324,7 @@ impl DataPlane {
             Method::GET => self.shared.direct_get,
             Method::PUT => self.shared.direct_put,
             _ => false,
-        } && !fresh_connection
+        } && connection == Connection::Pooled
             && !self.shared.connector.via_http_proxy(request.uri());
         if direct {
             let sending = self.direct.send(&request, endpoint.host(), grace);
@@ -346,7 +335,10 @@ impl DataPlane {
                 Ok(Ok(None)) => {}
             }
         }
-        let client = if fresh_connection { &self.unpooled } else { &self.http };
+        let client = match connection {
+            Connection::Pooled => &self.http,
+            Connection::Fresh => &self.shared.unpooled,
+        };
         match tokio::time::timeout(read_timeout, client.request(request.map(Full::new))).await {
             Err(_) => Err(timed_out()),
             Ok(Err(e)) => Err(send_error(e, endpoint)),
