@@ -19,16 +19,18 @@
 // Major ABI version: bumped on every incompatible change of the C ABI (a signature, a
 // struct layout, a meaning). A loader refuses a library whose major version differs from
 // the one it was written for. Version 2: every fallible call takes a trailing
-// `fasts3_error **err`; batch results carry a `fasts3_error *`.
-#define FASTS3_ABI_VERSION 2
+// `fasts3_error **err`; batch results carry a `fasts3_error *`. Version 3: `fasts3_get_request`
+// starts with `struct_size` and carries per-read `options` (ETag or version pin).
+#define FASTS3_ABI_VERSION 3
 
 // Minor ABI version: bumped when functions or options are added compatibly, and reset to 0
 // with each major version. A loader needs a minor version at least the one whose additions
 // it uses. Minor 1: the asynchronous interface (completion queues, `fasts3_submit_*`,
 // `fasts3_op_*`, `fasts3_completion_*`). Minor 2: `fasts3_completion_take_error` (a failed
 // op's error object, as blocking calls give it), `fasts3_completion_parts` (the parts an
-// async upload sent) and `fasts3_last_error_request_id`.
-#define FASTS3_ABI_MINOR_VERSION 2
+// async upload sent) and `fasts3_last_error_request_id`. Major version 3 starts again at 0
+// (its functions are those of 2.2).
+#define FASTS3_ABI_MINOR_VERSION 0
 
 // Result of a libfasts3 call. `FASTS3_OK` is 0; other codes are grouped by hundreds:
 // 1xx the caller's arguments, 2xx the object or bucket, 3xx transient transport problems,
@@ -223,7 +225,14 @@ typedef struct fasts3_range {
 // With `buf` non-NULL, bytes `[offset, offset + buf_len)` go into the caller's `buf`.
 // With `buf` NULL, libfasts3 allocates a result of up to `buf_len` bytes (`FASTS3_TO_END`
 // for the whole rest of the object), returned in the item's `fasts3_get_result.bytes`.
+//
+// Extensible: set `struct_size` to `sizeof(fasts3_get_request)` as your header declares it,
+// the same in every request of one call (libfasts3 steps through the array by it, so a
+// later header may add fields, which then take their defaults). Zero-fill each request
+// before setting fields (`= {0}` in C).
 typedef struct fasts3_get_request {
+  // `sizeof(fasts3_get_request)` of the caller's header.
+  size_t struct_size;
   const uint8_t *bucket;
   size_t bucket_len;
   const uint8_t *key;
@@ -231,6 +240,9 @@ typedef struct fasts3_get_request {
   uint64_t offset;
   uint8_t *buf;
   uint64_t buf_len;
+  // NULL, or this read's options (`fasts3_read_options`: pin it to the ETag a listing
+  // gave, or read a given version).
+  const struct fasts3_read_options *options;
 } fasts3_get_request;
 
 // Outcome of one read of a batch.
@@ -1007,12 +1019,18 @@ enum fasts3_status fasts3_get_ranges(const struct fasts3_client *client,
 // `FASTS3_CANCELLED` with its own `error` to release, and no write into any buffer
 // continues after return.
 //
+// A request's `options` may pin its read (`if_match`, `version_id`); a read of a changed
+// object then fails alone with `FASTS3_OBJECT_CHANGED`. Thread safety: any number of calls
+// may share `client`.
+//
 // # Safety
 // - `client` and `cancel` are not freed until this call returns.
 // - `requests` points to `count` readable `fasts3_get_request`s (or is NULL when `count` is
-//   0), not modified until this call returns; in each, `bucket`, `key` and `buf` meet the
+//   0), an array whose element size is the `struct_size` every request declares, not
+//   modified until this call returns; in each, `bucket`, `key` and `buf` meet the
 //   requirements of `fasts3_get_into` (a `buf` must not overlap `requests`, `results` or
-//   any string; overlapping buffers of two requests are refused).
+//   any string; overlapping buffers of two requests are refused), and `options` is NULL or
+//   as in `fasts3_get_into_with_options`.
 // - `results` points to `count` writable `fasts3_get_result`s (or is NULL when `count` is 0),
 //   overlapping no other argument.
 // - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).

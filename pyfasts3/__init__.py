@@ -42,12 +42,12 @@ from .errors import (
     Timeout,
     TlsError,
 )
-from .types import ObjectInfo
+from .types import ObjectInfo, Read
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Client", "ObjectInfo", "default_client",
+    "Client", "ObjectInfo", "Read", "default_client",
     "get_into", "get", "get_ranges", "get_many", "head", "list_keys", "list_objects",
     "put_from", "put", "delete", "delete_many", "copy", "PreconditionFailed",
     "S3Error", "NoSuchKey", "NoSuchBucket", "AccessDenied", "ObjectChanged", "Cancelled",

@@ -8,8 +8,8 @@ from .errors import S3Error, class_for_status_name
 
 # The C ABI this wrapper was written for: the library's major version must be this one
 # (fasts3_abi_version()), its minor version at least this one (fasts3_abi_minor_version()).
-ABI_VERSION = 2
-ABI_MINOR_VERSION = 2  # 1: the async interface (pyfasts3.aio); 2: completions' error objects and parts
+ABI_VERSION = 3  # 3: fasts3_get_request has struct_size and per-read options
+ABI_MINOR_VERSION = 0
 TO_END = 2**64 - 1  # FASTS3_TO_END
 
 _HERE = Path(__file__).resolve().parent

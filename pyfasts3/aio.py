@@ -348,13 +348,17 @@ async def get_many(client, items: Sequence[Any], *, out: Optional[Sequence[Any]]
             raise ValueError(f"out must be a sequence of {n} writable buffers, one per item")
     if n == 0:
         return []
+    # (bucket, key, offset, length, options) per item; a submit copies the options' strings,
+    # so they need only outlive the submits (`pins` keeps them until every one has started).
+    pins = [_read_options(r.if_match, r.version_id) for r in parsed]
+    items = [(*split_object(r.path), r.offset, r.length, options) for r, (options, _) in zip(parsed, pins)]
     if out is not None:
-        starts = [lambda q, i=i, p=p, buf=buf: _start_get_into(q, client, buf, p[0], p[1], p[2], ffi.NULL, p[3], i)
-                  for i, (p, buf) in enumerate(zip(parsed, out))]
+        starts = [lambda q, i=i, p=p, buf=buf: _start_get_into(q, client, buf, p[0], p[1], p[2], p[4], p[3], i)
+                  for i, (p, buf) in enumerate(zip(items, out))]
     else:
         starts = [lambda q, i=i, p=p: _start_get(q, client, p[0], p[1], p[2], TO_END if p[3] is None else p[3],
-                                                 ffi.NULL, i)
-                  for i, p in enumerate(parsed)]
+                                                 p[4], i)
+                  for i, p in enumerate(items)]
     return await _run(queue(), starts)
 
 

@@ -19,7 +19,7 @@ from . import _interrupt
 from ._lowlevel import TO_END, ffi, last_error, lib, rustcall, take_error
 from ._paths import split_object, split_prefix
 from .errors import S3Error
-from .types import ObjectInfo
+from .types import ObjectInfo, Read
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _UNKNOWN_TIME = -(2**63)
@@ -234,18 +234,25 @@ class _Upload:
             ffi.release(ptr)  # runs fasts3_upload_free
 
 
-def _batch_item(item: Any) -> Tuple[str, str, int, Optional[int]]:
-    """A get_many item -- a path, or (path, offset, length) -- as (bucket, key, offset, length)."""
+def _batch_item(item: Any) -> Read:
+    """A get_many item -- a path, a ``(path, offset, length)`` tuple, a :class:`Read`, or an
+    :class:`ObjectInfo` (the whole object, pinned to its ETag) -- as a checked Read whose
+    path is split later."""
     if isinstance(item, str):
-        return (*split_object(item), 0, None)
-    try:
-        path, offset, length = item
-    except (TypeError, ValueError):
-        raise TypeError(f"each item must be a path or a (path, offset, length) tuple, got {item!r}") from None
-    if not isinstance(path, str):
-        raise TypeError(f"each item's path must be a str, got {type(path).__name__}")
-    length = None if length is None else _non_negative("length", length)
-    return (*split_object(path), _non_negative("offset", offset), length)
+        return Read(item)
+    if isinstance(item, ObjectInfo):
+        return Read(f"{item.bucket}/{item.key}", if_match=item.etag or None)
+    if not isinstance(item, Read):
+        try:
+            path, offset, length = item
+        except (TypeError, ValueError):
+            raise TypeError("each item must be a path, a (path, offset, length) tuple, a pyfasts3.Read or an "
+                            f"ObjectInfo, got {item!r}") from None
+        item = Read(path, offset, length)
+    if not isinstance(item.path, str):
+        raise TypeError(f"each item's path must be a str, got {type(item.path).__name__}")
+    length = None if item.length is None else _non_negative("length", item.length)
+    return item._replace(offset=_non_negative("offset", item.offset), length=length)
 
 
 def _is_int(value: Any) -> bool:
@@ -633,9 +640,12 @@ class Client:
     def get_many(self, items: Sequence[Any], *, out: Optional[Sequence[Any]] = None) -> List[Any]:
         """Many reads at once, sharing this client's concurrency budget; results in order.
 
-        Each item is a path (the whole object) or a ``(path, offset, length)`` tuple
-        (``length`` None: to the end of the object): the safetensors / parquet-footer /
-        zarr-chunk pattern of many slices of many objects.
+        Each item is a path (the whole object), a ``(path, offset, length)`` tuple
+        (``length`` None: to the end of the object) -- the safetensors / parquet-footer /
+        zarr-chunk pattern of many slices of many objects -- a :class:`pyfasts3.Read`, which
+        may also pin its read to an ETag (``if_match``) or a version (``version_id``), or an
+        :class:`ObjectInfo` from :meth:`list` or :meth:`head`: the whole object, pinned to the
+        ETag listed (an object replaced since fails with ``ObjectChanged``).
 
         ``out=None``: returns one uint8 array per item, exactly as long as what was read.
         ``out``: one writable C-contiguous buffer per item (numpy arrays of any dtype,
@@ -660,12 +670,16 @@ class Client:
         requests = ffi.new("fasts3_get_request[]", n)
         keepalive = []
         with contextlib.ExitStack() as exports:
-            for i, (req, (bucket, key, offset, length)) in enumerate(zip(requests, reads)):
+            for i, (req, read) in enumerate(zip(requests, reads)):
+                bucket, key = split_object(read.path)
+                offset, length = read.offset, read.length
                 b = ffi.from_buffer("uint8_t[]", bucket.encode())
                 k = ffi.from_buffer("uint8_t[]", key.encode())
-                keepalive += (b, k)
+                options, keep = _read_options(read.if_match, read.version_id)
+                keepalive += (b, k, keep)
+                req.struct_size = ffi.sizeof("fasts3_get_request")
                 req.bucket, req.bucket_len, req.key, req.key_len = b, len(b), k, len(k)
-                req.offset = offset
+                req.offset, req.options = offset, options
                 if out is None:
                     req.buf, req.buf_len = ffi.NULL, TO_END if length is None else length
                     continue

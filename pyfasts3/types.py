@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Optional
+from typing import NamedTuple, Optional
 
 
 @dataclass(frozen=True)
@@ -20,3 +20,17 @@ class ObjectInfo:
     etag: str
     last_modified: Optional[datetime]
     content_type: Optional[str] = None
+
+
+class Read(NamedTuple):
+    """One read of :meth:`pyfasts3.Client.get_many`: ``length`` bytes of ``path`` from
+    ``offset`` (``length`` None: to the end of the object), optionally pinned to the ETag a
+    listing or HEAD gave (``if_match``: a changed object fails with ``ObjectChanged``) or to
+    a version (``version_id``). A plain ``(path, offset, length)`` tuple is the same read
+    without a pin."""
+
+    path: str
+    offset: int = 0
+    length: Optional[int] = None
+    if_match: Optional[str] = None
+    version_id: Optional[str] = None

@@ -71,6 +71,7 @@ class NativeRead:
             self._names = (ffi.from_buffer("uint8_t[]", self.bucket), ffi.from_buffer("uint8_t[]", self.key))
             self.requests = ffi.new("fasts3_get_request[]", 2)
             for i, req in enumerate(self.requests):
+                req.struct_size = ffi.sizeof("fasts3_get_request")
                 req.bucket, req.bucket_len = self._names[0], len(self.bucket)
                 req.key, req.key_len = self._names[1], len(self.key)
                 req.offset = i * half

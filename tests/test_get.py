@@ -5,6 +5,7 @@ multi-part path (first ranged GET, then concurrent If-Match parts).
 """
 from __future__ import annotations
 
+import asyncio
 import gc
 from concurrent.futures import ThreadPoolExecutor
 
@@ -376,6 +377,35 @@ def test_get_many_items_with_offset_and_length(client, put):
     got = client.get_many([pa, (pa, PART - 3, PART + 10), (pb, 100, None), (pa, len(a) - 8, 8),
                            (pb, 10, 10**9), (pa, len(a) + 5, 4), (pb, 0, 0)])
     assert [g.tobytes() for g in got] == [a, a[PART - 3:2 * PART + 7], b[100:], a[-8:], b[10:], b"", b""]
+
+
+def test_get_many_items_pinned_to_a_listing_or_an_etag(client, put, s3, bucket):
+    """Items from a listing read the version listed; a pyfasts3.Read pins any slice to an
+    ETag. A changed object fails its own item with ObjectChanged, never with other bytes."""
+    a, b = payload(3 * PART + 5, seed=36), payload(PART // 2, seed=37)
+    pa, pb = put("pin/a", a), put("pin/b", b)
+    listed = sorted(client.list_objects(f"{bucket}/pin/"), key=lambda info: info.key)
+    got = client.get_many(listed)
+    assert [g.tobytes() for g in got] == [a, b]
+    old_b = listed[1].etag
+    b2 = payload(PART // 2, seed=38)
+    s3.put_object(Bucket=bucket, Key="pin/b", Body=b2)
+    with pytest.raises(pyfasts3.ObjectChanged) as raised:
+        client.get_many(listed)
+    assert raised.value.key == "pin/b"
+    new_b = client.head(pb).etag
+    out = [np.zeros(10, np.uint8), np.zeros(PART, np.uint8)]
+    reads = [pyfasts3.Read(pb, 5, 10, if_match=new_b), pyfasts3.Read(pa, PART - 3, None, if_match=listed[0].etag)]
+    assert client.get_many(reads, out=out) == [10, PART]
+    assert out[0].tobytes() == b2[5:15] and out[1].tobytes() == a[PART - 3:2 * PART - 3]
+    stale = [pyfasts3.Read(pa), pyfasts3.Read(pb, 0, 100, if_match=old_b)]
+    with pytest.raises(pyfasts3.ObjectChanged) as raised:
+        client.get_many(stale)
+    assert raised.value.key == "pin/b" and "request 1" in str(raised.value)
+    with pytest.raises(pyfasts3.ObjectChanged) as raised:
+        asyncio.run(client.get_many_async(stale))
+    assert "request 1" in str(raised.value)
+    assert [g.tobytes() for g in asyncio.run(client.get_many_async(reads))] == [b2[5:15], a[PART - 3:]]
 
 
 def test_get_many_into_caller_buffers(client, put):

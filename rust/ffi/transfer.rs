@@ -371,9 +371,17 @@ pub unsafe extern "C" fn fasts3_get_ranges(
 /// With `buf` non-NULL, bytes `[offset, offset + buf_len)` go into the caller's `buf`.
 /// With `buf` NULL, libfasts3 allocates a result of up to `buf_len` bytes (`FASTS3_TO_END`
 /// for the whole rest of the object), returned in the item's `fasts3_get_result.bytes`.
+///
+/// Extensible: set `struct_size` to `sizeof(fasts3_get_request)` as your header declares it,
+/// the same in every request of one call (libfasts3 steps through the array by it, so a
+/// later header may add fields, which then take their defaults). Zero-fill each request
+/// before setting fields (`= {0}` in C).
 #[allow(non_camel_case_types)]
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub struct fasts3_get_request {
+    /// `sizeof(fasts3_get_request)` of the caller's header.
+    pub struct_size: usize,
     pub bucket: *const u8,
     pub bucket_len: usize,
     pub key: *const u8,
@@ -381,6 +389,52 @@ pub struct fasts3_get_request {
     pub offset: u64,
     pub buf: *mut u8,
     pub buf_len: u64,
+    /// NULL, or this read's options (`fasts3_read_options`: pin it to the ETag a listing
+    /// gave, or read a given version).
+    pub options: *const fasts3_read_options,
+}
+
+/// Every caller's request has at least the fields of this first versioned layout.
+const GET_REQUEST_MIN_SIZE: usize = std::mem::size_of::<fasts3_get_request>();
+
+/// Copies of the `count` requests at `requests`, stepping through the caller's array by the
+/// `struct_size` its first request declares (every request must declare the same).
+///
+/// # Safety
+/// `requests` is non-NULL and points to `count` requests laid out as a C array whose element
+/// size is the first request's `struct_size`, each starting with that `size_t`, readable and
+/// unchanged until this function returns.
+unsafe fn read_requests(requests: *const fasts3_get_request, count: usize) -> FfiResult<Vec<fasts3_get_request>> {
+    let base = requests.cast::<u8>();
+    // SAFETY: non-NULL and starts with a readable size_t (the contract); unaligned-safe read.
+    let stride = unsafe { std::ptr::read_unaligned(base.cast::<usize>()) };
+    if stride < GET_REQUEST_MIN_SIZE {
+        return Err(Error::invalid(format!(
+            "requests[0].struct_size is {stride}: set it to sizeof(fasts3_get_request) ({GET_REQUEST_MIN_SIZE} here)"
+        ))
+        .into());
+    }
+    if stride.checked_mul(count).is_none_or(|n| n > isize::MAX as usize) {
+        return Err(Error::invalid(format!("{count} requests of {stride} bytes do not fit in memory")).into());
+    }
+    let mut copies = Vec::with_capacity(count);
+    for i in 0..count {
+        // SAFETY: request i starts i * stride bytes into the caller's array of `count`
+        // requests of `stride` bytes (the contract; the product was checked above).
+        let at = unsafe { base.add(i * stride) };
+        // SAFETY: each request starts with a readable size_t (the contract).
+        let declared = unsafe { std::ptr::read_unaligned(at.cast::<usize>()) };
+        if declared != stride {
+            return Err(Error::invalid(format!(
+                "request {i}: struct_size is {declared}, request 0's is {stride}: every request of one call has the same"
+            ))
+            .into());
+        }
+        // SAFETY: `stride` >= size_of::<fasts3_get_request>() bytes are readable at `at` (the
+        // contract), and every field (integers, raw pointers) is valid for any bytes.
+        copies.push(unsafe { std::ptr::read_unaligned(at.cast::<fasts3_get_request>()) });
+    }
+    Ok(copies)
 }
 
 /// Outcome of one read of a batch.
@@ -410,12 +464,18 @@ pub struct fasts3_get_result {
 /// `FASTS3_CANCELLED` with its own `error` to release, and no write into any buffer
 /// continues after return.
 ///
+/// A request's `options` may pin its read (`if_match`, `version_id`); a read of a changed
+/// object then fails alone with `FASTS3_OBJECT_CHANGED`. Thread safety: any number of calls
+/// may share `client`.
+///
 /// # Safety
 /// - `client` and `cancel` are not freed until this call returns.
 /// - `requests` points to `count` readable `fasts3_get_request`s (or is NULL when `count` is
-///   0), not modified until this call returns; in each, `bucket`, `key` and `buf` meet the
+///   0), an array whose element size is the `struct_size` every request declares, not
+///   modified until this call returns; in each, `bucket`, `key` and `buf` meet the
 ///   requirements of `fasts3_get_into` (a `buf` must not overlap `requests`, `results` or
-///   any string; overlapping buffers of two requests are refused).
+///   any string; overlapping buffers of two requests are refused), and `options` is NULL or
+///   as in `fasts3_get_into_with_options`.
 /// - `results` points to `count` writable `fasts3_get_result`s (or is NULL when `count` is 0),
 ///   overlapping no other argument.
 /// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
@@ -440,10 +500,10 @@ pub unsafe extern "C" fn fasts3_get_many(
         if results.is_null() {
             return Err(Failure::null("results"));
         }
-        // SAFETY: non-NULL, `count` readable requests, unchanged during the call (this
-        // function's contract; a C array of them is aligned and smaller than isize::MAX).
-        let raw = unsafe { std::slice::from_raw_parts(requests, count) };
-        check_disjoint(raw)?;
+        // SAFETY: non-NULL, `count` readable requests laid out by their `struct_size`,
+        // unchanged during the call (this function's contract).
+        let raw = unsafe { read_requests(requests, count) }?;
+        check_disjoint(&raw)?;
         let mut batch = Vec::with_capacity(count);
         let mut objects = Vec::with_capacity(count);
         for (i, r) in raw.iter().enumerate() {
@@ -468,7 +528,10 @@ pub unsafe extern "C" fn fasts3_get_many(
                 // (check_disjoint) nor any other argument (the contract).
                 Destination::Caller(unsafe { bytes_mut(r.buf, len, "buf") }.map_err(at)?)
             };
-            batch.push(GetRequest { bucket, key, offset: r.offset, dest, options: ReadOptions::default() });
+            // SAFETY: NULL or a readable `fasts3_read_options` with NULL or NUL-terminated
+            // strings, unchanged during the call (this function's contract).
+            let options = unsafe { read_options(r.options) }.map_err(at)?;
+            batch.push(GetRequest { bucket, key, offset: r.offset, dest, options });
         }
         // Driven from the calling thread, every read its own task on the shared workers.
         let placement = on_calling_thread();

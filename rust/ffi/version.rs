@@ -6,16 +6,18 @@ use std::ffi::{c_char, CStr};
 /// Major ABI version: bumped on every incompatible change of the C ABI (a signature, a
 /// struct layout, a meaning). A loader refuses a library whose major version differs from
 /// the one it was written for. Version 2: every fallible call takes a trailing
-/// `fasts3_error **err`; batch results carry a `fasts3_error *`.
-pub const FASTS3_ABI_VERSION: u32 = 2;
+/// `fasts3_error **err`; batch results carry a `fasts3_error *`. Version 3: `fasts3_get_request`
+/// starts with `struct_size` and carries per-read `options` (ETag or version pin).
+pub const FASTS3_ABI_VERSION: u32 = 3;
 
 /// Minor ABI version: bumped when functions or options are added compatibly, and reset to 0
 /// with each major version. A loader needs a minor version at least the one whose additions
 /// it uses. Minor 1: the asynchronous interface (completion queues, `fasts3_submit_*`,
 /// `fasts3_op_*`, `fasts3_completion_*`). Minor 2: `fasts3_completion_take_error` (a failed
 /// op's error object, as blocking calls give it), `fasts3_completion_parts` (the parts an
-/// async upload sent) and `fasts3_last_error_request_id`.
-pub const FASTS3_ABI_MINOR_VERSION: u32 = 2;
+/// async upload sent) and `fasts3_last_error_request_id`. Major version 3 starts again at 0
+/// (its functions are those of 2.2).
+pub const FASTS3_ABI_MINOR_VERSION: u32 = 0;
 
 /// The major ABI version this library implements (`FASTS3_ABI_VERSION` of its header).
 #[no_mangle]

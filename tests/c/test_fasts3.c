@@ -825,7 +825,9 @@ static void test_get_many(const fasts3_client *c) {
     memset(small, 0xEE, 200);
     const uint8_t *b = (const uint8_t *)g.bucket;
     size_t bl = strlen(g.bucket);
-#define REQ(key, off, buf, len) {b, bl, (const uint8_t *)(key), strlen(key), (off), (buf), (len)}
+#define REQ(KEY, OFF, BUF, LEN)                                                                        \
+    {.struct_size = sizeof(fasts3_get_request), .bucket = b, .bucket_len = bl, .key = (const uint8_t *)(KEY), \
+     .key_len = strlen(KEY), .offset = (OFF), .buf = (BUF), .buf_len = (LEN)}
     fasts3_get_request reqs[] = {
         REQ("multi", 0, whole, MULTI_SIZE),                      /* 0: caller buffer, whole object */
         REQ("small", 0, NULL, FASTS3_TO_END),                    /* 1: allocated, whole object */
@@ -936,11 +938,66 @@ static void test_get_many(const fasts3_client *c) {
                  "get_many with an invalid UTF-8 key in request 1");
     CHECK(memcmp(untouched, sentinel, sizeof untouched) == 0, "  results untouched (nothing allocated)");
 
-    fasts3_get_request bad_bucket[] = {{(const uint8_t *)"\xfe", 1, (const uint8_t *)"small", 5, 0, NULL, FASTS3_TO_END}};
+    fasts3_get_request bad_bucket[] = {REQ("small", 0, NULL, FASTS3_TO_END)};
+    bad_bucket[0].bucket = (const uint8_t *)"\xfe";
+    bad_bucket[0].bucket_len = 1;
     memcpy(untouched, sentinel, sizeof untouched);
     CHECK_STATUS(fasts3_get_many(c, bad_bucket, 1, NULL, untouched, NULL), FASTS3_INVALID_ARGUMENT,
                  "get_many with an invalid UTF-8 bucket");
     CHECK(memcmp(untouched, sentinel, sizeof untouched) == 0, "  results untouched");
+
+    /* struct_size: the stride of the array, the same in every request, at least this header's. */
+    fasts3_get_request sizes[] = {REQ("small", 0, NULL, FASTS3_TO_END), REQ("small", 0, NULL, FASTS3_TO_END)};
+    sizes[1].struct_size = sizeof(fasts3_get_request) + 8;
+    memcpy(untouched, sentinel, sizeof untouched);
+    CHECK_STATUS(fasts3_get_many(c, sizes, 2, NULL, untouched, NULL), FASTS3_INVALID_ARGUMENT,
+                 "get_many with request 1's struct_size differing from request 0's");
+    CHECK(memcmp(untouched, sentinel, sizeof untouched) == 0, "  results untouched");
+    e = get_last_error();
+    CHECK(strstr(e.message, "request 1") != NULL && strstr(e.message, "struct_size") != NULL, "  message: \"%s\"",
+          e.message);
+    sizes[0].struct_size = sizes[1].struct_size = sizeof(size_t);
+    memcpy(untouched, sentinel, sizeof untouched);
+    CHECK_STATUS(fasts3_get_many(c, sizes, 2, NULL, untouched, NULL), FASTS3_INVALID_ARGUMENT,
+                 "get_many with struct_size smaller than this header's request");
+    CHECK(memcmp(untouched, sentinel, sizeof untouched) == 0, "  results untouched");
+
+    /* A later header's larger request (a field appended): libfasts3 steps by struct_size. */
+    struct later_request {
+        fasts3_get_request known;
+        uint64_t appended;
+    } later[2] = {{REQ("small", 0, NULL, FASTS3_TO_END), 0xFFFFFFFFFFFFFFFFull},
+                  {REQ("multi", 300000, window, 100000), 0xFFFFFFFFFFFFFFFFull}};
+    later[0].known.struct_size = later[1].known.struct_size = sizeof(struct later_request);
+    fasts3_get_result later_results[2];
+    memset(window, 0, 100000);
+    if (CHECK_STATUS(fasts3_get_many(c, &later[0].known, 2, NULL, later_results, NULL), FASTS3_OK,
+                     "get_many with requests of a later, larger layout")) {
+        CHECK(later_results[0].written == SMALL_SIZE && later_results[0].bytes != NULL &&
+                  later_results[1].written == 100000 && pattern_mismatch(window, 100000, 300000) < 0,
+              "  both read, each into its own place");
+        fasts3_bytes_free(later_results[0].bytes);
+    }
+
+    /* Per-read options: a read pinned to a wrong ETag fails alone; one pinned to the right
+       ETag (when the lane knows it) succeeds. */
+    fasts3_read_options stale = {.struct_size = sizeof stale, .if_match = "\"00000000000000000000000000000000\""};
+    fasts3_read_options current = {.struct_size = sizeof current, .if_match = g.small_etag};
+    fasts3_get_request pinned[] = {REQ("small", 0, NULL, FASTS3_TO_END), REQ("small", 0, NULL, FASTS3_TO_END)};
+    pinned[0].options = &current;
+    pinned[1].options = &stale;
+    fasts3_get_result pinned_results[2];
+    CHECK_STATUS(fasts3_get_many(c, pinned, 2, NULL, pinned_results, NULL), FASTS3_OBJECT_CHANGED,
+                 "get_many with request 1 pinned to another ETag");
+    CHECK(pinned_results[0].status == FASTS3_OK && pinned_results[0].written == SMALL_SIZE,
+          "  request 0 (pinned to %s) read", g.small_etag ? g.small_etag : "nothing");
+    CHECK(pinned_results[1].status == FASTS3_OBJECT_CHANGED && pinned_results[1].bytes == NULL &&
+              fasts3_error_status(pinned_results[1].error) == FASTS3_OBJECT_CHANGED,
+          "  request 1 failed alone with OBJECT_CHANGED");
+    for (size_t i = 0; i < 2; i++) {
+        fasts3_bytes_free(pinned_results[i].bytes);
+        fasts3_error_free(pinned_results[i].error);
+    }
 
     memcpy(untouched, sentinel, sizeof untouched);
     CHECK_STATUS(fasts3_get_many(NULL, reqs, 1, NULL, untouched, NULL), FASTS3_NULL_POINTER, "get_many(NULL client)");
@@ -998,8 +1055,8 @@ static void test_cancel(const fasts3_client *c) {
     const uint8_t *b = (const uint8_t *)g.bucket;
     size_t bl = strlen(g.bucket);
     fasts3_get_request reqs[2] = {
-        {b, bl, (const uint8_t *)"small", 5, 0, NULL, FASTS3_TO_END},
-        {b, bl, (const uint8_t *)"small", 5, 0, buf, sizeof buf},
+        {sizeof(fasts3_get_request), b, bl, (const uint8_t *)"small", 5, 0, NULL, FASTS3_TO_END, NULL},
+        {sizeof(fasts3_get_request), b, bl, (const uint8_t *)"small", 5, 0, buf, sizeof buf, NULL},
     };
     fasts3_get_result results[2];
     memset(results, 0xAB, sizeof results);
