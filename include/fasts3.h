@@ -91,10 +91,18 @@ typedef enum fasts3_status {
 } fasts3_status;
 
 // A byte buffer allocated by libfasts3 (the result of `fasts3_get`).
+//
+// Thread safety: any thread may use a buffer, one call at a time (`fasts3_bytes_data` and
+// `fasts3_bytes_free` must not overlap on one buffer); its data is plain memory, the
+// caller's to share between threads until `fasts3_bytes_free`.
 typedef struct fasts3_bytes fasts3_bytes;
 
 // A cancel token. Create with `fasts3_cancel_token_new`, release with
 // `fasts3_cancel_token_free`.
+//
+// Thread safety: a token may be given to any number of calls at once, on any threads, and
+// cancelled from any thread while they run; only `fasts3_cancel_token_free` must wait
+// until no call uses it.
 typedef struct fasts3_cancel_token fasts3_cancel_token;
 
 // An S3 client: configuration, credentials, connection pool and request budget.
@@ -105,6 +113,10 @@ typedef struct fasts3_client fasts3_client;
 // The outcome of one op, popped from its queue. Read it with the `fasts3_completion_*`
 // accessors, take a failed op's error object with `fasts3_completion_take_error`, release
 // it with `fasts3_completion_free`.
+//
+// Thread safety: the accessors and `fasts3_completion_take_error` do not modify it and may
+// be called from any thread, concurrently; `fasts3_completion_take_bytes` and
+// `fasts3_completion_free` need the completion to themselves.
 typedef struct fasts3_completion fasts3_completion;
 
 // A completion queue: where submitted ops leave their outcome. Create with
@@ -114,6 +126,9 @@ typedef struct fasts3_completion fasts3_completion;
 typedef struct fasts3_completion_queue fasts3_completion_queue;
 
 // Options for a client, filled with `fasts3_config_set`.
+//
+// Thread safety: `fasts3_config_set` and `fasts3_config_free` need the config to
+// themselves; `fasts3_client_new` calls on several threads may read one config at once.
 typedef struct fasts3_config fasts3_config;
 
 // The error of one failed call (or of one failed item of a batch): status, S3 error code,
@@ -130,14 +145,23 @@ typedef struct fasts3_config fasts3_config;
 // `fasts3_error_free` must not run while another thread still reads the error.
 typedef struct fasts3_error fasts3_error;
 
-// A listing in progress. Not thread-safe: use one cursor from one thread at a time.
+// A listing in progress.
+//
+// Thread safety: one call at a time per cursor (any thread may make it); different cursors,
+// even of one client, may be used concurrently.
 typedef struct fasts3_list_cursor fasts3_list_cursor;
 
 // Metadata of a set of objects: one listing page, or the single object of a HEAD.
+//
+// Thread safety: immutable once made; any threads may take and read views of one page at
+// once, but not during `fasts3_object_page_free`.
 typedef struct fasts3_object_page fasts3_object_page;
 
 // A submitted operation, to cancel it (`fasts3_op_cancel`). Release with `fasts3_op_free`,
 // before or after the op finished: freeing does not cancel it.
+//
+// Thread safety: `fasts3_op_cancel` may be called from any thread, concurrently;
+// `fasts3_op_free` only once no other call uses the op.
 typedef struct fasts3_op fasts3_op;
 
 // A multipart upload in progress. Create with `fasts3_upload_begin`, send parts with
@@ -291,6 +315,8 @@ extern "C" {
 //
 // Ownership: the caller owns `*out` and releases it with `fasts3_cancel_token_free`.
 //
+// Thread safety: any thread, concurrently with any other call.
+//
 // # Safety
 // - `out` is NULL or points to a writable `fasts3_cancel_token *`.
 // - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
@@ -325,6 +351,9 @@ void fasts3_cancel_token_cancel(const struct fasts3_cancel_token *token);
 // that is not a live token is reported on stderr and otherwise ignored (debug builds of
 // libfasts3 abort instead).
 //
+// Thread safety: may be called from any thread, concurrently with calls using the token;
+// only calls that start after it returns watch SIGINT.
+//
 // # Safety
 // - `token` is not freed until this call returns.
 void fasts3_cancel_token_watch_sigint(const struct fasts3_cancel_token *token);
@@ -333,6 +362,8 @@ void fasts3_cancel_token_watch_sigint(const struct fasts3_cancel_token *token);
 // A pointer that is not a live token (a double free) is reported on stderr and otherwise
 // ignored (debug builds of libfasts3 abort instead).
 //
+// Thread safety: any thread, once no call (on any thread) uses `token`.
+//
 // # Safety
 // - `token` is not in use by a call on another thread.
 void fasts3_cancel_token_free(struct fasts3_cancel_token *token);
@@ -340,6 +371,8 @@ void fasts3_cancel_token_free(struct fasts3_cancel_token *token);
 // Create an empty configuration (everything from the AWS environment) in `*out`.
 //
 // Ownership: the caller owns `*out` and releases it with `fasts3_config_free`.
+//
+// Thread safety: any thread, concurrently with any other call.
 //
 // # Safety
 // - `out` is NULL or points to a writable `fasts3_config *`.
@@ -377,7 +410,9 @@ enum fasts3_status fasts3_config_new(struct fasts3_config **out, struct fasts3_e
 //
 // Unknown names and unparsable values fail with `FASTS3_INVALID_ARGUMENT`; a `config` that
 // is not a live configuration (e.g. already freed) with `FASTS3_INVALID_HANDLE`.
-// Not thread-safe: do not set options of one config from two threads at once.
+// Thread safety: no other call may use `config` meanwhile (neither another
+// `fasts3_config_set` nor a `fasts3_client_new` reading it); different configs may be set
+// from different threads at once.
 //
 // # Safety
 // - `config` is not freed, nor used by another call, until this call returns.
@@ -392,6 +427,8 @@ enum fasts3_status fasts3_config_set(struct fasts3_config *config,
 // A pointer that is not a live configuration (a double free) is reported on stderr and
 // otherwise ignored (debug builds of libfasts3 abort instead).
 //
+// Thread safety: any thread, once no other call uses `config`.
+//
 // # Safety
 // - `config` is not in use by a call on another thread.
 void fasts3_config_free(struct fasts3_config *config);
@@ -404,6 +441,9 @@ void fasts3_config_free(struct fasts3_config *config);
 // After `fork()`, a child may keep using a client made by the parent: it transparently
 // rebuilds its runtime and connection pool.
 //
+// Thread safety: any thread; calls on several threads may read one `config` at once, but
+// not while `fasts3_config_set` changes it.
+//
 // # Safety
 // - `config` is not freed, nor changed by `fasts3_config_set`, until this call returns.
 // - `out` is NULL or points to a writable `fasts3_client *`.
@@ -412,16 +452,22 @@ enum fasts3_status fasts3_client_new(const struct fasts3_config *config,
                                      struct fasts3_client **out,
                                      struct fasts3_error **err);
 
-// Release a client. NULL is ignored. Must not be called while another thread is still in
-// a call on this client. Listing cursors made from it stay valid (they hold their own
-// reference). A pointer that is not a live client (a double free) is reported on stderr
-// and otherwise ignored (debug builds of libfasts3 abort instead).
+// Release a client. NULL is ignored. Listing cursors, uploads and ops made from it stay
+// valid (they hold their own reference). A pointer that is not a live client (a double
+// free) is reported on stderr and otherwise ignored (debug builds of libfasts3 abort
+// instead).
+//
+// Thread safety: any thread, but not while another thread is still in a call on this
+// client.
 //
 // # Safety
 // - `client` is not in use by a call on another thread.
 void fasts3_client_free(struct fasts3_client *client);
 
 // The status of the failed call. `FASTS3_OK` for NULL (no error).
+//
+// Thread safety: any thread, concurrently with the other accessors of `error` (it is
+// immutable); not during `fasts3_error_free(error)`.
 //
 // # Safety
 // - `error` is NULL or an error not freed until this call returns.
@@ -432,6 +478,9 @@ enum fasts3_status fasts3_error_status(const struct fasts3_error *error);
 //
 // Ownership: the string belongs to `error` and stays valid until `fasts3_error_free(error)`.
 //
+// Thread safety: any thread, concurrently with the other accessors of `error` (it is
+// immutable); not during `fasts3_error_free(error)`.
+//
 // # Safety
 // - `error` is NULL or an error not freed until this call returns.
 const char *fasts3_error_message(const struct fasts3_error *error);
@@ -440,11 +489,17 @@ const char *fasts3_error_message(const struct fasts3_error *error);
 // (a network error, an invalid argument). Never NULL. Same ownership as
 // `fasts3_error_message`.
 //
+// Thread safety: any thread, concurrently with the other accessors of `error` (it is
+// immutable); not during `fasts3_error_free(error)`.
+//
 // # Safety
 // - `error` is NULL or an error not freed until this call returns.
 const char *fasts3_error_code(const struct fasts3_error *error);
 
 // The HTTP status of the failing response; 0 when there was none (or for NULL).
+//
+// Thread safety: any thread, concurrently with the other accessors of `error` (it is
+// immutable); not during `fasts3_error_free(error)`.
 //
 // # Safety
 // - `error` is NULL or an error not freed until this call returns.
@@ -454,12 +509,18 @@ uint16_t fasts3_error_http_status(const struct fasts3_error *error);
 // or "" when there was no response or the server sent none. Never NULL. Same ownership as
 // `fasts3_error_message`.
 //
+// Thread safety: any thread, concurrently with the other accessors of `error` (it is
+// immutable); not during `fasts3_error_free(error)`.
+//
 // # Safety
 // - `error` is NULL or an error not freed until this call returns.
 const char *fasts3_error_request_id(const struct fasts3_error *error);
 
 // The bucket the failed call (or batch item) was about, or "" when it had none or failed
 // before reading it. Never NULL. Same ownership as `fasts3_error_message`.
+//
+// Thread safety: any thread, concurrently with the other accessors of `error` (it is
+// immutable); not during `fasts3_error_free(error)`.
 //
 // # Safety
 // - `error` is NULL or an error not freed until this call returns.
@@ -468,6 +529,9 @@ const char *fasts3_error_bucket(const struct fasts3_error *error);
 // The key the failed call (or batch item) was about, or "" when it had none (a listing, a
 // copy) or failed before reading it. Never NULL. Same ownership as `fasts3_error_message`.
 //
+// Thread safety: any thread, concurrently with the other accessors of `error` (it is
+// immutable); not during `fasts3_error_free(error)`.
+//
 // # Safety
 // - `error` is NULL or an error not freed until this call returns.
 const char *fasts3_error_key(const struct fasts3_error *error);
@@ -475,6 +539,8 @@ const char *fasts3_error_key(const struct fasts3_error *error);
 // Release an error and the strings its accessors returned. NULL is ignored. A pointer that
 // is not a live error (a double free) is reported on stderr and otherwise ignored (debug
 // builds of libfasts3 abort instead).
+//
+// Thread safety: any thread, once no other thread reads `error` or its strings.
 //
 // # Safety
 // - `error` is not in use by a call on another thread, and no string it returned is used
@@ -509,6 +575,8 @@ enum fasts3_status fasts3_head(const struct fasts3_client *client,
 // Ownership: the caller owns `*out` (release with `fasts3_list_cursor_free`). The cursor
 // keeps its own reference to the client, so it may outlive `client`'s handle.
 //
+// Thread safety: may run concurrently with other calls on `client`, from any thread.
+//
 // # Safety
 // - `client` is not freed until this call returns.
 // - `bucket` and `prefix` point to `bucket_len` and `prefix_len` readable bytes (or are NULL when
@@ -532,6 +600,9 @@ enum fasts3_status fasts3_list_cursor_new(const struct fasts3_client *client,
 // On failure the cursor does not advance, so the call can be retried. `cancel` may be NULL.
 //
 // Ownership: a non-NULL `*out` belongs to the caller (release with `fasts3_object_page_free`).
+//
+// Thread safety: one call at a time per cursor, from any thread; may run concurrently with
+// calls on other cursors and on the client.
 //
 // # Safety
 // - `cursor` is not freed, nor used by another call, until this call returns.
@@ -576,12 +647,17 @@ enum fasts3_status fasts3_list_all(const struct fasts3_client *client,
 // Release a cursor. NULL is ignored. A pointer that is not a live cursor (a double free)
 // is reported on stderr and otherwise ignored (debug builds of libfasts3 abort instead).
 //
+// Thread safety: any thread, once no other call uses `cursor`.
+//
 // # Safety
 // - `cursor` is not in use by a call on another thread.
 void fasts3_list_cursor_free(struct fasts3_list_cursor *cursor);
 
 // Fill `*out` with a view of `page`'s arrays. The pointers in the view borrow from `page`
 // and stay valid until `fasts3_object_page_free(page)`.
+//
+// Thread safety: any thread, concurrently with other views of `page`; not during
+// `fasts3_object_page_free(page)`.
 //
 // # Safety
 // - `page` is not freed until this call returns.
@@ -594,6 +670,8 @@ enum fasts3_status fasts3_object_page_get_view(const struct fasts3_object_page *
 // Release a page. NULL is ignored. A pointer that is not a live page (a double free) is
 // reported on stderr and otherwise ignored (debug builds of libfasts3 abort instead).
 //
+// Thread safety: any thread, once no other thread uses `page` or a view of it.
+//
 // # Safety
 // - `page` is not in use by a call on another thread, and no view of it is used afterwards.
 void fasts3_object_page_free(struct fasts3_object_page *page);
@@ -601,6 +679,8 @@ void fasts3_object_page_free(struct fasts3_object_page *page);
 // Create a completion queue in `*out`.
 //
 // Ownership: the caller owns `*out` and releases it with `fasts3_completion_queue_free`.
+//
+// Thread safety: any thread, concurrently with any other call.
 //
 // # Safety
 // - `out` is NULL or points to a writable `fasts3_completion_queue *`.
@@ -615,6 +695,9 @@ enum fasts3_status fasts3_completion_queue_new(struct fasts3_completion_queue **
 // Unixes; -1 on other systems (poll with `fasts3_completion_queue_pop` there), and for a
 // NULL or freed queue. Valid until `fasts3_completion_queue_free`.
 //
+// Thread safety: any thread, concurrently with other calls on `queue` (not
+// `fasts3_completion_queue_free`).
+//
 // # Safety
 // - `queue` is not freed until this call returns.
 int32_t fasts3_completion_queue_fd(const struct fasts3_completion_queue *queue);
@@ -625,6 +708,9 @@ int32_t fasts3_completion_queue_fd(const struct fasts3_completion_queue *queue);
 // to ops by `fasts3_completion_user_data`.
 //
 // Fails with `FASTS3_INVALID_ARGUMENT` in a forked child for a queue made before fork().
+//
+// Thread safety: any thread, concurrently with submits and other pops on `queue`: each
+// completion is popped by exactly one of them.
 //
 // # Safety
 // - `queue` is not freed until this call returns.
@@ -641,6 +727,9 @@ enum fasts3_status fasts3_completion_queue_pop(const struct fasts3_completion_qu
 // valid. NULL is ignored; a pointer that is not a live queue (a double free) is reported on
 // stderr and otherwise ignored (debug builds of libfasts3 abort instead). In a forked child,
 // a queue made before fork() is released without waiting (its ops ran in the parent).
+//
+// Thread safety: any thread, once no other call uses `queue` (no submit, pop or fd call on
+// it is running).
 //
 // # Safety
 // - `queue` is not in use by a call on another thread.
@@ -750,9 +839,11 @@ enum fasts3_status fasts3_submit_put_from(const struct fasts3_client *client,
 
 // Cancel the op: it stops at its next step, and its completion says `FASTS3_CANCELLED`
 // (unless it had finished already; then nothing changes). As always, the completion is
-// queued only once the op no longer touches its buffer. May be called from any thread, any
-// number of times. NULL is ignored; a pointer that is not a live op (already freed) is
-// reported on stderr and otherwise ignored (debug builds of libfasts3 abort instead).
+// queued only once the op no longer touches its buffer. NULL is ignored; a pointer that is
+// not a live op (already freed) is reported on stderr and otherwise ignored (debug builds
+// of libfasts3 abort instead).
+//
+// Thread safety: may be called from any thread, any number of times, concurrently.
 //
 // # Safety
 // - `op` is not freed until this call returns.
@@ -761,11 +852,17 @@ void fasts3_op_cancel(const struct fasts3_op *op);
 // Release an op handle. Does not cancel the op: its completion still arrives. NULL is
 // ignored; a double free is reported on stderr and otherwise ignored (debug builds abort).
 //
+// Thread safety: any thread, once no other call uses `op` (e.g. a `fasts3_op_cancel`).
+//
 // # Safety
 // - `op` is not in use by a call on another thread.
 void fasts3_op_free(struct fasts3_op *op);
 
 // The `user_data` the op was submitted with (0 for a NULL or freed completion).
+//
+// Thread safety: any thread, concurrently with the other accessors and
+// `fasts3_completion_take_error` (the completion is not modified); not during
+// `fasts3_completion_take_bytes` or `fasts3_completion_free` of it.
 //
 // # Safety
 // - `completion` is not freed until this call returns.
@@ -775,12 +872,20 @@ uint64_t fasts3_completion_user_data(const struct fasts3_completion *completion)
 // (`FASTS3_CANCELLED` after `fasts3_op_cancel`). For a NULL completion `FASTS3_NULL_POINTER`,
 // for one that is not live `FASTS3_INVALID_HANDLE` (no op reports either).
 //
+// Thread safety: any thread, concurrently with the other accessors and
+// `fasts3_completion_take_error` (the completion is not modified); not during
+// `fasts3_completion_take_bytes` or `fasts3_completion_free` of it.
+//
 // # Safety
 // - `completion` is not freed until this call returns.
 enum fasts3_status fasts3_completion_status(const struct fasts3_completion *completion);
 
 // Bytes written into the caller's buffer (`fasts3_submit_get_into`), read into the allocated
 // result (`fasts3_submit_get`) or uploaded (`fasts3_submit_put_from`); 0 when the op failed.
+//
+// Thread safety: any thread, concurrently with the other accessors and
+// `fasts3_completion_take_error` (the completion is not modified); not during
+// `fasts3_completion_take_bytes` or `fasts3_completion_free` of it.
 //
 // # Safety
 // - `completion` is not freed until this call returns.
@@ -791,6 +896,10 @@ uint64_t fasts3_completion_written(const struct fasts3_completion *completion);
 // by the completion: valid until `fasts3_completion_free`, whether or not its error object
 // was taken (and freed) meanwhile.
 //
+// Thread safety: any thread, concurrently with the other accessors and
+// `fasts3_completion_take_error` (the completion is not modified); not during
+// `fasts3_completion_take_bytes` or `fasts3_completion_free` of it.
+//
 // # Safety
 // - `completion` is not freed while the returned string is in use.
 const char *fasts3_completion_message(const struct fasts3_completion *completion);
@@ -798,11 +907,19 @@ const char *fasts3_completion_message(const struct fasts3_completion *completion
 // The S3 error code of the failure (`NoSuchKey`...), `""` when there was none. Owned by the
 // completion, like `fasts3_completion_message`.
 //
+// Thread safety: any thread, concurrently with the other accessors and
+// `fasts3_completion_take_error` (the completion is not modified); not during
+// `fasts3_completion_take_bytes` or `fasts3_completion_free` of it.
+//
 // # Safety
 // - `completion` is not freed while the returned string is in use.
 const char *fasts3_completion_code(const struct fasts3_completion *completion);
 
 // The HTTP status of the failing response, 0 when there was none (or on success).
+//
+// Thread safety: any thread, concurrently with the other accessors and
+// `fasts3_completion_take_error` (the completion is not modified); not during
+// `fasts3_completion_take_bytes` or `fasts3_completion_free` of it.
 //
 // # Safety
 // - `completion` is not freed until this call returns.
@@ -828,6 +945,10 @@ struct fasts3_error *fasts3_completion_take_error(struct fasts3_completion *comp
 // `out_parts` counts them: 0 for a single PUT. 0 for other ops, failed ops, and a NULL or
 // freed completion.
 //
+// Thread safety: any thread, concurrently with the other accessors and
+// `fasts3_completion_take_error` (the completion is not modified); not during
+// `fasts3_completion_take_bytes` or `fasts3_completion_free` of it.
+//
 // # Safety
 // - `completion` is not freed until this call returns.
 uint32_t fasts3_completion_parts(const struct fasts3_completion *completion);
@@ -835,6 +956,8 @@ uint32_t fasts3_completion_parts(const struct fasts3_completion *completion);
 // Move the allocated result of a successful `fasts3_submit_get` out of the completion:
 // `*out` is the buffer (owned by the caller: release it with `fasts3_bytes_free`), or NULL
 // when there is none (another kind of op, a failed op, or taken already).
+//
+// Thread safety: any thread, but no other call may use `completion` meanwhile.
 //
 // # Safety
 // - `completion` is not freed, nor used by another call, until this call returns.
@@ -846,6 +969,9 @@ enum fasts3_status fasts3_completion_take_bytes(struct fasts3_completion *comple
 
 // Release a completion (and a result not taken from it). NULL is ignored; a double free is
 // reported on stderr and otherwise ignored (debug builds of libfasts3 abort instead).
+//
+// Thread safety: any thread, once no other call uses `completion` and none of its strings
+// is in use.
 //
 // # Safety
 // - `completion` is not in use by a call on another thread, nor its strings.
@@ -893,6 +1019,8 @@ enum fasts3_status fasts3_get_into(const struct fasts3_client *client,
 // `fasts3_get_into` with read options (NULL for the defaults): pin the read to an ETag or
 // read a given version.
 //
+// Thread safety: may run concurrently with other calls on `client`, from any thread.
+//
 // # Safety
 // As for `fasts3_get_into`, and `options` is NULL or points to a `fasts3_read_options`
 // whose `struct_size` bytes are readable and whose strings are NULL or NUL-terminated, all
@@ -916,6 +1044,8 @@ enum fasts3_status fasts3_get_into_with_options(const struct fasts3_client *clie
 //
 // Ownership: on success the caller owns `*out` and releases it with `fasts3_bytes_free`.
 //
+// Thread safety: may run concurrently with other calls on `client`, from any thread.
+//
 // # Safety
 // - `client` and `cancel` are not freed until this call returns.
 // - `bucket` and `key` point to `bucket_len` and `key_len` readable bytes (or are NULL when
@@ -937,6 +1067,8 @@ enum fasts3_status fasts3_get(const struct fasts3_client *client,
 //
 // Ownership: on success the caller owns `*out` and releases it with `fasts3_bytes_free`.
 //
+// Thread safety: may run concurrently with other calls on `client`, from any thread.
+//
 // # Safety
 // As for `fasts3_get`, and `options` as for `fasts3_get_into_with_options`.
 enum fasts3_status fasts3_get_with_options(const struct fasts3_client *client,
@@ -954,6 +1086,9 @@ enum fasts3_status fasts3_get_with_options(const struct fasts3_client *client,
 // The contents of `bytes`: `*out_data` (never NULL, even when empty) and `*out_len`.
 // The data stays valid, and writable by the caller, until `fasts3_bytes_free`.
 //
+// Thread safety: any thread, one call at a time per `bytes` (not concurrently with another
+// `fasts3_bytes_data` or `fasts3_bytes_free` of it).
+//
 // # Safety
 // - `bytes` is not freed, nor used by another call, until this call returns.
 // - `out_data` is NULL or points to a writable `uint8_t *`; `out_len` is NULL or points to a
@@ -967,6 +1102,8 @@ enum fasts3_status fasts3_bytes_data(struct fasts3_bytes *bytes,
 // Release a buffer from `fasts3_get` or `fasts3_get_many`. NULL is ignored. A pointer that
 // is not a live buffer (a double free) is reported on stderr and otherwise ignored (debug
 // builds of libfasts3 abort instead).
+//
+// Thread safety: any thread, once no other call uses `bytes`.
 //
 // # Safety
 // - `bytes` is not in use by a call on another thread, and its data is no longer used.
@@ -982,6 +1119,8 @@ void fasts3_bytes_free(struct fasts3_bytes *bytes);
 // On success `out_lengths[i]` is how many bytes range `i` got: its `length`, or fewer where
 // the object ends first (bytes of its slice past that are left as they were). On failure
 // `buf`'s contents are unspecified and `out_lengths` untouched.
+//
+// Thread safety: may run concurrently with other calls on `client`, from any thread.
 //
 // # Safety
 // - `client`, `cancel` and `options` as for `fasts3_get_into_with_options`; `bucket`, `key`
@@ -1049,6 +1188,8 @@ enum fasts3_status fasts3_get_many(const struct fasts3_client *client,
 // Ownership: on success the caller owns `*out` and releases it with `fasts3_upload_free`.
 // The upload keeps the client alive (it may be freed first).
 //
+// Thread safety: may run concurrently with other calls on `client`, from any thread.
+//
 // # Safety
 // - `client` and `cancel` (NULL allowed) are not freed until this call returns.
 // - `bucket` and `key` point to `bucket_len` and `key_len` readable bytes.
@@ -1074,6 +1215,9 @@ enum fasts3_status fasts3_upload_begin(const struct fasts3_client *client,
 // after a smaller one is refused with `FASTS3_INVALID_ARGUMENT`. A part holds 1 byte to
 // 5 GiB; an upload has at most 10,000 parts.
 //
+// Thread safety: one call at a time per upload, from any thread; may run concurrently with
+// calls on other uploads and on the client.
+//
 // # Safety
 // - `upload` is a live upload not used by another call meanwhile; `cancel` (NULL allowed)
 //   is not freed until this call returns.
@@ -1092,6 +1236,9 @@ enum fasts3_status fasts3_upload_write_part(struct fasts3_upload *upload,
 // `fasts3_upload_free` aborts it. Either way the upload cannot be written to afterwards;
 // release it with `fasts3_upload_free`.
 //
+// Thread safety: one call at a time per upload, from any thread; may run concurrently with
+// calls on other uploads and on the client.
+//
 // # Safety
 // - `upload` is a live upload not used by another call meanwhile; `cancel` (NULL allowed)
 //   is not freed until this call returns.
@@ -1107,19 +1254,27 @@ enum fasts3_status fasts3_upload_finish(struct fasts3_upload *upload,
 // request itself failed; that is reported on stderr). NULL is ignored; a pointer that is not
 // a live upload is reported on stderr and otherwise ignored (debug builds abort instead).
 //
+// Thread safety: any thread, once no other call uses `upload`.
+//
 // # Safety
 // - `upload` is not used by another call, during or after this one.
 void fasts3_upload_free(struct fasts3_upload *upload);
 
 // The major ABI version this library implements (`FASTS3_ABI_VERSION` of its header).
+//
+// Thread safety: any thread.
 uint32_t fasts3_abi_version(void);
 
 // The minor ABI version this library implements (`FASTS3_ABI_MINOR_VERSION` of its header).
+//
+// Thread safety: any thread.
 uint32_t fasts3_abi_minor_version(void);
 
 // The library's version (its crate version, e.g. "0.1.0"), NUL-terminated.
 //
 // Ownership: a static string, never freed, valid for the life of the process.
+//
+// Thread safety: any thread.
 const char *fasts3_version(void);
 
 // Message of the last failed call made from this thread, as NUL-terminated UTF-8.
@@ -1129,19 +1284,27 @@ const char *fasts3_version(void);
 //
 // Lifetime: the pointer stays valid until the next libfasts3 call from this thread other
 // than the `fasts3_last_error_*` accessors, which never change the last error.
+//
+// Thread safety: any thread; each thread reads its own last error.
 const char *fasts3_last_error_message(void);
 
 // S3 error code (e.g. "NoSuchKey", "SlowDown") of the last failed call from this thread, or
 // "" when the failure had no S3 response. Never NULL. Same lifetime as
 // `fasts3_last_error_message`.
+//
+// Thread safety: any thread; each thread reads its own last error.
 const char *fasts3_last_error_code(void);
 
 // HTTP status of the response behind the last failed call from this thread; 0 if none.
+//
+// Thread safety: any thread; each thread reads its own last error.
 uint16_t fasts3_last_error_http_status(void);
 
 // The server's id of the request behind the last failed call from this thread
 // (`x-amz-request-id`, what AWS support asks for), or "" when there was no response or the
 // server sent none. Never NULL. Same lifetime as `fasts3_last_error_message`.
+//
+// Thread safety: any thread; each thread reads its own last error.
 const char *fasts3_last_error_request_id(void);
 
 // Upload `data[0..data_len)` as object `key` of `bucket` (both `(ptr, len)` UTF-8): one PUT
@@ -1209,6 +1372,8 @@ enum fasts3_status fasts3_delete(const struct fasts3_client *client,
 // is deleted and `results` is untouched; on cancellation `results` is untouched too (some
 // keys may have been deleted).
 //
+// Thread safety: may run concurrently with other calls on `client`, from any thread.
+//
 // # Safety
 // - `client` and `cancel` are not freed until this call returns.
 // - `bucket` points to `bucket_len` readable bytes, not modified until this call returns.
@@ -1231,6 +1396,8 @@ enum fasts3_status fasts3_delete_many(const struct fasts3_client *client,
 // sources above the threshold, pinned to the source's ETag (`FASTS3_OBJECT_CHANGED` if it is
 // replaced meanwhile) and aborted on failure or cancel. Content type and user metadata are
 // kept. `options` and `cancel` may be NULL. An error names the source bucket and key.
+//
+// Thread safety: may run concurrently with other calls on `client`, from any thread.
 //
 // # Safety
 // - `client` and `cancel` are not freed until this call returns.

@@ -91,3 +91,45 @@ def test_fasts3_error_doc_states_the_err_convention_the_exports_point_to():
         "fasts3_error_free",
     ):
         assert phrase in doc, f"the fasts3_error doc does not say {phrase!r}:\n{doc}"
+
+
+# Thread-use rule: the doc block of every export and every opaque handle says what threads may
+# do with it, in a sentence labelled "Thread safety:", or refers to another export's with
+# "thread safety as for `fasts3_...`" (that export then must have one).
+THREAD_SAFETY = re.compile(r"\bThread safety:")
+THREAD_SAFETY_AS_FOR = re.compile(r"\bthread safety as for `(fasts3_\w+)`", re.IGNORECASE)
+# The lead is rewriting these two in rust/ffi/transfer.rs and adds their statements with that
+# change; remove them from here then.
+THREAD_SAFETY_PENDING = {"fasts3_get_many", "fasts3_get_request"}
+
+
+def opaque_handles() -> dict[str, str]:
+    """name -> doc of each `typedef struct fasts3_x fasts3_x;` (the handle types)."""
+    found = {}
+    for doc, decl in documented_declarations():
+        m = re.fullmatch(r"typedef struct (fasts3_\w+) (\1);", decl)
+        if m:
+            found[m.group(1)] = doc
+    return found
+
+
+def states_thread_use(name: str, docs: dict[str, str], seen: tuple[str, ...] = ()) -> bool:
+    doc = docs[name]
+    if THREAD_SAFETY.search(doc):
+        return True
+    m = THREAD_SAFETY_AS_FOR.search(doc)
+    return bool(m and m.group(1) in docs and m.group(1) not in seen
+                and states_thread_use(m.group(1), docs, seen + (name,)))
+
+
+def test_every_export_and_handle_states_what_threads_may_do_with_it():
+    docs = {name: doc for name, (doc, _) in functions().items()}
+    handles = opaque_handles()
+    assert len(handles) >= 10, sorted(handles)
+    assert "fasts3_client" in handles and "fasts3_completion" in handles
+    docs.update(handles)
+    missing = sorted(n for n in docs if n not in THREAD_SAFETY_PENDING and not states_thread_use(n, docs))
+    assert not missing, f"no 'Thread safety:' statement in the header doc of: {missing}"
+    # The exceptions must stay real exports, so that a rename cannot hide a missing statement.
+    for name in THREAD_SAFETY_PENDING:
+        assert name in docs or f"struct {name}" in HEADER.read_text(), name

@@ -11,6 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A cancel token. Create with `fasts3_cancel_token_new`, release with
 /// `fasts3_cancel_token_free`.
+///
+/// Thread safety: a token may be given to any number of calls at once, on any threads, and
+/// cancelled from any thread while they run; only `fasts3_cancel_token_free` must wait
+/// until no call uses it.
 #[allow(non_camel_case_types)]
 pub struct fasts3_cancel_token {
     pub(crate) token: CancelToken,
@@ -71,6 +75,8 @@ pub(crate) fn block_on_cancellable<T: Send + 'static>(
 ///
 /// Ownership: the caller owns `*out` and releases it with `fasts3_cancel_token_free`.
 ///
+/// Thread safety: any thread, concurrently with any other call.
+///
 /// # Safety
 /// - `out` is NULL or points to a writable `fasts3_cancel_token *`.
 /// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
@@ -119,6 +125,9 @@ pub unsafe extern "C" fn fasts3_cancel_token_cancel(token: *const fasts3_cancel_
 /// that is not a live token is reported on stderr and otherwise ignored (debug builds of
 /// libfasts3 abort instead).
 ///
+/// Thread safety: may be called from any thread, concurrently with calls using the token;
+/// only calls that start after it returns watch SIGINT.
+///
 /// # Safety
 /// - `token` is not freed until this call returns.
 #[no_mangle]
@@ -130,6 +139,8 @@ pub unsafe extern "C" fn fasts3_cancel_token_watch_sigint(token: *const fasts3_c
 /// Release a token. NULL is ignored. The token must not be in use by a running call.
 /// A pointer that is not a live token (a double free) is reported on stderr and otherwise
 /// ignored (debug builds of libfasts3 abort instead).
+///
+/// Thread safety: any thread, once no call (on any thread) uses `token`.
 ///
 /// # Safety
 /// - `token` is not in use by a call on another thread.

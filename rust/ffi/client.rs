@@ -11,6 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Options for a client, filled with `fasts3_config_set`.
+///
+/// Thread safety: `fasts3_config_set` and `fasts3_config_free` need the config to
+/// themselves; `fasts3_client_new` calls on several threads may read one config at once.
 #[allow(non_camel_case_types)]
 pub struct fasts3_config {
     options: ClientOptions,
@@ -29,6 +32,8 @@ handle_type!(fasts3_client, Client);
 /// Create an empty configuration (everything from the AWS environment) in `*out`.
 ///
 /// Ownership: the caller owns `*out` and releases it with `fasts3_config_free`.
+///
+/// Thread safety: any thread, concurrently with any other call.
 ///
 /// # Safety
 /// - `out` is NULL or points to a writable `fasts3_config *`.
@@ -74,7 +79,9 @@ pub unsafe extern "C" fn fasts3_config_new(out: *mut *mut fasts3_config, err: *m
 ///
 /// Unknown names and unparsable values fail with `FASTS3_INVALID_ARGUMENT`; a `config` that
 /// is not a live configuration (e.g. already freed) with `FASTS3_INVALID_HANDLE`.
-/// Not thread-safe: do not set options of one config from two threads at once.
+/// Thread safety: no other call may use `config` meanwhile (neither another
+/// `fasts3_config_set` nor a `fasts3_client_new` reading it); different configs may be set
+/// from different threads at once.
 ///
 /// # Safety
 /// - `config` is not freed, nor used by another call, until this call returns.
@@ -170,6 +177,8 @@ fn seconds(name: &str, value: Option<&str>) -> FfiResult<Option<Duration>> {
 /// A pointer that is not a live configuration (a double free) is reported on stderr and
 /// otherwise ignored (debug builds of libfasts3 abort instead).
 ///
+/// Thread safety: any thread, once no other call uses `config`.
+///
 /// # Safety
 /// - `config` is not in use by a call on another thread.
 #[no_mangle]
@@ -185,6 +194,9 @@ pub unsafe extern "C" fn fasts3_config_free(config: *mut fasts3_config) {
 /// Ownership: the caller owns `*out` and releases it with `fasts3_client_free`.
 /// After `fork()`, a child may keep using a client made by the parent: it transparently
 /// rebuilds its runtime and connection pool.
+///
+/// Thread safety: any thread; calls on several threads may read one `config` at once, but
+/// not while `fasts3_config_set` changes it.
 ///
 /// # Safety
 /// - `config` is not freed, nor changed by `fasts3_config_set`, until this call returns.
@@ -203,10 +215,13 @@ pub unsafe extern "C" fn fasts3_client_new(config: *const fasts3_config, out: *m
     })
 }
 
-/// Release a client. NULL is ignored. Must not be called while another thread is still in
-/// a call on this client. Listing cursors made from it stay valid (they hold their own
-/// reference). A pointer that is not a live client (a double free) is reported on stderr
-/// and otherwise ignored (debug builds of libfasts3 abort instead).
+/// Release a client. NULL is ignored. Listing cursors, uploads and ops made from it stay
+/// valid (they hold their own reference). A pointer that is not a live client (a double
+/// free) is reported on stderr and otherwise ignored (debug builds of libfasts3 abort
+/// instead).
+///
+/// Thread safety: any thread, but not while another thread is still in a call on this
+/// client.
 ///
 /// # Safety
 /// - `client` is not in use by a call on another thread.

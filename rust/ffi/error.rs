@@ -77,6 +77,9 @@ pub(crate) fn new_error(failure: &Failure, bucket: Option<&str>, key: Option<&st
 
 /// The status of the failed call. `FASTS3_OK` for NULL (no error).
 ///
+/// Thread safety: any thread, concurrently with the other accessors of `error` (it is
+/// immutable); not during `fasts3_error_free(error)`.
+///
 /// # Safety
 /// - `error` is NULL or an error not freed until this call returns.
 #[no_mangle]
@@ -93,6 +96,9 @@ pub unsafe extern "C" fn fasts3_error_status(error: *const fasts3_error) -> fast
 ///
 /// Ownership: the string belongs to `error` and stays valid until `fasts3_error_free(error)`.
 ///
+/// Thread safety: any thread, concurrently with the other accessors of `error` (it is
+/// immutable); not during `fasts3_error_free(error)`.
+///
 /// # Safety
 /// - `error` is NULL or an error not freed until this call returns.
 #[no_mangle]
@@ -105,6 +111,9 @@ pub unsafe extern "C" fn fasts3_error_message(error: *const fasts3_error) -> *co
 /// (a network error, an invalid argument). Never NULL. Same ownership as
 /// `fasts3_error_message`.
 ///
+/// Thread safety: any thread, concurrently with the other accessors of `error` (it is
+/// immutable); not during `fasts3_error_free(error)`.
+///
 /// # Safety
 /// - `error` is NULL or an error not freed until this call returns.
 #[no_mangle]
@@ -114,6 +123,9 @@ pub unsafe extern "C" fn fasts3_error_code(error: *const fasts3_error) -> *const
 }
 
 /// The HTTP status of the failing response; 0 when there was none (or for NULL).
+///
+/// Thread safety: any thread, concurrently with the other accessors of `error` (it is
+/// immutable); not during `fasts3_error_free(error)`.
 ///
 /// # Safety
 /// - `error` is NULL or an error not freed until this call returns.
@@ -127,6 +139,9 @@ pub unsafe extern "C" fn fasts3_error_http_status(error: *const fasts3_error) ->
 /// or "" when there was no response or the server sent none. Never NULL. Same ownership as
 /// `fasts3_error_message`.
 ///
+/// Thread safety: any thread, concurrently with the other accessors of `error` (it is
+/// immutable); not during `fasts3_error_free(error)`.
+///
 /// # Safety
 /// - `error` is NULL or an error not freed until this call returns.
 #[no_mangle]
@@ -137,6 +152,9 @@ pub unsafe extern "C" fn fasts3_error_request_id(error: *const fasts3_error) -> 
 
 /// The bucket the failed call (or batch item) was about, or "" when it had none or failed
 /// before reading it. Never NULL. Same ownership as `fasts3_error_message`.
+///
+/// Thread safety: any thread, concurrently with the other accessors of `error` (it is
+/// immutable); not during `fasts3_error_free(error)`.
 ///
 /// # Safety
 /// - `error` is NULL or an error not freed until this call returns.
@@ -149,6 +167,9 @@ pub unsafe extern "C" fn fasts3_error_bucket(error: *const fasts3_error) -> *con
 /// The key the failed call (or batch item) was about, or "" when it had none (a listing, a
 /// copy) or failed before reading it. Never NULL. Same ownership as `fasts3_error_message`.
 ///
+/// Thread safety: any thread, concurrently with the other accessors of `error` (it is
+/// immutable); not during `fasts3_error_free(error)`.
+///
 /// # Safety
 /// - `error` is NULL or an error not freed until this call returns.
 #[no_mangle]
@@ -160,6 +181,8 @@ pub unsafe extern "C" fn fasts3_error_key(error: *const fasts3_error) -> *const 
 /// Release an error and the strings its accessors returned. NULL is ignored. A pointer that
 /// is not a live error (a double free) is reported on stderr and otherwise ignored (debug
 /// builds of libfasts3 abort instead).
+///
+/// Thread safety: any thread, once no other thread reads `error` or its strings.
 ///
 /// # Safety
 /// - `error` is not in use by a call on another thread, and no string it returned is used

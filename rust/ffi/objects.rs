@@ -12,13 +12,19 @@ use crate::ffi::error::fasts3_error;
 use crate::ffi::status::fasts3_status;
 
 /// Metadata of a set of objects: one listing page, or the single object of a HEAD.
+///
+/// Thread safety: immutable once made; any threads may take and read views of one page at
+/// once, but not during `fasts3_object_page_free`.
 #[allow(non_camel_case_types)]
 pub struct fasts3_object_page {
     page: ObjectPage,
 }
 handle_type!(fasts3_object_page, ObjectPage);
 
-/// A listing in progress. Not thread-safe: use one cursor from one thread at a time.
+/// A listing in progress.
+///
+/// Thread safety: one call at a time per cursor (any thread may make it); different cursors,
+/// even of one client, may be used concurrently.
 #[allow(non_camel_case_types)]
 pub struct fasts3_list_cursor {
     cursor: ListCursor,
@@ -104,6 +110,8 @@ pub unsafe extern "C" fn fasts3_head(
 /// Ownership: the caller owns `*out` (release with `fasts3_list_cursor_free`). The cursor
 /// keeps its own reference to the client, so it may outlive `client`'s handle.
 ///
+/// Thread safety: may run concurrently with other calls on `client`, from any thread.
+///
 /// # Safety
 /// - `client` is not freed until this call returns.
 /// - `bucket` and `prefix` point to `bucket_len` and `prefix_len` readable bytes (or are NULL when
@@ -156,6 +164,9 @@ pub unsafe extern "C" fn fasts3_list_cursor_new(
 /// On failure the cursor does not advance, so the call can be retried. `cancel` may be NULL.
 ///
 /// Ownership: a non-NULL `*out` belongs to the caller (release with `fasts3_object_page_free`).
+///
+/// Thread safety: one call at a time per cursor, from any thread; may run concurrently with
+/// calls on other cursors and on the client.
 ///
 /// # Safety
 /// - `cursor` is not freed, nor used by another call, until this call returns.
@@ -245,6 +256,8 @@ pub unsafe extern "C" fn fasts3_list_all(
 /// Release a cursor. NULL is ignored. A pointer that is not a live cursor (a double free)
 /// is reported on stderr and otherwise ignored (debug builds of libfasts3 abort instead).
 ///
+/// Thread safety: any thread, once no other call uses `cursor`.
+///
 /// # Safety
 /// - `cursor` is not in use by a call on another thread.
 #[no_mangle]
@@ -255,6 +268,9 @@ pub unsafe extern "C" fn fasts3_list_cursor_free(cursor: *mut fasts3_list_cursor
 
 /// Fill `*out` with a view of `page`'s arrays. The pointers in the view borrow from `page`
 /// and stay valid until `fasts3_object_page_free(page)`.
+///
+/// Thread safety: any thread, concurrently with other views of `page`; not during
+/// `fasts3_object_page_free(page)`.
 ///
 /// # Safety
 /// - `page` is not freed until this call returns.
@@ -286,6 +302,8 @@ pub unsafe extern "C" fn fasts3_object_page_get_view(
 
 /// Release a page. NULL is ignored. A pointer that is not a live page (a double free) is
 /// reported on stderr and otherwise ignored (debug builds of libfasts3 abort instead).
+///
+/// Thread safety: any thread, once no other thread uses `page` or a view of it.
 ///
 /// # Safety
 /// - `page` is not in use by a call on another thread, and no view of it is used afterwards.

@@ -72,6 +72,9 @@ handle_type!(fasts3_completion_queue, CompletionQueue);
 
 /// A submitted operation, to cancel it (`fasts3_op_cancel`). Release with `fasts3_op_free`,
 /// before or after the op finished: freeing does not cancel it.
+///
+/// Thread safety: `fasts3_op_cancel` may be called from any thread, concurrently;
+/// `fasts3_op_free` only once no other call uses the op.
 #[allow(non_camel_case_types)]
 pub struct fasts3_op {
     cancel: CancelToken,
@@ -81,6 +84,10 @@ handle_type!(fasts3_op, Op);
 /// The outcome of one op, popped from its queue. Read it with the `fasts3_completion_*`
 /// accessors, take a failed op's error object with `fasts3_completion_take_error`, release
 /// it with `fasts3_completion_free`.
+///
+/// Thread safety: the accessors and `fasts3_completion_take_error` do not modify it and may
+/// be called from any thread, concurrently; `fasts3_completion_take_bytes` and
+/// `fasts3_completion_free` need the completion to themselves.
 #[allow(non_camel_case_types)]
 pub struct fasts3_completion {
     user_data: u64,
@@ -491,6 +498,8 @@ impl OwnedReadOptions {
 ///
 /// Ownership: the caller owns `*out` and releases it with `fasts3_completion_queue_free`.
 ///
+/// Thread safety: any thread, concurrently with any other call.
+///
 /// # Safety
 /// - `out` is NULL or points to a writable `fasts3_completion_queue *`.
 /// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
@@ -511,6 +520,9 @@ pub unsafe extern "C" fn fasts3_completion_queue_new(out: *mut *mut fasts3_compl
 /// Unixes; -1 on other systems (poll with `fasts3_completion_queue_pop` there), and for a
 /// NULL or freed queue. Valid until `fasts3_completion_queue_free`.
 ///
+/// Thread safety: any thread, concurrently with other calls on `queue` (not
+/// `fasts3_completion_queue_free`).
+///
 /// # Safety
 /// - `queue` is not freed until this call returns.
 #[no_mangle]
@@ -525,6 +537,9 @@ pub unsafe extern "C" fn fasts3_completion_queue_fd(queue: *const fasts3_complet
 /// to ops by `fasts3_completion_user_data`.
 ///
 /// Fails with `FASTS3_INVALID_ARGUMENT` in a forked child for a queue made before fork().
+///
+/// Thread safety: any thread, concurrently with submits and other pops on `queue`: each
+/// completion is popped by exactly one of them.
 ///
 /// # Safety
 /// - `queue` is not freed until this call returns.
@@ -580,6 +595,9 @@ fn completion(done: Done) -> fasts3_completion {
 /// valid. NULL is ignored; a pointer that is not a live queue (a double free) is reported on
 /// stderr and otherwise ignored (debug builds of libfasts3 abort instead). In a forked child,
 /// a queue made before fork() is released without waiting (its ops ran in the parent).
+///
+/// Thread safety: any thread, once no other call uses `queue` (no submit, pop or fd call on
+/// it is running).
 ///
 /// # Safety
 /// - `queue` is not in use by a call on another thread.
@@ -808,9 +826,11 @@ pub unsafe extern "C" fn fasts3_submit_put_from(
 
 /// Cancel the op: it stops at its next step, and its completion says `FASTS3_CANCELLED`
 /// (unless it had finished already; then nothing changes). As always, the completion is
-/// queued only once the op no longer touches its buffer. May be called from any thread, any
-/// number of times. NULL is ignored; a pointer that is not a live op (already freed) is
-/// reported on stderr and otherwise ignored (debug builds of libfasts3 abort instead).
+/// queued only once the op no longer touches its buffer. NULL is ignored; a pointer that is
+/// not a live op (already freed) is reported on stderr and otherwise ignored (debug builds
+/// of libfasts3 abort instead).
+///
+/// Thread safety: may be called from any thread, any number of times, concurrently.
 ///
 /// # Safety
 /// - `op` is not freed until this call returns.
@@ -822,6 +842,8 @@ pub unsafe extern "C" fn fasts3_op_cancel(op: *const fasts3_op) {
 
 /// Release an op handle. Does not cancel the op: its completion still arrives. NULL is
 /// ignored; a double free is reported on stderr and otherwise ignored (debug builds abort).
+///
+/// Thread safety: any thread, once no other call uses `op` (e.g. a `fasts3_op_cancel`).
 ///
 /// # Safety
 /// - `op` is not in use by a call on another thread.
@@ -835,6 +857,10 @@ pub unsafe extern "C" fn fasts3_op_free(op: *mut fasts3_op) {
 
 /// The `user_data` the op was submitted with (0 for a NULL or freed completion).
 ///
+/// Thread safety: any thread, concurrently with the other accessors and
+/// `fasts3_completion_take_error` (the completion is not modified); not during
+/// `fasts3_completion_take_bytes` or `fasts3_completion_free` of it.
+///
 /// # Safety
 /// - `completion` is not freed until this call returns.
 #[no_mangle]
@@ -846,6 +872,10 @@ pub unsafe extern "C" fn fasts3_completion_user_data(completion: *const fasts3_c
 /// The op's outcome: `FASTS3_OK`, or the status the blocking call would have returned
 /// (`FASTS3_CANCELLED` after `fasts3_op_cancel`). For a NULL completion `FASTS3_NULL_POINTER`,
 /// for one that is not live `FASTS3_INVALID_HANDLE` (no op reports either).
+///
+/// Thread safety: any thread, concurrently with the other accessors and
+/// `fasts3_completion_take_error` (the completion is not modified); not during
+/// `fasts3_completion_take_bytes` or `fasts3_completion_free` of it.
 ///
 /// # Safety
 /// - `completion` is not freed until this call returns.
@@ -866,6 +896,10 @@ pub unsafe extern "C" fn fasts3_completion_status(completion: *const fasts3_comp
 /// Bytes written into the caller's buffer (`fasts3_submit_get_into`), read into the allocated
 /// result (`fasts3_submit_get`) or uploaded (`fasts3_submit_put_from`); 0 when the op failed.
 ///
+/// Thread safety: any thread, concurrently with the other accessors and
+/// `fasts3_completion_take_error` (the completion is not modified); not during
+/// `fasts3_completion_take_bytes` or `fasts3_completion_free` of it.
+///
 /// # Safety
 /// - `completion` is not freed until this call returns.
 #[no_mangle]
@@ -878,6 +912,10 @@ pub unsafe extern "C" fn fasts3_completion_written(completion: *const fasts3_com
 /// completion): the message of the error object `fasts3_completion_take_error` gives. Owned
 /// by the completion: valid until `fasts3_completion_free`, whether or not its error object
 /// was taken (and freed) meanwhile.
+///
+/// Thread safety: any thread, concurrently with the other accessors and
+/// `fasts3_completion_take_error` (the completion is not modified); not during
+/// `fasts3_completion_take_bytes` or `fasts3_completion_free` of it.
 ///
 /// # Safety
 /// - `completion` is not freed while the returned string is in use.
@@ -894,6 +932,10 @@ pub unsafe extern "C" fn fasts3_completion_message(completion: *const fasts3_com
 /// The S3 error code of the failure (`NoSuchKey`...), `""` when there was none. Owned by the
 /// completion, like `fasts3_completion_message`.
 ///
+/// Thread safety: any thread, concurrently with the other accessors and
+/// `fasts3_completion_take_error` (the completion is not modified); not during
+/// `fasts3_completion_take_bytes` or `fasts3_completion_free` of it.
+///
 /// # Safety
 /// - `completion` is not freed while the returned string is in use.
 #[no_mangle]
@@ -907,6 +949,10 @@ pub unsafe extern "C" fn fasts3_completion_code(completion: *const fasts3_comple
 }
 
 /// The HTTP status of the failing response, 0 when there was none (or on success).
+///
+/// Thread safety: any thread, concurrently with the other accessors and
+/// `fasts3_completion_take_error` (the completion is not modified); not during
+/// `fasts3_completion_take_bytes` or `fasts3_completion_free` of it.
 ///
 /// # Safety
 /// - `completion` is not freed until this call returns.
@@ -947,6 +993,10 @@ pub unsafe extern "C" fn fasts3_completion_take_error(completion: *mut fasts3_co
 /// `out_parts` counts them: 0 for a single PUT. 0 for other ops, failed ops, and a NULL or
 /// freed completion.
 ///
+/// Thread safety: any thread, concurrently with the other accessors and
+/// `fasts3_completion_take_error` (the completion is not modified); not during
+/// `fasts3_completion_take_bytes` or `fasts3_completion_free` of it.
+///
 /// # Safety
 /// - `completion` is not freed until this call returns.
 #[no_mangle]
@@ -958,6 +1008,8 @@ pub unsafe extern "C" fn fasts3_completion_parts(completion: *const fasts3_compl
 /// Move the allocated result of a successful `fasts3_submit_get` out of the completion:
 /// `*out` is the buffer (owned by the caller: release it with `fasts3_bytes_free`), or NULL
 /// when there is none (another kind of op, a failed op, or taken already).
+///
+/// Thread safety: any thread, but no other call may use `completion` meanwhile.
 ///
 /// # Safety
 /// - `completion` is not freed, nor used by another call, until this call returns.
@@ -983,6 +1035,9 @@ pub unsafe extern "C" fn fasts3_completion_take_bytes(
 
 /// Release a completion (and a result not taken from it). NULL is ignored; a double free is
 /// reported on stderr and otherwise ignored (debug builds of libfasts3 abort instead).
+///
+/// Thread safety: any thread, once no other call uses `completion` and none of its strings
+/// is in use.
 ///
 /// # Safety
 /// - `completion` is not in use by a call on another thread, nor its strings.

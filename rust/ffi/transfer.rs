@@ -16,6 +16,10 @@ use crate::ffi::status::fasts3_status;
 pub const FASTS3_TO_END: u64 = u64::MAX;
 
 /// A byte buffer allocated by libfasts3 (the result of `fasts3_get`).
+///
+/// Thread safety: any thread may use a buffer, one call at a time (`fasts3_bytes_data` and
+/// `fasts3_bytes_free` must not overlap on one buffer); its data is plain memory, the
+/// caller's to share between threads until `fasts3_bytes_free`.
 #[allow(non_camel_case_types)]
 pub struct fasts3_bytes {
     data: ResultBuffer,
@@ -130,6 +134,8 @@ pub(crate) unsafe fn read_options<'a>(options: *const fasts3_read_options) -> Ff
 /// `fasts3_get_into` with read options (NULL for the defaults): pin the read to an ETag or
 /// read a given version.
 ///
+/// Thread safety: may run concurrently with other calls on `client`, from any thread.
+///
 /// # Safety
 /// As for `fasts3_get_into`, and `options` is NULL or points to a `fasts3_read_options`
 /// whose `struct_size` bytes are readable and whose strings are NULL or NUL-terminated, all
@@ -177,6 +183,8 @@ pub unsafe extern "C" fn fasts3_get_into_with_options(
 ///
 /// Ownership: on success the caller owns `*out` and releases it with `fasts3_bytes_free`.
 ///
+/// Thread safety: may run concurrently with other calls on `client`, from any thread.
+///
 /// # Safety
 /// - `client` and `cancel` are not freed until this call returns.
 /// - `bucket` and `key` point to `bucket_len` and `key_len` readable bytes (or are NULL when
@@ -203,6 +211,8 @@ pub unsafe extern "C" fn fasts3_get(
 /// `fasts3_get` with read options (NULL for the defaults; see `fasts3_read_options`).
 ///
 /// Ownership: on success the caller owns `*out` and releases it with `fasts3_bytes_free`.
+///
+/// Thread safety: may run concurrently with other calls on `client`, from any thread.
 ///
 /// # Safety
 /// As for `fasts3_get`, and `options` as for `fasts3_get_into_with_options`.
@@ -245,6 +255,9 @@ pub unsafe extern "C" fn fasts3_get_with_options(
 /// The contents of `bytes`: `*out_data` (never NULL, even when empty) and `*out_len`.
 /// The data stays valid, and writable by the caller, until `fasts3_bytes_free`.
 ///
+/// Thread safety: any thread, one call at a time per `bytes` (not concurrently with another
+/// `fasts3_bytes_data` or `fasts3_bytes_free` of it).
+///
 /// # Safety
 /// - `bytes` is not freed, nor used by another call, until this call returns.
 /// - `out_data` is NULL or points to a writable `uint8_t *`; `out_len` is NULL or points to a
@@ -266,6 +279,8 @@ pub unsafe extern "C" fn fasts3_bytes_data(bytes: *mut fasts3_bytes, out_data: *
 /// Release a buffer from `fasts3_get` or `fasts3_get_many`. NULL is ignored. A pointer that
 /// is not a live buffer (a double free) is reported on stderr and otherwise ignored (debug
 /// builds of libfasts3 abort instead).
+///
+/// Thread safety: any thread, once no other call uses `bytes`.
 ///
 /// # Safety
 /// - `bytes` is not in use by a call on another thread, and its data is no longer used.
@@ -301,6 +316,8 @@ pub struct fasts3_range {
 /// On success `out_lengths[i]` is how many bytes range `i` got: its `length`, or fewer where
 /// the object ends first (bytes of its slice past that are left as they were). On failure
 /// `buf`'s contents are unspecified and `out_lengths` untouched.
+///
+/// Thread safety: may run concurrently with other calls on `client`, from any thread.
 ///
 /// # Safety
 /// - `client`, `cancel` and `options` as for `fasts3_get_into_with_options`; `bucket`, `key`

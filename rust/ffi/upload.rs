@@ -35,6 +35,8 @@ handle_type!(fasts3_upload, Upload);
 /// Ownership: on success the caller owns `*out` and releases it with `fasts3_upload_free`.
 /// The upload keeps the client alive (it may be freed first).
 ///
+/// Thread safety: may run concurrently with other calls on `client`, from any thread.
+///
 /// # Safety
 /// - `client` and `cancel` (NULL allowed) are not freed until this call returns.
 /// - `bucket` and `key` point to `bucket_len` and `key_len` readable bytes.
@@ -81,6 +83,9 @@ pub unsafe extern "C" fn fasts3_upload_begin(
 /// after a smaller one is refused with `FASTS3_INVALID_ARGUMENT`. A part holds 1 byte to
 /// 5 GiB; an upload has at most 10,000 parts.
 ///
+/// Thread safety: one call at a time per upload, from any thread; may run concurrently with
+/// calls on other uploads and on the client.
+///
 /// # Safety
 /// - `upload` is a live upload not used by another call meanwhile; `cancel` (NULL allowed)
 ///   is not freed until this call returns.
@@ -113,6 +118,9 @@ pub unsafe extern "C" fn fasts3_upload_write_part(
 /// `fasts3_upload_free` aborts it. Either way the upload cannot be written to afterwards;
 /// release it with `fasts3_upload_free`.
 ///
+/// Thread safety: one call at a time per upload, from any thread; may run concurrently with
+/// calls on other uploads and on the client.
+///
 /// # Safety
 /// - `upload` is a live upload not used by another call meanwhile; `cancel` (NULL allowed)
 ///   is not freed until this call returns.
@@ -144,6 +152,8 @@ pub unsafe extern "C" fn fasts3_upload_finish(
 /// parts in flight stopped): when this returns, no parts of it stay stored (unless the abort
 /// request itself failed; that is reported on stderr). NULL is ignored; a pointer that is not
 /// a live upload is reported on stderr and otherwise ignored (debug builds abort instead).
+///
+/// Thread safety: any thread, once no other call uses `upload`.
 ///
 /// # Safety
 /// - `upload` is not used by another call, during or after this one.

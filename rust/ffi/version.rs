@@ -20,12 +20,16 @@ pub const FASTS3_ABI_VERSION: u32 = 3;
 pub const FASTS3_ABI_MINOR_VERSION: u32 = 0;
 
 /// The major ABI version this library implements (`FASTS3_ABI_VERSION` of its header).
+///
+/// Thread safety: any thread.
 #[no_mangle]
 pub extern "C" fn fasts3_abi_version() -> u32 {
     FASTS3_ABI_VERSION
 }
 
 /// The minor ABI version this library implements (`FASTS3_ABI_MINOR_VERSION` of its header).
+///
+/// Thread safety: any thread.
 #[no_mangle]
 pub extern "C" fn fasts3_abi_minor_version() -> u32 {
     FASTS3_ABI_MINOR_VERSION
@@ -39,6 +43,8 @@ const CRATE_VERSION: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO
 /// The library's version (its crate version, e.g. "0.1.0"), NUL-terminated.
 ///
 /// Ownership: a static string, never freed, valid for the life of the process.
+///
+/// Thread safety: any thread.
 #[no_mangle]
 pub extern "C" fn fasts3_version() -> *const c_char {
     CRATE_VERSION.as_ptr()
@@ -51,6 +57,8 @@ pub extern "C" fn fasts3_version() -> *const c_char {
 ///
 /// Lifetime: the pointer stays valid until the next libfasts3 call from this thread other
 /// than the `fasts3_last_error_*` accessors, which never change the last error.
+///
+/// Thread safety: any thread; each thread reads its own last error.
 #[no_mangle]
 pub extern "C" fn fasts3_last_error_message() -> *const c_char {
     guard_infallible(c"".as_ptr(), || with_last_error(|last| last.message.as_ptr()))
@@ -59,12 +67,16 @@ pub extern "C" fn fasts3_last_error_message() -> *const c_char {
 /// S3 error code (e.g. "NoSuchKey", "SlowDown") of the last failed call from this thread, or
 /// "" when the failure had no S3 response. Never NULL. Same lifetime as
 /// `fasts3_last_error_message`.
+///
+/// Thread safety: any thread; each thread reads its own last error.
 #[no_mangle]
 pub extern "C" fn fasts3_last_error_code() -> *const c_char {
     guard_infallible(c"".as_ptr(), || with_last_error(|last| last.code.as_ptr()))
 }
 
 /// HTTP status of the response behind the last failed call from this thread; 0 if none.
+///
+/// Thread safety: any thread; each thread reads its own last error.
 #[no_mangle]
 pub extern "C" fn fasts3_last_error_http_status() -> u16 {
     guard_infallible(0, || with_last_error(|last| last.http_status))
@@ -73,6 +85,8 @@ pub extern "C" fn fasts3_last_error_http_status() -> u16 {
 /// The server's id of the request behind the last failed call from this thread
 /// (`x-amz-request-id`, what AWS support asks for), or "" when there was no response or the
 /// server sent none. Never NULL. Same lifetime as `fasts3_last_error_message`.
+///
+/// Thread safety: any thread; each thread reads its own last error.
 #[no_mangle]
 pub extern "C" fn fasts3_last_error_request_id() -> *const c_char {
     guard_infallible(c"".as_ptr(), || with_last_error(|last| last.request_id.as_ptr()))

@@ -224,6 +224,8 @@ pub unsafe extern "C" fn fasts3_delete(
 /// is deleted and `results` is untouched; on cancellation `results` is untouched too (some
 /// keys may have been deleted).
 ///
+/// Thread safety: may run concurrently with other calls on `client`, from any thread.
+///
 /// # Safety
 /// - `client` and `cancel` are not freed until this call returns.
 /// - `bucket` points to `bucket_len` readable bytes, not modified until this call returns.
@@ -299,6 +301,8 @@ pub unsafe extern "C" fn fasts3_delete_many(
 /// sources above the threshold, pinned to the source's ETag (`FASTS3_OBJECT_CHANGED` if it is
 /// replaced meanwhile) and aborted on failure or cancel. Content type and user metadata are
 /// kept. `options` and `cancel` may be NULL. An error names the source bucket and key.
+///
+/// Thread safety: may run concurrently with other calls on `client`, from any thread.
 ///
 /// # Safety
 /// - `client` and `cancel` are not freed until this call returns.

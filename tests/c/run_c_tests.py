@@ -3,7 +3,8 @@
 queue) under AddressSanitizer, UBSan and
 LeakSanitizer, against local S3 servers; also build examples/quickstart.c the same way and run
 it as a README reader would (endpoint and credentials in the AWS_* environment, BUCKET KEY as
-arguments), checking what it prints about the seeded objects and how it fails on a missing one.
+arguments), checking what it prints about the seeded objects and the object it writes, reads
+back, lists and deletes, and how it fails on a missing one.
 
     python tests/c/run_c_tests.py                  # lanes from PYFASTS3_TEST_SERVERS (default versitygw,moto)
     python tests/c/run_c_tests.py --servers moto   # one lane
@@ -183,10 +184,30 @@ def run_async_test(name: str, binary: Path, env: dict) -> tuple[int, int, list[s
     return passed, failed, problems
 
 
+# What examples/quickstart.c prints after its read: a put_from, get_ranges (first 5 and last 10
+# bytes), list_all of its prefix, delete; its prefix ends in its pid.
+QUICKSTART_PREFIX = "fasts3-quickstart-"
+QUICKSTART_TEXT = "Hello from the libfasts3 C quickstart"
+WRITES = (
+    r"wrote s3://{bucket}/(?P<prefix>{qp}\d+/)hello\.txt: {n} bytes, 0 parts \(0: a single PUT\)",
+    r'ranges: "{first}" "{last}"',
+    r"listed s3://{bucket}/(?P=prefix): 1 object",
+    r"  (?P=prefix)hello\.txt {n} bytes",
+    r"deleted s3://{bucket}/(?P=prefix)hello\.txt",
+)
+
+
+def writes(bucket: str) -> str:
+    return "\n".join(WRITES).format(bucket=re.escape(bucket), qp=re.escape(QUICKSTART_PREFIX),
+                                    n=len(QUICKSTART_TEXT), first=re.escape(QUICKSTART_TEXT[:5]),
+                                    last=re.escape(QUICKSTART_TEXT[-10:]))
+
+
 def run_quickstart(name: str, binary: Path, server: S3Server, bucket: str, etag: str,
                    env: dict) -> tuple[int, int, list[str]]:
     """examples/quickstart.c against the seeded bucket: what it prints for each object must
-    match what seed() stored; a missing key must fail with the error's fields."""
+    match what seed() stored, then what it writes, reads back, lists and deletes (WRITES), and
+    nothing of it may stay stored; a missing key must fail with the error's fields."""
     print(f"--- examples/quickstart.c on {name} ---", flush=True)
     env = {k: v for k, v in env.items() if not k.startswith("FASTS3_TEST_")}
     env.update(server.env())
@@ -212,9 +233,14 @@ def run_quickstart(name: str, binary: Path, server: S3Server, bucket: str, etag:
         head = f"s3://{bucket}/{key}: {size} bytes, ETag {object_etag}, Content-Type "
         first = " ".join(f"{b:02x}" for b in data[:min(size, 16)])
         read = f"read {size} bytes; first bytes:" + (f" {first}" if first else "")
-        ok = proc.returncode == 0 and len(lines) == 2 and lines[0].startswith(head) \
+        ok = proc.returncode == 0 and len(lines) == 2 + len(WRITES) and lines[0].startswith(head) \
             and (content_type is None or lines[0] == head + content_type) and lines[1] == read and clean(proc)
         check(ok, f"quickstart {bucket} {key}: exit 0, prints {head!r}... and {read!r}", proc)
+        written = "\n".join(lines[2:])
+        check(re.fullmatch(writes(bucket), written) is not None,
+              f"quickstart {bucket} {key}: then writes, reads two ranges of, lists and deletes its own object", proc)
+    left = server.boto3_client().list_objects_v2(Bucket=bucket, Prefix=QUICKSTART_PREFIX).get("KeyCount", 0)
+    checks.append((left == 0, f"quickstart left no object under {QUICKSTART_PREFIX} ({left} found)"))
 
     proc = subprocess.run([str(binary), bucket, "no/such/key"], env=env, capture_output=True, text=True, timeout=120)
     check(proc.returncode == 1 and proc.stdout == "" and clean(proc)
