@@ -98,9 +98,6 @@ def test_fasts3_error_doc_states_the_err_convention_the_exports_point_to():
 # "thread safety as for `fasts3_...`" (that export then must have one).
 THREAD_SAFETY = re.compile(r"\bThread safety:")
 THREAD_SAFETY_AS_FOR = re.compile(r"\bthread safety as for `(fasts3_\w+)`", re.IGNORECASE)
-# The lead is rewriting these two in rust/ffi/transfer.rs and adds their statements with that
-# change; remove them from here then.
-THREAD_SAFETY_PENDING = {"fasts3_get_many", "fasts3_get_request"}
 
 
 def opaque_handles() -> dict[str, str]:
@@ -128,8 +125,5 @@ def test_every_export_and_handle_states_what_threads_may_do_with_it():
     assert len(handles) >= 10, sorted(handles)
     assert "fasts3_client" in handles and "fasts3_completion" in handles
     docs.update(handles)
-    missing = sorted(n for n in docs if n not in THREAD_SAFETY_PENDING and not states_thread_use(n, docs))
+    missing = sorted(n for n in docs if not states_thread_use(n, docs))
     assert not missing, f"no 'Thread safety:' statement in the header doc of: {missing}"
-    # The exceptions must stay real exports, so that a rename cannot hide a missing statement.
-    for name in THREAD_SAFETY_PENDING:
-        assert name in docs or f"struct {name}" in HEADER.read_text(), name

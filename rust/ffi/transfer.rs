@@ -393,6 +393,9 @@ pub unsafe extern "C" fn fasts3_get_ranges(
 /// the same in every request of one call (libfasts3 steps through the array by it, so a
 /// later header may add fields, which then take their defaults). Zero-fill each request
 /// before setting fields (`= {0}` in C).
+///
+/// Thread safety: read only during the `fasts3_get_many` call it is passed to, whose `buf` it
+/// writes; a request with a `buf` must not be in two calls at once.
 #[allow(non_camel_case_types)]
 #[repr(C)]
 #[derive(Clone, Copy)]
