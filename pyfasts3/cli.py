@@ -297,11 +297,12 @@ def _download(client: Client, path: str, local: str, size: int, etag: str) -> No
 
 
 def _write_atomically(local: str, data) -> None:
-    from .io import replaced_atomically
+    from .io import replaced_atomically, write_in_pieces
 
     os.makedirs(os.path.dirname(os.path.abspath(local)), exist_ok=True)
     with replaced_atomically(local) as f:
-        f.write(memoryview(data))
+        # In small pieces, as io.download_to_file writes (see FILE_WRITE_CHUNK there).
+        write_in_pieces(f.fileno(), memoryview(data).cast("B"), 0)
 
 
 # -- uploads, copies, deletes -------------------------------------------------------------

@@ -34,6 +34,7 @@ import contextlib
 import io
 import mmap
 import os
+import threading
 from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Optional
 
 from ._paths import split_object
@@ -372,18 +373,26 @@ def open_object(client: "Client", path: str, mode: str = "rb", *, block_size: Op
     return ObjectReader(raw, buffer_size=io.DEFAULT_BUFFER_SIZE)
 
 
-# Objects this large are downloaded in windows through reused buffers (below); smaller ones
-# are read in one call straight into a memory map of the file.
-DOWNLOAD_WINDOW = 64 << 20
-# Windows in flight per file: one downloads while the other is written out, and the parts of
-# two windows overlap, so the transfer does not drain at every window's end.
-DOWNLOAD_WINDOWS_IN_FLIGHT = 2
-# Each window goes to the file in writes of this size, not one 64 MiB write: a large write
-# makes the filesystem allocate large page-cache folios, and on a VM that hands free memory
-# back to its host (virtio-balloon free page reporting) fresh large blocks are slow to touch.
-# `pyfasts3 cp` of 1 GiB after 12 s idle, versitygw (30 Nov 2026): 1.26-1.50 s with 256 KiB
-# writes against 2.64 s with 64 MiB writes (1 MiB: 1.58-1.69 s; 64 KiB: 1.47-1.50 s).
-FILE_WRITE_CHUNK = 256 << 10
+# Objects of two windows or more are downloaded window by window through reused buffers
+# (below); smaller ones are read in one call straight into a memory map of the file.
+DOWNLOAD_WINDOW = 16 << 20
+# Windows in flight per file: the others download while one is written out, so the transfer
+# does not drain at every window's end.
+DOWNLOAD_WINDOWS_IN_FLIGHT = 4
+# Files are written in pieces of this size, not in one write per window or object. The page
+# cache allocates a folio as large as the write (up to 2 MiB), and large folios are carved
+# from large free blocks, which a VM that hands free memory back to its host (virtio-balloon
+# free page reporting, as on Firecracker) must fault in from the host again: `pyfasts3 cp` of
+# 1 GiB spent half its CPU copying into such folios with 256 KiB writes. Pieces up to 32 KiB
+# kept it off them; 64 KiB did not (bench/README.md, "Command line copies").
+FILE_WRITE_CHUNK = 32 << 10
+
+
+def write_in_pieces(fd: int, data: memoryview, offset: int) -> None:
+    """``pwrite`` all of ``data`` at ``offset`` in ``FILE_WRITE_CHUNK`` pieces."""
+    while data:
+        written = os.pwrite(fd, data[:FILE_WRITE_CHUNK], offset)
+        data, offset = data[written:], offset + written
 
 
 def download_to_file(client: "Client", path: str, local_path: str, *, size: Optional[int] = None,
@@ -435,6 +444,10 @@ def _download_in_windows(client: "Client", path: str, fd: int, size: int, etag: 
     buffers: "queue.SimpleQueue[bytearray]" = queue.SimpleQueue()
     for _ in range(DOWNLOAD_WINDOWS_IN_FLIGHT):
         buffers.put(bytearray(DOWNLOAD_WINDOW))
+    # One window writes at a time: writes to one file take its inode lock in turn anyway,
+    # and a second writer waiting in the kernel spins on that lock (30% of the CPU of a 1 GiB
+    # copy in a perf profile) where here it sleeps.
+    writing = threading.Lock()
 
     def window(offset: int) -> None:
         want = min(DOWNLOAD_WINDOW, size - offset)
@@ -446,9 +459,8 @@ def _download_in_windows(client: "Client", path: str, fd: int, size: int, etag: 
                 raise ObjectChanged(
                     f"s3://{bucket}/{key} changed during the copy: expected {size} bytes, "
                     f"it ends at {offset + got}", code="ObjectChanged", bucket=bucket, key=key)
-            while view:
-                written = os.pwrite(fd, view[:FILE_WRITE_CHUNK], offset)
-                view, offset = view[written:], offset + written
+            with writing:
+                write_in_pieces(fd, view, offset)
         finally:
             buffers.put(buf)
 
