@@ -3,9 +3,10 @@
 Lanes come from PYFASTS3_TEST_SERVERS (default "moto,versitygw,versitygw-tls"): moto's
 standalone server (no signature checks), versitygw (verifies SigV4 like AWS), and versitygw
 over HTTPS with a private CA (the TLS lane). The TLS lane runs only the modules in
-TLS_LANE_MODULES (reads, head, listing, errors, writes: the whole suite on a third lane would cost
-CI minutes for little); a test there that needs plain HTTP (e.g. the byte-level fault proxy,
-which reads request heads) is marked `plain_http_only`. A requested lane that cannot start
+TLS_LANE_MODULES (reads, ranges, pinned reads, file objects, head, listing, errors and error
+objects, writes, async, TLS: the whole suite on a third lane would cost CI minutes for little);
+a test there that needs plain HTTP (e.g. the byte-level fault proxy, which reads request heads)
+takes the `proxy` fixture or is marked `plain_http_only`. A requested lane that cannot start
 is an error, not a skip: CI must not go green on a missing server.
 """
 from __future__ import annotations
@@ -21,7 +22,8 @@ from s3servers import S3Server, start
 
 TLS_LANE = "versitygw-tls"
 SERVERS = [s for s in os.environ.get("PYFASTS3_TEST_SERVERS", f"moto,versitygw,{TLS_LANE}").split(",") if s]
-TLS_LANE_MODULES = {"test_get", "test_head", "test_list", "test_errors", "test_tls", "test_writes", "test_async"}
+TLS_LANE_MODULES = {"test_get", "test_ranges", "test_pinned_reads", "test_io", "test_head", "test_list", "test_errors",
+                    "test_error_objects", "test_tls", "test_writes", "test_async"}
 # Fixtures whose tests cannot run over HTTPS (the fault proxy parses plain HTTP).
 PLAIN_HTTP_FIXTURES = {"proxy"}
 

@@ -10,8 +10,9 @@
 It listens on 127.0.0.1 (port 0), speaks HTTP/1.1 with keep-alive (several requests per
 connection) and serves GET and HEAD of objects held in memory, path-style (/bucket/key,
 URL-decoded), with Range (bytes=a-b, bytes=a-, bytes=-n), If-Match (412 PreconditionFailed),
-ETag, Last-Modified and Content-Range. Signatures are ignored. Every request is recorded in
-`requests` (number, GET number, method, target, headers, connection id).
+ETag, Last-Modified and Content-Range, and DeleteObjects (POST /bucket?delete). Signatures
+are ignored. Every request is recorded in `requests` (number, GET number, method, target,
+headers, body, connection id).
 
 Why not http.server: the faults below are about framing (lengths that lie, chunked bodies
 without their terminator, garbage between responses), which needs byte-level control.
@@ -42,7 +43,9 @@ import time
 import zlib
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
+from xml.etree import ElementTree
+from xml.sax.saxutils import escape
 
 CHUNK = 16 * 1024  # the size of the chunks of a chunked body
 _HEAD_LIMIT = 64 * 1024
@@ -113,6 +116,7 @@ class Request:
     target: str
     path: str  # URL-decoded path without the query, e.g. "/bucket/key"
     headers: Dict[str, str]
+    body: bytes = b""  # set once read (after the behaviour was chosen from the head)
 
     @property
     def range(self) -> Optional[str]:
@@ -162,6 +166,8 @@ class Behaviour:
     error: Optional[Tuple[int, str]] = None  # e.g. (503, "SlowDown"): an XML error response
     bucket_region: Optional[str] = None  # requests signed for another region get S3's 301
     #                                      PermanentRedirect with x-amz-bucket-region
+    delete_errors: Optional[Dict[str, Tuple[str, str]]] = None  # DeleteObjects: key -> (code,
+    #                                      message) of a per-key <Error> (the key is kept)
     # Framing
     chunked: bool = False  # GET: no Content-Length, Transfer-Encoding: chunked (200 and 206)
     chunked_no_terminator: bool = False  # chunked, every byte sent, closed before "0\r\n\r\n"
@@ -376,6 +382,10 @@ class FakeS3:
             self._objects["/" + path] = StoredObject(bytes(data), self._mtime)
         return path
 
+    def exists(self, path: str) -> bool:
+        with self._lock:
+            return "/" + path in self._objects
+
     def versions(self, path: str) -> List[bytes]:
         with self._lock:
             return [v.data for v in self._objects["/" + path].versions]
@@ -455,15 +465,19 @@ class FakeS3:
                 head, pending = pending.split(b"\r\n\r\n", 1)
                 index += 1
                 req, obj, behaviour = self._admit(head, cid, index)
-                # Only bodiless requests are expected; a body would be skipped here.
+                # Bodies with a Content-Length only (DeleteObjects'); not chunked ones.
                 length = int(req.headers.get("content-length", "0") or 0)
                 while len(pending) < length:
                     data = sock.recv(65536)
                     if not data:
                         raise _Closed
                     pending += data
-                pending = pending[length:]
-                response = build_response(req, obj, behaviour)
+                req.body, pending = pending[:length], pending[length:]
+                if req.method == "POST" and "delete" in parse_qs(urlsplit(req.target).query, keep_blank_values=True) \
+                        and behaviour.error is None:
+                    response = self._delete_objects(req, behaviour)
+                else:
+                    response = build_response(req, obj, behaviour)
                 self.send_response(sock, response, behaviour)
                 if req.headers.get("connection", "").lower() == "close":
                     raise _Closed
@@ -499,6 +513,30 @@ class FakeS3:
                 if limit is not None and obj.gets == limit + 1 and len(obj.versions) == 1:
                     obj.new_version()
         return req, obj, behaviour
+
+    def _delete_objects(self, req: Request, b: Behaviour) -> Response:
+        """DeleteObjects: delete the listed keys of the bucket, but answer a per-key <Error>
+        (and keep the key) for those in `delete_errors`; quiet mode lists only the errors."""
+        bucket = req.path.strip("/")
+        root = ElementTree.fromstring(req.body)
+        local = lambda e: e.tag.rsplit("}", 1)[-1]  # noqa: E731 - the tag without its namespace
+        quiet = any(local(e) == "Quiet" and (e.text or "").strip() == "true" for e in root)
+        keys = [k.text or "" for o in root if local(o) == "Object" for k in o if local(k) == "Key"]
+        failing = b.delete_errors or {}
+        entries = []
+        with self._lock:
+            for key in keys:
+                if key in failing:
+                    code, message = failing[key]
+                    entries.append(f"<Error><Key>{escape(key)}</Key><Code>{escape(code)}</Code>"
+                                   f"<Message>{escape(message)}</Message></Error>")
+                else:
+                    self._objects.pop(f"/{bucket}/{key}", None)
+                    if not quiet:
+                        entries.append(f"<Deleted><Key>{escape(key)}</Key></Deleted>")
+        body = ('<?xml version="1.0" encoding="UTF-8"?>\n'
+                '<DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">' + "".join(entries) + "</DeleteResult>")
+        return Response(200, "OK", [("Content-Type", "application/xml")], body.encode())
 
     def send_response(self, sock: socket.socket, resp: Response, b: Behaviour) -> None:
         """Put `resp` on the wire with the framing faults of `b`; raises _Closed when the

@@ -18,6 +18,7 @@ import pyfasts3
 from conftest import make_client
 from faultproxy import proxied_client, random_bytes
 from test_fork import _in_forked_child
+from test_writes import _is_part, _uploads_left
 
 PART = 64 * 1024
 HANG_GUARD = 60.0
@@ -239,6 +240,50 @@ def test_the_event_loop_keeps_running_during_a_large_read(server, put, proxy):
 
     with proxied_client(server, proxy, part_size=PART, max_concurrency=4) as client:
         run(main(client))
+
+
+UPLOAD_PART = 5 << 20  # S3's smallest part
+
+
+@pytest.mark.plain_http_only  # the fault proxy reads plain HTTP
+def test_cancelling_put_from_async_mid_upload_aborts_it(server, bucket, s3, proxy):
+    """As test_writes' blocking twin: part 2 is held by the proxy, the task is cancelled, and
+    no multipart upload is left. Unlike the blocking call, an async op sends the abort in the
+    background (fasts3_submit_put_from's documentation: it may still be in flight when the
+    completion arrives), so this waits, bounded, for the upload to go."""
+    data = random_bytes(3 * UPLOAD_PART, 31)
+    proxy.hold(_is_part(2))
+
+    async def main(client):
+        task = asyncio.ensure_future(client.put_from_async(data, f"{bucket}/cancelled", multipart_threshold=UPLOAD_PART,
+                                                           part_size=UPLOAD_PART))
+        assert await until(lambda: proxy.held >= 1, HANG_GUARD), "part 2 never reached the proxy"
+        assert _uploads_left(s3, bucket) != []  # the upload exists while it runs
+        cancelled_at = time.monotonic()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert time.monotonic() - cancelled_at < PROMPT
+        assert await until(lambda: _uploads_left(s3, bucket) == [], 10), "the cancelled upload was never aborted"
+
+    with proxied_client(server, proxy) as client:
+        run(main(client))
+        with pytest.raises(pyfasts3.NoSuchKey):
+            client.head(f"{bucket}/cancelled")
+
+
+@pytest.mark.plain_http_only  # the fault proxy reads plain HTTP
+def test_put_from_async_with_a_part_failing_every_attempt_aborts_the_upload(server, bucket, s3, proxy):
+    proxy.reject(_is_part(2), status=500, code="InternalError")
+    with proxied_client(server, proxy, max_attempts=2) as client:
+        with pytest.raises(pyfasts3.S3Error) as info:
+            run(client.put_from_async(random_bytes(3 * UPLOAD_PART, 32), f"{bucket}/fails",
+                                      multipart_threshold=UPLOAD_PART, part_size=UPLOAD_PART))
+        assert proxy.rejected >= 2  # part 2 was retried before the upload gave up
+        assert "part 2" in str(info.value)
+        assert _uploads_left(s3, bucket) == []
+        with pytest.raises(pyfasts3.NoSuchKey):
+            client.head(f"{bucket}/fails")
 
 
 def test_one_queue_per_loop_and_loops_in_turn(client, put):

@@ -29,6 +29,7 @@ def cluster():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=2, processes=True, host="127.0.0.1",
                                   dashboard_address=None, silence_logs=40) as cluster, \
             distributed.Client(cluster) as dask_client:
+        dask_client.wait_for_workers(2, timeout=60)
         yield dask_client
 
 
@@ -42,10 +43,15 @@ def test_workers_read_prefix_with_pickled_client(cluster, server, put):
         paths = [f"{bucket}/{k}" for k in client.list_keys(f"{bucket}/shards/")]
         assert sorted(paths) == sorted(expected)
         remote = cluster.scatter(client, broadcast=True)
-        results = cluster.gather(cluster.map(_read, [remote] * len(paths), paths))
+        # Pinned round-robin to the two worker processes, so both must read.
+        worker_pids = cluster.run(os.getpid)  # worker address -> pid
+        workers = sorted(worker_pids)
+        futures = [cluster.submit(_read, remote, p, workers=[workers[i % len(workers)]], allow_other_workers=False)
+                   for i, p in enumerate(paths)]
+        results = cluster.gather(futures)
     pids = {pid for _, pid, _, _ in results}
-    assert os.getpid() not in pids
-    assert len(pids) >= 1
+    assert len(set(worker_pids.values())) == 2 and os.getpid() not in worker_pids.values()
+    assert pids == set(worker_pids.values()), "each worker process read objects"
     for path, _, n, digest in results:
         assert digest == expected[path], path
     assert {p for p, _, _, _ in results} == set(expected)

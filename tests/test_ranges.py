@@ -118,6 +118,7 @@ def test_past_the_end_inside_a_coalesced_span_leaves_the_rest_of_its_slice(clien
     assert bytes(out[1600:]) == b"\xee" * 100
 
 
+@pytest.mark.plain_http_only  # the fault proxy reads plain HTTP
 def test_a_coalesced_span_cut_short_by_the_network_is_a_typed_error(server, proxy, put):
     """Every connection breaks after 32 KiB: the span's body is resumed a few times, then the
     call fails with NetworkError; it never returns what it got as if complete."""

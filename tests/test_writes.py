@@ -19,7 +19,7 @@ import pytest
 import pyfasts3
 from conftest import make_client
 from faultproxy import FaultProxy, proxied_client, random_bytes, run_guarded, start_guarded
-from fakes3 import crc32c
+from fakes3 import FakeS3, crc32c
 from pyfasts3._lowlevel import ffi, lib
 
 MIB = 1 << 20
@@ -273,6 +273,29 @@ def test_delete_many_reports_each_key_of_a_failed_request(writer, bucket):
     assert writer.delete_many([]) == []
     with pytest.raises(TypeError):
         writer.delete_many(f"{bucket}/kept")
+
+
+def test_delete_many_reports_the_per_key_errors_of_a_200_answer():
+    """A DeleteObjects answered 200 whose result lists an <Error> for some keys (tests/fakes3.py
+    scripts them): exactly those keys are failures, each with its own S3 code and message;
+    the others were deleted."""
+    with FakeS3() as fake:
+        paths = [fake.put(f"b/k{i}", b"x") for i in range(5)]
+        fake.behave(delete_errors={"k1": ("AccessDenied", "Access Denied by policy"),
+                                   "k3": ("InternalError", "We encountered an internal error")})
+        with pyfasts3.Client(fake.url, region="us-east-1", access_key_id="k", secret_access_key="s") as c:
+            failures = c.delete_many(paths + [paths[1]])  # a key listed twice fails twice
+            assert [p for p, _ in failures] == ["b/k1", "b/k3", "b/k1"]
+            (_, denied), (_, internal), (_, again) = failures
+            assert type(denied) is pyfasts3.AccessDenied
+            assert (denied.code, denied.bucket, denied.key) == ("AccessDenied", "b", "k1")
+            assert "Access Denied by policy" in denied.message
+            assert type(internal) is pyfasts3.S3Error
+            assert (internal.code, internal.bucket, internal.key) == ("InternalError", "b", "k3")
+            assert "We encountered an internal error" in internal.message
+            assert (type(again), again.code, again.key) == (pyfasts3.AccessDenied, "AccessDenied", "k1")
+            assert [r.method for r in fake.requests] == ["POST"]  # one DeleteObjects, no retry
+        assert [fake.exists(p) for p in paths] == [False, True, False, True, False]
 
 
 # -- copy --------------------------------------------------------------------------------
