@@ -257,10 +257,11 @@ impl Drop for AbortOnDrop<'_> {
                     let _ = aborting.join();
                 });
             }
-            // Dropped on a shared worker, which must not block: abort in the background.
+            // Dropped on a shared worker, which must not block: abort in a task of its own,
+            // which an async op waits for before it completes (`runtime::awaiting_cleanups`).
             Placement::Workers => {
                 let s3 = self.s3.clone();
-                runtime::runtime().spawn(async move { abort(&s3, &bucket, &key, &upload_id).await });
+                runtime::spawn_cleanup(async move { abort(&s3, &bucket, &key, &upload_id).await });
             }
         }
     }

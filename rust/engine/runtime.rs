@@ -70,6 +70,36 @@ where
     runtime().block_on(unsafe { on_workers(fut) })
 }
 
+tokio::task_local! {
+    /// Clean-ups (aborting a multipart upload...) that futures dropped inside
+    /// [`awaiting_cleanups`] started with [`spawn_cleanup`]: it waits for them.
+    static CLEANUPS: std::cell::RefCell<Vec<tokio::task::JoinHandle<()>>>;
+}
+
+/// Run `fut`, then wait for every clean-up that futures dropped inside it started with
+/// [`spawn_cleanup`] (a cancelled upload's abort): work running as a task on the shared
+/// workers, which cannot block in `Drop`, still ends only once its clean-up is done.
+pub async fn awaiting_cleanups<F: Future>(fut: F) -> F::Output {
+    CLEANUPS
+        .scope(std::cell::RefCell::new(Vec::new()), async {
+            let output = fut.await;
+            let started = CLEANUPS.with(|c| std::mem::take(&mut *c.borrow_mut()));
+            for cleanup in started {
+                let _ = cleanup.await; // a clean-up's own failure is not the work's
+            }
+            output
+        })
+        .await
+}
+
+/// Start `cleanup` as a task on the shared runtime, without blocking (callable from `Drop` on
+/// a shared worker). Inside [`awaiting_cleanups`], that call waits for it before returning;
+/// elsewhere it runs in the background.
+pub(crate) fn spawn_cleanup(cleanup: impl Future<Output = ()> + Send + 'static) {
+    let handle = runtime().spawn(cleanup);
+    let _ = CLEANUPS.try_with(|c| c.borrow_mut().push(handle));
+}
+
 /// A value owned by the process that made it: dropped normally there, leaked in a forked
 /// child. A child inherits the parent's thread-locals, and they may be destroyed when it
 /// exits (glibc runs them for the main thread at `exit()`); dropping the parent's runtime or

@@ -453,7 +453,9 @@ fn spawn_op(
     let cancel = CancelToken::new();
     let id = queue.register(cancel.clone());
     let token = cancel.clone();
-    let work: Work = Box::pin(async move { CancelToken::run(Some(&token), work).await });
+    // A cancelled op's clean-up (a started multipart upload's abort) finishes before its
+    // completion is queued, as the blocking calls finish it before they return.
+    let work: Work = Box::pin(runtime::awaiting_cleanups(async move { CancelToken::run(Some(&token), work).await }));
     let report = Report { queue: queue.clone(), id, user_data, object: Some(object) };
     runtime::runtime().spawn(OpTask { work: Some(work), report });
     fasts3_op { cancel }
@@ -757,9 +759,8 @@ pub unsafe extern "C" fn fasts3_submit_get(
 /// arrives in `queue` as a completion carrying `user_data`, whose `written` is `data_len` on
 /// success and `fasts3_completion_parts` the number of parts sent (0 for a single PUT), as
 /// `fasts3_put_from` reports them. Parts are copied from `data` as they are sent (at most
-/// `max_concurrency` parts in flight), so the extra memory stays bounded. An abort after
-/// cancellation is sent in the background, and may still be in flight when the completion
-/// arrives.
+/// `max_concurrency` parts in flight), so the extra memory stays bounded. A cancelled or
+/// failed multipart upload is aborted before its completion is queued.
 ///
 /// Lifetime of `data`: lent to the op until its completion has been popped from `queue` (or
 /// `queue` freed); the caller keeps it alive and unchanged meanwhile. Options, `out_op`,
