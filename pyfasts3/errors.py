@@ -31,8 +31,10 @@ class S3Error(Exception):
         self.request_id = request_id
 
     def __str__(self) -> str:
-        if self.code:
+        if self.code and self.status:
             return f"{self.code} (HTTP {self.status}): {self.message}"
+        if self.code:  # e.g. one key's error inside a 200 DeleteObjects answer
+            return f"{self.code}: {self.message}"
         return self.message
 
 

@@ -290,6 +290,10 @@ def test_delete_many_reports_the_per_key_errors_of_a_200_answer():
             assert type(denied) is pyfasts3.AccessDenied
             assert (denied.code, denied.bucket, denied.key) == ("AccessDenied", "b", "k1")
             assert "Access Denied by policy" in denied.message
+            # No HTTP status of its own (the answer was a 200), but the id of the request
+            # that reported it.
+            assert (denied.status, denied.request_id) == (0, "fake")
+            assert str(denied).startswith("AccessDenied: ") and "HTTP" not in str(denied)
             assert type(internal) is pyfasts3.S3Error
             assert (internal.code, internal.bucket, internal.key) == ("InternalError", "b", "k3")
             assert "We encountered an internal error" in internal.message

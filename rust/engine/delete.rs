@@ -1,6 +1,7 @@
 //! Deleting objects: one (DELETE on the lean data plane) or many (DeleteObjects, 1,000 keys
 //! per request, per-key errors kept).
 
+use aws_sdk_s3::operation::RequestId;
 use crate::client::{Client, Session};
 use crate::error::{kind_for, Error, Result};
 use crate::http::{ObjectId, ObjectRequest};
@@ -76,11 +77,15 @@ async fn delete_chunk(session: &Session, bucket: &str, chunk: &[&str]) -> Result
     let output = session.s3.delete_objects().bucket(bucket).delete(delete).send().await?;
     // Quiet mode: only the keys that failed are listed.
     let mut results: Vec<Result<()>> = chunk.iter().map(|_| Ok(())).collect();
+    let request_id = output.request_id().unwrap_or_default();
     for failed in output.errors() {
         let Some(key) = failed.key() else { continue };
         let code = failed.code().unwrap_or_default().to_string();
         let mut error = Error::new(kind_for(&code, 0), failed.message().unwrap_or(&code).to_string());
         error.code = code;
+        // The answer was a 200 carrying this key's error: no HTTP status of its own (0), but
+        // the request id names the request that reported it.
+        error.request_id = request_id.to_string();
         // A key may appear twice in a request; each occurrence gets the error.
         for (k, slot) in chunk.iter().zip(results.iter_mut()) {
             if *k == key {
