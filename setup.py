@@ -4,7 +4,8 @@ build_py puts libfasts3 and the header it is declared from into the package bein
 - with PYFASTS3_LIBRARY=/path/to/libfasts3.so, that prebuilt library (`python build.py
   --wheel` sets it, after building the library once with cargo-zigbuild for glibc 2.17);
 - otherwise the library is built from source by build.py (needs cargo; without it, build.py
-  stops with a message saying what to install, or to use the wheel).
+  stops with a message saying what to install, or to use the wheel); with
+  PYFASTS3_MANYLINUX=1, by cargo-zigbuild against glibc 2.17, as `python build.py --wheel` does.
 Never a library that merely lies in the tree: MANIFEST.in keeps native files out of the sdist
 and the package data lists none.
 
@@ -13,6 +14,7 @@ The wheel is tagged py3-none-<platform> here (cffi ABI mode: any CPython 3, one 
 """
 import importlib.util
 import os
+import platform
 import shutil
 import sys
 from pathlib import Path
@@ -32,7 +34,10 @@ def native_library() -> Path:
             sys.exit(f"PYFASTS3_LIBRARY={prebuilt} does not exist")
         return path
     # Packaging uses the committed header; regenerating it is a dev/CI step.
-    return _native_build().build_library()
+    # PYFASTS3_MANYLINUX=1: link against glibc 2.17 with cargo-zigbuild, as the published
+    # wheels are (needs cargo-zigbuild and ziglang, pinned in requirements-dev.txt).
+    arch = platform.machine() if os.environ.get("PYFASTS3_MANYLINUX") == "1" else None
+    return _native_build().build_library(arch)
 
 
 def _native_build():

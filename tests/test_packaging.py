@@ -39,8 +39,8 @@ def env_without_cargo(**extra: str) -> dict:
     return env
 
 
-def run(cmd, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=600, **kw)
+def run(cmd, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, **kw)
 
 
 # ---- a source build without cargo -----------------------------------------------------------
@@ -255,10 +255,43 @@ def test_wheel_is_manylinux2014_with_a_stripped_library():
     assert glibc and max(glibc) <= (2, 17), sorted(needed)
 
 
-@pytest.fixture(scope="module")
-def wheel_venv(tmp_path_factory) -> Path:
-    """A fresh venv with the wheel installed by a pip that has no cargo on PATH."""
-    wheel = wheel_path()
+def wheel_built_from_the_sdist(sdist: Path, out: Path) -> Path:
+    """`pip wheel` of the sdist: cargo-zigbuild compiles both crates from the sdist's sources.
+    Into a copy of the release builds of CARGO_TARGET_DIR: the third-party crates compiled
+    there are reused, and the shared directory's fingerprints keep naming this tree's sources
+    (a build of another tree of the same workspace into it would leave them naming that tree,
+    and the next `python build.py` here could take a changed source for up to date)."""
+    shared = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    target = out / "target"
+    for sub in ("release", f"{platform.machine()}-unknown-linux-gnu/release"):
+        if (shared / sub).is_dir():
+            shutil.copytree(shared / sub, target / sub, symlinks=True)
+            # Forget the workspace's own crates: their fingerprints name the sources of the
+            # tree that built them, which cargo would find unchanged and not compile these.
+            for fingerprint in (target / sub / ".fingerprint").glob("fasts3-*"):
+                shutil.rmtree(fingerprint)
+    # cargo-zigbuild is found on PATH, and runs the zig of this Python's ziglang (pip's
+    # isolated build environment has neither).
+    import ziglang
+
+    env = {**os.environ, "PYFASTS3_MANYLINUX": "1", "CARGO_TARGET_DIR": str(target),
+           "CARGO_ZIGBUILD_ZIG_PATH": str(Path(ziglang.__file__).parent / "zig")}
+    proc = run([sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--disable-pip-version-check", "-w", out, sdist],
+               cwd=out, env=env, timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Compiling fasts3-engine" in proc.stdout + proc.stderr, "the sdist's crates were not compiled"
+    (wheel,) = out.glob("pyfasts3-*.whl")
+    return wheel
+
+
+@pytest.fixture(scope="module", params=["wheel", "sdist"], ids=["built-wheel", "wheel-from-sdist"])
+def wheel_venv(request, tmp_path_factory) -> Path:
+    """A fresh venv with a wheel installed by a pip that has no cargo on PATH: the wheel
+    `python build.py --wheel` made, or one `pip wheel` built from the sdist with cargo."""
+    if request.param == "wheel":
+        wheel = wheel_path()
+    else:
+        wheel = wheel_built_from_the_sdist(request.getfixturevalue("sdist"), tmp_path_factory.mktemp("from-sdist"))
     venv = tmp_path_factory.mktemp("wheel-venv") / "venv"
     proc = run([sys.executable, "-m", "venv", venv], env=env_without_cargo())
     assert proc.returncode == 0, proc.stderr
