@@ -28,8 +28,8 @@
 // it uses. Minor 1: the asynchronous interface (completion queues, `fasts3_submit_*`,
 // `fasts3_op_*`, `fasts3_completion_*`). Minor 2: `fasts3_completion_take_error` (a failed
 // op's error object, as blocking calls give it), `fasts3_completion_parts` (the parts an
-// async upload sent) and `fasts3_last_error_request_id`. Major version 3 starts again at 0
-// (its functions are those of 2.2).
+// async upload sent) and `fasts3_last_error_request_id`. Major version 3 starts again at 0:
+// the functions of 2.2 and `fasts3_get_ranges_at` (ranges placed at given offsets).
 #define FASTS3_ABI_MINOR_VERSION 0
 
 // Result of a libfasts3 call. `FASTS3_OK` is 0; other codes are grouped by hundreds:
@@ -1112,27 +1112,11 @@ enum fasts3_status fasts3_bytes_data(struct fasts3_bytes *bytes,
 void fasts3_bytes_free(struct fasts3_bytes *bytes);
 
 // Read `count` byte ranges of one object into `buf`, packed in the order given (range `i`
-// starts at the sum of the lengths before it), all from one version of the object: one HEAD
-// gives its size and ETag (or checks the ETag `options->if_match` names), and every request
-// is pinned to it (`FASTS3_OBJECT_CHANGED` otherwise). Ranges at most `max_gap` bytes apart
-// are read with one request (`FASTS3_DEFAULT_MAX_GAP` is a good default; 0 coalesces only
-// touching ranges). Requests run concurrently within the client's concurrency budget.
-//
-// On success `out_lengths[i]` is how many bytes range `i` got: its `length`, or fewer where
-// the object ends first (bytes of its slice past that are left as they were). On failure
-// `buf`'s contents are unspecified and `out_lengths` untouched.
-//
-// Thread safety: may run concurrently with other calls on `client`, from any thread.
+// starts at the sum of the lengths before it): `fasts3_get_ranges_at` with `buf_offsets`
+// NULL. Arguments and results as there; thread safety as for `fasts3_get_ranges_at`.
 //
 // # Safety
-// - `client`, `cancel` and `options` as for `fasts3_get_into_with_options`; `bucket`, `key`
-//   as for `fasts3_get_into`.
-// - `ranges` points to `count` readable `fasts3_range`s (NULL when `count` is 0).
-// - `buf` points to `buf_len` writable bytes (NULL when `buf_len` is 0) that overlap no other
-//   argument and that nothing else reads or writes until this call returns; `buf_len` is at
-//   least the sum of the lengths.
-// - `out_lengths` points to `count` writable `uint64_t`s (NULL when `count` is 0).
-// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
+// As for `fasts3_get_ranges_at` with `buf_offsets` NULL.
 enum fasts3_status fasts3_get_ranges(const struct fasts3_client *client,
                                      const uint8_t *bucket,
                                      size_t bucket_len,
@@ -1147,6 +1131,48 @@ enum fasts3_status fasts3_get_ranges(const struct fasts3_client *client,
                                      const struct fasts3_cancel_token *cancel,
                                      uint64_t *out_lengths,
                                      struct fasts3_error **err);
+
+// Read `count` byte ranges of one object into `buf`, range `i` at `buf + buf_offsets[i]`
+// (the safetensors pattern: tensors into their places in one preallocated buffer), or packed
+// in the order given when `buf_offsets` is NULL (range `i` at the sum of the lengths before
+// it). Placed ranges may come in any order but must lie inside `buf` and not overlap one
+// another (`FASTS3_INVALID_ARGUMENT` otherwise, before anything is sent). All ranges come
+// from one version of the object: one HEAD gives its size and ETag (or checks the ETag
+// `options->if_match` names), and every request is pinned to it (`FASTS3_OBJECT_CHANGED`
+// otherwise). Ranges at most `max_gap` bytes apart in the object are read with one request
+// (`FASTS3_DEFAULT_MAX_GAP` is a good default; 0 coalesces only touching ranges). Requests
+// run concurrently within the client's concurrency budget.
+//
+// On success `out_lengths[i]` is how many bytes range `i` got: its `length`, or fewer where
+// the object ends first (bytes of its slice past that are left as they were). On failure
+// `buf`'s contents are unspecified and `out_lengths` untouched.
+//
+// Thread safety: may run concurrently with other calls on `client`, from any thread.
+//
+// # Safety
+// - `client`, `cancel` and `options` as for `fasts3_get_into_with_options`; `bucket`, `key`
+//   as for `fasts3_get_into`.
+// - `ranges` points to `count` readable `fasts3_range`s (NULL when `count` is 0).
+// - `buf` points to `buf_len` writable bytes (NULL when `buf_len` is 0) that overlap no other
+//   argument and that nothing else reads or writes until this call returns.
+// - `buf_offsets` is NULL or points to `count` readable `uint64_t`s.
+// - `out_lengths` points to `count` writable `uint64_t`s (NULL when `count` is 0).
+// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
+enum fasts3_status fasts3_get_ranges_at(const struct fasts3_client *client,
+                                        const uint8_t *bucket,
+                                        size_t bucket_len,
+                                        const uint8_t *key,
+                                        size_t key_len,
+                                        const struct fasts3_range *ranges,
+                                        size_t count,
+                                        uint64_t max_gap,
+                                        uint8_t *buf,
+                                        size_t buf_len,
+                                        const uint64_t *buf_offsets,
+                                        const struct fasts3_read_options *options,
+                                        const struct fasts3_cancel_token *cancel,
+                                        uint64_t *out_lengths,
+                                        struct fasts3_error **err);
 
 // Run `count` reads concurrently, sharing the client's concurrency budget, and write one
 // `fasts3_get_result` per request into `results` (an array of `count` the caller provides).

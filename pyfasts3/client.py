@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import pickle
 import sys
@@ -576,8 +577,8 @@ class Client:
         return _owned_array(out[0])
 
     def get_ranges(self, path: str, ranges: Sequence[Tuple[int, int]], *, out: Any = None,
-                   max_gap: int = DEFAULT_MAX_GAP, if_match: Optional[str] = None,
-                   version_id: Optional[str] = None) -> List[np.ndarray]:
+                   out_offsets: Optional[Sequence[int]] = None, max_gap: int = DEFAULT_MAX_GAP,
+                   if_match: Optional[str] = None, version_id: Optional[str] = None) -> List[np.ndarray]:
         """Many ``(offset, length)`` byte ranges of one object, all from one version of it.
 
         A negative offset counts from the end (``(-8, 8)``: the last 8 bytes, a Parquet
@@ -587,10 +588,13 @@ class Client:
         with one request (0: only touching or overlapping ones); the requests run concurrently.
 
         ``out``: a writable C-contiguous buffer receiving the ranges packed in order (range
-        ``i`` at the sum of the lengths before it); None allocates one buffer. Returns one
-        uint8 view per range, into ``out`` or that buffer, shorter than asked only where the
-        object ends first. If the call raises, ``out`` may hold some of the ranges and its
-        other bytes are unspecified.
+        ``i`` at the sum of the lengths before it); None allocates one buffer. With
+        ``out_offsets`` (one per range, ``out`` required), range ``i`` lands at byte
+        ``out_offsets[i]`` of ``out`` instead: in any order, inside ``out``, no two
+        overlapping (ValueError otherwise) -- tensors into their places in one preallocated
+        buffer. Returns one uint8 view per range, into ``out`` or that buffer, shorter than
+        asked only where the object ends first. If the call raises, ``out`` may hold some of
+        the ranges and its other bytes are unspecified.
         """
         bucket, key = split_object(path)
         if isinstance(ranges, (str, bytes)):
@@ -609,33 +613,39 @@ class Client:
         max_gap = _non_negative("max_gap", max_gap)
         total = sum(n for _, n in pairs)
         options, keep = _read_options(if_match, version_id)
+        if out_offsets is not None:
+            if out is None:
+                raise ValueError("out_offsets places the ranges in out: give out too")
+            if isinstance(out_offsets, (str, bytes)) or len(out_offsets) != len(pairs):
+                raise ValueError(f"out_offsets must hold one offset per range ({len(pairs)})")
+            starts = [_non_negative("out offset", o) for o in out_offsets]
+        else:
+            starts = list(itertools.accumulate((n for _, n in pairs), initial=0))[:len(pairs)]
         import numpy as np
 
         if out is None:
             array = np.empty(total, np.uint8)
         else:
-            with _writable_bytes(out) as probe:
-                if probe.nbytes < total:
-                    raise ValueError(f"out holds {probe.nbytes} bytes, the ranges need {total}")
+            if out_offsets is None:
+                with _writable_bytes(out) as probe:
+                    if probe.nbytes < total:
+                        raise ValueError(f"out holds {probe.nbytes} bytes, the ranges need {total}")
             array = np.frombuffer(out, np.uint8) if not isinstance(out, np.ndarray) else out.reshape(-1).view(np.uint8)
         c_ranges = ffi.new("fasts3_range[]", pairs) if pairs else ffi.NULL
+        c_offsets = ffi.new("uint64_t[]", starts) if out_offsets is not None and pairs else ffi.NULL
         lengths = ffi.new("uint64_t[]", max(len(pairs), 1))
         b, k = bucket.encode(), key.encode()
         with _writable_bytes(array) as view:
             cbuf = ffi.from_buffer("uint8_t[]", view, require_writable=True) if view.nbytes else ffi.NULL
             try:
                 with self._handle.borrow() as client:
-                    rustcall(lib.fasts3_get_ranges, client, b, len(b), k, len(k), c_ranges, len(pairs), max_gap,
-                             cbuf, view.nbytes, options, _interrupt.cancel_token(), lengths, ffi.NULL,
+                    rustcall(lib.fasts3_get_ranges_at, client, b, len(b), k, len(k), c_ranges, len(pairs), max_gap,
+                             cbuf, view.nbytes, c_offsets, options, _interrupt.cancel_token(), lengths, ffi.NULL,
                              bucket=bucket, key=key)
             finally:
                 if view.nbytes:
                     ffi.release(cbuf)
-        views, at = [], 0
-        for i, (_, n) in enumerate(pairs):
-            views.append(array[at:at + int(lengths[i])])
-            at += n
-        return views
+        return [array[at:at + int(lengths[i])] for i, at in enumerate(starts)]
 
     def get_many(self, items: Sequence[Any], *, out: Optional[Sequence[Any]] = None) -> List[Any]:
         """Many reads at once, sharing this client's concurrency budget; results in order.

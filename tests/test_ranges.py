@@ -65,6 +65,36 @@ def test_out_buffer_receives_ranges_packed_in_order(client, put):
         client.get_ranges(path, ranges, out=bytearray(16))
 
 
+def test_out_offsets_place_each_range_in_out(client, put):
+    """The safetensors pattern: ranges land at the given offsets of one buffer, in any order
+    and with gaps between them (left as they were); each view is the range's place in out."""
+    data = payload(300 * KIB, 5)
+    path = put("obj", data)
+    ranges = [(200 * KIB, 10), (5, 3), (-4, 4), (7, 0), (299 * KIB, 2 * KIB)]  # the last ends past the object
+    places = [30, 0, 12, 50, 50]
+    out = np.full(60 + 2 * KIB, 0xEE, np.uint8)
+    views = client.get_ranges(path, ranges, out=out, out_offsets=places)
+    want = {30: data[200 * KIB:200 * KIB + 10], 0: data[5:8], 12: data[-4:], 50: data[299 * KIB:]}
+    expected = bytearray(b"\xee" * out.nbytes)
+    for at, piece in want.items():
+        expected[at:at + len(piece)] = piece
+    assert out.tobytes() == bytes(expected)
+    assert [len(v) for v in views] == [10, 3, 4, 0, KIB]
+    assert [v.ctypes.data - out.ctypes.data for v in views if len(v)] == [30, 0, 12, 50]
+    assert views[0].tobytes() == data[200 * KIB:200 * KIB + 10]
+
+
+def test_out_offsets_that_overlap_or_fall_outside_out_are_refused(client, put):
+    path = put("obj", payload(KIB, 6))
+    out = bytearray(b"\xee" * 40)
+    for places, message in [([0, 5], "overlap"), ([0, 35], "past the destination"), ([0], "out_offsets")]:
+        with pytest.raises(ValueError, match=message):
+            client.get_ranges(path, [(0, 10), (100, 10)], out=out, out_offsets=places)
+    assert out == bytearray(b"\xee" * 40), "nothing was written"
+    with pytest.raises(ValueError, match="give out"):
+        client.get_ranges(path, [(0, 10)], out_offsets=[0])
+
+
 def test_close_ranges_cost_one_request():
     """1,000 ranges of 64 bytes spread over 1 MiB, through a counting fake: coalesced with
     the default gap, they are one HEAD and one GET."""

@@ -281,7 +281,7 @@ fn cancelling_while_later_parts_run_on_the_workers_waits_for_them() {
 fn get_ranges(c: &Client, wanted: &[(i64, u64)], max_gap: u64) -> crate::Result<(Vec<u8>, Vec<u64>)> {
     let wanted: Vec<ByteRange> = wanted.iter().map(|&(offset, len)| ByteRange { offset, len }).collect();
     let mut out = vec![0xEEu8; wanted.iter().map(|r| r.len as usize).sum()];
-    let got = block_on_here(ranges::get_ranges(c, as_the_c_abi_runs(), "bkt", "key", &wanted, &mut out, max_gap, Default::default()))?;
+    let got = block_on_here(ranges::get_ranges(c, as_the_c_abi_runs(), "bkt", "key", &wanted, None, &mut out, max_gap, Default::default()))?;
     Ok((out, got))
 }
 

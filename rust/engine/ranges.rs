@@ -19,9 +19,11 @@
 //!    them all: it starts no later and ends no earlier), then copied into the later range's
 //!    slice once the span is complete. Only shared bytes are copied twice.
 //!
-//! The destination holds the ranges packed in the order given: range `i` starts at the sum of
-//! the lengths before it. A range running past the end of the object gets the bytes that
-//! exist (its reported length says how many); the rest of its slice is left as it was.
+//! The destination holds the ranges packed in the order given (range `i` starts at the sum of
+//! the lengths before it), or each at the place the caller gives (`places`: slices inside the
+//! destination that overlap no other range's, in any order). A range running past the end of
+//! the object gets the bytes that exist (its reported length says how many); the rest of its
+//! slice is left as it was.
 //! A server that sends neither ETag nor Last-Modified gets one request for everything (one
 //! response is one version); the bytes between the ranges are dropped as they arrive.
 
@@ -48,10 +50,11 @@ pub struct ByteRange {
 /// more than reading this much more on any link S3 is reached over.
 pub const DEFAULT_MAX_GAP: u64 = 1 << 20;
 
-/// Read `ranges` of one object into `dest` (packed in order; at least the sum of the lengths).
-/// Returns how many bytes each range got (fewer than asked only where the object ends). On
-/// error `dest` is unspecified: spans are written in place as they arrive, so any range may
-/// be partly written.
+/// Read `ranges` of one object into `dest`: range `i` at `places[i]`, or packed in order when
+/// `places` is None (then `dest` holds at least the sum of the lengths). Returns how many
+/// bytes each range got (fewer than asked only where the object ends). On error `dest` is
+/// unspecified: spans are written in place as they arrive, so any range may be partly
+/// written. Nothing is sent when the places do not fit (see [`destination_slices`]).
 // One argument per thing the read is about, as for `get::get`.
 #[allow(clippy::too_many_arguments)]
 pub async fn get_ranges(
@@ -60,27 +63,77 @@ pub async fn get_ranges(
     bucket: &str,
     key: &str,
     ranges: &[ByteRange],
+    places: Option<&[u64]>,
     dest: &mut [u8],
     max_gap: u64,
     options: ReadOptions<'_>,
 ) -> Result<Vec<u64>> {
     check_bucket(bucket)?;
     check_key(key)?;
-    let needed = ranges.iter().try_fold(0u64, |sum, r| sum.checked_add(r.len));
-    match needed {
-        Some(n) if n <= dest.len() as u64 => {}
-        _ => {
-            return Err(Error::invalid(format!(
-                "the destination holds {} bytes, the ranges need {}",
-                dest.len(),
-                needed.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string())
-            )))
-        }
-    }
+    let slices = destination_slices(ranges, places, dest)?;
     let id = ObjectId { bucket, key, version_id: options.version_id };
-    read_ranges(client, placement, id, ranges, dest, max_gap, options.if_match)
+    read_ranges(client, placement, id, ranges, slices, max_gap, options.if_match)
         .await
         .map_err(|e| e.context(format!("s3://{bucket}/{key}")))
+}
+
+/// Each range's slice of `dest`, by range: at `places[i]`, or packed in order. Fails unless
+/// every slice lies inside `dest` and no two non-empty slices overlap (two writers of one
+/// byte).
+fn destination_slices<'d>(
+    ranges: &[ByteRange],
+    places: Option<&[u64]>,
+    dest: &'d mut [u8],
+) -> Result<Vec<Option<&'d mut [u8]>>> {
+    let starts: Vec<u64> = match places {
+        Some(places) if places.len() != ranges.len() => {
+            return Err(Error::invalid(format!("{} places for {} ranges", places.len(), ranges.len())))
+        }
+        Some(places) => places.to_vec(),
+        None => {
+            let needed = ranges.iter().try_fold(0u64, |sum, r| sum.checked_add(r.len));
+            if needed.is_none_or(|n| n > dest.len() as u64) {
+                return Err(Error::invalid(format!(
+                    "the destination holds {} bytes, the ranges need {}",
+                    dest.len(),
+                    needed.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string())
+                )));
+            }
+            let mut at = 0u64;
+            let mut starts = Vec::with_capacity(ranges.len());
+            for r in ranges {
+                starts.push(at);
+                at = at.saturating_add(r.len);
+            }
+            starts
+        }
+    };
+    let mut order: Vec<usize> = (0..ranges.len()).collect();
+    order.sort_by_key(|&i| (starts[i], ranges[i].len));
+    let capacity = dest.len() as u64;
+    let mut slices: Vec<Option<&mut [u8]>> = (0..ranges.len()).map(|_| None).collect();
+    let (mut rest, mut cursor, mut previous): (&mut [u8], u64, Option<usize>) = (dest, 0, None);
+    for i in order {
+        let (start, len) = (starts[i], ranges[i].len);
+        // (Packed ranges were checked above: only a place can fail here.)
+        let end = start.checked_add(len).filter(|&end| end <= capacity).ok_or_else(|| {
+            Error::invalid(format!("range {i} placed at {start} ends past the destination's {capacity} bytes"))
+        })?;
+        if len == 0 {
+            slices[i] = Some(&mut []);
+            continue;
+        }
+        if start < cursor {
+            let other = previous.expect("cursor moved past 0 only after a slice");
+            return Err(Error::invalid(format!("ranges {other} and {i} overlap in the destination")));
+        }
+        let tail = std::mem::take(&mut rest);
+        let (_, from_start) = tail.split_at_mut((start - cursor) as usize);
+        let (slice, after) = from_start.split_at_mut(len as usize);
+        slices[i] = Some(slice);
+        (rest, cursor, previous) = (after, end, Some(i));
+    }
+    Ok(slices)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -89,7 +142,7 @@ async fn read_ranges(
     placement: Placement,
     id: ObjectId<'_>,
     ranges: &[ByteRange],
-    dest: &mut [u8],
+    mut slices: Vec<Option<&mut [u8]>>,
     max_gap: u64,
     if_match: Option<&str>,
 ) -> Result<Vec<u64>> {
@@ -104,15 +157,6 @@ async fn read_ranges(
     let resolved: Vec<(u64, u64)> = ranges.iter().map(|r| resolve(r, size)).collect();
     let max_gap = if version.is_empty() { u64::MAX } else { max_gap };
     let pin = (!version.is_empty()).then_some(&version);
-
-    // Each range's slice of the destination, in the order given.
-    let mut slices: Vec<Option<&mut [u8]>> = Vec::with_capacity(ranges.len());
-    let mut rest = dest;
-    for r in ranges {
-        let (slice, tail) = rest.split_at_mut(r.len as usize);
-        slices.push(Some(slice));
-        rest = tail;
-    }
 
     let mut jobs = Vec::new();
     for span in coalesce(&resolved, max_gap) {
@@ -322,5 +366,40 @@ mod tests {
         );
         // Touching: nothing shared.
         assert_eq!(plan_members(&[(0, 10), (10, 20)]), vec![plan(0, None), plan(10, None)]);
+    }
+
+    fn ranges(lens: &[u64]) -> Vec<ByteRange> {
+        lens.iter().map(|&len| ByteRange { offset: 0, len }).collect()
+    }
+
+    #[test]
+    fn placed_ranges_get_their_own_slices_in_any_order() {
+        let mut dest = [0u8; 20];
+        let addr = dest.as_ptr() as usize;
+        let places = [12, 0, 5, 20];
+        let slices = destination_slices(&ranges(&[8, 5, 2, 0]), Some(&places), &mut dest).unwrap();
+        let got: Vec<(usize, usize)> =
+            slices.iter().map(|s| s.as_deref().map_or((99, 99), |s| ((s.as_ptr() as usize).wrapping_sub(addr), s.len()))).collect();
+        assert_eq!(got[..3], [(12, 8), (0, 5), (5, 2)]);
+        assert_eq!(got[3].1, 0, "an empty range may sit at the very end (its slice is empty)");
+        // Packed: each after the one before.
+        let slices = destination_slices(&ranges(&[3, 4]), None, &mut dest).unwrap();
+        let starts: Vec<usize> = slices.iter().map(|s| s.as_deref().unwrap().as_ptr() as usize - addr).collect();
+        assert_eq!(starts, [0, 3]);
+    }
+
+    #[test]
+    fn places_that_overlap_or_run_past_the_destination_are_refused() {
+        let mut dest = [0u8; 20];
+        let err = |lens: &[u64], places: &[u64], dest: &mut [u8]| {
+            destination_slices(&ranges(lens), Some(places), dest).map(|_| ()).unwrap_err().message
+        };
+        assert_eq!(err(&[8, 5], &[0, 7], &mut dest), "ranges 0 and 1 overlap in the destination");
+        assert_eq!(err(&[5, 8], &[10, 4], &mut dest), "ranges 1 and 0 overlap in the destination");
+        assert_eq!(err(&[5], &[16], &mut dest), "range 0 placed at 16 ends past the destination's 20 bytes");
+        assert_eq!(err(&[5], &[u64::MAX], &mut dest), format!("range 0 placed at {} ends past the destination's 20 bytes", u64::MAX));
+        assert_eq!(err(&[5, 5], &[0], &mut dest), "1 places for 2 ranges");
+        let packed = destination_slices(&ranges(&[15, 6]), None, &mut dest).map(|_| ()).unwrap_err().message;
+        assert_eq!(packed, "the destination holds 20 bytes, the ranges need 21");
     }
 }

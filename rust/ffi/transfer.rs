@@ -307,27 +307,11 @@ pub struct fasts3_range {
 }
 
 /// Read `count` byte ranges of one object into `buf`, packed in the order given (range `i`
-/// starts at the sum of the lengths before it), all from one version of the object: one HEAD
-/// gives its size and ETag (or checks the ETag `options->if_match` names), and every request
-/// is pinned to it (`FASTS3_OBJECT_CHANGED` otherwise). Ranges at most `max_gap` bytes apart
-/// are read with one request (`FASTS3_DEFAULT_MAX_GAP` is a good default; 0 coalesces only
-/// touching ranges). Requests run concurrently within the client's concurrency budget.
-///
-/// On success `out_lengths[i]` is how many bytes range `i` got: its `length`, or fewer where
-/// the object ends first (bytes of its slice past that are left as they were). On failure
-/// `buf`'s contents are unspecified and `out_lengths` untouched.
-///
-/// Thread safety: may run concurrently with other calls on `client`, from any thread.
+/// starts at the sum of the lengths before it): `fasts3_get_ranges_at` with `buf_offsets`
+/// NULL. Arguments and results as there; thread safety as for `fasts3_get_ranges_at`.
 ///
 /// # Safety
-/// - `client`, `cancel` and `options` as for `fasts3_get_into_with_options`; `bucket`, `key`
-///   as for `fasts3_get_into`.
-/// - `ranges` points to `count` readable `fasts3_range`s (NULL when `count` is 0).
-/// - `buf` points to `buf_len` writable bytes (NULL when `buf_len` is 0) that overlap no other
-///   argument and that nothing else reads or writes until this call returns; `buf_len` is at
-///   least the sum of the lengths.
-/// - `out_lengths` points to `count` writable `uint64_t`s (NULL when `count` is 0).
-/// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
+/// As for `fasts3_get_ranges_at` with `buf_offsets` NULL.
 #[no_mangle]
 pub unsafe extern "C" fn fasts3_get_ranges(
     client: *const fasts3_client,
@@ -340,6 +324,72 @@ pub unsafe extern "C" fn fasts3_get_ranges(
     max_gap: u64,
     buf: *mut u8,
     buf_len: usize,
+    options: *const fasts3_read_options,
+    cancel: *const fasts3_cancel_token,
+    out_lengths: *mut u64,
+    err: *mut *mut fasts3_error,
+) -> fasts3_status {
+    // SAFETY: this function's contract is `fasts3_get_ranges_at`'s with NULL `buf_offsets`.
+    unsafe {
+        fasts3_get_ranges_at(
+            client,
+            bucket,
+            bucket_len,
+            key,
+            key_len,
+            ranges,
+            count,
+            max_gap,
+            buf,
+            buf_len,
+            std::ptr::null(),
+            options,
+            cancel,
+            out_lengths,
+            err,
+        )
+    }
+}
+
+/// Read `count` byte ranges of one object into `buf`, range `i` at `buf + buf_offsets[i]`
+/// (the safetensors pattern: tensors into their places in one preallocated buffer), or packed
+/// in the order given when `buf_offsets` is NULL (range `i` at the sum of the lengths before
+/// it). Placed ranges may come in any order but must lie inside `buf` and not overlap one
+/// another (`FASTS3_INVALID_ARGUMENT` otherwise, before anything is sent). All ranges come
+/// from one version of the object: one HEAD gives its size and ETag (or checks the ETag
+/// `options->if_match` names), and every request is pinned to it (`FASTS3_OBJECT_CHANGED`
+/// otherwise). Ranges at most `max_gap` bytes apart in the object are read with one request
+/// (`FASTS3_DEFAULT_MAX_GAP` is a good default; 0 coalesces only touching ranges). Requests
+/// run concurrently within the client's concurrency budget.
+///
+/// On success `out_lengths[i]` is how many bytes range `i` got: its `length`, or fewer where
+/// the object ends first (bytes of its slice past that are left as they were). On failure
+/// `buf`'s contents are unspecified and `out_lengths` untouched.
+///
+/// Thread safety: may run concurrently with other calls on `client`, from any thread.
+///
+/// # Safety
+/// - `client`, `cancel` and `options` as for `fasts3_get_into_with_options`; `bucket`, `key`
+///   as for `fasts3_get_into`.
+/// - `ranges` points to `count` readable `fasts3_range`s (NULL when `count` is 0).
+/// - `buf` points to `buf_len` writable bytes (NULL when `buf_len` is 0) that overlap no other
+///   argument and that nothing else reads or writes until this call returns.
+/// - `buf_offsets` is NULL or points to `count` readable `uint64_t`s.
+/// - `out_lengths` points to `count` writable `uint64_t`s (NULL when `count` is 0).
+/// - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
+#[no_mangle]
+pub unsafe extern "C" fn fasts3_get_ranges_at(
+    client: *const fasts3_client,
+    bucket: *const u8,
+    bucket_len: usize,
+    key: *const u8,
+    key_len: usize,
+    ranges: *const fasts3_range,
+    count: usize,
+    max_gap: u64,
+    buf: *mut u8,
+    buf_len: usize,
+    buf_offsets: *const u64,
     options: *const fasts3_read_options,
     cancel: *const fasts3_cancel_token,
     out_lengths: *mut u64,
@@ -370,10 +420,17 @@ pub unsafe extern "C" fn fasts3_get_ranges(
                 .map(|r| ByteRange { offset: r.offset, len: r.length })
                 .collect()
         };
+        let places: Option<Vec<u64>> = if buf_offsets.is_null() || count == 0 {
+            None
+        } else {
+            // SAFETY: non-NULL and `count` readable offsets (the contract); a C array of them is
+            // aligned and smaller than isize::MAX bytes.
+            Some(unsafe { std::slice::from_raw_parts(buf_offsets, count) }.to_vec())
+        };
         // Driven from the calling thread, every span its own task on the shared workers: the
         // spans are many requests, received on every core.
         let placement = on_calling_thread();
-        let read = ranges::get_ranges(client, placement, bucket, key, &wanted, buf, max_gap, options);
+        let read = ranges::get_ranges(client, placement, bucket, key, &wanted, places.as_deref(), buf, max_gap, options);
         let got = block_on_cancellable(cancel, placement, read)?;
         for (i, n) in got.into_iter().enumerate() {
             // SAFETY: `out_lengths` is non-NULL and writable for `count` values (the contract);

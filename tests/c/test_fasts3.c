@@ -1011,6 +1011,41 @@ static void test_get_many(const fasts3_client *c) {
     free(small);
 }
 
+static void test_get_ranges_at(const fasts3_client *c) {
+    section("get_ranges_at (ranges placed in one buffer)");
+    uint8_t out[64];
+    memset(out, 0xEE, sizeof out);
+    /* In the object: 300000.., 10..; in out: the first at 40, the second at 0, the suffix at 20. */
+    const fasts3_range ranges[] = {{300000, 16}, {10, 8}, {-4, 4}};
+    const uint64_t places[] = {40, 0, 20};
+    uint64_t lengths[3] = {99, 99, 99};
+    if (CHECK_STATUS(fasts3_get_ranges_at(c, SL(g.bucket), SL("multi"), ranges, 3, FASTS3_DEFAULT_MAX_GAP, out,
+                                          sizeof out, places, NULL, NULL, lengths, NULL),
+                     FASTS3_OK, "get_ranges_at: 3 ranges at offsets 40, 0, 20")) {
+        CHECK(lengths[0] == 16 && lengths[1] == 8 && lengths[2] == 4, "  lengths %" PRIu64 ", %" PRIu64 ", %" PRIu64,
+              lengths[0], lengths[1], lengths[2]);
+        CHECK(pattern_mismatch(out + 40, 16, 300000) < 0 && pattern_mismatch(out, 8, 10) < 0 &&
+                  pattern_mismatch(out + 20, 4, MULTI_SIZE - 4) < 0,
+              "  each range's bytes at its place");
+        bool gaps_untouched = true;
+        for (size_t i = 0; i < sizeof out; i++) {
+            bool placed = i < 8 || (i >= 20 && i < 24) || (i >= 40 && i < 56);
+            if (!placed && out[i] != 0xEE) gaps_untouched = false;
+        }
+        CHECK(gaps_untouched, "  bytes between the places untouched");
+    }
+    const uint64_t overlapping[] = {40, 0, 50};
+    uint64_t untouched[3] = {99, 99, 99};
+    CHECK_STATUS(fasts3_get_ranges_at(c, SL(g.bucket), SL("multi"), ranges, 3, FASTS3_DEFAULT_MAX_GAP, out, sizeof out,
+                                      overlapping, NULL, NULL, untouched, NULL),
+                 FASTS3_INVALID_ARGUMENT, "get_ranges_at with ranges 0 and 2 overlapping in the buffer");
+    CHECK(untouched[0] == 99 && untouched[2] == 99, "  out_lengths untouched");
+    const uint64_t outside[] = {50, 0, 20};
+    CHECK_STATUS(fasts3_get_ranges_at(c, SL(g.bucket), SL("multi"), ranges, 3, FASTS3_DEFAULT_MAX_GAP, out, sizeof out,
+                                      outside, NULL, NULL, untouched, NULL),
+                 FASTS3_INVALID_ARGUMENT, "get_ranges_at with range 0 ending past the buffer");
+}
+
 static void test_cancel(const fasts3_client *c) {
     section("cancel tokens");
     fasts3_cancel_token *token = NULL;
@@ -1801,6 +1836,7 @@ int main(int argc, char **argv) {
         test_get(client);
         test_read_options(client);
         test_get_many(client);
+        test_get_ranges_at(client);
         test_writes(client);
         test_streaming_upload(client);
         test_per_call_errors(client);
