@@ -2,6 +2,7 @@
 
     python bench/profile_large_get.py 12 /tmp/large.data
     perf report -i /tmp/large.data --no-children --sort dso,symbol --stdio | grep '%' | head
+    python bench/profile_large_get.py --async 12     # the same reads with get_into_async
 
 Starts nginx (bench/servers.py: static files, so the client is what is measured), seeds one
 1 GiB object (one random MiB, repeated), reads it once into a reused numpy array (connections warm,
@@ -12,6 +13,7 @@ file. The machine has no hardware counters, hence ``cpu-clock``.
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import sys
@@ -31,8 +33,11 @@ def main() -> int:
     import servers
     from perf_record import perf_record
 
-    reps = int(sys.argv[1]) if len(sys.argv) > 1 else 12
-    perf_out = sys.argv[2] if len(sys.argv) > 2 else None
+    args = sys.argv[1:]
+    use_async = "--async" in args
+    args = [a for a in args if a != "--async"]
+    reps = int(args[0]) if args else 12
+    perf_out = args[1] if len(args) > 1 else None
     root = Path(tempfile.mkdtemp(prefix="pyfasts3-profile-"))
     try:
         root.chmod(0o755)
@@ -47,10 +52,17 @@ def main() -> int:
             client = pyfasts3.Client(lane.endpoint_url, region="us-east-1", anonymous=True)
             buf = np.empty(1 << 30, np.uint8)
             client.get_into(buf, "bkt/obj")
+            async def read_async() -> None:
+                for _ in range(reps):
+                    await client.get_into_async(buf, "bkt/obj")
+
             with perf_record(perf_out):
                 wall, cpu = time.perf_counter(), time.process_time()
-                for _ in range(reps):
-                    client.get_into(buf, "bkt/obj")
+                if use_async:
+                    asyncio.run(read_async())
+                else:
+                    for _ in range(reps):
+                        client.get_into(buf, "bkt/obj")
                 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             print(f"{reps * 1024 / wall:.0f} MiB/s, client CPU {cpu / reps:.3f} s/GiB")
         finally:

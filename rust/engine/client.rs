@@ -340,7 +340,7 @@ impl Client {
     /// The session for code placed as `placement` says: the calling thread's own (its
     /// connections must be driven by this thread's runtime), else the shared one.
     pub(crate) async fn session(&self, placement: Placement) -> Result<Session> {
-        if let Placement::Workers = placement {
+        if let Placement::Workers | Placement::WorkersSpreading(_) = placement {
             return self.shared_session().await;
         }
         if let Some(session) = self.thread_session() {

@@ -53,12 +53,20 @@ fn get_into_on_workers(c: &Client, offset: u64, buf: &mut [u8]) -> crate::Result
     block_on(get::get(c, Placement::Workers, "bkt", "key", offset, Destination::Caller(buf), Default::default())).map(|f| f.written)
 }
 
+/// The same read as an async op runs it: a task on the shared workers, every later part a task
+/// of its own.
+fn get_into_as_an_op(c: &Client, offset: u64, buf: &mut [u8]) -> crate::Result<u64> {
+    // SAFETY: block_on runs the future as a task and polls it to completion before returning.
+    let placement = Placement::WorkersSpreading(unsafe { Offload::new() });
+    block_on(get::get(c, placement, "bkt", "key", offset, Destination::Caller(buf), Default::default())).map(|f| f.written)
+}
+
 #[test]
 fn many_parts_arrive_byte_exact_with_one_request_per_part() {
     let data = pattern(10_500);
     let s = serve(data.clone(), Behaviour::default());
     let c = client(&s, 1000);
-    for (round, read) in [get_into, get_into_on_workers].into_iter().enumerate() {
+    for (round, read) in [get_into, get_into_on_workers, get_into_as_an_op].into_iter().enumerate() {
         let mut buf = vec![0u8; data.len()];
         assert_eq!(read(&c, 0, &mut buf).unwrap(), 10_500);
         assert_eq!(buf, data);
@@ -274,6 +282,31 @@ fn cancelling_while_later_parts_run_on_the_workers_waits_for_them() {
     let quick = serve(data.clone(), Behaviour::default());
     let c2 = client(&quick, 1000);
     assert_eq!(get_into(&c2, 0, &mut buf).unwrap(), 4000);
+    assert_eq!(buf, data);
+}
+
+#[test]
+fn cancelling_an_op_while_its_parts_run_waits_for_them_on_a_worker() {
+    // As an async op: the read is a task on the shared workers, its later parts tasks of their
+    // own, hanging until the token fires. The cancelled read's future is dropped on a worker,
+    // which must wait for the parts without stalling the workers that drop them.
+    let data = pattern(4000);
+    let s = serve(data.clone(), Behaviour { delay: Duration::from_secs(30), delay_from: 1, ..Default::default() });
+    let c = client(&s, 1000);
+    let token = cancelled_after(Duration::from_millis(300));
+    let mut buf = vec![0u8; 4000];
+    let started = Instant::now();
+    // SAFETY: block_on runs the future as a task and polls it to completion before returning.
+    let placement = Placement::WorkersSpreading(unsafe { Offload::new() });
+    let read = get::get(&c, placement, "bkt", "key", 0, Destination::Caller(&mut buf), Default::default());
+    let err = block_on(CancelToken::run(Some(&token), read)).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Cancelled);
+    assert!(started.elapsed() < Duration::from_secs(10), "cancel took {:?}", started.elapsed());
+    assert_eq!(&buf[..1000], &data[..1000], "the first part had arrived");
+    assert_eq!(s.gets.load(Ordering::SeqCst), 4, "the other parts were in flight, each its own task");
+    // The workers still serve reads afterwards.
+    let quick = serve(data.clone(), Behaviour::default());
+    assert_eq!(get_into_as_an_op(&client(&quick, 1000), 0, &mut buf).unwrap(), 4000);
     assert_eq!(buf, data);
 }
 

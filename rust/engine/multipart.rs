@@ -259,7 +259,7 @@ impl Drop for AbortOnDrop<'_> {
             }
             // Dropped on a shared worker, which must not block: abort in a task of its own,
             // which an async op waits for before it completes (`runtime::awaiting_cleanups`).
-            Placement::Workers => {
+            Placement::Workers | Placement::WorkersSpreading(_) => {
                 let s3 = self.s3.clone();
                 runtime::spawn_cleanup(async move { abort(&s3, &bucket, &key, &upload_id).await });
             }

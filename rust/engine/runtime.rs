@@ -212,6 +212,10 @@ pub enum Placement {
     CallingThread { offload: Option<Offload> },
     /// As a task on the shared runtime's workers ([`block_on`]): batches, parallel listings.
     Workers,
+    /// As a task on the shared runtime's workers whose pieces (the parts of a large read) may
+    /// each be a task of their own ([`Placement::spread`]): an asynchronous op, whose future
+    /// its task polls to completion or drops, never leaks (the [`Offload`]'s condition).
+    WorkersSpreading(Offload),
 }
 
 impl Placement {
@@ -223,7 +227,7 @@ impl Placement {
     {
         match self {
             Placement::CallingThread { .. } => block_on_here(fut),
-            Placement::Workers => block_on(fut),
+            Placement::Workers | Placement::WorkersSpreading(_) => block_on(fut),
         }
     }
 
@@ -240,17 +244,18 @@ impl Placement {
         piece: impl Future<Output = T> + Send + 'a,
     ) -> impl Future<Output = T> + Send + 'a {
         match self {
-            // SAFETY: an Offload exists, so the call's future, which this one becomes part of,
-            // is polled on the calling thread to completion or dropped, never leaked
-            // (Offload::new).
-            Placement::CallingThread { offload: Some(_) } => Either::Left(unsafe { on_workers(piece) }),
+            Placement::CallingThread { offload: Some(_) } | Placement::WorkersSpreading(_) => {
+                // SAFETY: an Offload exists, so the call's future, which this one becomes part
+                // of, is polled to completion or dropped, never leaked (Offload::new).
+                Either::Left(unsafe { on_workers(piece) })
+            }
             _ => Either::Right(piece),
         }
     }
 
     /// Whether [`Placement::spread`] runs pieces on the shared workers.
     pub(crate) fn spreads(self) -> bool {
-        matches!(self, Placement::CallingThread { offload: Some(_) })
+        matches!(self, Placement::CallingThread { offload: Some(_) } | Placement::WorkersSpreading(_))
     }
 }
 
@@ -266,12 +271,12 @@ impl Offload {
     /// # Safety
     ///
     /// Every future this permission is given to (in a [`Placement`], and so every future
-    /// [`Placement::spread`] makes with it) must be polled on a
-    /// calling thread's runtime (not on a shared worker) and must be polled to completion or
-    /// dropped before any borrow it holds ends — never leaked (`mem::forget`, `Box::leak`, a
-    /// reference cycle). Passing the future straight to [`Placement::block_on`] or
-    /// [`block_on_here`] in the same expression satisfies this: they poll it to completion
-    /// on the calling thread before returning.
+    /// [`Placement::spread`] makes with it) must be polled to completion or dropped before
+    /// any borrow it holds ends — never leaked (`mem::forget`, `Box::leak`, a reference
+    /// cycle). Passing the future straight to [`Placement::block_on`] or [`block_on_here`] in
+    /// the same expression satisfies this: they poll it to completion on the calling thread
+    /// before returning. So does a task on the shared runtime that owns the future and
+    /// everything it borrows until the future is gone ([`Placement::WorkersSpreading`]).
     pub unsafe fn new() -> Offload {
         Offload { _only_through_new: () }
     }
@@ -283,8 +288,10 @@ impl Offload {
 /// `fut` may borrow from the caller, as in `block_on`: if this future is dropped before the
 /// task finished (cancellation, or a sibling failing first), the drop aborts the task and
 /// blocks until the task's future is gone, so no borrow outlives it. The wait is short (an
-/// aborted task is dropped at its next poll by a shared worker) and cannot deadlock, because
-/// the waiting thread is not one of those workers.
+/// aborted task is dropped at its next poll by a shared worker) and cannot deadlock: on a
+/// calling thread, because it is not one of those workers; on a shared worker (an async op's
+/// parts), because the wait goes through `block_in_place`, which hands the worker's other
+/// tasks to a new thread first.
 ///
 /// # Safety
 ///
@@ -292,10 +299,6 @@ impl Offload {
 /// (`mem::forget`, `Box::leak`): a leaked one would let the task keep using `fut`'s borrows
 /// after they ended. Inside the engine, holding an [`Offload`] is what establishes this.
 pub(crate) async unsafe fn on_workers<'a, T: Send + 'static>(fut: impl Future<Output = T> + Send + 'a) -> T {
-    debug_assert!(
-        std::thread::current().name() != Some(WORKER_NAME),
-        "on_workers blocks when dropped: never call it from a shared worker"
-    );
     let finished = Arc::new((Mutex::new(false), Condvar::new()));
     let boxed: Pin<Box<dyn Future<Output = T> + Send + 'a>> = Box::pin(fut);
     // SAFETY: as in `block_on`, only the borrows' lifetime is extended; `WaitOnDrop` keeps
@@ -348,10 +351,19 @@ impl<T> Drop for WaitOnDrop<T> {
     fn drop(&mut self) {
         if let Some(handle) = self.handle.take() {
             handle.abort();
-            let (done, cvar) = &*self.finished;
-            let mut finished = done.lock().unwrap_or_else(|p| p.into_inner());
-            while !*finished {
-                finished = cvar.wait(finished).unwrap_or_else(|p| p.into_inner());
+            let wait = || {
+                let (done, cvar) = &*self.finished;
+                let mut finished = done.lock().unwrap_or_else(|p| p.into_inner());
+                while !*finished {
+                    finished = cvar.wait(finished).unwrap_or_else(|p| p.into_inner());
+                }
+            };
+            if std::thread::current().name() == Some(WORKER_NAME) {
+                // A shared worker must not block the tasks queued on it (the aborted one may be
+                // among them): hand them to another thread while this one waits.
+                tokio::task::block_in_place(wait);
+            } else {
+                wait();
             }
         }
     }

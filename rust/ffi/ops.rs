@@ -13,7 +13,8 @@
 //!   batches do: a submit only copies its strings and spawns a task, so it returns at once.
 //!   Uploads therefore send copies of their parts (lending caller memory to hyper needs the
 //!   calling-thread `Offload` permission, see `engine::payload`); reads write straight into
-//!   the caller's buffer.
+//!   the caller's buffer, every part of a large read a task of its own
+//!   (`Placement::WorkersSpreading`), so that its bytes are received on every core.
 //! - **Buffers.** A caller buffer is lent to the op from submit until its completion has been
 //!   popped (or the queue freed). The only raw pointers live in [`LentBuffer`] / [`LentData`],
 //!   made by `unsafe` constructors at this boundary; an op's future (and with it every borrow
@@ -461,6 +462,16 @@ fn spawn_op(
     fasts3_op { cancel }
 }
 
+/// Where an op's read runs: on the shared workers, each part of a large read a task of its
+/// own (one task for them all would receive every part's bytes on one core).
+fn spreading() -> Placement {
+    // SAFETY: an op's future is owned by its OpTask on the shared runtime, which polls it to
+    // completion or drops it (in `poll`, or with the task), never leaks it; what it borrows
+    // lives in the future itself (strings, client) or outlives it (a LentBuffer's memory is
+    // the op's until its completion is queued, after the future is gone).
+    Placement::WorkersSpreading(unsafe { runtime::Offload::new() })
+}
+
 /// The queue behind a `queue` argument, usable in this process.
 ///
 /// # Safety
@@ -686,7 +697,7 @@ pub unsafe extern "C" fn fasts3_submit_get_into(
         let object = Object { bucket: bucket.clone(), key: key.clone() };
         let op = spawn_op(&queue, user_data, object, async move {
             let dest = Destination::Caller(target.as_mut_slice());
-            let fetched = get::get(&client, Placement::Workers, &bucket, &key, offset, dest, options.borrow()).await?;
+            let fetched = get::get(&client, spreading(), &bucket, &key, offset, dest, options.borrow()).await?;
             Ok(Outcome::Written(fetched.written))
         });
         if let Some(out_op) = out_op {
@@ -743,7 +754,7 @@ pub unsafe extern "C" fn fasts3_submit_get(
         let object = Object { bucket: bucket.clone(), key: key.clone() };
         let op = spawn_op(&queue, user_data, object, async move {
             let dest = Destination::Allocate { max_len: length };
-            let fetched = get::get(&client, Placement::Workers, &bucket, &key, offset, dest, options.borrow()).await?;
+            let fetched = get::get(&client, spreading(), &bucket, &key, offset, dest, options.borrow()).await?;
             Ok(Outcome::Allocated(fetched.owned.unwrap_or_else(ResultBuffer::empty)))
         });
         if let Some(out_op) = out_op {
