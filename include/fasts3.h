@@ -1220,7 +1220,8 @@ enum fasts3_status fasts3_get_many(const struct fasts3_client *client,
 //
 // # Safety
 // - `client` and `cancel` (NULL allowed) are not freed until this call returns.
-// - `bucket` and `key` point to `bucket_len` and `key_len` readable bytes.
+// - `bucket` and `key` point to `bucket_len` and `key_len` readable bytes (or are NULL when
+//   the length is 0), not modified until this call returns.
 // - `options` is NULL or as in `fasts3_put_from`.
 // - `out` is NULL or points to a writable `fasts3_upload *`.
 // - `err` is NULL or points to a writable `fasts3_error *` (see `fasts3_error`).
