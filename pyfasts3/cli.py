@@ -45,7 +45,6 @@ LARGE_OBJECT = 8 << 20
 #: get_many batch limits (objects, bytes).
 BATCH_OBJECTS = 64
 BATCH_BYTES = 64 << 20
-FILE_WRITERS = 4  # files of a downloaded batch written at once
 
 #: Files uploaded (and objects copied) at once by ``cp -r``; each large one is itself split
 #: into parallel parts within the client's concurrency budget.
@@ -220,24 +219,28 @@ def _cp_recursive(client: Client, src: str, dst: str, args) -> int:
     with _Progress(total, len(plan), args) as progress:
         small = [(i, d) for i, d in plan if i.size < LARGE_OBJECT]
         large = [(i, d) for i, d in plan if i.size >= LARGE_OBJECT]
-        # Double-buffered: batch N is written to disk while batch N+1 downloads, by
-        # FILE_WRITERS threads at once (their system calls release the GIL; one thread
-        # writing 2,000 small files was measured as most of a prefix copy).
-        with ThreadPoolExecutor(max_workers=1) as writer, ThreadPoolExecutor(max_workers=FILE_WRITERS) as files:
+        # Double-buffered: each batch is read into one of two reused buffers (no allocation,
+        # zeroing or page faults per object) and written out by one thread while the next
+        # batch downloads. One writer, not several: files created in one directory take its
+        # lock in turn, and writers waiting for it spin (bench/README.md, "Command line
+        # copies": 4 writers against 1).
+        arenas = [bytearray(), bytearray()]
+        with ThreadPoolExecutor(max_workers=1) as writer:
             pending = None
-            for batch in _batches(small):
+            for n, batch in enumerate(_batches(small)):
                 try:
-                    arrays = client.get_many([f"{bucket}/{info.key}" for info, _ in batch])
+                    contents, changed = _read_batch(client, bucket, batch, arenas, n % 2)
                 except S3Error:
                     # Find out which object failed, and still copy the others.
-                    arrays = None
-                    failed += sum(_download_one(client, bucket, info, local, progress, args)
-                                  for info, local in batch)
+                    contents, changed = None, batch
+                # An object whose size is not the listed one changed since the listing: copied
+                # on its own (what it is now, or an error saying it changed).
+                failed += sum(_download_one(client, bucket, info, local, progress, args) for info, local in changed)
                 if pending is not None:
                     failed += pending.result()
                     pending = None
-                if arrays is not None:
-                    pending = writer.submit(_write_batch, files, bucket, batch, arrays, progress, args)
+                if contents:
+                    pending = writer.submit(_write_batch, bucket, *zip(*contents), progress, args)
             if pending is not None:
                 failed += pending.result()
         for info, local in large:
@@ -260,8 +263,30 @@ def _batches(items):
         yield batch
 
 
-def _write_batch(files: ThreadPoolExecutor, bucket: str, batch, arrays, progress, args) -> int:
-    """Write a downloaded batch's files on the ``files`` threads; returns how many failed."""
+def _read_batch(client: Client, bucket: str, batch, arenas: List[bytearray], slot: int):
+    """Read ``batch`` into ``arenas[slot]`` (grown when too small), each object into a slice
+    one byte longer than its listed size, so that one grown since the listing shows:
+    ``([((info, local), bytes view)...], [(info, local) whose size changed...])``."""
+    need = sum(info.size + 1 for info, _ in batch)
+    if len(arenas[slot]) < need:
+        arenas[slot] = bytearray(need)
+    whole = memoryview(arenas[slot])
+    views, at = [], 0
+    for info, _ in batch:
+        views.append(whole[at:at + info.size + 1])
+        at += info.size + 1
+    written = client.get_many([f"{bucket}/{info.key}" for info, _ in batch], out=views)
+    contents, changed = [], []
+    for item, view, n in zip(batch, views, written):
+        if n == item[0].size:
+            contents.append((item, view[:n]))
+        else:
+            changed.append(item)
+    return contents, changed
+
+
+def _write_batch(bucket: str, batch, arrays, progress, args) -> int:
+    """Write a downloaded batch's files; returns how many failed."""
     def write(info, local, data) -> int:
         try:
             _write_atomically(local, data)
@@ -273,7 +298,7 @@ def _write_batch(files: ThreadPoolExecutor, bucket: str, batch, arrays, progress
             progress.write(f"download: {_s3_url(bucket, info.key)} to {local}")
         return 0
 
-    return sum(files.map(lambda item: write(*item[0], item[1]), zip(batch, arrays)))
+    return sum(write(info, local, data) for (info, local), data in zip(batch, arrays))
 
 
 def _download_one(client: Client, bucket: str, info, local: str, progress, args) -> int:
