@@ -174,6 +174,29 @@ def test_cp_recursive(cli, tree, tmp_path):
     assert not (tmp_path / "local" / "x").exists()
 
 
+def test_cp_recursive_never_truncates_an_object_grown_since_the_listing(server, tree, tmp_path):
+    """cp -r reads a batch into slices of the listed sizes (plus one byte): an object larger
+    than listed (replaced in between; simulated by a listing one byte short) is not cut to the
+    listed size but copied on its own, which says it changed; the others are copied."""
+    script = (
+        "import dataclasses, sys\n"
+        "from pyfasts3 import client\n"
+        "from pyfasts3.cli import main\n"
+        "listed = client.Client.list_objects\n"
+        "def stale(self, *args, **kwargs):\n"
+        "    for info in listed(self, *args, **kwargs):\n"
+        "        yield dataclasses.replace(info, size=info.size - 1) if info.key.endswith('a.bin') else info\n"
+        "client.Client.list_objects = stale\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", script, "cp", "-r", f"s3://{tree}/data", "local"], capture_output=True,
+                       env=_env(server), cwd=tmp_path, timeout=120)
+    assert r.returncode == 1, r.stderr
+    assert b"a.bin" in r.stderr and b"changed" in r.stderr, r.stderr
+    assert not (tmp_path / "local" / "a.bin").exists()
+    assert (tmp_path / "local" / "sub" / "b.bin").read_bytes() == TREE["data/sub/b.bin"]
+
+
 def test_cp_failure_keeps_destination_and_leaves_no_temp_file(cli, tree, tmp_path):
     (tmp_path / "keep.bin").write_bytes(b"old contents")
     r = cli("cp", f"s3://{tree}/missing", "keep.bin")
