@@ -142,9 +142,28 @@ def install_into_package(built: Path) -> Path:
 
 def cdef_source(header: str) -> str:
     """cffi's cdef cannot parse preprocessor lines: drop the C++ guard blocks and every
-    remaining directive (include guard, includes, #defines mirrored as Python constants)."""
+    remaining directive (include guard, includes), except the header's integer constants
+    (`#define FASTS3_TO_END UINT64_MAX`), which become `#define NAME <integer>` lines that cffi
+    exposes as `lib.NAME` (so Python takes them from the header, not from copies)."""
     header = re.sub(r"#ifdef __cplusplus.*?#endif[^\n]*\n", "", header, flags=re.S)
-    return "\n".join(line for line in header.splitlines() if not line.lstrip().startswith("#"))
+    lines = []
+    for line in header.splitlines():
+        if not line.lstrip().startswith("#"):
+            lines.append(line)
+            continue
+        constant = re.fullmatch(r"#define (FASTS3_\w+) (.+)", line.strip())
+        if constant and constant.group(1) != "FASTS3_H":
+            lines.append(f"#define {constant.group(1)} {integer_constant(constant.group(2))}")
+    return "\n".join(lines)
+
+
+def integer_constant(expression: str) -> int:
+    """The value of a cbindgen-written integer constant: a literal, `UINT64_MAX`, or shifts and
+    sums of literals in parentheses (`(1 << 20)`); anything else is refused, not guessed."""
+    text = expression.replace("UINT64_MAX", str(2**64 - 1))
+    if not re.fullmatch(r"[0-9()<+\s]+", text):
+        raise SystemExit(f"error: cannot mirror the header constant {expression!r} for cffi")
+    return int(eval(text, {"__builtins__": {}}))  # digits, parentheses, << and + only
 
 
 def write_ffi_module(header: Path, dest: Path) -> None:

@@ -10,7 +10,6 @@ from .errors import S3Error, class_for_status_name
 # (fasts3_abi_version()), its minor version at least this one (fasts3_abi_minor_version()).
 ABI_VERSION = 3  # 3: fasts3_get_request has struct_size and per-read options
 ABI_MINOR_VERSION = 0
-TO_END = 2**64 - 1  # FASTS3_TO_END
 
 _HERE = Path(__file__).resolve().parent
 _LIB_NAMES = ("libfasts3.so", "libfasts3.dylib", "fasts3.dll")
@@ -45,6 +44,8 @@ def _load():
 
 
 ffi, lib = _load()
+TO_END = lib.FASTS3_TO_END  # a length meaning "to the end of the object"
+DEFAULT_MAX_GAP = lib.FASTS3_DEFAULT_MAX_GAP  # get_ranges' coalescing gap unless told
 
 
 def status_name(status: int) -> str:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 from . import _interrupt
-from ._lowlevel import TO_END, ffi, last_error, lib, rustcall, take_error
+from ._lowlevel import DEFAULT_MAX_GAP, TO_END, ffi, last_error, lib, rustcall, take_error
 from ._paths import split_object, split_prefix
 from .errors import S3Error
 from .types import ObjectInfo, Read
@@ -137,7 +137,6 @@ def _size_option(name: str, value: Optional[int]) -> int:
     return 0 if value is None else _non_negative(name, value)
 
 
-DEFAULT_MAX_GAP = 1 << 20  # FASTS3_DEFAULT_MAX_GAP
 
 
 def _read_options(if_match: Optional[str], version_id: Optional[str]):

@@ -127,3 +127,16 @@ def test_every_export_and_handle_states_what_threads_may_do_with_it():
     docs.update(handles)
     missing = sorted(n for n in docs if not states_thread_use(n, docs))
     assert not missing, f"no 'Thread safety:' statement in the header doc of: {missing}"
+
+
+def test_python_takes_the_header_constants_from_lib():
+    """TO_END and DEFAULT_MAX_GAP come from the header's #defines (build.py mirrors them into
+    the cffi declarations), so Python holds no copy that could drift."""
+    from pyfasts3 import _lowlevel
+
+    defines = dict(re.findall(r"^#define (FASTS3_\w+) (.+)$", HEADER.read_text(), re.M))
+    assert defines["FASTS3_TO_END"] == "UINT64_MAX" and _lowlevel.lib.FASTS3_TO_END == 2**64 - 1
+    assert _lowlevel.lib.FASTS3_DEFAULT_MAX_GAP == eval(defines["FASTS3_DEFAULT_MAX_GAP"])
+    assert _lowlevel.TO_END == _lowlevel.lib.FASTS3_TO_END
+    assert _lowlevel.DEFAULT_MAX_GAP == _lowlevel.lib.FASTS3_DEFAULT_MAX_GAP
+    assert _lowlevel.lib.FASTS3_ABI_VERSION == _lowlevel.ABI_VERSION == _lowlevel.lib.fasts3_abi_version()
