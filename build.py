@@ -158,12 +158,16 @@ def cdef_source(header: str) -> str:
 
 
 def integer_constant(expression: str) -> int:
-    """The value of a cbindgen-written integer constant: a literal, `UINT64_MAX`, or shifts and
-    sums of literals in parentheses (`(1 << 20)`); anything else is refused, not guessed."""
-    text = expression.replace("UINT64_MAX", str(2**64 - 1))
-    if not re.fullmatch(r"[0-9()<+\s]+", text):
-        raise SystemExit(f"error: cannot mirror the header constant {expression!r} for cffi")
-    return int(eval(text, {"__builtins__": {}}))  # digits, parentheses, << and + only
+    """The value of a cbindgen-written integer constant: a literal, `UINT64_MAX` or a shift
+    (`(1 << 20)`); anything else is refused, not guessed."""
+    if expression == "UINT64_MAX":
+        return 2**64 - 1
+    if re.fullmatch(r"\d+", expression):
+        return int(expression)
+    shift = re.fullmatch(r"\(\s*(\d+)\s*<<\s*(\d+)\s*\)", expression)
+    if shift:
+        return int(shift.group(1)) << int(shift.group(2))
+    raise SystemExit(f"error: cannot mirror the header constant {expression!r} for cffi")
 
 
 def write_ffi_module(header: Path, dest: Path) -> None:

@@ -625,10 +625,10 @@ class Client:
         if out is None:
             array = np.empty(total, np.uint8)
         else:
-            if out_offsets is None:
-                with _writable_bytes(out) as probe:
-                    if probe.nbytes < total:
-                        raise ValueError(f"out holds {probe.nbytes} bytes, the ranges need {total}")
+            # Writable and C-contiguous (else reshape below would read into a copy of it).
+            with _writable_bytes(out) as probe:
+                if out_offsets is None and probe.nbytes < total:
+                    raise ValueError(f"out holds {probe.nbytes} bytes, the ranges need {total}")
             array = np.frombuffer(out, np.uint8) if not isinstance(out, np.ndarray) else out.reshape(-1).view(np.uint8)
         c_ranges = ffi.new("fasts3_range[]", pairs) if pairs else ffi.NULL
         c_offsets = ffi.new("uint64_t[]", starts) if out_offsets is not None and pairs else ffi.NULL

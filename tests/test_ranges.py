@@ -93,6 +93,13 @@ def test_out_offsets_that_overlap_or_fall_outside_out_are_refused(client, put):
     assert out == bytearray(b"\xee" * 40), "nothing was written"
     with pytest.raises(ValueError, match="give out"):
         client.get_ranges(path, [(0, 10)], out_offsets=[0])
+    # A buffer the bytes could not land in directly (a strided view, read-only memory) is
+    # refused, never filled through a copy.
+    strided = np.zeros((4, 64), np.uint8)[:, :32]
+    with pytest.raises(ValueError, match="contiguous"):
+        client.get_ranges(path, [(0, 10)], out=strided, out_offsets=[0])
+    with pytest.raises(TypeError, match="read-only"):
+        client.get_ranges(path, [(0, 10)], out=bytes(40), out_offsets=[0])
 
 
 def test_close_ranges_cost_one_request():

@@ -471,7 +471,9 @@ pub struct fasts3_get_request {
     pub options: *const fasts3_read_options,
 }
 
-/// Every caller's request has at least the fields of this first versioned layout.
+/// Every caller's request has at least the fields of this first versioned layout (ABI 3).
+/// When a field is added, this stays the ABI 3 size, and `read_requests` must copy
+/// `min(struct_size, size_of)` bytes into a zeroed request instead of reading a whole one.
 const GET_REQUEST_MIN_SIZE: usize = std::mem::size_of::<fasts3_get_request>();
 
 /// Copies of the `count` requests at `requests`, stepping through the caller's array by the
