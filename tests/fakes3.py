@@ -449,11 +449,12 @@ class FakeS3:
             threading.Thread(target=self._serve, args=(sock, cid), name=f"fakes3-conn{cid}", daemon=True).start()
 
     def _serve(self, sock: socket.socket, cid: int) -> None:
-        sock.settimeout(None)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         pending = b""
         index = 0
         try:
+            # Inside the try: stop() may close the socket before this thread first runs.
+            sock.settimeout(None)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             while not self._stop.is_set():
                 while b"\r\n\r\n" not in pending:
                     data = sock.recv(65536)
