@@ -811,8 +811,7 @@ enum fasts3_status fasts3_submit_get(const struct fasts3_client *client,
 // success and `fasts3_completion_parts` the number of parts sent (0 for a single PUT), as
 // `fasts3_put_from` reports them. Parts are copied from `data` as they are sent (at most
 // `max_concurrency` parts in flight), so the extra memory stays bounded. A cancelled or
-// failed multipart upload is aborted before its completion is queued (after a panic inside
-// libfasts3, `FASTS3_PANIC`, the abort may still be in flight).
+// failed multipart upload is aborted before its completion is queued.
 //
 // Lifetime of `data`: lent to the op until its completion has been popped from `queue` (or
 // `queue` freed); the caller keeps it alive and unchanged meanwhile. Options, `out_op`,

@@ -19,7 +19,7 @@ use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::sync::{Arc, Condvar, Mutex};
-use futures_util::future::Either;
+use futures_util::future::{Either, FutureExt};
 use tokio::runtime::Runtime;
 
 /// Name of the shared runtime's worker threads.
@@ -78,16 +78,19 @@ tokio::task_local! {
 
 /// Run `fut`, then wait for every clean-up that futures dropped inside it started with
 /// [`spawn_cleanup`] (a cancelled upload's abort): work running as a task on the shared
-/// workers, which cannot block in `Drop`, still ends only once its clean-up is done.
+/// workers, which cannot block in `Drop`, still ends only once its clean-up is done. Also
+/// when `fut` panics: the panic is resumed after the clean-ups.
 pub async fn awaiting_cleanups<F: Future>(fut: F) -> F::Output {
     CLEANUPS
         .scope(std::cell::RefCell::new(Vec::new()), async {
-            let output = fut.await;
+            // `fut` is dropped when this await ends, inside the scope, whether it finished or
+            // panicked: the clean-ups its drop starts are recorded.
+            let output = std::panic::AssertUnwindSafe(fut).catch_unwind().await;
             let started = CLEANUPS.with(|c| std::mem::take(&mut *c.borrow_mut()));
             for cleanup in started {
                 let _ = cleanup.await; // a clean-up's own failure is not the work's
             }
-            output
+            output.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         })
         .await
 }
@@ -365,6 +368,43 @@ impl<T> Drop for WaitOnDrop<T> {
             } else {
                 wait();
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::panic::AssertUnwindSafe;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    /// Starts a slow clean-up that sets `done` when dropped, as an upload's abort guard does.
+    struct StartsCleanup(Arc<AtomicBool>);
+
+    impl Drop for StartsCleanup {
+        fn drop(&mut self) {
+            let done = self.0.clone();
+            spawn_cleanup(async move {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                done.store(true, Ordering::SeqCst);
+            });
+        }
+    }
+
+    #[test]
+    fn awaiting_cleanups_waits_for_them_after_success_and_after_a_panic() {
+        for panics in [false, true] {
+            let done = Arc::new(AtomicBool::new(false));
+            let guard = StartsCleanup(done.clone());
+            let work = async move {
+                let _guard = guard;
+                tokio::task::yield_now().await;
+                assert!(!panics, "the work panicked");
+            };
+            let outcome = block_on(AssertUnwindSafe(awaiting_cleanups(work)).catch_unwind());
+            assert_eq!(outcome.is_err(), panics, "a panic is resumed after the clean-ups");
+            assert!(done.load(Ordering::SeqCst), "the clean-up finished first (panics: {panics})");
         }
     }
 }

@@ -465,11 +465,12 @@ fn spawn_op(
 /// Where an op's read runs: on the shared workers, each part of a large read a task of its
 /// own (one task for them all would receive every part's bytes on one core).
 fn spreading() -> Placement {
-    // SAFETY: an op's future is owned by its OpTask on the shared runtime, which polls it to
-    // completion or drops it (in `poll`, or with the task), never leaks it; what it borrows
-    // lives in the future itself (strings, client) or outlives it (a LentBuffer's memory is
-    // the op's until its completion is queued, after the future is gone).
-    Placement::WorkersSpreading(unsafe { runtime::Offload::new() })
+    // An op's future is owned by its OpTask, which polls it to completion or drops it (in
+    // `poll`, or with the task); what it borrows lives in the future itself (strings, client)
+    // or outlives it (a LentBuffer's memory is the op's until its completion is queued).
+    // SAFETY: so the future given this permission is never leaked, and no borrow ends first.
+    let offload = unsafe { runtime::Offload::new() };
+    Placement::WorkersSpreading(offload)
 }
 
 /// The queue behind a `queue` argument, usable in this process.
@@ -771,8 +772,7 @@ pub unsafe extern "C" fn fasts3_submit_get(
 /// success and `fasts3_completion_parts` the number of parts sent (0 for a single PUT), as
 /// `fasts3_put_from` reports them. Parts are copied from `data` as they are sent (at most
 /// `max_concurrency` parts in flight), so the extra memory stays bounded. A cancelled or
-/// failed multipart upload is aborted before its completion is queued (after a panic inside
-/// libfasts3, `FASTS3_PANIC`, the abort may still be in flight).
+/// failed multipart upload is aborted before its completion is queued.
 ///
 /// Lifetime of `data`: lent to the op until its completion has been popped from `queue` (or
 /// `queue` freed); the caller keeps it alive and unchanged meanwhile. Options, `out_op`,
