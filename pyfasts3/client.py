@@ -137,8 +137,6 @@ def _size_option(name: str, value: Optional[int]) -> int:
     return 0 if value is None else _non_negative(name, value)
 
 
-
-
 def _read_options(if_match: Optional[str], version_id: Optional[str]):
     """A ``fasts3_read_options *`` for these options (NULL when both are None) and the
     objects that must outlive the call (the struct's strings)."""

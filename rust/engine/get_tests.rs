@@ -53,12 +53,17 @@ fn get_into_on_workers(c: &Client, offset: u64, buf: &mut [u8]) -> crate::Result
     block_on(get::get(c, Placement::Workers, "bkt", "key", offset, Destination::Caller(buf), Default::default())).map(|f| f.written)
 }
 
-/// The same read as an async op runs it: a task on the shared workers, every later part a task
-/// of its own.
+/// The placement an async op gives its read: a task on the shared workers, every later part a
+/// task of its own. Every future given it in these tests is handed straight to `block_on`.
+fn as_an_op_runs() -> Placement {
+    // SAFETY: each caller passes the future straight to block_on, which runs it as a task and
+    // polls it to completion before returning.
+    Placement::WorkersSpreading(unsafe { Offload::new() })
+}
+
+/// The same read as an async op runs it.
 fn get_into_as_an_op(c: &Client, offset: u64, buf: &mut [u8]) -> crate::Result<u64> {
-    // SAFETY: block_on runs the future as a task and polls it to completion before returning.
-    let placement = Placement::WorkersSpreading(unsafe { Offload::new() });
-    block_on(get::get(c, placement, "bkt", "key", offset, Destination::Caller(buf), Default::default())).map(|f| f.written)
+    block_on(get::get(c, as_an_op_runs(), "bkt", "key", offset, Destination::Caller(buf), Default::default())).map(|f| f.written)
 }
 
 #[test]
@@ -263,51 +268,54 @@ fn cancellation_returns_promptly() {
     assert!(started.elapsed() < Duration::from_secs(10), "cancel took {:?}", started.elapsed());
 }
 
-#[test]
-fn cancelling_while_later_parts_run_on_the_workers_waits_for_them() {
-    // The first part arrives at once; the others hang on the shared workers until cancelled.
+/// The first part arrives at once; the others hang on the shared workers until the token
+/// fires. `cancelled_read` must return only once every part is gone (so the buffer is the
+/// caller's again), and the place it ran must still serve `read` afterwards.
+fn cancel_while_later_parts_run(
+    cancelled_read: impl FnOnce(&Client, &CancelToken, &mut [u8]) -> crate::Result<u64>,
+    read: fn(&Client, u64, &mut [u8]) -> crate::Result<u64>,
+) {
     let data = pattern(4000);
     let s = serve(data.clone(), Behaviour { delay: Duration::from_secs(30), delay_from: 1, ..Default::default() });
     let c = client(&s, 1000);
     let token = cancelled_after(Duration::from_millis(300));
     let mut buf = vec![0u8; 4000];
     let started = Instant::now();
-    let err = block_on_here(CancelToken::run(Some(&token), get::get(&c, as_the_c_abi_runs(), "bkt", "key", 0, Destination::Caller(&mut buf), Default::default())))
-        .unwrap_err();
+    let err = cancelled_read(&c, &token, &mut buf).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Cancelled);
     assert!(started.elapsed() < Duration::from_secs(10), "cancel took {:?}", started.elapsed());
     assert_eq!(&buf[..1000], &data[..1000], "the first part had arrived");
     assert_eq!(s.gets.load(Ordering::SeqCst), 4, "the other parts were in flight");
-    // The same thread's runtime and session still work after the cancelled call.
     let quick = serve(data.clone(), Behaviour::default());
     let c2 = client(&quick, 1000);
-    assert_eq!(get_into(&c2, 0, &mut buf).unwrap(), 4000);
+    assert_eq!(read(&c2, 0, &mut buf).unwrap(), 4000);
     assert_eq!(buf, data);
 }
 
 #[test]
+fn cancelling_while_later_parts_run_on_the_workers_waits_for_them() {
+    // Read on the calling thread's runtime; afterwards the same thread's runtime and session
+    // still work.
+    cancel_while_later_parts_run(
+        |c, token, buf| {
+            let read = get::get(c, as_the_c_abi_runs(), "bkt", "key", 0, Destination::Caller(buf), Default::default());
+            block_on_here(CancelToken::run(Some(token), read)).map(|f| f.written)
+        },
+        get_into,
+    );
+}
+
+#[test]
 fn cancelling_an_op_while_its_parts_run_waits_for_them_on_a_worker() {
-    // As an async op: the read is a task on the shared workers, its later parts tasks of their
-    // own, hanging until the token fires. The cancelled read's future is dropped on a worker,
-    // which must wait for the parts without stalling the workers that drop them.
-    let data = pattern(4000);
-    let s = serve(data.clone(), Behaviour { delay: Duration::from_secs(30), delay_from: 1, ..Default::default() });
-    let c = client(&s, 1000);
-    let token = cancelled_after(Duration::from_millis(300));
-    let mut buf = vec![0u8; 4000];
-    let started = Instant::now();
-    // SAFETY: block_on runs the future as a task and polls it to completion before returning.
-    let placement = Placement::WorkersSpreading(unsafe { Offload::new() });
-    let read = get::get(&c, placement, "bkt", "key", 0, Destination::Caller(&mut buf), Default::default());
-    let err = block_on(CancelToken::run(Some(&token), read)).unwrap_err();
-    assert_eq!(err.kind, ErrorKind::Cancelled);
-    assert!(started.elapsed() < Duration::from_secs(10), "cancel took {:?}", started.elapsed());
-    assert_eq!(&buf[..1000], &data[..1000], "the first part had arrived");
-    assert_eq!(s.gets.load(Ordering::SeqCst), 4, "the other parts were in flight, each its own task");
-    // The workers still serve reads afterwards.
-    let quick = serve(data.clone(), Behaviour::default());
-    assert_eq!(get_into_as_an_op(&client(&quick, 1000), 0, &mut buf).unwrap(), 4000);
-    assert_eq!(buf, data);
+    // As an async op: the cancelled read's future is dropped on a worker, which must wait for
+    // the parts without stalling the workers that drop them; the workers serve reads after.
+    cancel_while_later_parts_run(
+        |c, token, buf| {
+            let read = get::get(c, as_an_op_runs(), "bkt", "key", 0, Destination::Caller(buf), Default::default());
+            block_on(CancelToken::run(Some(token), read)).map(|f| f.written)
+        },
+        get_into_as_an_op,
+    );
 }
 
 /// `get_ranges` as `fasts3_get_ranges` runs it, packed output (one slice per range, in order).
