@@ -17,7 +17,9 @@ caller's memory.
 Version pinning: every fetch is pinned to the ETag seen at open (``get_into(...,
 if_match=etag)``, sent as ``If-Match`` and checked on every response), so a file object never
 mixes two versions of an object: a replaced object raises :class:`~pyfasts3.ObjectChanged` at
-the next fetch, whatever its size.
+the next fetch, whatever its size. A server that sends no ETag (versitygw serving files it did
+not write) leaves only Last-Modified, which the engine compares across the parts of one fetch;
+between fetches such an object is checked by its size alone.
 
 Writing: ``client.open(path, "wb")`` returns an :class:`ObjectWriter`, which streams: each
 16 MiB written goes out as a part of a multipart upload, sent in the background (several at
@@ -400,12 +402,16 @@ def download_to_file(client: "Client", path: str, local_path: str, *, size: Opti
     """Download one object to ``local_path``, resumable-safe: the bytes land in a temporary
     file beside the target, which is renamed over it only once complete, so an interrupted
     copy never leaves a torn file. ``size`` and ``etag`` (from a listing) spare a HEAD for
-    objects under two windows. Returns the number of bytes written."""
+    objects under two windows. Returns the number of bytes written.
+
+    An object the server gives no ETag (versitygw serving files it did not write) cannot be
+    pinned window by window (``if_match`` needs an ETag): it is read in one ``get_into``, whose
+    parts the engine pins to the first response's Last-Modified."""
     if size is None or (size >= 2 * DOWNLOAD_WINDOW and etag is None):
         info = client.head(path)
         size, etag = info.size, info.etag
     with replaced_atomically(local_path) as f:
-        if size >= 2 * DOWNLOAD_WINDOW:
+        if size >= 2 * DOWNLOAD_WINDOW and etag:
             return _download_in_windows(client, path, f.fileno(), size, etag)
         return _download_mapped(client, path, f, size)
 

@@ -65,8 +65,7 @@ pub(crate) struct Response {
 }
 
 /// GET `len` bytes from `start` (`len` > 0). `pin`: the version every response must come
-/// from (sent as `If-Match`, or `If-Unmodified-Since` when only Last-Modified is known, and
-/// checked on the answer either way). `x-amz-checksum-mode: ENABLED` is sent when the client's
+/// from (sent as `If-Match` when it has an ETag, and checked on the answer either way). `x-amz-checksum-mode: ENABLED` is sent when the client's
 /// checksum mode wants checksums and the range starts at byte 0: a full-object checksum can
 /// only ever cover a read from the start, so asking on later parts would only make the server
 /// look one up for nothing (tests/test_integrity.py, `test_checksum_mode_header`).
@@ -106,16 +105,16 @@ impl Validator {
         Ok(Validator { etag: header_str(headers, "etag").filter(|e| !e.is_empty()).map(str::to_string), last_modified })
     }
 
-    /// `If-Match` (or `If-Unmodified-Since`, when only Last-Modified is known) pinning a
-    /// request to this version.
+    /// `If-Match` pinning a request to this version, when it has an ETag. Last-Modified alone
+    /// is not sent (as `If-Unmodified-Since`): an HTTP date has whole seconds and servers
+    /// compare it with finer modification times (versitygw fails every part after the first
+    /// of a file whose mtime is not on a whole second with 412, tests/test_foreign_files.py).
+    /// `check` compares every answer's Last-Modified instead, which is all that header could
+    /// have caught.
     pub fn add_preconditions(&self, headers: &mut HeaderMap) -> Result<()> {
-        match (&self.etag, &self.last_modified) {
-            (Some(etag), _) => http::header(headers, "if-match", etag),
-            (None, Some(modified)) => {
-                let date = modified.fmt(Format::HttpDate).map_err(|e| Error::invalid(e.to_string()))?;
-                http::header(headers, "if-unmodified-since", &date)
-            }
-            (None, None) => Ok(()),
+        match &self.etag {
+            Some(etag) => http::header(headers, "if-match", etag),
+            None => Ok(()),
         }
     }
 }
@@ -237,5 +236,16 @@ mod tests {
         modified(5).check(&modified(5)).unwrap();
         assert_eq!(modified(5).check(&modified(6)).unwrap_err().kind, ErrorKind::ObjectChanged);
         Validator::default().check(&etag("\"x\"")).unwrap();
+    }
+
+    #[test]
+    fn only_an_etag_becomes_a_precondition() {
+        let mut headers = HeaderMap::new();
+        let modified = Validator { etag: None, last_modified: Some(DateTime::from_secs(5)) };
+        modified.add_preconditions(&mut headers).unwrap();
+        assert!(headers.is_empty(), "{headers:?}");
+        Validator { etag: Some("\"a\"".into()), ..modified }.add_preconditions(&mut headers).unwrap();
+        assert_eq!(headers.len(), 1);
+        assert_eq!(headers["if-match"], "\"a\"");
     }
 }
