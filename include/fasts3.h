@@ -29,8 +29,9 @@
 // `fasts3_op_*`, `fasts3_completion_*`). Minor 2: `fasts3_completion_take_error` (a failed
 // op's error object, as blocking calls give it), `fasts3_completion_parts` (the parts an
 // async upload sent) and `fasts3_last_error_request_id`. Major version 3 starts again at 0:
-// the functions of 2.2 and `fasts3_get_ranges_at` (ranges placed at given offsets).
-#define FASTS3_ABI_MINOR_VERSION 0
+// the functions of 2.2 and `fasts3_get_ranges_at` (ranges placed at given offsets). Minor 1:
+// `fasts3_read_options.part_size` (a library of 3.0 ignores it).
+#define FASTS3_ABI_MINOR_VERSION 1
 
 // Result of a libfasts3 call. `FASTS3_OK` is 0; other codes are grouped by hundreds:
 // 1xx the caller's arguments, 2xx the object or bucket, 3xx transient transport problems,
@@ -213,6 +214,11 @@ typedef struct fasts3_read_options {
   const char *if_match;
   // NULL, or a NUL-terminated version id: read that version of the object.
   const char *version_id;
+  // Bytes per ranged GET of this read, the first one included (at most 5 GiB); 0: the
+  // client's part size (`fasts3_client_options.part_size`, adaptive by default). A
+  // caller reading several windows of one object side by side gives each window one or
+  // two requests; a read on its own is best left to the client's. (ABI 3.1)
+  uint64_t part_size;
 } fasts3_read_options;
 
 // Options of `fasts3_put_from`. Extensible like `fasts3_read_options`: set `struct_size` to

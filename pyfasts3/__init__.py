@@ -81,15 +81,17 @@ def default_client() -> Client:
 
 
 def get_into(buf: Any, path: str, *, offset: int = 0, if_match: Optional[str] = None,
-             version_id: Optional[str] = None) -> int:
+             version_id: Optional[str] = None, part_size: Optional[int] = None) -> int:
     """:meth:`Client.get_into` on the default client."""
-    return default_client().get_into(buf, path, offset=offset, if_match=if_match, version_id=version_id)
+    return default_client().get_into(buf, path, offset=offset, if_match=if_match, version_id=version_id,
+                                     part_size=part_size)
 
 
 def get(path: str, *, offset: int = 0, length: Optional[int] = None, if_match: Optional[str] = None,
-        version_id: Optional[str] = None) -> np.ndarray:
+        version_id: Optional[str] = None, part_size: Optional[int] = None) -> np.ndarray:
     """:meth:`Client.get` on the default client."""
-    return default_client().get(path, offset=offset, length=length, if_match=if_match, version_id=version_id)
+    return default_client().get(path, offset=offset, length=length, if_match=if_match, version_id=version_id,
+                                part_size=part_size)
 
 
 def get_ranges(path: str, ranges: Sequence[Tuple[int, int]], **kwargs: Any) -> List[np.ndarray]:

@@ -9,7 +9,7 @@ from .errors import S3Error, class_for_status_name
 # The C ABI this wrapper was written for: the library's major version must be this one
 # (fasts3_abi_version()), its minor version at least this one (fasts3_abi_minor_version()).
 ABI_VERSION = 3  # 3: fasts3_get_request has struct_size and per-read options
-ABI_MINOR_VERSION = 0
+ABI_MINOR_VERSION = 1  # 1: fasts3_read_options.part_size
 
 _HERE = Path(__file__).resolve().parent
 _LIB_NAMES = ("libfasts3.so", "libfasts3.dylib", "fasts3.dll")

@@ -317,21 +317,21 @@ async def _run(q: _Queue, starts: list) -> list:
 
 
 async def get_into(client, buf: Any, path: str, *, offset: int = 0, if_match: Optional[str] = None,
-                   version_id: Optional[str] = None) -> int:
+                   version_id: Optional[str] = None, part_size: Optional[int] = None) -> int:
     bucket, key = split_object(path)
     offset = _non_negative("offset", offset)
-    options, _keep = _read_options(if_match, version_id)
+    options, _keep = _read_options(if_match, version_id, part_size)
     q = queue()
     op = _start_get_into(q, client, buf, bucket, key, offset, options)
     return (await q.wait([op]))[0]
 
 
 async def get(client, path: str, *, offset: int = 0, length: Optional[int] = None, if_match: Optional[str] = None,
-              version_id: Optional[str] = None) -> np.ndarray:
+              version_id: Optional[str] = None, part_size: Optional[int] = None) -> np.ndarray:
     bucket, key = split_object(path)
     offset = _non_negative("offset", offset)
     max_len = TO_END if length is None else _non_negative("length", length)
-    options, _keep = _read_options(if_match, version_id)
+    options, _keep = _read_options(if_match, version_id, part_size)
     q = queue()
     op = _start_get(q, client, bucket, key, offset, max_len, options)
     return (await q.wait([op]))[0]
@@ -350,7 +350,7 @@ async def get_many(client, items: Sequence[Any], *, out: Optional[Sequence[Any]]
         return []
     # (bucket, key, offset, length, options) per item; a submit copies the options' strings,
     # so they need only outlive the submits (`pins` keeps them until every one has started).
-    pins = [_read_options(r.if_match, r.version_id) for r in parsed]
+    pins = [_read_options(r.if_match, r.version_id, r.part_size) for r in parsed]
     items = [(*split_object(r.path), r.offset, r.length, options) for r, (options, _) in zip(parsed, pins)]
     if out is not None:
         starts = [lambda q, i=i, p=p, buf=buf: _start_get_into(q, client, buf, p[0], p[1], p[2], p[4], p[3], i)

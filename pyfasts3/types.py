@@ -26,11 +26,12 @@ class Read(NamedTuple):
     """One read of :meth:`pyfasts3.Client.get_many`: ``length`` bytes of ``path`` from
     ``offset`` (``length`` None: to the end of the object), optionally pinned to the ETag a
     listing or HEAD gave (``if_match``: a changed object fails with ``ObjectChanged``) or to
-    a version (``version_id``). A plain ``(path, offset, length)`` tuple is the same read
-    without a pin."""
+    a version (``version_id``), and read in requests of ``part_size`` bytes (default: the
+    client's). A plain ``(path, offset, length)`` tuple is the same read without a pin."""
 
     path: str
     offset: int = 0
     length: Optional[int] = None
     if_match: Optional[str] = None
     version_id: Optional[str] = None
+    part_size: Optional[int] = None

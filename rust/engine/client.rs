@@ -22,7 +22,7 @@ use tokio::sync::Semaphore;
 
 /// Largest part_size accepted (S3's largest single PUT; keeps range arithmetic far from
 /// overflow).
-const MAX_PART_SIZE: u64 = 5 << 30;
+pub(crate) const MAX_PART_SIZE: u64 = 5 << 30;
 /// Default bound on HTTP requests in flight per client.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 16;
 /// Time allowed to establish a connection.

@@ -31,11 +31,12 @@
 //! free of raw pointers.
 
 use crate::checksum::{self, Announced, ChecksumMode, Verifier};
-use crate::client::{Client, Session};
+use crate::client::{Client, Session, MAX_PART_SIZE};
 use crate::error::{Error, ErrorKind, Result};
 use crate::get_request::{self, Response, Validator};
 use crate::head;
 use crate::http::{Body, Connection, DirectBody, ObjectId};
+use crate::parts::PartPlan;
 use crate::path::{check_bucket, check_key};
 use crate::runtime::Placement;
 use crate::result_buffer::ResultBuffer;
@@ -109,6 +110,25 @@ pub struct ReadOptions<'a> {
     pub if_match: Option<&'a str>,
     /// Read this version of a versioned bucket's object (`versionId`).
     pub version_id: Option<&'a str>,
+    /// Bytes per ranged GET of this read, the first one included; None: the client's part
+    /// size. A caller running several reads side by side (windows of one download) wants
+    /// few requests per read; one read alone wants several in flight.
+    pub part_size: Option<u64>,
+}
+
+impl ReadOptions<'_> {
+    /// InvalidArgument for a part size over 5 GiB (the bound of the client's part size).
+    pub(crate) fn check(&self) -> Result<()> {
+        match self.part_size {
+            Some(n) if n > MAX_PART_SIZE => Err(Error::invalid(format!("part_size must be at most 5 GiB, got {n}"))),
+            _ => Ok(()),
+        }
+    }
+
+    /// How this read is cut into requests: its own part size, else the client's plan.
+    pub(crate) fn parts(&self, client: &Client) -> PartPlan {
+        self.part_size.map_or(client.parts(), PartPlan::fixed)
+    }
 }
 
 /// Read an object's bytes from `offset` into `dest`.
@@ -127,6 +147,7 @@ pub async fn get(
 ) -> Result<Fetched> {
     check_bucket(bucket)?;
     check_key(key)?;
+    options.check()?;
     let session = client.session(placement).await?;
     get_with_session(client, placement, &session, bucket, key, offset, dest, options)
         .await
@@ -172,11 +193,12 @@ async fn get_with_session(
 ) -> Result<Fetched> {
     let id = ObjectId { bucket, key, version_id: options.version_id };
     let wanted = options.if_match.map(|etag| Validator { etag: Some(quoted(etag)), last_modified: None });
-    read_pinned(client, placement, session, id, offset, dest, wanted.as_ref()).await
+    read_pinned(client, placement, session, id, offset, dest, wanted.as_ref(), options.parts(client)).await
 }
 
 /// Read `[offset, offset + dest.max_len())` of the version `wanted` names (any version when
-/// None).
+/// None), in requests of the sizes `parts` gives.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn read_pinned(
     client: &Client,
     placement: Placement,
@@ -185,10 +207,11 @@ pub(crate) async fn read_pinned(
     offset: u64,
     mut dest: Destination<'_>,
     wanted: Option<&Validator>,
+    parts: PartPlan,
 ) -> Result<Fetched> {
     let mut attempt = 1;
     loop {
-        match read_once(client, placement, session, id, offset, dest.reborrow(), wanted).await {
+        match read_once(client, placement, session, id, offset, dest.reborrow(), wanted, parts).await {
             Err(e) if e.retry_on_fresh_connection && attempt < READ_ATTEMPTS => attempt += 1,
             result => return result,
         }
@@ -205,6 +228,7 @@ pub(crate) fn quoted(etag: &str) -> String {
 }
 
 /// `wanted`: the version the caller pinned the read to (`ReadOptions::if_match`), if any.
+#[allow(clippy::too_many_arguments)]
 async fn read_once(
     client: &Client,
     placement: Placement,
@@ -213,6 +237,7 @@ async fn read_once(
     offset: u64,
     dest: Destination<'_>,
     wanted: Option<&Validator>,
+    parts: PartPlan,
 ) -> Result<Fetched> {
     let want = dest.max_len();
     if want == 0 {
@@ -224,7 +249,7 @@ async fn read_once(
         return Ok(Fetched::empty(&dest));
     }
     let mode = client.checksum_mode();
-    let first_len = want.min(client.parts().first());
+    let first_len = want.min(parts.first());
 
     let (first, permit) = match first_request(session, id, offset, first_len, wanted).await? {
         FirstResponse::PastEnd => return Ok(Fetched::empty(&dest)),
@@ -290,7 +315,7 @@ async fn read_once(
     }
     let (first_buf, rest) = target.window().split_at(first_len.min(n) as usize);
     let rest_start = offset + first_len;
-    let part_size = client.parts().rest(n);
+    let part_size = parts.rest(n);
     if rest.is_empty() {
         // One part: a checksum is computed as the bytes stream in, while they are in cache.
         let mut verifier = announced.take().map(Verifier::new);

@@ -30,6 +30,7 @@
 use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
 use crate::get::{quoted, read_pinned, Destination, ReadOptions};
+use crate::parts::PartPlan;
 use crate::get_request::Validator;
 use crate::head;
 use crate::http::{Connection, ObjectId};
@@ -70,9 +71,10 @@ pub async fn get_ranges(
 ) -> Result<Vec<u64>> {
     check_bucket(bucket)?;
     check_key(key)?;
+    options.check()?;
     let slices = destination_slices(ranges, places, dest)?;
     let id = ObjectId { bucket, key, version_id: options.version_id };
-    read_ranges(client, placement, id, ranges, slices, max_gap, options.if_match)
+    read_ranges(client, placement, id, ranges, slices, max_gap, options.if_match, options.parts(client))
         .await
         .map_err(|e| e.context(format!("s3://{bucket}/{key}")))
 }
@@ -145,6 +147,7 @@ async fn read_ranges(
     mut slices: Vec<Option<&mut [u8]>>,
     max_gap: u64,
     if_match: Option<&str>,
+    parts: PartPlan,
 ) -> Result<Vec<u64>> {
     // The HEAD runs where the call does, on that place's connections.
     let (size, version) = head::identity(&client.session(placement).await?, id, Connection::Pooled).await?;
@@ -169,7 +172,7 @@ async fn read_ranges(
     let reads: Vec<_> = jobs
         .into_iter()
         .map(|(span, members)| {
-            placement.spread(read_span(client, span_placement, session, id, span, members, &resolved, pin))
+            placement.spread(read_span(client, span_placement, session, id, span, members, &resolved, pin, parts))
         })
         .collect();
     let mut reads = stream::iter(reads).buffer_unordered(client.max_concurrency());
@@ -261,12 +264,13 @@ async fn read_span(
     mut members: Vec<(usize, &mut [u8])>,
     resolved: &[(u64, u64)],
     pin: Option<&Validator>,
+    parts: PartPlan,
 ) -> Result<Vec<(usize, u64)>> {
     let len = span.end - span.start;
     if let [(i, slice)] = members.as_mut_slice() {
         // One range: straight into its slice.
         let n = resolved[*i].1 - resolved[*i].0;
-        let fetched = read_pinned(client, placement, session, id, span.start, Destination::Caller(&mut slice[..n as usize]), pin).await?;
+        let fetched = read_pinned(client, placement, session, id, span.start, Destination::Caller(&mut slice[..n as usize]), pin, parts).await?;
         check_length(fetched.written, n)?;
         return Ok(vec![(*i, n)]);
     }
@@ -278,7 +282,7 @@ async fn read_span(
         ((plan.own_from - span.start) as usize, own)
     });
     let scatter = Scatter::new(window_len, pieces);
-    let fetched = read_pinned(client, placement, session, id, span.start, Destination::Scatter(scatter), pin).await?;
+    let fetched = read_pinned(client, placement, session, id, span.start, Destination::Scatter(scatter), pin, parts).await?;
     check_length(fetched.written, len)?;
     // The shared bytes, in member order: a holder comes before the members it serves, so its
     // own shared bytes are already in place.

@@ -495,14 +495,19 @@ fn check_offset(offset: u64) -> FfiResult<()> {
 struct OwnedReadOptions {
     if_match: Option<String>,
     version_id: Option<String>,
+    part_size: Option<u64>,
 }
 
 impl OwnedReadOptions {
     fn of(options: ReadOptions<'_>) -> Self {
-        OwnedReadOptions { if_match: options.if_match.map(str::to_owned), version_id: options.version_id.map(str::to_owned) }
+        OwnedReadOptions {
+            if_match: options.if_match.map(str::to_owned),
+            version_id: options.version_id.map(str::to_owned),
+            part_size: options.part_size,
+        }
     }
     fn borrow(&self) -> ReadOptions<'_> {
-        ReadOptions { if_match: self.if_match.as_deref(), version_id: self.version_id.as_deref() }
+        ReadOptions { if_match: self.if_match.as_deref(), version_id: self.version_id.as_deref(), part_size: self.part_size }
     }
 }
 

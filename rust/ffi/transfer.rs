@@ -100,6 +100,11 @@ pub struct fasts3_read_options {
     pub if_match: *const c_char,
     /// NULL, or a NUL-terminated version id: read that version of the object.
     pub version_id: *const c_char,
+    /// Bytes per ranged GET of this read, the first one included (at most 5 GiB); 0: the
+    /// client's part size (`fasts3_client_options.part_size`, adaptive by default). A
+    /// caller reading several windows of one object side by side gives each window one or
+    /// two requests; a read on its own is best left to the client's. (ABI 3.1)
+    pub part_size: u64,
 }
 
 /// The options `options` points to (NULL: the defaults), read as far as the caller's
@@ -117,7 +122,8 @@ pub(crate) unsafe fn read_options<'a>(options: *const fasts3_read_options) -> Ff
     if declared < std::mem::size_of::<usize>() {
         return Err(Error::invalid(format!("options.struct_size is {declared}: set it to sizeof(fasts3_read_options)")).into());
     }
-    let mut known = fasts3_read_options { struct_size: declared, if_match: std::ptr::null(), version_id: std::ptr::null() };
+    let mut known =
+        fasts3_read_options { struct_size: declared, if_match: std::ptr::null(), version_id: std::ptr::null(), part_size: 0 };
     let n = declared.min(std::mem::size_of::<fasts3_read_options>());
     // SAFETY: the caller's struct has `declared` >= n readable bytes (the contract); `known`
     // is a distinct local of at least n bytes, and every field is valid for any bytes a C
@@ -128,6 +134,7 @@ pub(crate) unsafe fn read_options<'a>(options: *const fasts3_read_options) -> Ff
         if_match: unsafe { optional_cstr(known.if_match, "options.if_match") }?.filter(|e| !e.is_empty()),
         // SAFETY: as for `if_match`.
         version_id: unsafe { optional_cstr(known.version_id, "options.version_id") }?.filter(|v| !v.is_empty()),
+        part_size: Some(known.part_size).filter(|&n| n != 0),
     })
 }
 

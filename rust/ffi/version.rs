@@ -16,8 +16,9 @@ pub const FASTS3_ABI_VERSION: u32 = 3;
 /// `fasts3_op_*`, `fasts3_completion_*`). Minor 2: `fasts3_completion_take_error` (a failed
 /// op's error object, as blocking calls give it), `fasts3_completion_parts` (the parts an
 /// async upload sent) and `fasts3_last_error_request_id`. Major version 3 starts again at 0:
-/// the functions of 2.2 and `fasts3_get_ranges_at` (ranges placed at given offsets).
-pub const FASTS3_ABI_MINOR_VERSION: u32 = 0;
+/// the functions of 2.2 and `fasts3_get_ranges_at` (ranges placed at given offsets). Minor 1:
+/// `fasts3_read_options.part_size` (a library of 3.0 ignores it).
+pub const FASTS3_ABI_MINOR_VERSION: u32 = 1;
 
 /// The major ABI version this library implements (`FASTS3_ABI_VERSION` of its header).
 ///
