@@ -274,7 +274,7 @@ typedef struct fasts3_get_request {
   uint8_t *buf;
   uint64_t buf_len;
   // NULL, or this read's options (`fasts3_read_options`: pin it to the ETag a listing
-  // gave, or read a given version).
+  // gave, read a given version, give it its own part size).
   const struct fasts3_read_options *options;
 } fasts3_get_request;
 
@@ -1024,8 +1024,8 @@ enum fasts3_status fasts3_get_into(const struct fasts3_client *client,
                                    uint64_t *out_written,
                                    struct fasts3_error **err);
 
-// `fasts3_get_into` with read options (NULL for the defaults): pin the read to an ETag or
-// read a given version.
+// `fasts3_get_into` with read options (NULL for the defaults): pin the read to an ETag,
+// read a given version, or cut it into parts of its own size.
 //
 // Thread safety: may run concurrently with other calls on `client`, from any thread.
 //

@@ -145,8 +145,9 @@ def _read_options(if_match: Optional[str], version_id: Optional[str], part_size:
     options = ffi.new("fasts3_read_options *")
     options.struct_size = ffi.sizeof("fasts3_read_options")
     if part_size is not None:
-        if isinstance(part_size, bool) or not isinstance(part_size, int) or part_size < 1:
-            raise ValueError(f"part_size must be a positive int, got {part_size!r}")
+        # 0 means "the client's" in the C struct: here, leaving part_size out says that.
+        if _non_negative("part_size", part_size) == 0:
+            raise ValueError("part_size must be at least 1 byte (None: the client's part size)")
         options.part_size = part_size
     keep = [options]
     for name, value in (("if_match", if_match), ("version_id", version_id)):

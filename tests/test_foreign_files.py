@@ -22,7 +22,9 @@ from pyfasts3.cli import main as cli_main
 from s3servers import REGION, start_versitygw
 
 PART = 64 * 1024
-SIZE = 3 * 1024 * 1024 + 12_345  # 48 parts, and 12 windows of the shrunk cp window below
+# Over 4 MiB, so that the command line's client (adaptive parts: 4 MiB first) reads it in
+# several requests too; 81 parts of this module's client.
+SIZE = 5 * 1024 * 1024 + 12_345
 BUCKET = "foreign"
 
 
@@ -94,7 +96,8 @@ def test_file_object(foreign):
 @pytest.mark.parametrize("window", [256 * 1024, 16 << 20], ids=["over-two-windows", "under-two-windows"])
 def test_cp_download(foreign, tmp_path, monkeypatch, window):
     client, data, server = foreign
-    # A small window makes this object one that would be downloaded window by window.
+    # A small window makes this object one that would be downloaded window by window (no
+    # ETag to pin the windows to: one get_into instead); the default window, one get_into.
     monkeypatch.setattr(pyfasts3.io, "DOWNLOAD_WINDOW", window)
     for name, value in server.env().items():
         monkeypatch.setenv(name, value)

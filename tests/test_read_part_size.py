@@ -80,17 +80,49 @@ def test_batch_items_ranges_and_async_reads_take_it_too(fake):
                                                 key=lambda r: int(r[6:].split("-")[0]))
 
 
-@pytest.mark.parametrize("bad", [0, -1, True, 1.5, "1"])
-def test_a_part_size_that_is_not_a_positive_int_is_refused(fake, bad):
-    with client_of(fake) as c, pytest.raises(ValueError, match="part_size"):
+def test_a_coalesced_span_and_an_async_batch_take_it_too(fake):
+    with client_of(fake) as c:
+        # Three ranges merged into one span over the whole object: the span is cut by part_size,
+        # and the parts holding none of the ranges (only gap bytes) are not asked for.
+        ranges = [(0, 100), (200_000, 100), (SIZE - 100, 100)]
+        views = c.get_ranges(PATH, ranges, max_gap=SIZE, part_size=256 * KIB)
+        assert [v.tobytes() for v in views] == [DATA[o:o + n] for o, n in ranges]
+        parts = ranges_of(0, SIZE, 256 * KIB)
+        assert get_ranges_asked(fake) == [parts[0], parts[-1]]
+        (arr,) = asyncio.run(c.get_many_async([pyfasts3.Read(PATH, part_size=512 * KIB)]))
+        assert arr.tobytes() == DATA
+        assert get_ranges_asked(fake) == ranges_of(0, SIZE, 512 * KIB)
+
+
+@pytest.mark.parametrize("bad, error", [(0, ValueError), (-1, ValueError), (2**64, ValueError), (True, TypeError),
+                                        (1.5, TypeError), ("1", TypeError)])
+def test_a_part_size_that_is_not_a_positive_int_is_refused(fake, bad, error):
+    with client_of(fake) as c, pytest.raises(error, match="part_size"):
         c.get(PATH, part_size=bad)
     assert fake.gets_log() == []
 
 
-def test_a_part_size_over_5_gib_is_an_invalid_argument(fake):
-    with client_of(fake) as c, pytest.raises(pyfasts3.InvalidArgument, match="part_size"):
-        c.get(PATH, part_size=(5 << 30) + 1)
-    assert fake.gets_log() == []
+def test_a_numpy_integer_part_size_is_taken(fake):
+    with client_of(fake) as c:
+        assert c.get(PATH, part_size=np.int64(MIB)).tobytes() == DATA
+    assert len(fake.gets_log()) == 2
+
+
+def test_a_part_size_over_5_gib_is_an_invalid_argument_everywhere(fake):
+    too_big = (5 << 30) + 1
+    with client_of(fake) as c:
+        with pytest.raises(pyfasts3.InvalidArgument, match="part_size"):
+            c.get(PATH, part_size=too_big)
+        with pytest.raises(pyfasts3.InvalidArgument, match="part_size"):
+            c.get_ranges(PATH, [(0, 10)], part_size=too_big)
+        with pytest.raises(pyfasts3.InvalidArgument, match="part_size"):
+            asyncio.run(c.get_async(PATH, part_size=too_big))
+        assert fake.gets_log() == []
+        # In a batch, the item fails before any request of its own; the others are read.
+        with pytest.raises(pyfasts3.InvalidArgument, match="part_size"):
+            c.get_many([pyfasts3.Read(PATH, offset=SIZE - 1, part_size=too_big), pyfasts3.Read(PATH, offset=10)])
+    asked = [r.range for r in fake.gets_log()]
+    assert asked and not any(r.startswith(f"bytes={SIZE - 1}-") for r in asked), asked
 
 
 def test_a_caller_of_the_3_0_layout_gets_the_clients_part_size(fake):

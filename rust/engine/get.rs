@@ -117,9 +117,10 @@ pub struct ReadOptions<'a> {
 }
 
 impl ReadOptions<'_> {
-    /// InvalidArgument for a part size over 5 GiB (the bound of the client's part size).
-    pub(crate) fn check(&self) -> Result<()> {
+    /// InvalidArgument for a part size of 0 or over 5 GiB (the bounds of the client's).
+    pub fn check(&self) -> Result<()> {
         match self.part_size {
+            Some(0) => Err(Error::invalid("part_size must be at least 1 byte")),
             Some(n) if n > MAX_PART_SIZE => Err(Error::invalid(format!("part_size must be at most 5 GiB, got {n}"))),
             _ => Ok(()),
         }
@@ -147,7 +148,6 @@ pub async fn get(
 ) -> Result<Fetched> {
     check_bucket(bucket)?;
     check_key(key)?;
-    options.check()?;
     let session = client.session(placement).await?;
     get_with_session(client, placement, &session, bucket, key, offset, dest, options)
         .await
@@ -191,6 +191,7 @@ async fn get_with_session(
     dest: Destination<'_>,
     options: ReadOptions<'_>,
 ) -> Result<Fetched> {
+    options.check()?;
     let id = ObjectId { bucket, key, version_id: options.version_id };
     let wanted = options.if_match.map(|etag| Validator { etag: Some(quoted(etag)), last_modified: None });
     read_pinned(client, placement, session, id, offset, dest, wanted.as_ref(), options.parts(client)).await

@@ -65,9 +65,10 @@ pub(crate) struct Response {
 }
 
 /// GET `len` bytes from `start` (`len` > 0). `pin`: the version every response must come
-/// from (sent as `If-Match` when it has an ETag, and checked on the answer either way). `x-amz-checksum-mode: ENABLED` is sent when the client's
-/// checksum mode wants checksums and the range starts at byte 0: a full-object checksum can
-/// only ever cover a read from the start, so asking on later parts would only make the server
+/// from (sent as `If-Match` when it has an ETag, and checked on the answer either way).
+/// `x-amz-checksum-mode: ENABLED` is sent when the client's checksum mode wants checksums
+/// and the range starts at byte 0: a full-object checksum can only ever cover a read from
+/// the start, so asking on later parts would only make the server
 /// look one up for nothing (tests/test_integrity.py, `test_checksum_mode_header`).
 pub(crate) async fn send(
     session: &Session,

@@ -16,6 +16,10 @@ pub(crate) const MIN_PART: u64 = 2 * 1024 * 1024;
 pub(crate) const MAX_PART: u64 = 16 * 1024 * 1024;
 /// Aim for about this many parts per object (within the bounds above).
 const TARGET_PARTS: u64 = 8;
+/// Most parts one read is cut into: a part size chosen so small that a read would need more
+/// grows until it does not (1 byte over 1 GiB would otherwise be a billion requests, each a
+/// future held in memory at once). S3's own bound on an upload's parts.
+pub(crate) const MAX_PARTS_PER_READ: u64 = 10_000;
 
 /// The part sizes of one read: `fixed` when the caller chose one, else adaptive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,13 +41,15 @@ impl PartPlan {
         self.fixed.unwrap_or(FIRST_PART)
     }
 
-    /// Length of every later part of a read of `len` bytes (from the offset on).
+    /// Length of every later part of a read of `len` bytes (from the offset on), so that
+    /// the read has at most [`MAX_PARTS_PER_READ`] of them.
     pub fn rest(&self, len: u64) -> u64 {
-        self.fixed.unwrap_or_else(|| {
+        let chosen = self.fixed.unwrap_or_else(|| {
             let eighth = len.div_ceil(TARGET_PARTS);
             // Whole MiBs: aligned ranges, and round numbers in request logs.
             eighth.next_multiple_of(1024 * 1024).clamp(MIN_PART, MAX_PART)
-        })
+        });
+        chosen.max(len.div_ceil(MAX_PARTS_PER_READ))
     }
 }
 
@@ -67,6 +73,15 @@ mod tests {
     #[test]
     fn a_fixed_part_size_is_used_everywhere() {
         let plan = PartPlan::fixed(1000);
-        assert_eq!((plan.first(), plan.rest(10), plan.rest(u64::MAX)), (1000, 1000, 1000));
+        assert_eq!((plan.first(), plan.rest(10), plan.rest(1000 * MAX_PARTS_PER_READ)), (1000, 1000, 1000));
+    }
+
+    #[test]
+    fn no_read_is_cut_into_more_than_max_parts() {
+        for (plan, len) in [(PartPlan::fixed(1), 1024 * MIB), (PartPlan::fixed(1000), u64::MAX), (PartPlan::adaptive(), u64::MAX)] {
+            let part = plan.rest(len);
+            assert!(len.div_ceil(part) <= MAX_PARTS_PER_READ, "{plan:?} cuts {len} bytes into parts of {part}");
+        }
+        assert_eq!(PartPlan::fixed(1).rest(1024 * MIB), (1024 * MIB).div_ceil(MAX_PARTS_PER_READ));
     }
 }

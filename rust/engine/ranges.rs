@@ -5,7 +5,8 @@
 //!    version (ETag, else Last-Modified), unless the caller pinned an ETag already, which the
 //!    HEAD then checks.
 //! 2. Ranges at most `max_gap` bytes apart are coalesced into one request (fewer round trips
-//!    for a few wasted bytes); every request is pinned to that version (`If-Match`).
+//!    for a few wasted bytes); every request is pinned to that version (`If-Match` when it
+//!    has an ETag; a Last-Modified is compared on every answer).
 //! 3. Each span is one read of the GET algorithm (`engine::get`: parts in parallel, resumed
 //!    bodies, Content-Range, length and version checks, checksums) straight into the
 //!    destination, with no buffer in between: a span holding one range reads into that

@@ -694,6 +694,7 @@ pub unsafe extern "C" fn fasts3_submit_get_into(
         };
         let client: Arc<Client> = Arc::clone(client);
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        options.check()?;
         let options = OwnedReadOptions::of(options);
         check_offset(offset)?;
         // SAFETY: `buf` is valid and exclusively the op's until its completion is popped or
@@ -755,6 +756,7 @@ pub unsafe extern "C" fn fasts3_submit_get(
         };
         let client: Arc<Client> = Arc::clone(client);
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        options.check()?;
         let options = OwnedReadOptions::of(options);
         check_offset(offset)?;
         let object = Object { bucket: bucket.clone(), key: key.clone() };

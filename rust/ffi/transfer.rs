@@ -127,7 +127,7 @@ pub(crate) unsafe fn read_options<'a>(options: *const fasts3_read_options) -> Ff
     let n = declared.min(std::mem::size_of::<fasts3_read_options>());
     // SAFETY: the caller's struct has `declared` >= n readable bytes (the contract); `known`
     // is a distinct local of at least n bytes, and every field is valid for any bytes a C
-    // caller can write into a pointer or size_t.
+    // caller can write into a pointer, size_t or uint64_t.
     unsafe { std::ptr::copy_nonoverlapping(options.cast::<u8>(), (&mut known as *mut fasts3_read_options).cast::<u8>(), n) };
     Ok(ReadOptions {
         // SAFETY: NULL or NUL-terminated and unchanged during the call (the contract).
@@ -138,8 +138,8 @@ pub(crate) unsafe fn read_options<'a>(options: *const fasts3_read_options) -> Ff
     })
 }
 
-/// `fasts3_get_into` with read options (NULL for the defaults): pin the read to an ETag or
-/// read a given version.
+/// `fasts3_get_into` with read options (NULL for the defaults): pin the read to an ETag,
+/// read a given version, or cut it into parts of its own size.
 ///
 /// Thread safety: may run concurrently with other calls on `client`, from any thread.
 ///
@@ -474,7 +474,7 @@ pub struct fasts3_get_request {
     pub buf: *mut u8,
     pub buf_len: u64,
     /// NULL, or this read's options (`fasts3_read_options`: pin it to the ETag a listing
-    /// gave, or read a given version).
+    /// gave, read a given version, give it its own part size).
     pub options: *const fasts3_read_options,
 }
 

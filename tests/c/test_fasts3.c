@@ -736,6 +736,29 @@ static void test_read_options(const fasts3_client *c) {
                  FASTS3_OBJECT_CHANGED, "get pinned to another ETag");
     CHECK(bytes == NULL, "  *out untouched");
 
+    /* A read's own part size (ABI 3.1): any size gives the same bytes; 0 is the client's,
+       more than 5 GiB is refused before any request. */
+    fasts3_read_options parts = {0};
+    parts.struct_size = sizeof parts;
+    uint8_t *multi = malloc(MULTI_SIZE);
+    if (CHECK(multi != NULL, "malloc(MULTI_SIZE)")) {
+        const uint64_t part_sizes[] = {0, 100000, MULTI_SIZE};
+        for (size_t i = 0; i < sizeof part_sizes / sizeof part_sizes[0]; i++) {
+            parts.part_size = part_sizes[i];
+            memset(multi, 0, MULTI_SIZE);
+            if (CHECK_STATUS(fasts3_get_into_with_options(c, SL(g.bucket), SL("multi"), 0, multi, MULTI_SIZE, &parts,
+                                                          NULL, &written, NULL), FASTS3_OK,
+                             part_sizes[i] == 0 ? "get_into(multi), part_size 0: the client's"
+                                                : "get_into(multi) with the read's own part_size")) {
+                CHECK(written == MULTI_SIZE && pattern_mismatch(multi, MULTI_SIZE, 0) < 0, "  the object's bytes");
+            }
+        }
+        parts.part_size = (UINT64_C(5) << 30) + 1;
+        CHECK_STATUS(fasts3_get_into_with_options(c, SL(g.bucket), SL("multi"), 0, multi, MULTI_SIZE, &parts, NULL,
+                                                  &written, NULL), FASTS3_INVALID_ARGUMENT, "part_size over 5 GiB");
+        free(multi);
+    }
+
     /* A caller built against an older, shorter struct: the fields it lacks take defaults. */
     size_t only_size = sizeof(size_t);
     CHECK_STATUS(fasts3_get_into_with_options(c, SL(g.bucket), SL("small"), 0, buf, sizeof buf,
