@@ -42,6 +42,9 @@ def foreign(tmp_path_factory):
         path.write_bytes(data)
         # Not on a whole second, whatever the clock said when it was written.
         os.utime(path, ns=(time.time_ns(), (int(time.time()) - 60) * 10**9 + 123_456_789))
+        # Small files beside it, for the command line's batched copies (cp -r).
+        for name, body in SMALL_FILES.items():
+            (root / BUCKET / "tree" / name).write_bytes(body)
         client = pyfasts3.Client(server.endpoint_url, region=REGION, access_key_id=server.access_key_id,
                                  secret_access_key=server.secret_access_key, part_size=PART)
         yield client, data, server
@@ -50,6 +53,7 @@ def foreign(tmp_path_factory):
 
 
 KEY = f"{BUCKET}/tree/file.bin"
+SMALL_FILES = {"a.txt": b"alpha\n", "b.bin": bytes(range(256)) * 300, "empty": b""}
 
 
 def test_the_server_sends_no_etag(foreign):
@@ -77,8 +81,8 @@ def test_ranges(foreign):
 
 def test_listed_batch(foreign):
     client, data, _ = foreign
-    listed = list(client.list_objects(f"{BUCKET}/tree/"))
-    assert [o.key for o in listed] == ["tree/file.bin"]
+    listed = [o for o in client.list_objects(f"{BUCKET}/tree/") if o.key == "tree/file.bin"]
+    assert [o.etag for o in listed] == [""]
     (arr,) = client.get_many(listed)
     assert arr.tobytes() == data
 
@@ -104,3 +108,14 @@ def test_cp_download(foreign, tmp_path, monkeypatch, window):
     out = tmp_path / "file.bin"
     assert cli_main(["cp", "-q", "--no-progress", f"s3://{KEY}", str(out)]) == 0
     assert out.read_bytes() == data
+
+
+def test_cp_recursive_download(foreign, tmp_path, monkeypatch):
+    """cp -r: the small files go through the batched reads, the large one on its own."""
+    client, data, server = foreign
+    for name, value in server.env().items():
+        monkeypatch.setenv(name, value)
+    out = tmp_path / "copy"
+    assert cli_main(["cp", "-r", "-q", "--no-progress", f"s3://{BUCKET}/tree/", str(out)]) == 0
+    got = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert got == {"file.bin": data, **SMALL_FILES}
