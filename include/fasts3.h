@@ -487,8 +487,7 @@ enum fasts3_status fasts3_error_status(const struct fasts3_error *error);
 //
 // Ownership: the string belongs to `error` and stays valid until `fasts3_error_free(error)`.
 //
-// Thread safety: any thread, concurrently with the other accessors of `error` (it is
-// immutable); not during `fasts3_error_free(error)`.
+// Thread safety as for `fasts3_error_status`.
 //
 // # Safety
 // - `error` is NULL or an error not freed until this call returns.
@@ -498,8 +497,7 @@ const char *fasts3_error_message(const struct fasts3_error *error);
 // (a network error, an invalid argument). Never NULL. Same ownership as
 // `fasts3_error_message`.
 //
-// Thread safety: any thread, concurrently with the other accessors of `error` (it is
-// immutable); not during `fasts3_error_free(error)`.
+// Thread safety as for `fasts3_error_status`.
 //
 // # Safety
 // - `error` is NULL or an error not freed until this call returns.
@@ -507,8 +505,7 @@ const char *fasts3_error_code(const struct fasts3_error *error);
 
 // The HTTP status of the failing response; 0 when there was none (or for NULL).
 //
-// Thread safety: any thread, concurrently with the other accessors of `error` (it is
-// immutable); not during `fasts3_error_free(error)`.
+// Thread safety as for `fasts3_error_status`.
 //
 // # Safety
 // - `error` is NULL or an error not freed until this call returns.
@@ -518,8 +515,7 @@ uint16_t fasts3_error_http_status(const struct fasts3_error *error);
 // or "" when there was no response or the server sent none. Never NULL. Same ownership as
 // `fasts3_error_message`.
 //
-// Thread safety: any thread, concurrently with the other accessors of `error` (it is
-// immutable); not during `fasts3_error_free(error)`.
+// Thread safety as for `fasts3_error_status`.
 //
 // # Safety
 // - `error` is NULL or an error not freed until this call returns.
@@ -528,8 +524,7 @@ const char *fasts3_error_request_id(const struct fasts3_error *error);
 // The bucket the failed call (or batch item) was about, or "" when it had none or failed
 // before reading it. Never NULL. Same ownership as `fasts3_error_message`.
 //
-// Thread safety: any thread, concurrently with the other accessors of `error` (it is
-// immutable); not during `fasts3_error_free(error)`.
+// Thread safety as for `fasts3_error_status`.
 //
 // # Safety
 // - `error` is NULL or an error not freed until this call returns.
@@ -538,8 +533,7 @@ const char *fasts3_error_bucket(const struct fasts3_error *error);
 // The key the failed call (or batch item) was about, or "" when it had none (a listing, a
 // copy) or failed before reading it. Never NULL. Same ownership as `fasts3_error_message`.
 //
-// Thread safety: any thread, concurrently with the other accessors of `error` (it is
-// immutable); not during `fasts3_error_free(error)`.
+// Thread safety as for `fasts3_error_status`.
 //
 // # Safety
 // - `error` is NULL or an error not freed until this call returns.
@@ -880,9 +874,7 @@ uint64_t fasts3_completion_user_data(const struct fasts3_completion *completion)
 // (`FASTS3_CANCELLED` after `fasts3_op_cancel`). For a NULL completion `FASTS3_NULL_POINTER`,
 // for one that is not live `FASTS3_INVALID_HANDLE` (no op reports either).
 //
-// Thread safety: any thread, concurrently with the other accessors and
-// `fasts3_completion_take_error` (the completion is not modified); not during
-// `fasts3_completion_take_bytes` or `fasts3_completion_free` of it.
+// Thread safety as for `fasts3_completion_user_data`.
 //
 // # Safety
 // - `completion` is not freed until this call returns.
@@ -891,9 +883,7 @@ enum fasts3_status fasts3_completion_status(const struct fasts3_completion *comp
 // Bytes written into the caller's buffer (`fasts3_submit_get_into`), read into the allocated
 // result (`fasts3_submit_get`) or uploaded (`fasts3_submit_put_from`); 0 when the op failed.
 //
-// Thread safety: any thread, concurrently with the other accessors and
-// `fasts3_completion_take_error` (the completion is not modified); not during
-// `fasts3_completion_take_bytes` or `fasts3_completion_free` of it.
+// Thread safety as for `fasts3_completion_user_data`.
 //
 // # Safety
 // - `completion` is not freed until this call returns.
@@ -904,9 +894,7 @@ uint64_t fasts3_completion_written(const struct fasts3_completion *completion);
 // by the completion: valid until `fasts3_completion_free`, whether or not its error object
 // was taken (and freed) meanwhile.
 //
-// Thread safety: any thread, concurrently with the other accessors and
-// `fasts3_completion_take_error` (the completion is not modified); not during
-// `fasts3_completion_take_bytes` or `fasts3_completion_free` of it.
+// Thread safety as for `fasts3_completion_user_data`.
 //
 // # Safety
 // - `completion` is not freed while the returned string is in use.
@@ -915,9 +903,7 @@ const char *fasts3_completion_message(const struct fasts3_completion *completion
 // The S3 error code of the failure (`NoSuchKey`...), `""` when there was none. Owned by the
 // completion, like `fasts3_completion_message`.
 //
-// Thread safety: any thread, concurrently with the other accessors and
-// `fasts3_completion_take_error` (the completion is not modified); not during
-// `fasts3_completion_take_bytes` or `fasts3_completion_free` of it.
+// Thread safety as for `fasts3_completion_user_data`.
 //
 // # Safety
 // - `completion` is not freed while the returned string is in use.
@@ -925,9 +911,7 @@ const char *fasts3_completion_code(const struct fasts3_completion *completion);
 
 // The HTTP status of the failing response, 0 when there was none (or on success).
 //
-// Thread safety: any thread, concurrently with the other accessors and
-// `fasts3_completion_take_error` (the completion is not modified); not during
-// `fasts3_completion_take_bytes` or `fasts3_completion_free` of it.
+// Thread safety as for `fasts3_completion_user_data`.
 //
 // # Safety
 // - `completion` is not freed until this call returns.
@@ -953,9 +937,7 @@ struct fasts3_error *fasts3_completion_take_error(struct fasts3_completion *comp
 // `out_parts` counts them: 0 for a single PUT. 0 for other ops, failed ops, and a NULL or
 // freed completion.
 //
-// Thread safety: any thread, concurrently with the other accessors and
-// `fasts3_completion_take_error` (the completion is not modified); not during
-// `fasts3_completion_take_bytes` or `fasts3_completion_free` of it.
+// Thread safety as for `fasts3_completion_user_data`.
 //
 // # Safety
 // - `completion` is not freed until this call returns.

@@ -146,9 +146,9 @@ def _read_options(if_match: Optional[str], version_id: Optional[str], part_size:
     options.struct_size = ffi.sizeof("fasts3_read_options")
     if part_size is not None:
         # 0 means "the client's" in the C struct: here, leaving part_size out says that.
-        if _non_negative("part_size", part_size) == 0:
+        options.part_size = _non_negative("part_size", part_size)
+        if options.part_size == 0:
             raise ValueError("part_size must be at least 1 byte (None: the client's part size)")
-        options.part_size = part_size
     keep = [options]
     for name, value in (("if_match", if_match), ("version_id", version_id)):
         if value is None:

@@ -31,14 +31,15 @@
 use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
 use crate::get::{quoted, read_pinned, Destination, ReadOptions};
-use crate::parts::PartPlan;
 use crate::get_request::Validator;
 use crate::head;
 use crate::http::{Connection, ObjectId};
+use crate::parts::PartPlan;
 use crate::path::{check_bucket, check_key};
 use crate::runtime::Placement;
 use crate::window::Scatter;
 use futures_util::stream::{self, StreamExt};
+use std::borrow::Cow;
 
 /// One range: `offset` < 0 counts from the end of the object (`-8` with length 8: the last 8
 /// bytes, as `bytes=-8`).
@@ -88,11 +89,11 @@ fn destination_slices<'d>(
     places: Option<&[u64]>,
     dest: &'d mut [u8],
 ) -> Result<Vec<Option<&'d mut [u8]>>> {
-    let starts: Vec<u64> = match places {
+    let starts: Cow<[u64]> = match places {
         Some(places) if places.len() != ranges.len() => {
             return Err(Error::invalid(format!("{} places for {} ranges", places.len(), ranges.len())))
         }
-        Some(places) => places.to_vec(),
+        Some(places) => Cow::Borrowed(places),
         None => {
             let needed = ranges.iter().try_fold(0u64, |sum, r| sum.checked_add(r.len));
             if needed.is_none_or(|n| n > dest.len() as u64) {
@@ -108,7 +109,7 @@ fn destination_slices<'d>(
                 starts.push(at);
                 at = at.saturating_add(r.len);
             }
-            starts
+            Cow::Owned(starts)
         }
     };
     let mut order: Vec<usize> = (0..ranges.len()).collect();

@@ -96,8 +96,7 @@ pub unsafe extern "C" fn fasts3_error_status(error: *const fasts3_error) -> fast
 ///
 /// Ownership: the string belongs to `error` and stays valid until `fasts3_error_free(error)`.
 ///
-/// Thread safety: any thread, concurrently with the other accessors of `error` (it is
-/// immutable); not during `fasts3_error_free(error)`.
+/// Thread safety as for `fasts3_error_status`.
 ///
 /// # Safety
 /// - `error` is NULL or an error not freed until this call returns.
@@ -111,8 +110,7 @@ pub unsafe extern "C" fn fasts3_error_message(error: *const fasts3_error) -> *co
 /// (a network error, an invalid argument). Never NULL. Same ownership as
 /// `fasts3_error_message`.
 ///
-/// Thread safety: any thread, concurrently with the other accessors of `error` (it is
-/// immutable); not during `fasts3_error_free(error)`.
+/// Thread safety as for `fasts3_error_status`.
 ///
 /// # Safety
 /// - `error` is NULL or an error not freed until this call returns.
@@ -124,8 +122,7 @@ pub unsafe extern "C" fn fasts3_error_code(error: *const fasts3_error) -> *const
 
 /// The HTTP status of the failing response; 0 when there was none (or for NULL).
 ///
-/// Thread safety: any thread, concurrently with the other accessors of `error` (it is
-/// immutable); not during `fasts3_error_free(error)`.
+/// Thread safety as for `fasts3_error_status`.
 ///
 /// # Safety
 /// - `error` is NULL or an error not freed until this call returns.
@@ -139,8 +136,7 @@ pub unsafe extern "C" fn fasts3_error_http_status(error: *const fasts3_error) ->
 /// or "" when there was no response or the server sent none. Never NULL. Same ownership as
 /// `fasts3_error_message`.
 ///
-/// Thread safety: any thread, concurrently with the other accessors of `error` (it is
-/// immutable); not during `fasts3_error_free(error)`.
+/// Thread safety as for `fasts3_error_status`.
 ///
 /// # Safety
 /// - `error` is NULL or an error not freed until this call returns.
@@ -153,8 +149,7 @@ pub unsafe extern "C" fn fasts3_error_request_id(error: *const fasts3_error) -> 
 /// The bucket the failed call (or batch item) was about, or "" when it had none or failed
 /// before reading it. Never NULL. Same ownership as `fasts3_error_message`.
 ///
-/// Thread safety: any thread, concurrently with the other accessors of `error` (it is
-/// immutable); not during `fasts3_error_free(error)`.
+/// Thread safety as for `fasts3_error_status`.
 ///
 /// # Safety
 /// - `error` is NULL or an error not freed until this call returns.
@@ -167,8 +162,7 @@ pub unsafe extern "C" fn fasts3_error_bucket(error: *const fasts3_error) -> *con
 /// The key the failed call (or batch item) was about, or "" when it had none (a listing, a
 /// copy) or failed before reading it. Never NULL. Same ownership as `fasts3_error_message`.
 ///
-/// Thread safety: any thread, concurrently with the other accessors of `error` (it is
-/// immutable); not during `fasts3_error_free(error)`.
+/// Thread safety as for `fasts3_error_status`.
 ///
 /// # Safety
 /// - `error` is NULL or an error not freed until this call returns.

@@ -893,9 +893,7 @@ pub unsafe extern "C" fn fasts3_completion_user_data(completion: *const fasts3_c
 /// (`FASTS3_CANCELLED` after `fasts3_op_cancel`). For a NULL completion `FASTS3_NULL_POINTER`,
 /// for one that is not live `FASTS3_INVALID_HANDLE` (no op reports either).
 ///
-/// Thread safety: any thread, concurrently with the other accessors and
-/// `fasts3_completion_take_error` (the completion is not modified); not during
-/// `fasts3_completion_take_bytes` or `fasts3_completion_free` of it.
+/// Thread safety as for `fasts3_completion_user_data`.
 ///
 /// # Safety
 /// - `completion` is not freed until this call returns.
@@ -916,9 +914,7 @@ pub unsafe extern "C" fn fasts3_completion_status(completion: *const fasts3_comp
 /// Bytes written into the caller's buffer (`fasts3_submit_get_into`), read into the allocated
 /// result (`fasts3_submit_get`) or uploaded (`fasts3_submit_put_from`); 0 when the op failed.
 ///
-/// Thread safety: any thread, concurrently with the other accessors and
-/// `fasts3_completion_take_error` (the completion is not modified); not during
-/// `fasts3_completion_take_bytes` or `fasts3_completion_free` of it.
+/// Thread safety as for `fasts3_completion_user_data`.
 ///
 /// # Safety
 /// - `completion` is not freed until this call returns.
@@ -933,9 +929,7 @@ pub unsafe extern "C" fn fasts3_completion_written(completion: *const fasts3_com
 /// by the completion: valid until `fasts3_completion_free`, whether or not its error object
 /// was taken (and freed) meanwhile.
 ///
-/// Thread safety: any thread, concurrently with the other accessors and
-/// `fasts3_completion_take_error` (the completion is not modified); not during
-/// `fasts3_completion_take_bytes` or `fasts3_completion_free` of it.
+/// Thread safety as for `fasts3_completion_user_data`.
 ///
 /// # Safety
 /// - `completion` is not freed while the returned string is in use.
@@ -952,9 +946,7 @@ pub unsafe extern "C" fn fasts3_completion_message(completion: *const fasts3_com
 /// The S3 error code of the failure (`NoSuchKey`...), `""` when there was none. Owned by the
 /// completion, like `fasts3_completion_message`.
 ///
-/// Thread safety: any thread, concurrently with the other accessors and
-/// `fasts3_completion_take_error` (the completion is not modified); not during
-/// `fasts3_completion_take_bytes` or `fasts3_completion_free` of it.
+/// Thread safety as for `fasts3_completion_user_data`.
 ///
 /// # Safety
 /// - `completion` is not freed while the returned string is in use.
@@ -970,9 +962,7 @@ pub unsafe extern "C" fn fasts3_completion_code(completion: *const fasts3_comple
 
 /// The HTTP status of the failing response, 0 when there was none (or on success).
 ///
-/// Thread safety: any thread, concurrently with the other accessors and
-/// `fasts3_completion_take_error` (the completion is not modified); not during
-/// `fasts3_completion_take_bytes` or `fasts3_completion_free` of it.
+/// Thread safety as for `fasts3_completion_user_data`.
 ///
 /// # Safety
 /// - `completion` is not freed until this call returns.
@@ -1013,9 +1003,7 @@ pub unsafe extern "C" fn fasts3_completion_take_error(completion: *mut fasts3_co
 /// `out_parts` counts them: 0 for a single PUT. 0 for other ops, failed ops, and a NULL or
 /// freed completion.
 ///
-/// Thread safety: any thread, concurrently with the other accessors and
-/// `fasts3_completion_take_error` (the completion is not modified); not during
-/// `fasts3_completion_take_bytes` or `fasts3_completion_free` of it.
+/// Thread safety as for `fasts3_completion_user_data`.
 ///
 /// # Safety
 /// - `completion` is not freed until this call returns.

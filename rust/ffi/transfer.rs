@@ -427,17 +427,17 @@ pub unsafe extern "C" fn fasts3_get_ranges_at(
                 .map(|r| ByteRange { offset: r.offset, len: r.length })
                 .collect()
         };
-        let places: Option<Vec<u64>> = if buf_offsets.is_null() || count == 0 {
+        let places: Option<&[u64]> = if buf_offsets.is_null() || count == 0 {
             None
         } else {
-            // SAFETY: non-NULL and `count` readable offsets (the contract); a C array of them is
-            // aligned and smaller than isize::MAX bytes.
-            Some(unsafe { std::slice::from_raw_parts(buf_offsets, count) }.to_vec())
+            // SAFETY: non-NULL, `count` readable offsets unchanged until this call returns (the
+            // contract); a C array of them is aligned and smaller than isize::MAX bytes.
+            Some(unsafe { std::slice::from_raw_parts(buf_offsets, count) })
         };
         // Driven from the calling thread, every span its own task on the shared workers: the
         // spans are many requests, received on every core.
         let placement = on_calling_thread();
-        let read = ranges::get_ranges(client, placement, bucket, key, &wanted, places.as_deref(), buf, max_gap, options);
+        let read = ranges::get_ranges(client, placement, bucket, key, &wanted, places, buf, max_gap, options);
         let got = block_on_cancellable(cancel, placement, read)?;
         for (i, n) in got.into_iter().enumerate() {
             // SAFETY: `out_lengths` is non-NULL and writable for `count` values (the contract);
